@@ -1,0 +1,209 @@
+/*
+ * depth_anything.h - C API of depth-anything.cpp, a ggml port of Depth Anything 3 (DA3).
+ *
+ * Conventions (after whisper.h / mtmd.h):
+ *  - Opaque handles: da3_context (a loaded model + its compute state) and da3_result
+ *    (the outputs of one inference call).
+ *  - Every function that can fail returns a da3_status. On failure the reason is
+ *    available from da3_last_error() (thread-local, valid until the next failing call
+ *    on the same thread).
+ *  - Params structs are obtained from *_default_params() and then edited; new fields
+ *    are only ever appended.
+ *  - Ownership: buffers passed in are borrowed for the duration of the call only.
+ *    Pointers returned by da3_result_* accessors are owned by the da3_result and stay
+ *    valid until da3_result_free(). Strings returned are owned by the library.
+ *  - Thread safety: a da3_context serializes its own inference calls (an internal
+ *    mutex); different contexts run fully in parallel.
+ *
+ * Array layouts are C-contiguous, row-major, float32 unless stated:
+ *  depth, conf, sky:     [n_views, height, width]
+ *  extrinsics:           [n_views, 3, 4]  world-to-camera, OpenCV axes
+ *  intrinsics:           [n_views, 3, 3]  pixels, at the processed resolution
+ *  processed images:     [n_views, height, width, 3] uint8 RGB
+ *  network input:        [n_views, 3, height, width] normalized float32
+ */
+#ifndef DEPTH_ANYTHING_H
+#define DEPTH_ANYTHING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(DA3_SHARED) && defined(DA3_BUILD)
+#define DA3_API __declspec(dllexport)
+#elif defined(_WIN32) && defined(DA3_SHARED)
+#define DA3_API __declspec(dllimport)
+#else
+#define DA3_API __attribute__((visibility("default")))
+#endif
+
+typedef enum da3_status {
+    DA3_OK = 0,
+    DA3_ERR_INVALID_ARGUMENT = 1, /* bad pointer, size, dtype, value */
+    DA3_ERR_IO = 2,               /* file missing, unreadable, not a regular file */
+    DA3_ERR_FORMAT = 3,           /* not a GGUF, truncated, wrong architecture, bad metadata */
+    DA3_ERR_MISSING_TENSOR = 4,   /* a tensor the architecture needs is absent or misshaped */
+    DA3_ERR_UNSUPPORTED = 5,      /* valid but not supported (tensor type, feature, model kind) */
+    DA3_ERR_OUT_OF_MEMORY = 6,    /* allocation failed or input over the documented size limit */
+    DA3_ERR_BACKEND = 7,          /* ggml backend failed (device lost, compute error) */
+    DA3_ERR_INTERNAL = 8          /* a bug: please report */
+} da3_status;
+
+/* Human-readable name of a status code (static string). */
+DA3_API const char *da3_status_string(da3_status status);
+
+/* Message of the last failure on this thread ("" if none). Owned by the library. */
+DA3_API const char *da3_last_error(void);
+
+/* ggml version string of the linked ggml and the compiled variant name (static strings). */
+DA3_API const char *da3_ggml_version(void);
+DA3_API const char *da3_build_variant(void);
+
+/* ---- backends ------------------------------------------------------------------- */
+
+typedef enum da3_backend_kind {
+    DA3_BACKEND_AUTO = 0, /* the first GPU device if any, else CPU */
+    DA3_BACKEND_CPU = 1,
+    DA3_BACKEND_GPU = 2   /* Vulkan or CUDA, whichever this build carries */
+} da3_backend_kind;
+
+typedef struct da3_device_info {
+    char name[128];
+    char description[256];
+    int is_gpu;           /* 1 for a discrete/integrated GPU, 0 for CPU-like (e.g. lavapipe) */
+    size_t memory_total;  /* bytes, 0 if unknown */
+    size_t memory_free;
+} da3_device_info;
+
+/* Number of compute devices ggml sees in this build (the CPU included). */
+DA3_API int da3_device_count(void);
+/* Fills *info for device index i in [0, da3_device_count()). */
+DA3_API da3_status da3_device_get(int i, da3_device_info *info);
+
+/* ---- model ---------------------------------------------------------------------- */
+
+typedef struct da3_context da3_context;
+
+typedef struct da3_context_params {
+    int n_threads;            /* CPU threads; <= 0: number of physical cores */
+    da3_backend_kind backend; /* default DA3_BACKEND_CPU */
+    int device;               /* device index for DA3_BACKEND_GPU, -1 = first GPU */
+    int use_mmap;             /* reserved; weights are read into backend buffers */
+} da3_context_params;
+
+DA3_API da3_context_params da3_context_default_params(void);
+
+/* Loads a GGUF in the published depth-anything.cpp layout (see docs). On success
+ * *out is a new context the caller frees with da3_free(). On failure *out is NULL. */
+DA3_API da3_status da3_load(const char *path, const da3_context_params *params, da3_context **out);
+DA3_API void da3_free(da3_context *ctx);
+
+typedef struct da3_model_info {
+    char preset[64];        /* "da3-small", "da3-base", ..., "da3metric-large", "da3nested-giant-large" */
+    char checkpoint[128];   /* depthanything3.checkpoint_name */
+    int embed_dim, depth, num_heads, patch_size;
+    int out_layers[4];
+    int alt_start, rope_start, qknorm_start;
+    int head_features;
+    int has_camera_decoder; /* predicts extrinsics/intrinsics */
+    int has_camera_encoder; /* accepts input poses */
+    int has_aux_head;       /* ray head present: use_ray_pose possible */
+    int has_sky;            /* mono/metric (DPT + sky) */
+    int is_metric;          /* output in metres (metric-large after focal scaling, nested) */
+    int is_nested;          /* any-view giant + metric-large pair */
+    char weight_type[16];   /* "f32", "f16", "q8_0", "q4_k", "mixed" */
+    int image_mean_std_from_file;
+    float image_mean[3], image_std[3];
+    size_t weights_bytes;   /* bytes of weights in backend buffers */
+    int n_threads;          /* CPU threads this context uses */
+    char backend[64];       /* name of the device the graph runs on, e.g. "CPU", "Vulkan0" */
+} da3_model_info;
+
+DA3_API da3_status da3_get_model_info(const da3_context *ctx, da3_model_info *info);
+
+/* ---- inference ------------------------------------------------------------------ */
+
+typedef enum da3_resize_method {
+    DA3_RESIZE_UPPER_BOUND = 0, /* longest side -> process_res (official default) */
+    DA3_RESIZE_LOWER_BOUND = 1  /* shortest side -> process_res */
+} da3_resize_method;
+
+typedef enum da3_ref_view_strategy {
+    DA3_REF_SADDLE_BALANCED = 0, /* official default */
+    DA3_REF_FIRST = 1,
+    DA3_REF_MIDDLE = 2,
+    DA3_REF_SADDLE_SIM_RANGE = 3
+} da3_ref_view_strategy;
+
+typedef struct da3_infer_params {
+    int process_res;                      /* default 504 */
+    da3_resize_method resize_method;      /* default upper bound */
+    da3_ref_view_strategy ref_view;       /* used with >= 3 views and no input poses */
+    int use_ray_pose;                     /* pose from the aux ray head (needs has_aux_head) */
+    int compute_aux;                      /* also return ray, ray_conf (implied by use_ray_pose) */
+    int align_to_input_ext_scale;         /* with input poses: align prediction to them (default 1) */
+    int max_image_pixels;                 /* input images larger than this are refused; default 100e6 */
+    const char *const *taps;              /* optional: names of graph intermediates to return */
+    int n_taps;
+} da3_infer_params;
+
+DA3_API da3_infer_params da3_infer_default_params(void);
+
+/* One input image: 8-bit RGB, rows of `stride` bytes (>= width*3). Borrowed. */
+typedef struct da3_image {
+    const uint8_t *data;
+    int width, height;
+    size_t stride;
+} da3_image;
+
+typedef struct da3_result da3_result;
+
+/* Runs the network on n_views images as one scene (one batch along the view axis).
+ * extrinsics ([n,3,4] or [n,4,4] world-to-camera, see ext_rows) and intrinsics ([n,3,3],
+ * pixels at the ORIGINAL image size) are optional (NULL) and go together: given, they
+ * condition the network through the camera encoder (needs has_camera_encoder).
+ * On success *out is a new result the caller frees with da3_result_free(). */
+DA3_API da3_status da3_infer(da3_context *ctx, const da3_image *images, int n_views,
+                             const float *extrinsics, int ext_rows, const float *intrinsics,
+                             const da3_infer_params *params, da3_result **out);
+
+/* Same, from an already preprocessed, normalized input [n_views, 3, height, width]
+ * (height and width multiples of the patch size). Used by parity tests. */
+DA3_API da3_status da3_infer_tensor(da3_context *ctx, const float *input, int n_views, int height,
+                                    int width, const float *extrinsics, int ext_rows,
+                                    const float *intrinsics, const da3_infer_params *params,
+                                    da3_result **out);
+
+/* Preprocessing alone (resize + crop exactly as the official InputProcessor). Writes the
+ * processed size to *out_w and *out_h; if `out_rgb` is not NULL it must hold
+ * n_views*out_h*out_w*3 bytes, if `out_norm` is not NULL n_views*3*out_h*out_w floats. */
+DA3_API da3_status da3_preprocess(const da3_image *images, int n_views, int process_res,
+                                  da3_resize_method method, const float mean[3], const float std[3],
+                                  int *out_w, int *out_h, uint8_t *out_rgb, float *out_norm);
+
+DA3_API void da3_result_free(da3_result *res);
+
+/* Shape of the per-pixel outputs. */
+DA3_API void da3_result_shape(const da3_result *res, int *n_views, int *height, int *width);
+
+/* Named float32 outputs: "depth", "conf", "extrinsics", "intrinsics", "sky", "ray" [n,h',w',6],
+ * "ray_conf", "cam_token", or a tap name requested in params. Returns NULL if absent; fills
+ * shape (up to 4 dims, row-major) and *n_dims when given. The pointer is owned by res. */
+DA3_API const float *da3_result_get(const da3_result *res, const char *name, int64_t shape[4],
+                                    int *n_dims);
+/* Processed images [n, h, w, 3] uint8, owned by res. */
+DA3_API const uint8_t *da3_result_images(const da3_result *res);
+/* 1 when depth is in metres. */
+DA3_API int da3_result_is_metric(const da3_result *res);
+/* Number of named outputs and their names (for iteration), owned by res. */
+DA3_API int da3_result_count(const da3_result *res);
+DA3_API const char *da3_result_name(const da3_result *res, int i);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DEPTH_ANYTHING_H */

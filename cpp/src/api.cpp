@@ -1,0 +1,306 @@
+// C API boundary: argument checks, exception -> status translation, ownership.
+#include "depth_anything.h"
+#include "model.h"
+#include "preprocess.h"
+
+#include "ggml-cpu.h"
+
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <thread>
+
+namespace da3 {
+static thread_local std::string g_last_error;
+void set_last_error(const std::string &msg) { g_last_error = msg; }
+}  // namespace da3
+
+using da3::fail;
+
+#ifndef DA3_VARIANT_NAME
+#define DA3_VARIANT_NAME "unknown"
+#endif
+
+template <typename F>
+static da3_status guarded(F &&f) {
+    try {
+        f();
+        da3::set_last_error("");
+        return DA3_OK;
+    } catch (const da3::error &e) {
+        da3::set_last_error(e.what());
+        return e.status();
+    } catch (const std::bad_alloc &) {
+        da3::set_last_error("out of memory");
+        return DA3_ERR_OUT_OF_MEMORY;
+    } catch (const std::exception &e) {
+        da3::set_last_error(std::string("internal error: ") + e.what());
+        return DA3_ERR_INTERNAL;
+    } catch (...) {
+        da3::set_last_error("internal error");
+        return DA3_ERR_INTERNAL;
+    }
+}
+
+extern "C" {
+
+const char *da3_status_string(da3_status s) {
+    switch (s) {
+        case DA3_OK: return "ok";
+        case DA3_ERR_INVALID_ARGUMENT: return "invalid argument";
+        case DA3_ERR_IO: return "i/o error";
+        case DA3_ERR_FORMAT: return "invalid model file";
+        case DA3_ERR_MISSING_TENSOR: return "missing or misshaped tensor";
+        case DA3_ERR_UNSUPPORTED: return "unsupported";
+        case DA3_ERR_OUT_OF_MEMORY: return "out of memory";
+        case DA3_ERR_BACKEND: return "backend error";
+        case DA3_ERR_INTERNAL: return "internal error";
+    }
+    return "unknown status";
+}
+
+const char *da3_last_error(void) { return da3::g_last_error.c_str(); }
+
+const char *da3_ggml_version(void) { return ggml_version(); }
+
+const char *da3_build_variant(void) { return DA3_VARIANT_NAME; }
+
+static bool dev_is_gpu(ggml_backend_dev_t d) {
+    auto t = ggml_backend_dev_type(d);
+    if (t != GGML_BACKEND_DEVICE_TYPE_GPU && t != GGML_BACKEND_DEVICE_TYPE_IGPU) return false;
+    std::string desc = ggml_backend_dev_description(d);
+    // software rasterizers (lavapipe/llvmpipe) run on the CPU
+    return desc.find("llvmpipe") == std::string::npos && desc.find("lavapipe") == std::string::npos;
+}
+
+int da3_device_count(void) { return (int)ggml_backend_dev_count(); }
+
+da3_status da3_device_get(int i, da3_device_info *info) {
+    return guarded([&] {
+        if (!info) fail(DA3_ERR_INVALID_ARGUMENT, "info is NULL");
+        if (i < 0 || i >= (int)ggml_backend_dev_count()) fail(DA3_ERR_INVALID_ARGUMENT, "device index out of range");
+        ggml_backend_dev_t d = ggml_backend_dev_get(i);
+        std::memset(info, 0, sizeof(*info));
+        std::strncpy(info->name, ggml_backend_dev_name(d), sizeof(info->name) - 1);
+        std::strncpy(info->description, ggml_backend_dev_description(d), sizeof(info->description) - 1);
+        info->is_gpu = dev_is_gpu(d) ? 1 : 0;
+        ggml_backend_dev_memory(d, &info->memory_free, &info->memory_total);
+    });
+}
+
+da3_context_params da3_context_default_params(void) {
+    da3_context_params p;
+    p.n_threads = 0;
+    p.backend = DA3_BACKEND_CPU;
+    p.device = -1;
+    p.use_mmap = 0;
+    return p;
+}
+
+static int default_threads() {
+    // physical cores: hyper-threads do not help GEMM-bound work
+    unsigned n = std::thread::hardware_concurrency();
+    FILE *f = std::fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[256];
+        int cores = 0, siblings = 0;
+        while (std::fgets(line, sizeof(line), f)) {
+            if (!cores && std::sscanf(line, "cpu cores : %d", &cores) == 1) continue;
+            if (!siblings) std::sscanf(line, "siblings : %d", &siblings);
+        }
+        std::fclose(f);
+        if (cores > 0 && siblings > cores && n > 0) n = n * cores / siblings;
+    }
+    return n > 0 ? (int)n : 1;
+}
+
+da3_status da3_load(const char *path, const da3_context_params *params, da3_context **out) {
+    if (out) *out = nullptr;
+    return guarded([&] {
+        if (!path || !out) fail(DA3_ERR_INVALID_ARGUMENT, "path and out must not be NULL");
+        auto ctx = std::make_unique<da3_context>();
+        ctx->params = params ? *params : da3_context_default_params();
+        const int n_threads = ctx->params.n_threads > 0 ? ctx->params.n_threads : default_threads();
+        ctx->params.n_threads = n_threads;
+
+        ctx->cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
+        if (!ctx->cpu) fail(DA3_ERR_BACKEND, "cannot initialize the CPU backend");
+        ggml_backend_cpu_set_n_threads(ctx->cpu, n_threads);
+        ctx->backend = ctx->cpu;
+        if (ctx->params.backend != DA3_BACKEND_CPU) {
+            ggml_backend_dev_t dev = nullptr;
+            const int n_dev = (int)ggml_backend_dev_count();
+            if (ctx->params.device >= 0) {
+                if (ctx->params.device >= n_dev) fail(DA3_ERR_INVALID_ARGUMENT, "device index out of range");
+                dev = ggml_backend_dev_get(ctx->params.device);
+            } else {
+                for (int i = 0; i < n_dev && !dev; ++i) {
+                    ggml_backend_dev_t d = ggml_backend_dev_get(i);
+                    auto t = ggml_backend_dev_type(d);
+                    if (t == GGML_BACKEND_DEVICE_TYPE_GPU || t == GGML_BACKEND_DEVICE_TYPE_IGPU) dev = d;
+                }
+            }
+            if (dev && ggml_backend_dev_type(dev) != GGML_BACKEND_DEVICE_TYPE_CPU) {
+                ctx->backend = ggml_backend_dev_init(dev, nullptr);
+                if (!ctx->backend) fail(DA3_ERR_BACKEND, std::string("cannot initialize device ") + ggml_backend_dev_name(dev));
+            } else if (ctx->params.backend == DA3_BACKEND_GPU) {
+                fail(DA3_ERR_BACKEND, "no GPU device is available in this build (variant " DA3_VARIANT_NAME ")");
+            }
+        }
+        ctx->wm.load(path, ctx->backend);
+        da3::load_model(ctx->wm, ctx->model);
+
+        ggml_backend_t backends[2] = {ctx->backend, ctx->cpu};
+        const int nb = ctx->backend == ctx->cpu ? 1 : 2;
+        ctx->sched = ggml_backend_sched_new(backends, nullptr, nb, 16384, false, true);
+        if (!ctx->sched) fail(DA3_ERR_BACKEND, "cannot create the graph scheduler");
+        *out = ctx.release();
+    });
+}
+
+void da3_free(da3_context *ctx) { delete ctx; }
+
+da3_status da3_get_model_info(const da3_context *ctx, da3_model_info *info) {
+    return guarded([&] {
+        if (!ctx || !info) fail(DA3_ERR_INVALID_ARGUMENT, "ctx and info must not be NULL");
+        const da3::model &m = ctx->model;
+        std::memset(info, 0, sizeof(*info));
+        std::strncpy(info->preset, m.preset.c_str(), sizeof(info->preset) - 1);
+        std::strncpy(info->checkpoint, m.checkpoint.c_str(), sizeof(info->checkpoint) - 1);
+        info->embed_dim = m.vit.hp.embed_dim;
+        info->depth = m.vit.hp.depth;
+        info->num_heads = m.vit.hp.num_heads;
+        info->patch_size = m.vit.hp.patch_size;
+        for (int k = 0; k < 4; ++k) info->out_layers[k] = m.vit.hp.out_layers[k];
+        info->alt_start = m.vit.hp.alt_start;
+        info->rope_start = m.vit.hp.rope_start;
+        info->qknorm_start = m.vit.hp.qknorm_start;
+        info->head_features = m.head.hp.features;
+        info->has_camera_decoder = m.has_cam_dec;
+        info->has_camera_encoder = m.has_cam_enc;
+        info->has_aux_head = m.head.hp.has_aux;
+        info->has_sky = m.head.hp.has_sky;
+        info->is_metric = m.metric_scaling;
+        info->is_nested = 0;
+        std::string wt = ctx->wm.weight_type();
+        for (char &c : wt) c = (char)std::tolower((unsigned char)c);
+        std::strncpy(info->weight_type, wt.c_str(), sizeof(info->weight_type) - 1);
+        info->image_mean_std_from_file = 1;
+        for (int c = 0; c < 3; ++c) info->image_mean[c] = m.mean[c], info->image_std[c] = m.std[c];
+        info->weights_bytes = ctx->wm.weights_bytes();
+        info->n_threads = ctx->params.n_threads;
+        std::strncpy(info->backend, ggml_backend_name(ctx->backend), sizeof(info->backend) - 1);
+    });
+}
+
+da3_infer_params da3_infer_default_params(void) {
+    da3_infer_params p;
+    p.process_res = 504;
+    p.resize_method = DA3_RESIZE_UPPER_BOUND;
+    p.ref_view = DA3_REF_SADDLE_BALANCED;
+    p.use_ray_pose = 0;
+    p.compute_aux = 0;
+    p.align_to_input_ext_scale = 1;
+    p.max_image_pixels = 100000000;
+    p.taps = nullptr;
+    p.n_taps = 0;
+    return p;
+}
+
+static void check_poses(const float *ext, int ext_rows, const float *intr, int n) {
+    if ((ext == nullptr) != (intr == nullptr)) fail(DA3_ERR_INVALID_ARGUMENT, "extrinsics and intrinsics must be given together");
+    if (!ext) return;
+    if (ext_rows != 3 && ext_rows != 4) fail(DA3_ERR_INVALID_ARGUMENT, "ext_rows must be 3 or 4");
+    for (size_t i = 0; i < (size_t)n * ext_rows * 4; ++i)
+        if (!std::isfinite(ext[i])) fail(DA3_ERR_INVALID_ARGUMENT, "extrinsics contain NaN or inf");
+    for (size_t i = 0; i < (size_t)n * 9; ++i)
+        if (!std::isfinite(intr[i])) fail(DA3_ERR_INVALID_ARGUMENT, "intrinsics contain NaN or inf");
+    for (int v = 0; v < n; ++v) {
+        const float *k = intr + (size_t)v * 9;
+        if (!(k[0] > 0) || !(k[4] > 0)) fail(DA3_ERR_INVALID_ARGUMENT, "intrinsics focal lengths must be positive");
+    }
+}
+
+da3_status da3_infer_tensor(da3_context *ctx, const float *input, int n_views, int height, int width, const float *extrinsics,
+                            int ext_rows, const float *intrinsics, const da3_infer_params *params, da3_result **out) {
+    if (out) *out = nullptr;
+    return guarded([&] {
+        if (!ctx || !input || !out) fail(DA3_ERR_INVALID_ARGUMENT, "ctx, input and out must not be NULL");
+        if (n_views <= 0 || n_views > 256) fail(DA3_ERR_INVALID_ARGUMENT, "n_views must be in [1, 256]");
+        check_poses(extrinsics, ext_rows, intrinsics, n_views);
+        da3_infer_params p = params ? *params : da3_infer_default_params();
+        std::lock_guard<std::mutex> lock(ctx->mu);
+        *out = da3::run_network(ctx, input, n_views, height, width, extrinsics, ext_rows, intrinsics, p).release();
+    });
+}
+
+da3_status da3_infer(da3_context *ctx, const da3_image *images, int n_views, const float *extrinsics, int ext_rows,
+                     const float *intrinsics, const da3_infer_params *params, da3_result **out) {
+    if (out) *out = nullptr;
+    return guarded([&] {
+        if (!ctx || !images || !out) fail(DA3_ERR_INVALID_ARGUMENT, "ctx, images and out must not be NULL");
+        if (n_views <= 0 || n_views > 256) fail(DA3_ERR_INVALID_ARGUMENT, "n_views must be in [1, 256]");
+        check_poses(extrinsics, ext_rows, intrinsics, n_views);
+        da3_infer_params p = params ? *params : da3_infer_default_params();
+        for (int i = 0; i < n_views; ++i) {
+            if ((int64_t)images[i].width * images[i].height > (int64_t)p.max_image_pixels) {
+                fail(DA3_ERR_INVALID_ARGUMENT, "image " + std::to_string(i) + " is " + std::to_string(images[i].width) + "x" +
+                                                   std::to_string(images[i].height) + ", over the limit of " +
+                                                   std::to_string(p.max_image_pixels) + " pixels");
+            }
+        }
+        std::vector<da3::image_u8> proc;
+        std::string err;
+        da3_status st = da3::preprocess_batch(images, n_views, p.process_res, p.resize_method, proc, err);
+        if (st != DA3_OK) fail(st, err);
+        const int w = proc[0].width, h = proc[0].height;
+        std::vector<float> input((size_t)n_views * 3 * h * w);
+        for (int i = 0; i < n_views; ++i) da3::normalize_chw(proc[i], ctx->model.mean, ctx->model.std, input.data() + (size_t)i * 3 * h * w);
+        std::vector<float> intr_proc;
+        if (intrinsics) {
+            // intrinsics given at the original size -> processed size
+            intr_proc.assign(intrinsics, intrinsics + (size_t)n_views * 9);
+            for (int i = 0; i < n_views; ++i) {
+                da3::scale_intrinsics_to_processed(images[i].width, images[i].height, w, h, p.process_res, p.resize_method,
+                                                   intr_proc.data() + (size_t)i * 9);
+            }
+        }
+        std::lock_guard<std::mutex> lock(ctx->mu);
+        auto res = da3::run_network(ctx, input.data(), n_views, h, w, extrinsics, ext_rows,
+                                    intrinsics ? intr_proc.data() : nullptr, p);
+        res->images.resize((size_t)n_views * h * w * 3);
+        for (int i = 0; i < n_views; ++i) std::memcpy(res->images.data() + (size_t)i * h * w * 3, proc[i].data.data(), (size_t)h * w * 3);
+        *out = res.release();
+    });
+}
+
+void da3_result_free(da3_result *res) { delete res; }
+
+void da3_result_shape(const da3_result *res, int *n_views, int *height, int *width) {
+    if (n_views) *n_views = res ? res->n_views : 0;
+    if (height) *height = res ? res->height : 0;
+    if (width) *width = res ? res->width : 0;
+}
+
+const float *da3_result_get(const da3_result *res, const char *name, int64_t shape[4], int *n_dims) {
+    if (!res || !name) return nullptr;
+    const da3::host_tensor *t = res->find(name);
+    if (!t) return nullptr;
+    if (n_dims) *n_dims = (int)t->shape.size();
+    if (shape)
+        for (size_t i = 0; i < 4; ++i) shape[i] = i < t->shape.size() ? t->shape[i] : 1;
+    return t->data.data();
+}
+
+const uint8_t *da3_result_images(const da3_result *res) { return res && !res->images.empty() ? res->images.data() : nullptr; }
+
+int da3_result_is_metric(const da3_result *res) { return res ? res->is_metric : 0; }
+
+int da3_result_count(const da3_result *res) { return res ? (int)res->outputs.size() : 0; }
+
+const char *da3_result_name(const da3_result *res, int i) {
+    if (!res || i < 0 || i >= (int)res->outputs.size()) return nullptr;
+    return res->outputs[i].first.c_str();
+}
+
+}  // extern "C"

@@ -1,0 +1,317 @@
+// Model loading and one inference call: graph building, scheduling, postprocessing.
+// ref: depth_anything_3/model/da3.py (DepthAnything3Net.forward)
+#include "model.h"
+
+#include "ggml-alloc.h"
+#include "ggml-cpu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+namespace da3 {
+
+static constexpr size_t kGraphSize = 16384;
+
+static std::string detect_preset(const weight_map &wm, const model &m) {
+    std::string p = wm.get_str_or("preset", "");
+    if (!p.empty()) return p;
+    const std::string ck = m.checkpoint;
+    const int C = m.vit.hp.embed_dim;
+    if (m.head.hp.has_sky) {
+        if (ck.find("mono") != std::string::npos) return "da3mono-large";
+        return "da3metric-large";
+    }
+    switch (C) {
+        case 384: return "da3-small";
+        case 768: return "da3-base";
+        case 1024: return "da3-large";
+        case 1536: return "da3-giant";
+        default: return "da3-custom";
+    }
+}
+
+void load_model(const weight_map &wm, model &m) {
+    m.checkpoint = wm.get_str_or("checkpoint_name", "");
+    load_vit(wm, "vit.", m.vit);
+    load_head(wm, "head.", "head.", m.head);
+    const int F = m.vit.hp.feat_dim();
+    if (m.head.hp.dim_in != F) {
+        wm.format_error("head input width " + std::to_string(m.head.hp.dim_in) + " does not match the backbone feature width " +
+                        std::to_string(F));
+    }
+    m.has_cam_dec = wm.has("cam.bb0.weight");
+    if (m.has_cam_dec) {
+        if (m.vit.hp.alt_start == -1) wm.format_error("camera decoder present but the backbone has no camera token");
+        load_camera_decoder(wm, "cam.", m.cam_dec);
+    }
+    m.has_cam_enc = !wm.names_with_prefix("cam_enc.").empty();
+    if (m.has_cam_enc) load_camera_encoder(wm, "cam_enc.", m.cam_enc);
+    if (wm.has("m_vit.embed_dim") || !wm.names_with_prefix("m_vit.").empty()) {
+        fail(DA3_ERR_UNSUPPORTED, wm.path() + ": nested giant+metric files are not supported yet");
+    }
+    std::vector<float> mean = wm.get_float_array_or("img.mean", {0.485f, 0.456f, 0.406f});
+    std::vector<float> stdv = wm.get_float_array_or("img.std", {0.229f, 0.224f, 0.225f});
+    if (mean.size() != 3 || stdv.size() != 3) wm.format_error("img.mean and img.std must have 3 entries");
+    for (int c = 0; c < 3; ++c) {
+        if (!(stdv[c] > 0.0f) || !std::isfinite(mean[c])) wm.format_error("img.mean/img.std values are invalid");
+        m.mean[c] = mean[c];
+        m.std[c] = stdv[c];
+    }
+    m.preset = detect_preset(wm, m);
+    m.metric_scaling = m.preset == "da3metric-large";
+}
+
+// --- reference view selection (host side) ----------------------------------------------
+// ref: depth_anything_3/model/reference_view_selector.py
+static int select_reference_view(const std::vector<float> &cls, int S, int C, da3_ref_view_strategy s) {
+    if (S <= 1 || s == DA3_REF_FIRST) return 0;
+    if (s == DA3_REF_MIDDLE) return S / 2;
+    std::vector<double> nrm(S), var(S);
+    std::vector<std::vector<double>> f(S, std::vector<double>(C));
+    for (int i = 0; i < S; ++i) {
+        double ss = 0;
+        for (int c = 0; c < C; ++c) ss += (double)cls[i * C + c] * cls[i * C + c];
+        nrm[i] = std::sqrt(ss);
+        double mean = 0;
+        for (int c = 0; c < C; ++c) mean += (f[i][c] = cls[i * C + c] / nrm[i]);
+        mean /= C;
+        double v = 0;
+        for (int c = 0; c < C; ++c) v += (f[i][c] - mean) * (f[i][c] - mean);
+        var[i] = v / (C - 1);  // unbiased, as torch.var
+    }
+    auto sim = [&](int a, int b) {
+        double d = 0;
+        for (int c = 0; c < C; ++c) d += f[a][c] * f[b][c];
+        return d - (a == b ? 1.0 : 0.0);
+    };
+    if (s == DA3_REF_SADDLE_SIM_RANGE) {
+        int best = 0;
+        double best_v = -1e300;
+        for (int i = 0; i < S; ++i) {
+            double mx = -1e300, mn = 1e300;
+            for (int j = 0; j < S; ++j) {
+                double v = sim(i, j);
+                mx = std::max(mx, v);
+                mn = std::min(mn, v);
+            }
+            if (mx - mn > best_v) best_v = mx - mn, best = i;
+        }
+        return best;
+    }
+    std::vector<double> score(S);
+    for (int i = 0; i < S; ++i) {
+        double acc = 0;
+        for (int j = 0; j < S; ++j) acc += sim(i, j);
+        score[i] = acc / (S - 1);
+    }
+    auto normalize = [&](std::vector<double> &v) {
+        double mn = *std::min_element(v.begin(), v.end()), mx = *std::max_element(v.begin(), v.end());
+        for (double &x : v) x = (x - mn) / (mx - mn + 1e-8);
+    };
+    normalize(score);
+    normalize(nrm);
+    normalize(var);
+    int best = 0;
+    double best_v = 1e300;
+    for (int i = 0; i < S; ++i) {
+        double b = std::fabs(score[i] - 0.5) + std::fabs(nrm[i] - 0.5) + std::fabs(var[i] - 0.5);
+        if (b < best_v) best_v = b, best = i;
+    }
+    return best;
+}
+
+// --- graph execution -----------------------------------------------------------------------
+
+struct graph_run {
+    da3_context *ctx;
+    graph_ctx g;
+    ggml_context *gctx = nullptr;
+
+    explicit graph_run(da3_context *c, const da3_infer_params &p) : ctx(c) {
+        const size_t mem = ggml_tensor_overhead() * kGraphSize + ggml_graph_overhead_custom(kGraphSize, false);
+        ctx->graph_meta.resize(mem);
+        ggml_init_params ip = {mem, ctx->graph_meta.data(), true};
+        gctx = ggml_init(ip);
+        if (!gctx) fail(DA3_ERR_OUT_OF_MEMORY, "cannot create the graph context");
+        g.ctx = gctx;
+        g.gf = ggml_new_graph_custom(gctx, kGraphSize, false);
+        for (int i = 0; i < p.n_taps; ++i) {
+            if (p.taps[i]) g.requested_taps.insert(p.taps[i]);
+        }
+    }
+    ~graph_run() {
+        ggml_backend_sched_reset(ctx->sched);
+        if (gctx) ggml_free(gctx);
+    }
+
+    void output(ggml_tensor *t) {
+        ggml_set_output(t);
+        ggml_build_forward_expand(g.gf, t);
+    }
+
+    void compute() {
+        for (auto &kv : g.taps) ggml_build_forward_expand(g.gf, kv.second);
+        ggml_backend_sched_reset(ctx->sched);
+        if (!ggml_backend_sched_alloc_graph(ctx->sched, g.gf)) {
+            fail(DA3_ERR_OUT_OF_MEMORY, "cannot allocate compute buffers for this input size");
+        }
+        for (auto &in : g.inputs) {
+            if (!in.f32.empty()) ggml_backend_tensor_set(in.t, in.f32.data(), 0, in.f32.size() * sizeof(float));
+            if (!in.i32.empty()) ggml_backend_tensor_set(in.t, in.i32.data(), 0, in.i32.size() * sizeof(int32_t));
+        }
+        if (ggml_backend_sched_graph_compute(ctx->sched, g.gf) != GGML_STATUS_SUCCESS) {
+            fail(DA3_ERR_BACKEND, "graph computation failed");
+        }
+    }
+
+    static std::vector<float> read(ggml_tensor *t) {
+        std::vector<float> v(ggml_nelements(t));
+        if (t->type != GGML_TYPE_F32) fail(DA3_ERR_INTERNAL, std::string("output ") + ggml_get_name(t) + " is not f32");
+        ggml_backend_tensor_get(t, v.data(), 0, v.size() * sizeof(float));
+        return v;
+    }
+};
+
+static std::vector<float> run_reference_stage(da3_context *ctx, const float *input, int n, int h, int w,
+                                              const da3_infer_params &p) {
+    const model &m = ctx->model;
+    da3_infer_params q = p;
+    q.n_taps = 0;
+    graph_run r(ctx, q);
+    ggml_tensor *img = r.g.input_f32("input", std::vector<float>(input, input + (size_t)n * 3 * h * w), w, h, 3, n);
+    vit_outputs vo = build_vit(r.g, m.vit, img, nullptr, m.vit.hp.alt_start - 1);
+    const int C = m.vit.hp.embed_dim;
+    ggml_tensor *cls = ggml_cont(r.gctx, ggml_view_2d(r.gctx, vo.ref_feat, C, n, vo.ref_feat->nb[2], 0));
+    r.output(cls);
+    r.compute();
+    return graph_run::read(cls);
+}
+
+// Copies per-view blocks of `src` ([n, ...]) into `dst` with view order `order` (dst[i] = src[order[i]]).
+static void permute_views(const float *src, float *dst, int n, size_t per_view, const std::vector<int> &order) {
+    for (int i = 0; i < n; ++i) std::memcpy(dst + (size_t)i * per_view, src + (size_t)order[i] * per_view, per_view * sizeof(float));
+}
+
+std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, int n, int h, int w, const float *extrinsics,
+                                        int ext_rows, const float *intrinsics, const da3_infer_params &p) {
+    const model &m = ctx->model;
+    const int P = m.vit.hp.patch_size;
+    if (n <= 0 || h < P || w < P || h % P || w % P) {
+        fail(DA3_ERR_INVALID_ARGUMENT, "input size " + std::to_string(h) + "x" + std::to_string(w) +
+                                           " must be positive multiples of the patch size " + std::to_string(P));
+    }
+    const bool with_pose = extrinsics != nullptr;
+    if (with_pose && !m.has_cam_enc) {
+        fail(DA3_ERR_UNSUPPORTED, "this model file has no camera encoder: pose-conditioned input is not possible");
+    }
+    if (p.use_ray_pose && !m.head.hp.has_aux) {
+        fail(DA3_ERR_UNSUPPORTED, "this model file has no aux ray head: use_ray_pose is not possible");
+    }
+    const size_t per_view = (size_t)3 * h * w;
+
+    // reference view: with >= 3 views and no input poses, chosen from the cls tokens entering
+    // block alt_start-1; views are reordered so it comes first, outputs restored at the end.
+    std::vector<int> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    if (n >= 3 && !with_pose && m.vit.hp.alt_start > 0 && p.ref_view != DA3_REF_FIRST) {
+        std::vector<float> cls = run_reference_stage(ctx, input, n, h, w, p);
+        const int ref = select_reference_view(cls, n, m.vit.hp.embed_dim, p.ref_view);
+        order.erase(order.begin() + ref);
+        order.insert(order.begin(), ref);
+    }
+    std::vector<float> x((size_t)n * per_view);
+    permute_views(input, x.data(), n, per_view, order);
+
+    graph_run r(ctx, p);
+    ggml_tensor *img = r.g.input_f32("input", std::move(x), w, h, 3, n);
+    ggml_tensor *cam_tokens = nullptr;
+    pose_conditioning cond;
+    if (with_pose) {
+        std::vector<float> ext((size_t)n * ext_rows * 4), intr((size_t)n * 9);
+        for (int i = 0; i < n; ++i) {
+            std::memcpy(&ext[(size_t)i * ext_rows * 4], extrinsics + (size_t)order[i] * ext_rows * 4, ext_rows * 4 * sizeof(float));
+            std::memcpy(&intr[(size_t)i * 9], intrinsics + (size_t)order[i] * 9, 9 * sizeof(float));
+        }
+        cond = prepare_pose_conditioning(ext.data(), ext_rows, intr.data(), n, h, w);
+        ggml_tensor *enc_in = r.g.input_f32("cam_enc.input", cond.pose_enc, 9, n);
+        cam_tokens = build_camera_encoder(r.g, m.cam_enc, enc_in);
+    }
+    vit_outputs vo = build_vit(r.g, m.vit, img, cam_tokens);
+    const int ph = h / P, pw = w / P;
+    const bool aux = p.use_ray_pose || p.compute_aux;
+    head_out ho = build_head(r.g, m.head, vo.feats, ph, pw, h, w, aux);
+    r.output(ho.logits);
+    if (ho.sky_logits) r.output(ho.sky_logits);
+    if (aux && ho.aux_logits) r.output(ho.aux_logits);
+    ggml_tensor *pose_enc = nullptr;
+    if (m.has_cam_dec && !p.use_ray_pose) {
+        pose_enc = build_camera_decoder(r.g, m.cam_dec, vo.cam_tok[3]);
+        r.output(pose_enc);
+    }
+    r.compute();
+
+    auto res = std::make_unique<da3_result>();
+    res->n_views = n;
+    res->height = h;
+    res->width = w;
+    const size_t hw = (size_t)h * w;
+
+    // depth / conf: activations per the head config (exp, exp + 1)
+    std::vector<float> logits = graph_run::read(ho.logits);  // [n, out_dim, h, w]
+    std::vector<float> depth((size_t)n * hw), conf;
+    if (m.head.hp.output_dim > 1) conf.resize((size_t)n * hw);
+    head_activate(m.head.hp, logits.data(), n, h, w, depth.data(), conf.empty() ? nullptr : conf.data());
+    std::vector<int> inv(n);
+    for (int i = 0; i < n; ++i) inv[order[i]] = i;
+    auto emit = [&](const std::string &name, const std::vector<float> &v, std::vector<int64_t> shape) {
+        host_tensor &t = res->add(name, shape);
+        permute_views(v.data(), t.data.data(), n, v.size() / n, inv);
+    };
+
+    std::vector<float> sky;
+    if (ho.sky_logits) {
+        sky = graph_run::read(ho.sky_logits);
+        sky_activate(m.head.hp, sky.data(), sky.size());
+        fill_sky_depth(depth.data(), sky.data(), depth.size());
+    }
+    res->is_metric = 0;
+    std::vector<float> ext34, intr33;
+    if (pose_enc) {
+        std::vector<float> pe = graph_run::read(pose_enc);  // [n, 9]
+        ext34.resize((size_t)n * 12);
+        intr33.resize((size_t)n * 9);
+        pose_enc_to_extri_intri(pe.data(), n, h, w, ext34.data(), intr33.data());
+        if (with_pose && p.align_to_input_ext_scale) {
+            align_to_input(cond, depth.data(), n, h, w, ext34.data(), intr33.data());
+        }
+    }
+    emit("depth", depth, {n, h, w});
+    if (!conf.empty()) emit("conf", conf, {n, h, w});
+    if (!sky.empty()) emit("sky", sky, {n, h, w});
+    if (!ext34.empty()) {
+        emit("extrinsics", ext34, {n, 3, 4});
+        emit("intrinsics", intr33, {n, 3, 3});
+    }
+    if (aux && ho.aux_logits) {
+        std::vector<float> a = graph_run::read(ho.aux_logits);
+        emit("aux_logits", a, {n, ho.aux_logits->ne[2], ho.aux_logits->ne[1], ho.aux_logits->ne[0]});
+    }
+    for (auto &kv : r.g.taps) {
+        ggml_tensor *t = kv.second;
+        std::vector<float> v = graph_run::read(t);
+        std::vector<int64_t> shape = {t->ne[3], t->ne[2], t->ne[1], t->ne[0]};
+        host_tensor &ht = res->add(kv.first, shape);
+        ht.data = std::move(v);  // taps stay in the (reference-ordered) view order
+    }
+    return res;
+}
+
+}  // namespace da3
+
+da3_context::~da3_context() {
+    if (sched) ggml_backend_sched_free(sched);
+    if (backend && backend != cpu) ggml_backend_free(backend);
+    if (cpu) ggml_backend_free(cpu);
+}

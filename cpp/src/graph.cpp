@@ -1,0 +1,95 @@
+#include "graph.h"
+
+namespace da3 {
+
+ggml_tensor *graph_ctx::name(ggml_tensor *t, const std::string &n) {
+    ggml_set_name(t, n.c_str());
+    if (!requested_taps.empty() && requested_taps.count(n)) {
+        ggml_set_output(t);
+        taps.emplace_back(n, t);
+    }
+    return t;
+}
+
+ggml_tensor *graph_ctx::input_f32(const std::string &n, std::vector<float> data, int64_t ne0, int64_t ne1,
+                                  int64_t ne2, int64_t ne3) {
+    if ((int64_t)data.size() != ne0 * ne1 * ne2 * ne3) {
+        fail(DA3_ERR_INTERNAL, "input '" + n + "': host data size does not match its shape");
+    }
+    ggml_tensor *t = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, ne0, ne1, ne2, ne3);
+    ggml_set_name(t, n.c_str());
+    ggml_set_input(t);
+    inputs.push_back({t, std::move(data), {}});
+    return t;
+}
+
+ggml_tensor *graph_ctx::input_i32(const std::string &n, std::vector<int32_t> data, int64_t ne0) {
+    if ((int64_t)data.size() != ne0) {
+        fail(DA3_ERR_INTERNAL, "input '" + n + "': host data size does not match its shape");
+    }
+    ggml_tensor *t = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, ne0);
+    ggml_set_name(t, n.c_str());
+    ggml_set_input(t);
+    inputs.push_back({t, {}, std::move(data)});
+    return t;
+}
+
+ggml_tensor *build_linear(graph_ctx &g, ggml_tensor *x, const linear &l) {
+    ggml_tensor *y = ggml_mul_mat(g.ctx, l.w, x);
+    if (l.b) {
+        y = ggml_add(g.ctx, y, l.b);
+    }
+    return y;
+}
+
+ggml_tensor *build_norm(graph_ctx &g, ggml_tensor *x, const layer_norm &n, float eps) {
+    ggml_tensor *y = ggml_norm(g.ctx, x, eps);
+    if (n.w) {
+        y = ggml_mul(g.ctx, y, n.w);
+    }
+    if (n.b) {
+        y = ggml_add(g.ctx, y, n.b);
+    }
+    return y;
+}
+
+ggml_tensor *add_channel_bias(graph_ctx &g, ggml_tensor *x, ggml_tensor *b) {
+    if (!b) {
+        return x;
+    }
+    return ggml_add(g.ctx, x, ggml_reshape_4d(g.ctx, b, 1, 1, b->ne[0], 1));
+}
+
+ggml_tensor *build_conv2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int stride, int pad) {
+    ggml_tensor *y;
+    if (c.w->ne[0] == 1 && c.w->ne[1] == 1 && stride == 1 && pad == 0) {
+        // 1x1 convolution = matmul over channels: [W*H, Cin, N] x [Cin, Cout]
+        const int64_t W = x->ne[0], H = x->ne[1], C = x->ne[2], N = x->ne[3];
+        ggml_tensor *xt = ggml_cont(g.ctx, ggml_permute(g.ctx, ggml_reshape_3d(g.ctx, x, W * H, C, N), 1, 0, 2, 3));
+        ggml_tensor *w = ggml_reshape_2d(g.ctx, c.w, c.w->ne[2], c.w->ne[3]);
+        y = ggml_mul_mat(g.ctx, w, xt);  // [Cout, W*H, N]
+        y = ggml_cont(g.ctx, ggml_permute(g.ctx, y, 1, 0, 2, 3));
+        y = ggml_reshape_4d(g.ctx, y, W, H, c.w->ne[3], N);
+    } else {
+        y = ggml_conv_2d(g.ctx, c.w, x, stride, stride, pad, pad, 1, 1);
+    }
+    return add_channel_bias(g, y, c.b);
+}
+
+ggml_tensor *build_conv_transpose2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int stride) {
+    ggml_tensor *y = ggml_conv_transpose_2d_p0(g.ctx, c.w, x, stride);
+    return add_channel_bias(g, y, c.b);
+}
+
+ggml_tensor *build_resize_bilinear(graph_ctx &g, ggml_tensor *x, int w, int h, bool align_corners) {
+    if (x->ne[0] == w && x->ne[1] == h) {
+        return x;
+    }
+    uint32_t mode = GGML_SCALE_MODE_BILINEAR;
+    if (align_corners) {
+        mode |= GGML_SCALE_FLAG_ALIGN_CORNERS;
+    }
+    return ggml_interpolate(g.ctx, x, w, h, x->ne[2], x->ne[3], mode);
+}
+
+}  // namespace da3

@@ -1,0 +1,81 @@
+// Small reusable ggml graph builders (after llama.cpp clip-graph.h) and the per-call graph
+// context that names every intermediate so it can be returned as a "tap" and compared with
+// PyTorch layer by layer.
+//
+// Layout conventions inside graphs (ggml order, ne0 fastest):
+//   tokens:       [C, T, N]     == PyTorch [N, T, C]
+//   feature maps: [W, H, C, N]  == PyTorch [N, C, H, W]
+#pragma once
+
+#include "common.h"
+
+#include "ggml.h"
+
+#include <functional>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace da3 {
+
+struct linear {
+    ggml_tensor *w = nullptr;  // [in, out] (ggml order), any type
+    ggml_tensor *b = nullptr;  // [out] or null
+};
+
+struct layer_norm {
+    ggml_tensor *w = nullptr;  // [C]
+    ggml_tensor *b = nullptr;  // [C]
+};
+
+struct conv2d {
+    ggml_tensor *w = nullptr;  // [KW, KH, Cin, Cout] (PyTorch memory layout)
+    ggml_tensor *b = nullptr;  // [Cout] or null
+};
+
+// Per-call graph context.
+struct graph_ctx {
+    ggml_context *ctx = nullptr;
+    ggml_cgraph *gf = nullptr;
+
+    // Names requested by the caller: tensors named so are marked as outputs and kept.
+    std::unordered_set<std::string> requested_taps;
+    std::vector<std::pair<std::string, ggml_tensor *>> taps;
+
+    // Host data to upload into graph inputs after allocation.
+    struct host_input {
+        ggml_tensor *t;
+        std::vector<float> f32;
+        std::vector<int32_t> i32;
+    };
+    std::vector<host_input> inputs;
+
+    // Names `t` and records it as a tap when requested. Returns t.
+    ggml_tensor *name(ggml_tensor *t, const std::string &n);
+
+    // New graph inputs whose contents come from the host (uploaded after allocation).
+    ggml_tensor *input_f32(const std::string &n, std::vector<float> data, int64_t ne0, int64_t ne1 = 1,
+                           int64_t ne2 = 1, int64_t ne3 = 1);
+    ggml_tensor *input_i32(const std::string &n, std::vector<int32_t> data, int64_t ne0);
+};
+
+// y = x W^T + b over ne0.
+ggml_tensor *build_linear(graph_ctx &g, ggml_tensor *x, const linear &l);
+
+// LayerNorm over ne0 (PyTorch nn.LayerNorm over the last dim).
+ggml_tensor *build_norm(graph_ctx &g, ggml_tensor *x, const layer_norm &n, float eps);
+
+// 2D convolution on [W, H, Cin, N] -> [W', H', Cout, N] (PyTorch nn.Conv2d semantics).
+ggml_tensor *build_conv2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int stride, int pad);
+
+// Transposed convolution with kernel == stride, no padding (PyTorch nn.ConvTranspose2d k=s).
+ggml_tensor *build_conv_transpose2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int stride);
+
+// Bilinear resize of [W, H, C, N] to (w, h); align_corners as in F.interpolate.
+ggml_tensor *build_resize_bilinear(graph_ctx &g, ggml_tensor *x, int w, int h, bool align_corners);
+
+// Adds a per-channel bias [C] to a feature map [W, H, C, N].
+ggml_tensor *add_channel_bias(graph_ctx &g, ggml_tensor *x, ggml_tensor *b);
+
+}  // namespace da3

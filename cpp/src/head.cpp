@@ -1,0 +1,407 @@
+// DualDPT / DPT head graphs. ref: depth_anything_3/model/dualdpt.py, dpt.py, utils/head_utils.py
+#include "head.h"
+
+#include "weights.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace da3 {
+
+namespace {
+
+const float kHeadLnEps = 1e-5f;  // nn.LayerNorm default (head.norm, output_conv2_aux LN)
+
+// ---- loading ----
+
+conv2d get_conv(const weight_map &wm, const std::string &name, int64_t kw, int64_t kh, int64_t cin, int64_t cout,
+                bool bias) {
+    conv2d c;
+    c.w = wm.get(name + ".weight", {kw, kh, cin, cout});
+    c.b = bias ? wm.get(name + ".bias", {cout}) : nullptr;
+    return c;
+}
+
+fusion_block load_fusion(const weight_map &wm, const std::string &p, int F, bool has_rc1) {
+    fusion_block fb;
+    fb.has_rc1 = has_rc1;
+    if (has_rc1) {
+        fb.rc1_c1 = get_conv(wm, p + ".rc1.c1", 3, 3, F, F, true);
+        fb.rc1_c2 = get_conv(wm, p + ".rc1.c2", 3, 3, F, F, true);
+    }
+    fb.rc2_c1 = get_conv(wm, p + ".rc2.c1", 3, 3, F, F, true);
+    fb.rc2_c2 = get_conv(wm, p + ".rc2.c2", 3, 3, F, F, true);
+    fb.out = get_conv(wm, p + ".out", 1, 1, F, F, true);
+    return fb;
+}
+
+// ---- graph pieces ----
+
+ggml_tensor *conv3x3(graph_ctx &g, ggml_tensor *x, const conv2d &c) { return build_conv2d(g, x, c, 1, 1); }
+ggml_tensor *conv1x1(graph_ctx &g, ggml_tensor *x, const conv2d &c) { return build_conv2d(g, x, c, 1, 0); }
+
+// ConvTranspose2d with kernel == stride, no padding, as one matmul plus two permutes
+// (ggml's CPU conv_transpose_2d ignores the batch dimension, and this runs on every backend).
+// out[co, y*s+ky, x*s+kx] = b[co] + sum_ci W[ci, co, ky, kx] in[ci, y, x].
+ggml_tensor *conv_transpose_ks(graph_ctx &g, ggml_tensor *x, const conv2d &c) {
+    ggml_context *ctx = g.ctx;
+    const int64_t KW = c.w->ne[0], KH = c.w->ne[1], Cout = c.w->ne[2], Cin = c.w->ne[3];
+    const int64_t W = x->ne[0], H = x->ne[1], N = x->ne[3];
+    // kernel [KW, KH, Cout, Cin] -> [Cin, KW*KH*Cout]
+    ggml_tensor *wm = ggml_cont(ctx, ggml_permute(ctx, c.w, 1, 2, 3, 0));
+    wm = ggml_reshape_2d(ctx, wm, Cin, KW * KH * Cout);
+    // input [W, H, Cin, N] -> [Cin, W*H*N]
+    ggml_tensor *xm = ggml_cont(ctx, ggml_permute(ctx, x, 1, 2, 0, 3));
+    xm = ggml_reshape_2d(ctx, xm, Cin, W * H * N);
+    ggml_tensor *r = ggml_mul_mat(ctx, wm, xm);  // (kx, ky, co, x, y, n)
+    r = ggml_reshape_4d(ctx, r, KW, KH * Cout, W, H * N);
+    r = ggml_cont(ctx, ggml_permute(ctx, r, 0, 2, 1, 3));  // (kx, x, ky, co, y, n)
+    r = ggml_reshape_4d(ctx, r, KW * W * KH, Cout, H, N);
+    r = ggml_cont(ctx, ggml_permute(ctx, r, 0, 2, 1, 3));  // (kx, x, ky, y, co, n)
+    r = ggml_reshape_4d(ctx, r, W * KW, H * KH, Cout, N);
+    return add_channel_bias(g, r, c.b);
+}
+
+// RCU: x + conv2(relu(conv1(relu(x))))
+ggml_tensor *residual_conv_unit(graph_ctx &g, ggml_tensor *x, const conv2d &c1, const conv2d &c2) {
+    ggml_tensor *y = ggml_relu(g.ctx, x);
+    y = conv3x3(g, y, c1);
+    y = ggml_relu(g.ctx, y);
+    y = conv3x3(g, y, c2);
+    return ggml_add(g.ctx, y, x);
+}
+
+// FeatureFusionBlock. The 1x1 out_conv is applied before the align_corners bilinear resize:
+// both are linear and the bilinear weights sum to 1, so this equals PyTorch's resize-then-conv
+// at a quarter of the cost for the x2 upsample.
+ggml_tensor *fusion(graph_ctx &g, const fusion_block &fb, ggml_tensor *x0, ggml_tensor *x1, int out_w, int out_h) {
+    ggml_tensor *y = x0;
+    if (x1 && fb.has_rc1) {
+        y = ggml_add(g.ctx, y, residual_conv_unit(g, x1, fb.rc1_c1, fb.rc1_c2));
+    }
+    y = residual_conv_unit(g, y, fb.rc2_c1, fb.rc2_c2);
+    y = conv1x1(g, y, fb.out);
+    return build_resize_bilinear(g, y, out_w, out_h, true);
+}
+
+// Separable UV sin/cos tables: the first C/2 channels of the embedding depend only on the
+// column (ex [C/2, w]), the others only on the row (ey [C/2, h]); values already * ratio.
+// ref: head_utils.py create_uv_grid, position_grid_to_embed, make_sincos_pos_embed (float32).
+void uv_axis_tables(int w, int h, int C, double aspect, float ratio, std::vector<float> &ex, std::vector<float> &ey) {
+    const double diag = std::sqrt(aspect * aspect + 1.0);
+    const double span_x = aspect / diag, span_y = 1.0 / diag;
+    // torch.linspace in float32: start + step*i for the first half, end - step*(steps-1-i) after.
+    auto linspace = [](double lo, double hi, int steps) {
+        std::vector<float> v(steps);
+        const float start = (float)lo, end = (float)hi;
+        const float step = steps > 1 ? (end - start) / (float)(steps - 1) : 0.0f;
+        const int halfway = steps / 2;
+        for (int i = 0; i < steps; ++i) {
+            v[i] = i < halfway ? start + step * (float)i : end - step * (float)(steps - i - 1);
+        }
+        return v;
+    };
+    const std::vector<float> xs = linspace(-span_x * (w - 1) / w, span_x * (w - 1) / w, w);
+    const std::vector<float> ys = linspace(-span_y * (h - 1) / h, span_y * (h - 1) / h, h);
+    const int D = C / 2, Q = C / 4;  // per-axis width, number of frequencies
+    std::vector<float> omega(Q);
+    for (int i = 0; i < Q; ++i) {
+        omega[i] = 1.0f / std::pow(100.0f, (float)i / ((float)D / 2.0f));
+    }
+    ex.assign((size_t)D * w, 0.0f);
+    ey.assign((size_t)D * h, 0.0f);
+    for (int c = 0; c < D; ++c) {
+        const int fi = c % Q;
+        const bool is_cos = c >= Q;
+        for (int i = 0; i < w; ++i) {
+            const float p = xs[i] * omega[fi];
+            ex[(size_t)c * w + i] = (is_cos ? std::cos(p) : std::sin(p)) * ratio;
+        }
+        for (int j = 0; j < h; ++j) {
+            const float p = ys[j] * omega[fi];
+            ey[(size_t)c * h + j] = (is_cos ? std::cos(p) : std::sin(p)) * ratio;
+        }
+    }
+}
+
+// x [w, h, C, N] + 0.1 * UV embedding of the (w, h) grid, aspect W/H of the processed image.
+ggml_tensor *add_pos_embed(graph_ctx &g, ggml_tensor *x, int W, int H, const std::string &tag) {
+    const int w = (int)x->ne[0], h = (int)x->ne[1], C = (int)x->ne[2];
+    if (C % 4 != 0) {
+        fail(DA3_ERR_UNSUPPORTED,
+             "head: UV position embedding needs a channel count divisible by 4, got " + std::to_string(C));
+    }
+    std::vector<float> ex, ey;
+    uv_axis_tables(w, h, C, (double)W / (double)H, 0.1f, ex, ey);
+    ggml_context *ctx = g.ctx;
+    const int D = C / 2;
+    ggml_tensor *tx = g.input_f32(tag + ".uvx", std::move(ex), w, 1, D, 1);
+    ggml_tensor *ty = g.input_f32(tag + ".uvy", std::move(ey), 1, h, D, 1);
+    ggml_tensor *pe = ggml_concat(ctx, ggml_repeat_4d(ctx, tx, w, h, D, 1), ggml_repeat_4d(ctx, ty, w, h, D, 1), 2);
+    return ggml_add(ctx, x, pe);
+}
+
+// LayerNorm over the channel dim of [W, H, C, N].
+ggml_tensor *channel_norm(graph_ctx &g, ggml_tensor *x, const layer_norm &n) {
+    ggml_tensor *y = ggml_cont(g.ctx, ggml_permute(g.ctx, x, 1, 2, 0, 3));  // [C, W, H, N]
+    y = build_norm(g, y, n, kHeadLnEps);
+    return ggml_cont(g.ctx, ggml_permute(g.ctx, y, 2, 0, 1, 3));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+void load_head(const weight_map &wm, const std::string &prefix, const std::string &meta_prefix, dpt_head &out) {
+    dpt_head h;
+    head_hparams &hp = h.hp;
+    const std::string s = prefix + "scratch.";
+
+    ggml_tensor *p0 = wm.get(prefix + "proj.0.weight");
+    hp.dim_in = (int)p0->ne[2];
+    for (int k = 0; k < 4; ++k) {
+        ggml_tensor *pw = wm.get(prefix + "proj." + std::to_string(k) + ".weight");
+        hp.out_channels[k] = (int)pw->ne[3];
+    }
+    hp.features = (int)wm.get(s + "layer1_rn.weight")->ne[3];
+    hp.has_sky = wm.has(s + "sky_out2a.weight");
+    hp.dual = !hp.has_sky;
+    hp.has_norm = wm.has(prefix + "norm.weight");
+    hp.pos_embed = wm.get_bool_or(meta_prefix + "pos_embed", hp.dual);
+    hp.down_ratio = (int)wm.get_int_or(meta_prefix + "down_ratio", 1);
+    hp.patch_size = (int)wm.get_int_or("patch_size", 14);
+    hp.activation = wm.get_str_or(meta_prefix + "activation", "exp");
+    hp.conf_activation = wm.get_str_or(meta_prefix + "conf_activation", "expp1");
+    hp.sky_activation = wm.get_str_or(meta_prefix + "sky_activation", "relu");
+    if (hp.down_ratio < 1) {
+        wm.format_error(meta_prefix + "down_ratio must be >= 1");
+    }
+    const std::string norm_type = wm.get_str_or(meta_prefix + "norm_type", hp.has_norm ? "layer" : "idt");
+    if (norm_type == "layer" && !hp.has_norm) {
+        wm.format_error(meta_prefix + "norm_type is 'layer' but " + prefix + "norm.weight is missing");
+    }
+    const int F = hp.features, Din = hp.dim_in;
+    if (F % 8 != 0) {
+        wm.format_error("head features must be a multiple of 8, got " + std::to_string(F));
+    }
+
+    if (hp.has_norm) {
+        h.norm.w = wm.get(prefix + "norm.weight", {Din});
+        h.norm.b = wm.get(prefix + "norm.bias", {Din});
+    }
+    for (int k = 0; k < 4; ++k) {
+        const std::string ks = std::to_string(k);
+        const int oc = hp.out_channels[k];
+        h.proj[k] = get_conv(wm, prefix + "proj." + ks, 1, 1, Din, oc, true);
+        if (k == 0) h.resize[k] = get_conv(wm, prefix + "resize.0", 4, 4, oc, oc, true);
+        if (k == 1) h.resize[k] = get_conv(wm, prefix + "resize.1", 2, 2, oc, oc, true);
+        if (k == 3) h.resize[k] = get_conv(wm, prefix + "resize.3", 3, 3, oc, oc, true);
+        h.layer_rn[k] = get_conv(wm, s + "layer" + std::to_string(k + 1) + "_rn", 3, 3, oc, F, false);
+        h.rn[k] = load_fusion(wm, s + "rn" + std::to_string(k + 1), F, k != 3);
+    }
+    h.out1 = get_conv(wm, s + "out1", 3, 3, F, F / 2, true);
+    h.out2a = get_conv(wm, s + "out2a", 3, 3, F / 2, 32, true);
+    ggml_tensor *o2b = wm.get(s + "out2b.weight");
+    hp.output_dim = (int)o2b->ne[3];
+    h.out2b = get_conv(wm, s + "out2b", 1, 1, 32, hp.output_dim, true);
+    if (hp.output_dim < 1 || (hp.dual && hp.output_dim < 2)) {
+        wm.format_error(s + "out2b has " + std::to_string(hp.output_dim) + " output channels");
+    }
+    if (hp.has_sky) {
+        h.sky_out2a = get_conv(wm, s + "sky_out2a", 3, 3, F / 2, 32, true);
+        h.sky_out2b = get_conv(wm, s + "sky_out2b", 1, 1, 32, 1, true);
+    }
+
+    // Aux ray branch: optional (the published files lack it); all or nothing.
+    hp.has_aux = hp.dual && (wm.has(s + "rn1_aux.out.weight") || wm.has(s + "out2b_aux.weight"));
+    if (hp.has_aux) {
+        for (int k = 0; k < 4; ++k) {
+            h.rn_aux[k] = load_fusion(wm, s + "rn" + std::to_string(k + 1) + "_aux", F, k != 3);
+        }
+        int n = 0;
+        while (n < 5 && wm.has(s + "out1_aux." + std::to_string(n) + ".weight")) ++n;
+        if (n != 1 && n != 3 && n != 5) {
+            wm.format_error(s + "out1_aux has " + std::to_string(n) + " convolutions (expected 1, 3 or 5)");
+        }
+        hp.aux_out1_convs = n;
+        for (int j = 0; j < n; ++j) {
+            // F -> F/2 -> F -> F/2 ... (ref: dualdpt.py _make_aux_out1_block)
+            const int cin = (j % 2 == 0) ? F : F / 2, cout = (j % 2 == 0) ? F / 2 : F;
+            h.out1_aux[j] = get_conv(wm, s + "out1_aux." + std::to_string(j), 3, 3, cin, cout, true);
+        }
+        h.out2a_aux = get_conv(wm, s + "out2a_aux", 3, 3, F / 2, 32, true);
+        h.out2_aux_ln.w = wm.get(s + "out2_aux_ln.weight", {32});
+        h.out2_aux_ln.b = wm.get(s + "out2_aux_ln.bias", {32});
+        h.out2b_aux = get_conv(wm, s + "out2b_aux", 1, 1, 32, 7, true);
+    }
+    out = h;
+}
+
+head_out build_head(graph_ctx &g, const dpt_head &w, ggml_tensor *const feats[4], int ph, int pw, int H, int W,
+                    bool compute_aux) {
+    const head_hparams &hp = w.hp;
+    ggml_context *ctx = g.ctx;
+    if (compute_aux && !hp.has_aux) {
+        fail(DA3_ERR_UNSUPPORTED, "this model file has no aux ray head (compute_aux / use_ray_pose unavailable)");
+    }
+    if (ph <= 0 || pw <= 0 || H <= 0 || W <= 0) {
+        fail(DA3_ERR_INVALID_ARGUMENT, "head: bad sizes");
+    }
+    const int64_t N = feats[0]->ne[2];
+
+    // 1) per level: norm -> tokens to map -> 1x1 project (+ UV) -> resize
+    ggml_tensor *resized[4];
+    for (int k = 0; k < 4; ++k) {
+        const std::string ks = std::to_string(k);
+        ggml_tensor *x = feats[k];
+        if (x->ne[0] != hp.dim_in || x->ne[1] != (int64_t)ph * pw || x->ne[2] != N) {
+            fail(DA3_ERR_INTERNAL, "head: feature " + ks + " has an unexpected shape");
+        }
+        if (hp.has_norm) {
+            x = build_norm(g, x, w.norm, kHeadLnEps);
+        }
+        // 1x1 conv on tokens: [Cin, T, N] -> [Cout, T, N] -> map [pw, ph, Cout, N]
+        const int oc = hp.out_channels[k];
+        ggml_tensor *wp = ggml_reshape_2d(ctx, w.proj[k].w, hp.dim_in, oc);
+        x = ggml_mul_mat(ctx, wp, x);
+        x = ggml_add(ctx, x, w.proj[k].b);
+        x = ggml_cont(ctx, ggml_permute(ctx, x, 1, 0, 2, 3));
+        x = ggml_reshape_4d(ctx, x, pw, ph, oc, N);
+        if (hp.pos_embed) {
+            x = add_pos_embed(g, x, W, H, "head.proj." + ks);
+        }
+        g.name(x, "head.proj." + ks);
+        if (k == 0 || k == 1) {
+            x = conv_transpose_ks(g, x, w.resize[k]);
+        } else if (k == 3) {
+            x = build_conv2d(g, x, w.resize[k], 2, 1);
+        }
+        resized[k] = g.name(x, "head.resize." + ks);
+    }
+
+    // 2) fusion pyramid
+    ggml_tensor *rn[4];
+    for (int k = 0; k < 4; ++k) {
+        rn[k] = g.name(conv3x3(g, resized[k], w.layer_rn[k]), "head.layer_rn." + std::to_string(k));
+    }
+    auto W_ = [](ggml_tensor *t) { return (int)t->ne[0]; };
+    auto H_ = [](ggml_tensor *t) { return (int)t->ne[1]; };
+    ggml_tensor *out = fusion(g, w.rn[3], rn[3], nullptr, W_(rn[2]), H_(rn[2]));
+    g.name(out, "head.fuse.3");
+    out = g.name(fusion(g, w.rn[2], out, rn[2], W_(rn[1]), H_(rn[1])), "head.fuse.2");
+    out = g.name(fusion(g, w.rn[1], out, rn[1], W_(rn[0]), H_(rn[0])), "head.fuse.1");
+    out = g.name(fusion(g, w.rn[0], out, rn[0], 2 * W_(rn[0]), 2 * H_(rn[0])), "head.fuse.0");
+
+    // 3) neck: output_conv1 at the fused resolution, then up to the output size (+ UV)
+    out = g.name(conv3x3(g, out, w.out1), "head.out1");
+    const int h_out = (int)((double)(ph * hp.patch_size) / hp.down_ratio);
+    const int w_out = (int)((double)(pw * hp.patch_size) / hp.down_ratio);
+    out = build_resize_bilinear(g, out, w_out, h_out, true);
+    if (hp.pos_embed) {
+        out = add_pos_embed(g, out, W, H, "head.main");
+    }
+
+    head_out r;
+    ggml_tensor *y = ggml_relu(ctx, conv3x3(g, out, w.out2a));
+    r.logits = g.name(conv1x1(g, y, w.out2b), "head.logits");
+    if (hp.has_sky) {
+        ggml_tensor *s = ggml_relu(ctx, conv3x3(g, out, w.sky_out2a));
+        r.sky_logits = g.name(conv1x1(g, s, w.sky_out2b), "head.sky_logits");
+    }
+
+    // 4) aux ray branch: its own fusion chain; only the finest level is used.
+    if (compute_aux) {
+        ggml_tensor *a = fusion(g, w.rn_aux[3], rn[3], nullptr, W_(rn[2]), H_(rn[2]));
+        a = fusion(g, w.rn_aux[2], a, rn[2], W_(rn[1]), H_(rn[1]));
+        a = fusion(g, w.rn_aux[1], a, rn[1], W_(rn[0]), H_(rn[0]));
+        a = fusion(g, w.rn_aux[0], a, rn[0], 2 * W_(rn[0]), 2 * H_(rn[0]));
+        g.name(a, "head.fuse_aux.0");
+        for (int j = 0; j < hp.aux_out1_convs; ++j) {
+            a = conv3x3(g, a, w.out1_aux[j]);
+        }
+        if (hp.pos_embed) {
+            a = add_pos_embed(g, a, W, H, "head.aux");
+        }
+        a = conv3x3(g, a, w.out2a_aux);
+        a = channel_norm(g, a, w.out2_aux_ln);
+        a = ggml_relu(ctx, a);
+        r.aux_logits = g.name(conv1x1(g, a, w.out2b_aux), "head.aux_logits");
+    }
+    return r;
+}
+
+std::vector<float> uv_pos_embed(int w, int h, int channels, double aspect, float ratio) {
+    if (w <= 0 || h <= 0 || channels <= 0 || channels % 4 != 0) {
+        fail(DA3_ERR_INVALID_ARGUMENT, "uv_pos_embed: bad size or channel count");
+    }
+    std::vector<float> ex, ey;
+    uv_axis_tables(w, h, channels, aspect, ratio, ex, ey);
+    const int D = channels / 2;
+    std::vector<float> out((size_t)w * h * channels);
+    for (int c = 0; c < channels; ++c) {
+        for (int j = 0; j < h; ++j) {
+            for (int i = 0; i < w; ++i) {
+                out[((size_t)c * h + j) * w + i] = c < D ? ex[(size_t)c * w + i] : ey[(size_t)(c - D) * h + j];
+            }
+        }
+    }
+    return out;
+}
+
+// ---- host-side activations ----
+
+void apply_activation(float *x, size_t count, const std::string &activation) {
+    // ref: dualdpt.py / dpt.py _apply_activation_single (unknown names fall back to linear there;
+    // here they are rejected so a bad file cannot silently change the outputs).
+    if (activation == "linear") return;
+    if (activation == "exp") {
+        for (size_t i = 0; i < count; ++i) x[i] = std::exp(x[i]);
+    } else if (activation == "expp1") {
+        for (size_t i = 0; i < count; ++i) x[i] = std::exp(x[i]) + 1.0f;
+    } else if (activation == "expm1") {
+        for (size_t i = 0; i < count; ++i) x[i] = std::expm1(x[i]);
+    } else if (activation == "relu") {
+        for (size_t i = 0; i < count; ++i) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    } else if (activation == "sigmoid") {
+        for (size_t i = 0; i < count; ++i) x[i] = 1.0f / (1.0f + std::exp(-x[i]));
+    } else if (activation == "softplus") {
+        // torch softplus (beta 1, threshold 20)
+        for (size_t i = 0; i < count; ++i) x[i] = x[i] > 20.0f ? x[i] : std::log1p(std::exp(x[i]));
+    } else if (activation == "tanh") {
+        for (size_t i = 0; i < count; ++i) x[i] = std::tanh(x[i]);
+    } else {
+        fail(DA3_ERR_UNSUPPORTED, "unknown head activation '" + activation + "'");
+    }
+}
+
+void head_activate(const head_hparams &hp, const float *logits, int n, int h, int w, float *depth, float *conf) {
+    const size_t hw = (size_t)h * w;
+    const int C = hp.output_dim;
+    for (int v = 0; v < n; ++v) {
+        const float *lv = logits + (size_t)v * C * hw;
+        std::copy(lv, lv + hw, depth + (size_t)v * hw);
+        if (C > 1 && conf) {
+            std::copy(lv + (size_t)(C - 1) * hw, lv + (size_t)C * hw, conf + (size_t)v * hw);
+        }
+    }
+    apply_activation(depth, (size_t)n * hw, hp.activation);
+    if (C > 1 && conf) {
+        apply_activation(conf, (size_t)n * hw, hp.conf_activation);
+    }
+}
+
+void aux_activate(const head_hparams &hp, const float *aux_logits, int n, int h, int w, float *ray, float *ray_conf) {
+    const size_t hw = (size_t)h * w;
+    for (int v = 0; v < n; ++v) {
+        const float *lv = aux_logits + (size_t)v * 7 * hw;
+        for (size_t p = 0; p < hw; ++p) {
+            for (int c = 0; c < 6; ++c) {
+                ray[((size_t)v * hw + p) * 6 + c] = lv[(size_t)c * hw + p];
+            }
+            ray_conf[(size_t)v * hw + p] = lv[6 * hw + p];
+        }
+    }
+    apply_activation(ray_conf, (size_t)n * hw, hp.conf_activation);
+}
+
+}  // namespace da3

@@ -1,0 +1,80 @@
+// A loaded DA3 network: backbone, head, camera modules, and the per-context compute state.
+#pragma once
+
+#include "camera.h"
+#include "head.h"
+#include "vit.h"
+#include "weights.h"
+
+#include "ggml-backend.h"
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace da3 {
+
+struct model {
+    std::string preset;      // "da3-small", ..., "da3mono-large", "da3metric-large"
+    std::string checkpoint;  // depthanything3.checkpoint_name
+    vit_model vit;
+    dpt_head head;
+    bool has_cam_dec = false, has_cam_enc = false;
+    camera_decoder cam_dec;
+    camera_encoder cam_enc;
+    bool metric_scaling = false;  // metric-large: depth * focal / 300
+    float mean[3] = {0.485f, 0.456f, 0.406f};
+    float std[3] = {0.229f, 0.224f, 0.225f};
+};
+
+// Reads every part of the network from `wm`; throws da3::error naming what is wrong.
+void load_model(const weight_map &wm, model &m);
+
+// One named float32 output in PyTorch (row-major) order.
+struct host_tensor {
+    std::vector<float> data;
+    std::vector<int64_t> shape;
+};
+
+}  // namespace da3
+
+struct da3_result {
+    int n_views = 0, height = 0, width = 0;
+    int is_metric = 0;
+    std::vector<std::pair<std::string, da3::host_tensor>> outputs;
+    std::vector<uint8_t> images;  // [n, h, w, 3]
+
+    da3::host_tensor &add(const std::string &name, std::vector<int64_t> shape) {
+        size_t n = 1;
+        for (int64_t d : shape) n *= (size_t)d;
+        outputs.push_back({name, {std::vector<float>(n), std::move(shape)}});
+        return outputs.back().second;
+    }
+    const da3::host_tensor *find(const std::string &name) const {
+        for (auto &kv : outputs)
+            if (kv.first == name) return &kv.second;
+        return nullptr;
+    }
+};
+
+struct da3_context {
+    da3_context_params params{};
+    ggml_backend_t backend = nullptr;  // where the weights live and the graph runs
+    ggml_backend_t cpu = nullptr;      // CPU fallback for ops the GPU backend lacks
+    ggml_backend_sched_t sched = nullptr;
+    da3::weight_map wm;
+    da3::model model;
+    std::mutex mu;  // serializes inference on this context
+    std::vector<uint8_t> graph_meta;  // ggml context memory for graph building
+
+    ~da3_context();
+};
+
+namespace da3 {
+// Runs the network on a normalized input [N, 3, H, W]; intrinsics (optional, with
+// extrinsics) are at the processed resolution. Caller holds ctx->mu.
+std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, int n, int h, int w,
+                                        const float *extrinsics, int ext_rows, const float *intrinsics,
+                                        const da3_infer_params &p);
+}  // namespace da3

@@ -1,0 +1,312 @@
+#include "vit.h"
+
+#include "ggml-backend.h"
+
+#include <cmath>
+
+namespace da3 {
+
+void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
+    vit_hparams &hp = m.hp;
+    hp.embed_dim = (int)wm.get_int(prefix + "embed_dim");
+    hp.depth = (int)wm.get_int(prefix + "depth");
+    hp.num_heads = (int)wm.get_int(prefix + "num_heads");
+    hp.head_dim = (int)wm.get_int_or(prefix + "head_dim", 64);
+    hp.mlp_hidden = (int)wm.get_int_or(prefix + "mlp_hidden", 4 * hp.embed_dim);
+    hp.patch_size = (int)wm.get_int_or("patch_size", 14);
+    hp.alt_start = (int)wm.get_int_or(prefix + "alt_start", -1);
+    hp.rope_start = (int)wm.get_int_or(prefix + "rope_start", -1);
+    hp.qknorm_start = (int)wm.get_int_or(prefix + "qknorm_start", -1);
+    hp.rope_freq = wm.get_float_or(prefix + "rope_freq", 100.0f);
+    hp.ln_eps = wm.get_float_or(prefix + "ln_eps", 1e-6f);
+    hp.interpolate_offset = wm.get_float_or(prefix + "interpolate_offset", 0.1f);
+    hp.pos_embed_grid = (int)wm.get_int_or(prefix + "pos_embed_grid", 37);
+    hp.cat_token = wm.get_bool_or(prefix + "cat_token", hp.alt_start != -1);
+    hp.swiglu = wm.get_str_or(prefix + "ffn_type", "mlp") == "swiglu";
+    if (wm.get_int_or(prefix + "num_register_tokens", 0) != 0) {
+        fail(DA3_ERR_UNSUPPORTED, wm.path() + ": register tokens are not supported");
+    }
+
+    const int C = hp.embed_dim;
+    if (C <= 0 || hp.depth <= 0 || hp.num_heads <= 0 || hp.head_dim != 64 || hp.num_heads * hp.head_dim != C ||
+        hp.patch_size != 14 || hp.pos_embed_grid <= 0) {
+        wm.format_error("inconsistent backbone metadata (" + prefix + "embed_dim/depth/num_heads/head_dim)");
+    }
+    auto check_start = [&](int v, const char *name) {
+        if (v < -1 || v >= hp.depth) wm.format_error(prefix + name + " = " + std::to_string(v) + " is outside the backbone depth");
+    };
+    check_start(hp.alt_start, "alt_start");
+    check_start(hp.rope_start, "rope_start");
+    check_start(hp.qknorm_start, "qknorm_start");
+    std::vector<int64_t> ol = wm.get_int_array(prefix + "out_layers");
+    if (ol.size() != 4) wm.format_error(prefix + "out_layers must have 4 entries");
+    for (int k = 0; k < 4; ++k) {
+        if (ol[k] < 0 || ol[k] >= hp.depth || (k > 0 && ol[k] <= ol[k - 1])) {
+            wm.format_error(prefix + "out_layers[" + std::to_string(k) + "] = " + std::to_string(ol[k]) +
+                            " is out of range for depth " + std::to_string(hp.depth));
+        }
+        hp.out_layers[k] = (int)ol[k];
+    }
+
+    const int P = hp.patch_size, G = hp.pos_embed_grid;
+    const std::string p = prefix;
+    m.patch_embed.w = wm.get(p + "patch_embed.weight", {P, P, 3, C});
+    m.patch_embed.b = wm.get(p + "patch_embed.bias", {C});
+    m.cls_token = wm.get(p + "cls_token");
+    if (ggml_nelements(m.cls_token) != C) wm.format_error("tensor '" + p + "cls_token' must have " + std::to_string(C) + " elements");
+    m.cls_token = m.cls_token;
+    if (hp.alt_start != -1) {
+        m.camera_token = wm.get(p + "camera_token", {C, 2});
+    }
+    m.pos_embed = wm.get(p + "pos_embed", {C, 1 + G * G});
+    if (m.pos_embed->type != GGML_TYPE_F32) fail(DA3_ERR_UNSUPPORTED, wm.path() + ": pos_embed must be f32");
+    m.pos_embed_host.resize((size_t)C * (1 + G * G));
+    ggml_backend_tensor_get(m.pos_embed, m.pos_embed_host.data(), 0, ggml_nbytes(m.pos_embed));
+    m.norm = {wm.get(p + "norm.weight", {C}), wm.get(p + "norm.bias", {C})};
+
+    const int F = hp.mlp_hidden;
+    m.blocks.resize(hp.depth);
+    for (int i = 0; i < hp.depth; ++i) {
+        vit_block &b = m.blocks[i];
+        const std::string bp = p + "blk." + std::to_string(i) + ".";
+        b.norm1 = {wm.get(bp + "norm1.weight", {C}), wm.get(bp + "norm1.bias", {C})};
+        b.norm2 = {wm.get(bp + "norm2.weight", {C}), wm.get(bp + "norm2.bias", {C})};
+        b.qkv = {wm.get(bp + "attn_qkv.weight", {C, 3 * C}), wm.find(bp + "attn_qkv.bias")};
+        b.proj = {wm.get(bp + "attn_proj.weight", {C, C}), wm.find(bp + "attn_proj.bias")};
+        if (hp.has_qknorm(i)) {
+            b.q_norm = {wm.get(bp + "attn_qnorm.weight", {64}), wm.get(bp + "attn_qnorm.bias", {64})};
+            b.k_norm = {wm.get(bp + "attn_knorm.weight", {64}), wm.get(bp + "attn_knorm.bias", {64})};
+        }
+        b.ls1 = wm.get(bp + "ls1", {C});
+        b.ls2 = wm.get(bp + "ls2", {C});
+        if (hp.swiglu) {
+            ggml_tensor *w12 = wm.get(bp + "mlp_w12.weight", {C, -1});
+            b.fc1 = {w12, wm.find(bp + "mlp_w12.bias")};
+            b.fc2 = {wm.get(bp + "mlp_w3.weight", {w12->ne[1] / 2, C}), wm.find(bp + "mlp_w3.bias")};
+        } else {
+            b.fc1 = {wm.get(bp + "mlp_fc1.weight", {C, F}), wm.find(bp + "mlp_fc1.bias")};
+            b.fc2 = {wm.get(bp + "mlp_fc2.weight", {F, C}), wm.find(bp + "mlp_fc2.bias")};
+        }
+    }
+}
+
+// PyTorch upsample_bicubic2d (align_corners=False, A=-0.75, clamped borders).
+// ref: aten/src/ATen/native/UpSample.h (cubic_convolution1/2, area_pixel_compute_source_index)
+static void cubic_coeffs(float t, float c[4]) {
+    const float A = -0.75f;
+    auto conv1 = [&](float x) { return ((A + 2) * x - (A + 3)) * x * x + 1; };
+    auto conv2 = [&](float x) { return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A; };
+    c[0] = conv2(t + 1.0f);
+    c[1] = conv1(t);
+    c[2] = conv1(1.0f - t);
+    c[3] = conv2(2.0f - t);
+}
+
+std::vector<float> interpolate_pos_embed(const vit_model &m, int ph, int pw) {
+    const int C = m.hp.embed_dim, G = m.hp.pos_embed_grid;
+    const float *src = m.pos_embed_host.data();  // [1 + G*G, C]
+    std::vector<float> out((size_t)(1 + ph * pw) * C);
+    std::copy(src, src + C, out.begin());
+    if (ph == G && pw == G) {
+        std::copy(src, src + (size_t)(1 + G * G) * C, out.begin());
+        return out;
+    }
+    // scale_factor given -> the kernel maps with 1/scale_factor (computed in double, used as float)
+    const float sy = (float)(1.0 / (((double)ph + m.hp.interpolate_offset) / G));
+    const float sx = (float)(1.0 / (((double)pw + m.hp.interpolate_offset) / G));
+    const float *grid = src + C;  // [G, G, C]
+    auto at = [&](int y, int x) {
+        y = std::min(std::max(y, 0), G - 1);
+        x = std::min(std::max(x, 0), G - 1);
+        return grid + ((size_t)y * G + x) * C;
+    };
+    std::vector<float> row(4 * (size_t)C);
+    for (int oy = 0; oy < ph; ++oy) {
+        const float ry = sy * (oy + 0.5f) - 0.5f;
+        const int iy = (int)std::floor(ry);
+        float wy[4];
+        cubic_coeffs(ry - iy, wy);
+        for (int ox = 0; ox < pw; ++ox) {
+            const float rx = sx * (ox + 0.5f) - 0.5f;
+            const int ix = (int)std::floor(rx);
+            float wx[4];
+            cubic_coeffs(rx - ix, wx);
+            float *dst = out.data() + (size_t)(1 + oy * pw + ox) * C;
+            for (int c = 0; c < C; ++c) {
+                float acc = 0.0f;
+                for (int i = 0; i < 4; ++i) {
+                    const float r = at(iy - 1 + i, ix - 1)[c] * wx[0] + at(iy - 1 + i, ix)[c] * wx[1] +
+                                    at(iy - 1 + i, ix + 1)[c] * wx[2] + at(iy - 1 + i, ix + 2)[c] * wx[3];
+                    acc += r * wy[i];
+                }
+                dst[c] = acc;
+            }
+        }
+    }
+    return out;
+}
+
+// 2D RoPE on [64, heads, T, B]: dims 0..31 rotated by y, 32..63 by x, NeoX within each half.
+// ref: depth_anything_3/model/dinov2/layers/rope.py
+static ggml_tensor *build_rope_2d(graph_ctx &g, ggml_tensor *t, ggml_tensor *pos_y, ggml_tensor *pos_x, float freq) {
+    const int64_t half = t->ne[0] / 2;
+    const size_t es = ggml_element_size(t);
+    ggml_tensor *a = ggml_view_4d(g.ctx, t, half, t->ne[1], t->ne[2], t->ne[3], t->nb[1], t->nb[2], t->nb[3], 0);
+    ggml_tensor *b = ggml_view_4d(g.ctx, t, half, t->ne[1], t->ne[2], t->ne[3], t->nb[1], t->nb[2], t->nb[3], half * es);
+    a = ggml_rope_ext(g.ctx, a, pos_y, nullptr, (int)half, GGML_ROPE_TYPE_NEOX, 0, freq, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f);
+    b = ggml_rope_ext(g.ctx, b, pos_x, nullptr, (int)half, GGML_ROPE_TYPE_NEOX, 0, freq, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f);
+    return ggml_concat(g.ctx, a, b, 0);
+}
+
+struct rope_pos {
+    ggml_tensor *y = nullptr, *x = nullptr;
+};
+
+static ggml_tensor *build_attn(graph_ctx &g, const vit_model &m, const vit_block &b, ggml_tensor *h, bool global,
+                               const rope_pos *rp, bool qknorm, const std::string &pfx) {
+    const vit_hparams &hp = m.hp;
+    const int64_t C = h->ne[0], T = h->ne[1], N = h->ne[2], D = hp.head_dim, NH = hp.num_heads;
+    ggml_context *ctx = g.ctx;
+
+    ggml_tensor *qkv = build_linear(g, h, b.qkv);  // [3C, T, N]
+    const size_t es = ggml_element_size(qkv);
+    auto head_view = [&](int part, int64_t t, int64_t n) {
+        return ggml_view_4d(ctx, qkv, D, NH, t, n, D * es, qkv->nb[1], qkv->nb[1] * t, part * C * es);
+    };
+    ggml_tensor *q = head_view(0, T, N);
+    ggml_tensor *k = head_view(1, T, N);
+    if (qknorm) {
+        q = build_norm(g, q, b.q_norm, hp.norm_eps);
+        k = build_norm(g, k, b.k_norm, hp.norm_eps);
+    }
+    if (rp) {
+        q = build_rope_2d(g, q, rp->y, rp->x, hp.rope_freq);
+        k = build_rope_2d(g, k, rp->y, rp->x, hp.rope_freq);
+    }
+    int64_t Tq = T, B = N;
+    if (global) {
+        Tq = T * N;
+        B = 1;
+    }
+    auto as_tokens = [&](ggml_tensor *t) {  // -> [D, NH, Tq, B]
+        if (ggml_is_contiguous(t)) return ggml_reshape_4d(ctx, t, D, NH, Tq, B);
+        if (!global) return t;
+        return ggml_reshape_4d(ctx, ggml_cont(ctx, t), D, NH, Tq, B);
+    };
+    q = as_tokens(q);
+    k = as_tokens(k);
+    ggml_tensor *v = head_view(2, Tq, B);
+
+    ggml_tensor *Q = ggml_permute(ctx, q, 0, 2, 1, 3);  // [D, Tq, NH, B]
+    ggml_tensor *K = ggml_permute(ctx, k, 0, 2, 1, 3);
+    ggml_tensor *kq = ggml_mul_mat(ctx, K, Q);           // [Tk, Tq, NH, B]
+    kq = ggml_soft_max_ext(ctx, kq, nullptr, 1.0f / std::sqrt((float)D), 0.0f);
+    ggml_tensor *V = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));  // [Tk, D, NH, B]
+    ggml_tensor *o = ggml_mul_mat(ctx, V, kq);                          // [D, Tq, NH, B]
+    o = ggml_cont(ctx, ggml_permute(ctx, o, 0, 2, 1, 3));               // [D, NH, Tq, B]
+    o = ggml_reshape_3d(ctx, o, C, T, N);
+    o = build_linear(g, o, b.proj);
+    return g.name(o, pfx + "attn");
+}
+
+static ggml_tensor *build_ffn(graph_ctx &g, const vit_model &m, const vit_block &b, ggml_tensor *h) {
+    ggml_tensor *y = build_linear(g, h, b.fc1);
+    if (m.hp.swiglu) {
+        // ref: dinov2/layers/swiglu_ffn.py: x1, x2 = w12(x).chunk(2); w3(silu(x1) * x2)
+        const int64_t hid = y->ne[0] / 2;
+        ggml_tensor *x1 = ggml_view_3d(g.ctx, y, hid, y->ne[1], y->ne[2], y->nb[1], y->nb[2], 0);
+        ggml_tensor *x2 = ggml_view_3d(g.ctx, y, hid, y->ne[1], y->ne[2], y->nb[1], y->nb[2], hid * ggml_element_size(y));
+        y = ggml_mul(g.ctx, ggml_silu(g.ctx, ggml_cont(g.ctx, x1)), x2);
+    } else {
+        y = ggml_gelu_erf(g.ctx, y);
+    }
+    return build_linear(g, y, b.fc2);
+}
+
+vit_outputs build_vit(graph_ctx &g, const vit_model &m, ggml_tensor *images, ggml_tensor *cam_tokens, int stop_block) {
+    const vit_hparams &hp = m.hp;
+    ggml_context *ctx = g.ctx;
+    const int W = (int)images->ne[0], H = (int)images->ne[1], N = (int)images->ne[3];
+    const int P = hp.patch_size, ph = H / P, pw = W / P, C = hp.embed_dim, T = 1 + ph * pw;
+
+    // patch embedding + cls token + interpolated position embedding
+    ggml_tensor *x = ggml_conv_2d(ctx, m.patch_embed.w, images, P, P, 0, 0, 1, 1);  // [pw, ph, C, N]
+    x = add_channel_bias(g, x, m.patch_embed.b);
+    x = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_3d(ctx, x, pw * ph, C, N), 1, 0, 2, 3));  // [C, hw, N]
+    ggml_tensor *cls = ggml_repeat_4d(ctx, ggml_reshape_3d(ctx, m.cls_token, C, 1, 1), C, 1, N, 1);
+    x = ggml_concat(ctx, cls, x, 1);  // [C, T, N]
+    ggml_tensor *pos = g.input_f32("vit.pos_embed_interp", interpolate_pos_embed(m, ph, pw), C, T);
+    x = g.name(ggml_add(ctx, x, pos), "vit.embed");
+
+    // RoPE positions: local blocks (row+1, col+1), global blocks (1, 1); token 0 at (0, 0)
+    rope_pos local_pos, global_pos;
+    if (hp.rope_start != -1) {
+        std::vector<int32_t> py(T, 0), px(T, 0), pg(T, 1);
+        pg[0] = 0;
+        for (int p = 0; p < ph * pw; ++p) {
+            py[1 + p] = p / pw + 1;
+            px[1 + p] = p % pw + 1;
+        }
+        local_pos.y = g.input_i32("vit.rope_pos_y", py, T);
+        local_pos.x = g.input_i32("vit.rope_pos_x", px, T);
+        global_pos.y = global_pos.x = g.input_i32("vit.rope_pos_global", pg, T);
+    }
+
+    vit_outputs out;
+    ggml_tensor *local_x = x;
+    int k_out = 0;
+    for (int i = 0; i < hp.depth; ++i) {
+        if (i == stop_block) {
+            out.ref_feat = x;
+            return out;
+        }
+        const vit_block &b = m.blocks[i];
+        const std::string pfx = "vit.blk." + std::to_string(i) + ".";
+        if (hp.alt_start != -1 && i == hp.alt_start) {
+            // token 0 of each view <- camera token (learned: ref view gets [:,0], others [:,1])
+            ggml_tensor *tok;
+            if (cam_tokens) {
+                tok = ggml_reshape_3d(ctx, cam_tokens, C, 1, N);
+            } else {
+                ggml_tensor *ref = ggml_view_3d(ctx, m.camera_token, C, 1, 1, m.camera_token->nb[1], m.camera_token->nb[1], 0);
+                tok = ref;
+                if (N > 1) {
+                    ggml_tensor *src = ggml_view_3d(ctx, m.camera_token, C, 1, 1, m.camera_token->nb[1], m.camera_token->nb[1],
+                                                    m.camera_token->nb[1]);
+                    src = ggml_repeat_4d(ctx, src, C, 1, N - 1, 1);
+                    tok = ggml_concat(ctx, ggml_cont(ctx, ref), src, 2);
+                }
+            }
+            ggml_tensor *rest = ggml_view_3d(ctx, x, C, T - 1, N, x->nb[1], x->nb[2], x->nb[1]);
+            x = ggml_concat(ctx, tok, rest, 1);
+        }
+        const bool global = hp.is_global(i);
+        const rope_pos *rp = hp.has_rope(i) ? (global ? &global_pos : &local_pos) : nullptr;
+
+        ggml_tensor *h = build_norm(g, x, b.norm1, hp.ln_eps);
+        h = build_attn(g, m, b, h, global, rp, hp.has_qknorm(i), pfx);
+        x = ggml_add(ctx, x, ggml_mul(ctx, h, b.ls1));
+        h = build_norm(g, x, b.norm2, hp.ln_eps);
+        h = build_ffn(g, m, b, h);
+        x = ggml_add(ctx, x, ggml_mul(ctx, h, b.ls2));
+        x = g.name(x, "vit.blk." + std::to_string(i));
+        if (!global) local_x = x;
+
+        if (k_out < 4 && i == hp.out_layers[k_out]) {
+            const int k = k_out++;
+            ggml_tensor *normed = build_norm(g, x, m.norm, hp.norm_eps);
+            ggml_tensor *feat = hp.cat_token ? ggml_concat(ctx, local_x, normed, 0) : normed;  // [F, T, N]
+            const int64_t F = feat->ne[0];
+            if (hp.cat_token) {
+                ggml_tensor *tok0 = ggml_concat(ctx, ggml_view_2d(ctx, local_x, C, N, local_x->nb[2], 0),
+                                                ggml_view_2d(ctx, x, C, N, x->nb[2], 0), 0);  // [2C, N]
+                out.cam_tok[k] = g.name(tok0, "vit.cam_tok." + std::to_string(k));
+            }
+            ggml_tensor *patches = ggml_view_3d(ctx, feat, F, T - 1, N, feat->nb[1], feat->nb[2], feat->nb[1]);
+            out.feats[k] = g.name(ggml_cont(ctx, patches), "vit.feat." + std::to_string(k));
+        }
+    }
+    return out;
+}
+
+}  // namespace da3

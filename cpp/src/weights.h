@@ -1,0 +1,92 @@
+// GGUF file access: metadata getters and named weight lookup with shape checks.
+// The file is parsed by ggml's gguf reader; tensors are placed in one backend buffer.
+#pragma once
+
+#include "common.h"
+#include "graph.h"
+
+#include "ggml.h"
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+struct gguf_context;
+struct ggml_backend;
+struct ggml_backend_buffer;
+
+namespace da3 {
+
+// Metadata and tensors of one loaded GGUF. Every error names the file and the problem.
+class weight_map {
+public:
+    weight_map() = default;
+    ~weight_map();
+    weight_map(const weight_map &) = delete;
+    weight_map &operator=(const weight_map &) = delete;
+
+    // Parses `path` and uploads all tensors into a buffer of `backend`. Throws da3::error.
+    void load(const std::string &path, ggml_backend *backend);
+
+    const std::string &path() const { return path_; }
+
+    // Tensors. get() throws DA3_ERR_MISSING_TENSOR when absent or when `ne` (ggml order,
+    // -1 = any) does not match; find() returns nullptr when absent.
+    ggml_tensor *get(const std::string &name, std::vector<int64_t> ne = {}) const;
+    ggml_tensor *find(const std::string &name) const;
+    bool has(const std::string &name) const { return find(name) != nullptr; }
+    // All tensor names with this prefix (e.g. "cam_enc.").
+    std::vector<std::string> names_with_prefix(const std::string &prefix) const;
+
+    // Metadata under "depthanything3." + key. The *_or variants return `def` when absent;
+    // the others throw DA3_ERR_FORMAT naming the key. Integer getters accept any int type.
+    bool has_key(const std::string &key) const;
+    int64_t get_int(const std::string &key) const;
+    int64_t get_int_or(const std::string &key, int64_t def) const;
+    float get_float(const std::string &key) const;
+    float get_float_or(const std::string &key, float def) const;
+    bool get_bool_or(const std::string &key, bool def) const;
+    std::string get_str_or(const std::string &key, const std::string &def) const;
+    std::vector<int64_t> get_int_array(const std::string &key) const;
+    std::vector<float> get_float_array_or(const std::string &key, std::vector<float> def) const;
+    std::string get_general_str_or(const std::string &full_key, const std::string &def) const;
+
+    size_t weights_bytes() const { return weights_bytes_; }
+    // Name of the dominant quantized type of the ViT matmul weights ("f32", "f16", "q8_0", ...).
+    std::string weight_type() const;
+
+    [[noreturn]] void format_error(const std::string &what) const;
+
+private:
+    int64_t key_id(const std::string &key) const;
+
+    std::string path_;
+    gguf_context *gguf_ = nullptr;
+    ggml_context *ctx_ = nullptr;
+    ggml_backend_buffer *buf_ = nullptr;
+    std::unordered_map<std::string, ggml_tensor *> tensors_;
+    size_t weights_bytes_ = 0;
+};
+
+// Typed helpers used by the per-part loaders.
+inline linear load_linear(const weight_map &wm, const std::string &prefix, bool bias = true) {
+    linear l;
+    l.w = wm.get(prefix + ".weight");
+    l.b = bias ? wm.get(prefix + ".bias") : wm.find(prefix + ".bias");
+    return l;
+}
+
+inline layer_norm load_norm(const weight_map &wm, const std::string &prefix) {
+    return {wm.get(prefix + ".weight"), wm.get(prefix + ".bias")};
+}
+
+// Convolution weights [KW, KH, Cin, Cout]; bias optional unless `bias`.
+inline conv2d load_conv(const weight_map &wm, const std::string &prefix, bool bias = true) {
+    conv2d c;
+    c.w = wm.get(prefix + ".weight");
+    c.b = bias ? wm.get(prefix + ".bias") : wm.find(prefix + ".bias");
+    return c;
+}
+
+}  // namespace da3

@@ -1,0 +1,368 @@
+"""High-level Python API: :class:`DepthAnything3` and :class:`Prediction`.
+
+Mirrors the official ``depth_anything_3.api.DepthAnything3.inference`` and
+``depth_anything_3.specs.Prediction`` (depth-anything-3 0.1.1) without PyTorch: the
+network, preprocessing (resize to ``process_res``, crop mixed sizes, ImageNet
+normalization) and camera post-processing run in the compiled ggml core.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from .errors import ModelFormatError, UnsupportedError, VariantError
+from .images import ImageInput, load_images
+
+__all__ = ["DepthAnything3", "Prediction", "get_core"]
+
+PROCESS_RES_METHODS = ("upper_bound_resize", "lower_bound_resize")
+_CROP_METHODS = ("upper_bound_crop", "lower_bound_crop")
+REF_VIEW_STRATEGIES = ("saddle_balanced", "first", "middle", "saddle_sim_range")
+BACKENDS = ("cpu", "gpu", "auto")
+# Keys of the core's result dict that become Prediction fields; everything else goes to aux.
+_FIELD_KEYS = {"depth", "conf", "extrinsics", "intrinsics", "sky", "processed_images", "is_metric"}
+
+
+@dataclass
+class Prediction:
+    """Outputs of :meth:`DepthAnything3.inference` for N views, at the processed
+    resolution H x W (not resized back to the input size), like the official
+    ``depth_anything_3.specs.Prediction``.
+
+    Attributes:
+        depth: (N, H, W) float32. Relative depth (arbitrary scale, shared by the views of
+            one call) or metres when ``is_metric`` is 1.
+        is_metric: 1 when ``depth`` is in metres, else 0.
+        sky: (N, H, W) bool sky mask (mono/metric models only), else None.
+        conf: (N, H, W) float32 confidence (>= 1, higher is better), None for models
+            without one (mono/metric).
+        extrinsics: (N, 3, 4) float32 world-to-camera [R | t], OpenCV axes, or None.
+        intrinsics: (N, 3, 3) float32 pinhole matrices in pixels at H x W, or None.
+        processed_images: (N, H, W, 3) uint8 RGB images the network saw.
+        gaussians: always None (the 3D Gaussian head is not ported).
+        aux: extra outputs (``ray`` (N, h, w, 6), ``ray_conf``, requested taps, ...).
+        scale_factor: metric scale if the model reports one, else None.
+    """
+
+    depth: np.ndarray
+    is_metric: int
+    sky: Optional[np.ndarray] = None
+    conf: Optional[np.ndarray] = None
+    extrinsics: Optional[np.ndarray] = None
+    intrinsics: Optional[np.ndarray] = None
+    processed_images: Optional[np.ndarray] = None
+    gaussians: Any = None
+    aux: dict = field(default_factory=dict)
+    scale_factor: Optional[float] = None
+
+    def __repr__(self) -> str:
+        def shape(a: Any) -> str:
+            return "None" if a is None else f"{getattr(a, 'dtype', '')}{tuple(np.shape(a))}"
+
+        return (f"Prediction(depth={shape(self.depth)}, conf={shape(self.conf)}, "
+                f"extrinsics={shape(self.extrinsics)}, intrinsics={shape(self.intrinsics)}, "
+                f"sky={shape(self.sky)}, processed_images={shape(self.processed_images)}, "
+                f"is_metric={self.is_metric}, aux={sorted(self.aux)})")
+
+
+def get_core(variant: Optional[str] = None) -> Any:
+    """Return the compiled core module.
+
+    ``variant=None``: the one chosen at import (``DA3CPP_VARIANT`` or the best one this
+    CPU runs, see :func:`depth_anything_cpp.backend_info`). A name (e.g. ``"cpu_avx2"``):
+    that variant, overriding the environment.
+
+    Raises:
+        VariantError: no usable core, or the named variant is not built/runnable here.
+    """
+    from . import _variants
+
+    if variant is None:
+        pkg = sys.modules[__package__]
+        core = getattr(pkg, "_core", None)
+        if core is None:
+            reason = getattr(pkg, "_core_reason", "unknown reason")
+            raise VariantError(f"the compiled depth-anything core is not available: {reason}")
+        return core
+    if not isinstance(variant, str):
+        raise TypeError(f"variant: expected str, got {type(variant).__name__}")
+    available = list(_variants.available_variants())
+    if variant not in available:
+        raise VariantError(
+            f"variant {variant!r} is not available here; available: {', '.join(available) or 'none'}"
+        )
+    core, _reason = _variants.load_core(variant=variant)
+    return core
+
+
+def _check_n_threads(n_threads: Optional[int]) -> int:
+    if n_threads is None:
+        return 0
+    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
+        raise TypeError(f"n_threads: expected int or None, got {type(n_threads).__name__}")
+    if n_threads < 0:
+        raise ValueError(f"n_threads: must be >= 0 (0 = all physical cores), got {n_threads}")
+    return int(n_threads)
+
+
+def _as_float_array(name: str, value: Any) -> np.ndarray:
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: not convertible to an array: {exc}") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return arr
+
+
+def validate_cameras(extrinsics: Any, intrinsics: Any, n_views: int) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """Check optional input cameras; return them as C-contiguous float32 arrays.
+
+    extrinsics: (N, 3, 4) or (N, 4, 4) world-to-camera, OpenCV axes (a 4x4's last row must
+    be [0, 0, 0, 1]); intrinsics: (N, 3, 3) in pixels of the ORIGINAL images, fx, fy > 0.
+    Both or neither.
+
+    Raises:
+        ValueError: only one given, wrong shape, N mismatch, non-finite values.
+    """
+    if extrinsics is None and intrinsics is None:
+        return None, None
+    if extrinsics is None or intrinsics is None:
+        raise ValueError("extrinsics and intrinsics must be given together (or neither)")
+    ext = _as_float_array("extrinsics", extrinsics)
+    intr = _as_float_array("intrinsics", intrinsics)
+    if ext.ndim != 3 or ext.shape[1:] not in ((3, 4), (4, 4)):
+        raise ValueError(f"extrinsics: expected shape (N, 3, 4) or (N, 4, 4), got {ext.shape}")
+    if intr.ndim != 3 or intr.shape[1:] != (3, 3):
+        raise ValueError(f"intrinsics: expected shape (N, 3, 3), got {intr.shape}")
+    if ext.shape[0] != n_views or intr.shape[0] != n_views:
+        raise ValueError(
+            f"got {n_views} images but {ext.shape[0]} extrinsics and {intr.shape[0]} intrinsics"
+        )
+    if ext.shape[1] == 4 and not np.allclose(ext[:, 3, :], [0.0, 0.0, 0.0, 1.0], atol=1e-6):
+        raise ValueError("extrinsics: the last row of each 4x4 matrix must be [0, 0, 0, 1]")
+    if np.any(intr[:, 0, 0] <= 0) or np.any(intr[:, 1, 1] <= 0):
+        raise ValueError("intrinsics: focal lengths fx = K[0, 0] and fy = K[1, 1] must be > 0")
+    return ext, intr
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+class DepthAnything3:
+    """A Depth Anything 3 model loaded from a GGUF file into the ggml core.
+
+    Create it with :meth:`from_file` (a local GGUF) or :meth:`from_pretrained` (GGUF,
+    official snapshot directory or Hugging Face repo id), then call :meth:`inference`.
+    A model serializes its own inference calls; separate models run in parallel.
+    """
+
+    def __init__(self, path: Union[str, "os.PathLike[str]"], *, variant: Optional[str] = None,
+                 n_threads: Optional[int] = None, backend: str = "cpu", device: int = -1) -> None:
+        """Load ``path``; see :meth:`from_file` (same arguments and errors)."""
+        path = Path(path).expanduser()
+        threads = _check_n_threads(n_threads)
+        _check_choice("backend", backend, BACKENDS)
+        if isinstance(device, bool) or not isinstance(device, (int, np.integer)):
+            raise TypeError(f"device: expected int, got {type(device).__name__}")
+        if not path.exists():
+            raise FileNotFoundError(f"model file not found: {path}")
+        if not path.is_file():
+            raise IsADirectoryError(
+                f"{path}: is a directory; use DepthAnything3.from_pretrained for snapshot directories"
+            )
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic != b"GGUF":
+            raise ModelFormatError(
+                f"{path}: not a GGUF file (magic {magic!r}); convert official checkpoints with "
+                "`da3cpp convert` or use DepthAnything3.from_pretrained"
+            )
+        self._core = get_core(variant)
+        self._path = path
+        self._backend = backend
+        self._model = self._core.Model(str(path), n_threads=threads, backend=backend, device=int(device))
+        self._info = dict(self._model.info())
+
+    @classmethod
+    def from_file(cls, path: Union[str, "os.PathLike[str]"], variant: Optional[str] = None,
+                  n_threads: Optional[int] = None, backend: str = "cpu", device: int = -1) -> "DepthAnything3":
+        """Load a GGUF file in the depth-anything.cpp layout.
+
+        Args:
+            path: the .gguf file (published depth-anything.cpp files or ``da3cpp convert`` output).
+            variant: compiled core variant to use (e.g. ``"cpu_avx2"``); overrides the
+                ``DA3CPP_VARIANT`` environment variable. None: the one chosen at import.
+            n_threads: CPU threads; None or 0 = number of physical cores.
+            backend: ``"cpu"``, ``"gpu"`` (Vulkan/CUDA if this build has one) or ``"auto"``
+                (first GPU if any, else CPU).
+            device: GPU device index for ``backend="gpu"``; -1 = the first GPU.
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist.
+            IsADirectoryError: ``path`` is a directory.
+            ModelFormatError: not a GGUF / not a DA3 GGUF / missing tensors.
+            UnsupportedError: a tensor type or model kind this build does not support.
+            VariantError: the core (or the requested variant) cannot be loaded.
+            BackendError: the requested backend cannot be initialised.
+            ValueError, TypeError: bad argument values/types.
+        """
+        return cls(path, variant=variant, n_threads=n_threads, backend=backend, device=device)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: Union[str, "os.PathLike[str]"], *, filename: Optional[str] = None,
+                        revision: Optional[str] = None, cache_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
+                        local_files_only: bool = False, token: Optional[str] = None,
+                        variant: Optional[str] = None, n_threads: Optional[int] = None,
+                        backend: str = "cpu", device: int = -1) -> "DepthAnything3":
+        """Load from a GGUF file, an official snapshot directory or a Hugging Face repo id.
+
+        Snapshots (``config.json`` + ``model.safetensors``, e.g. ``"depth-anything/DA3-SMALL"``
+        downloaded with ``huggingface_hub``) are converted once to GGUF into the user cache
+        (``$DA3CPP_CACHE`` or ``~/.cache/depth-anything-cpp``). ``filename`` picks one file of
+        a repository of GGUF files. ``revision``, ``cache_dir`` (Hugging Face cache),
+        ``local_files_only`` and ``token`` go to ``huggingface_hub``. The other arguments
+        are those of :meth:`from_file`.
+
+        Raises:
+            ModelLoadError: download impossible (offline with nothing cached, unknown repo,
+                network error, huggingface_hub missing).
+            plus everything :meth:`from_file` and the converter raise.
+        """
+        from .hub import resolve_model
+
+        gguf = resolve_model(name_or_path, filename=filename, revision=revision,
+                             hub_cache_dir=cache_dir, local_files_only=local_files_only, token=token)
+        return cls(gguf, variant=variant, n_threads=n_threads, backend=backend, device=device)
+
+    @property
+    def path(self) -> Path:
+        """The GGUF file this model was loaded from."""
+        return self._path
+
+    @property
+    def info(self) -> dict:
+        """Model description from the core (preset, embed_dim, depth, out_layers,
+        has_camera_decoder, has_camera_encoder, has_aux_head, has_sky, is_metric,
+        weight_type, image_mean, image_std, weights_bytes, ...). A copy."""
+        return dict(self._info)
+
+    @property
+    def variant(self) -> str:
+        """Name of the compiled core variant running this model."""
+        return str(self._core.variant())
+
+    def __repr__(self) -> str:
+        return (f"DepthAnything3(path={str(self._path)!r}, preset={self._info.get('preset')!r}, "
+                f"weights={self._info.get('weight_type')!r}, backend={self._backend!r})")
+
+    def inference(self, images: Union[ImageInput, Sequence[ImageInput]], extrinsics: Any = None,
+                  intrinsics: Any = None, process_res: int = 504,
+                  process_res_method: str = "upper_bound_resize",
+                  ref_view_strategy: str = "saddle_balanced", use_ray_pose: bool = False,
+                  align_to_input_ext_scale: bool = True, compute_aux: bool = False,
+                  taps: Optional[Sequence[str]] = None) -> Prediction:
+        """Run the network on the N views of one scene (one batch along the view axis).
+
+        Follows ``depth_anything_3.api.DepthAnything3.inference`` (0.1.1) for the
+        arguments it shares; the export arguments of the official API are replaced by
+        :mod:`depth_anything_cpp.exports` and the ``da3cpp`` CLI.
+
+        Args:
+            images: list of paths, PIL images or uint8 arrays (H, W[, 1|3|4]), or one image,
+                or an (N, H, W, C) uint8 array (see :func:`depth_anything_cpp.images.load_images`).
+                EXIF orientation is applied. Views of different sizes are center-cropped to
+                the smallest processed size, as upstream.
+            extrinsics: optional (N, 3, 4) or (N, 4, 4) world-to-camera matrices (OpenCV);
+                needs ``intrinsics`` and a model with a camera encoder.
+            intrinsics: optional (N, 3, 3) pixel intrinsics of the ORIGINAL images.
+            process_res: target size in pixels (>= 14) of the longest side
+                (``upper_bound_resize``) or the shortest side (``lower_bound_resize``); each
+                side is then rounded to a multiple of the patch size 14.
+            process_res_method: ``"upper_bound_resize"`` (default) or ``"lower_bound_resize"``.
+            ref_view_strategy: reference view choice with >= 3 views and no input poses:
+                ``"saddle_balanced"`` (default), ``"first"``, ``"middle"``, ``"saddle_sim_range"``.
+            use_ray_pose: estimate poses from the aux ray head instead of the camera decoder
+                (needs a model file with the aux head).
+            align_to_input_ext_scale: with input poses, return them and rescale depth to their
+                scale (True, default) or return the predicted poses aligned to them (False).
+            compute_aux: also return ``aux["ray"]`` and ``aux["ray_conf"]``.
+            taps: names of graph intermediates to return in ``aux`` (debugging/parity).
+
+        Returns:
+            :class:`Prediction` (depth, conf, extrinsics, intrinsics, sky, processed_images,
+            is_metric, aux).
+
+        Raises:
+            ValueError: bad images, cameras or argument values.
+            FileNotFoundError: an image path does not exist.
+            UnsupportedError: a ``*_crop`` resize method; input poses on a model without
+                camera encoder; ``use_ray_pose`` without aux head.
+            MemoryError: input larger than the core's limit or allocation failure.
+            BackendError: compute failure.
+        """
+        if process_res_method in _CROP_METHODS:
+            raise UnsupportedError(
+                f"process_res_method={process_res_method!r} is not supported; use "
+                "'upper_bound_resize' or 'lower_bound_resize'"
+            )
+        _check_choice("process_res_method", process_res_method, PROCESS_RES_METHODS)
+        _check_choice("ref_view_strategy", ref_view_strategy, REF_VIEW_STRATEGIES)
+        if isinstance(process_res, bool) or not isinstance(process_res, (int, np.integer)):
+            raise TypeError(f"process_res: expected int, got {type(process_res).__name__}")
+        if process_res < 14:
+            raise ValueError(f"process_res: must be >= 14 (the patch size), got {process_res}")
+        tap_names = tuple(taps) if taps is not None else ()
+        if not all(isinstance(t, str) for t in tap_names):
+            raise TypeError("taps: expected a sequence of str")
+
+        views = load_images(images)
+        ext, intr = validate_cameras(extrinsics, intrinsics, len(views))
+        if ext is not None and not self._info.get("has_camera_encoder", True):
+            raise UnsupportedError(
+                f"{self._path.name}: this model file has no camera encoder, so it cannot take "
+                "input extrinsics/intrinsics (convert the checkpoint with `da3cpp convert` to "
+                "include it)"
+            )
+        if use_ray_pose and not self._info.get("has_aux_head", True):
+            raise UnsupportedError(
+                f"{self._path.name}: use_ray_pose needs the aux ray head, absent from this file"
+            )
+
+        result = self._model.infer(
+            views, extrinsics=ext, intrinsics=intr, process_res=int(process_res),
+            process_res_method=process_res_method, ref_view_strategy=ref_view_strategy,
+            use_ray_pose=bool(use_ray_pose), compute_aux=bool(compute_aux or use_ray_pose),
+            align_to_input_ext_scale=bool(align_to_input_ext_scale), taps=tap_names,
+        )
+        return _to_prediction(result)
+
+
+def _to_prediction(result: dict) -> Prediction:
+    aux = {k: v for k, v in result.items() if k not in _FIELD_KEYS}
+    sky = result.get("sky")
+    if sky is not None and sky.dtype != np.bool_:
+        aux["sky_prob"] = sky
+        sky = sky >= 0.5  # ref: depth_anything_3/utils/io/output_processor.py (_extract_sky)
+    return Prediction(
+        depth=result["depth"],
+        is_metric=int(bool(result.get("is_metric", False))),
+        sky=sky,
+        conf=result.get("conf"),
+        extrinsics=result.get("extrinsics"),
+        intrinsics=result.get("intrinsics"),
+        processed_images=result.get("processed_images"),
+        aux=aux,
+    )

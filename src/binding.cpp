@@ -1,0 +1,171 @@
+// pybind11 binding of the C API: numpy <-> C buffers with dtype/shape checks, the GIL
+// released around compute, C statuses turned into Python exceptions. No logic here.
+#include "binding.h"
+
+#include <string>
+#include <vector>
+
+namespace py = pybind11;
+
+#ifndef DA3_MODULE_NAME
+#define DA3_MODULE_NAME _da3_native
+#endif
+#ifndef DA3_VARIANT_NAME
+#define DA3_VARIANT_NAME "native"
+#endif
+
+[[noreturn]] void da3py::raise_status(da3_status st) {
+    const std::string msg = da3_last_error();
+    py::module_ errors = py::module_::import("depth_anything_cpp.errors");
+    const char *cls = "BackendError";
+    switch (st) {
+        case DA3_ERR_INVALID_ARGUMENT: throw py::value_error(msg);
+        case DA3_ERR_OUT_OF_MEMORY: PyErr_SetString(PyExc_MemoryError, msg.c_str()); throw py::error_already_set();
+        case DA3_ERR_IO: cls = msg.find("no such file") != std::string::npos ? "ModelNotFoundError" : "ModelLoadError"; break;
+        case DA3_ERR_FORMAT: case DA3_ERR_MISSING_TENSOR: cls = "ModelFormatError"; break;
+        case DA3_ERR_UNSUPPORTED: cls = "UnsupportedError"; break;
+        default: break;
+    }
+    py::object exc = errors.attr(cls);
+    PyErr_SetObject(exc.ptr(), py::str(msg).ptr());
+    throw py::error_already_set();
+}
+
+namespace {
+
+struct Model {
+    da3_context *ctx = nullptr;
+
+    Model(const std::string &path, int n_threads, const std::string &backend, int device) {
+        da3_context_params p = da3_context_default_params();
+        p.n_threads = n_threads;
+        if (backend == "cpu") p.backend = DA3_BACKEND_CPU;
+        else if (backend == "gpu") p.backend = DA3_BACKEND_GPU;
+        else if (backend == "auto") p.backend = DA3_BACKEND_AUTO;
+        else throw py::value_error("backend must be 'cpu', 'gpu' or 'auto', got '" + backend + "'");
+        p.device = device;
+        da3_status st;
+        {
+            py::gil_scoped_release nogil;
+            st = da3_load(path.c_str(), &p, &ctx);
+        }
+        if (st != DA3_OK) da3py::raise_status(st);
+    }
+    ~Model() { da3_free(ctx); }
+    Model(const Model &) = delete;
+    Model &operator=(const Model &) = delete;
+
+    py::dict info() const {
+        da3_model_info mi;
+        da3_status st = da3_get_model_info(ctx, &mi);
+        if (st != DA3_OK) da3py::raise_status(st);
+        py::dict d;
+        d["preset"] = mi.preset;
+        d["checkpoint"] = mi.checkpoint;
+        d["embed_dim"] = mi.embed_dim;
+        d["depth"] = mi.depth;
+        d["num_heads"] = mi.num_heads;
+        d["patch_size"] = mi.patch_size;
+        d["out_layers"] = std::vector<int>(mi.out_layers, mi.out_layers + 4);
+        d["alt_start"] = mi.alt_start;
+        d["rope_start"] = mi.rope_start;
+        d["qknorm_start"] = mi.qknorm_start;
+        d["head_features"] = mi.head_features;
+        d["has_camera_decoder"] = (bool)mi.has_camera_decoder;
+        d["has_camera_encoder"] = (bool)mi.has_camera_encoder;
+        d["has_aux_head"] = (bool)mi.has_aux_head;
+        d["has_sky"] = (bool)mi.has_sky;
+        d["is_metric"] = (bool)mi.is_metric;
+        d["is_nested"] = (bool)mi.is_nested;
+        d["weight_type"] = mi.weight_type;
+        d["image_mean"] = std::vector<float>(mi.image_mean, mi.image_mean + 3);
+        d["image_std"] = std::vector<float>(mi.image_std, mi.image_std + 3);
+        d["weights_bytes"] = mi.weights_bytes;
+        d["n_threads"] = mi.n_threads;
+        d["backend"] = mi.backend;
+        return d;
+    }
+
+    py::dict infer(py::list images, py::object extrinsics, py::object intrinsics, int process_res,
+                   const std::string &method, const std::string &ref_view, bool use_ray_pose, bool compute_aux,
+                   bool align, std::vector<std::string> taps, int max_image_pixels) {
+        std::vector<da3py::u8_image> keep;
+        std::vector<da3_image> imgs = da3py::images_from_list(images, keep);
+        const int n = (int)imgs.size();
+        da3py::pose_args poses(extrinsics, intrinsics, n);
+        da3_infer_params p = da3py::make_params(process_res, method, ref_view, use_ray_pose, compute_aux, align, taps);
+        p.max_image_pixels = max_image_pixels;
+        std::vector<const char *> tap_ptrs;
+        for (auto &t : taps) tap_ptrs.push_back(t.c_str());
+        p.taps = tap_ptrs.data();
+        p.n_taps = (int)tap_ptrs.size();
+        da3_result *res = nullptr;
+        da3_status st;
+        {
+            py::gil_scoped_release nogil;
+            st = da3_infer(ctx, imgs.data(), n, poses.ext(), poses.ext_rows, poses.intr(), &p, &res);
+        }
+        if (st != DA3_OK) da3py::raise_status(st);
+        return da3py::result_to_dict(res);
+    }
+
+    py::dict infer_tensor(py::array input, py::object extrinsics, py::object intrinsics, const std::string &ref_view,
+                          bool use_ray_pose, bool compute_aux, bool align, std::vector<std::string> taps) {
+        auto arr = da3py::checked_f32(input, 4, "input");
+        if (arr.shape(1) != 3) throw py::value_error("input must have shape (N, 3, H, W)");
+        const int n = (int)arr.shape(0), h = (int)arr.shape(2), w = (int)arr.shape(3);
+        da3py::pose_args poses(extrinsics, intrinsics, n);
+        da3_infer_params p = da3py::make_params(504, "upper_bound_resize", ref_view, use_ray_pose, compute_aux, align, taps);
+        std::vector<const char *> tap_ptrs;
+        for (auto &t : taps) tap_ptrs.push_back(t.c_str());
+        p.taps = tap_ptrs.data();
+        p.n_taps = (int)tap_ptrs.size();
+        da3_result *res = nullptr;
+        da3_status st;
+        {
+            py::gil_scoped_release nogil;
+            st = da3_infer_tensor(ctx, arr.data(), n, h, w, poses.ext(), poses.ext_rows, poses.intr(), &p, &res);
+        }
+        if (st != DA3_OK) da3py::raise_status(st);
+        return da3py::result_to_dict(res);
+    }
+};
+
+}  // namespace
+
+PYBIND11_MODULE(DA3_MODULE_NAME, m) {
+    m.doc() = "depth-anything.cpp compiled core (variant " DA3_VARIANT_NAME "); use depth_anything_cpp instead.";
+    m.def("ggml_version", [] { return std::string(da3_ggml_version()); });
+    m.def("variant", [] { return std::string(da3_build_variant()); });
+    m.def("devices", [] {
+        py::list out;
+        const int n = da3_device_count();
+        for (int i = 0; i < n; ++i) {
+            da3_device_info di;
+            if (da3_device_get(i, &di) != DA3_OK) continue;
+            py::dict d;
+            d["index"] = i;
+            d["name"] = di.name;
+            d["description"] = di.description;
+            d["is_gpu"] = (bool)di.is_gpu;
+            d["memory_total"] = di.memory_total;
+            d["memory_free"] = di.memory_free;
+            out.append(d);
+        }
+        return out;
+    });
+    py::class_<Model>(m, "Model")
+        .def(py::init<const std::string &, int, const std::string &, int>(), py::arg("path"), py::arg("n_threads") = 0,
+             py::arg("backend") = "cpu", py::arg("device") = -1)
+        .def("info", &Model::info)
+        .def("infer", &Model::infer, py::arg("images"), py::arg("extrinsics") = py::none(), py::arg("intrinsics") = py::none(),
+             py::arg("process_res") = 504, py::arg("process_res_method") = "upper_bound_resize",
+             py::arg("ref_view_strategy") = "saddle_balanced", py::arg("use_ray_pose") = false, py::arg("compute_aux") = false,
+             py::arg("align_to_input_ext_scale") = true, py::arg("taps") = std::vector<std::string>(),
+             py::arg("max_image_pixels") = 100000000)
+        .def("infer_tensor", &Model::infer_tensor, py::arg("input"), py::arg("extrinsics") = py::none(),
+             py::arg("intrinsics") = py::none(), py::arg("ref_view_strategy") = "saddle_balanced",
+             py::arg("use_ray_pose") = false, py::arg("compute_aux") = false, py::arg("align_to_input_ext_scale") = true,
+             py::arg("taps") = std::vector<std::string>());
+    bind_preprocess(m);
+}

@@ -1,0 +1,139 @@
+// Shared helpers of the binding translation units: checked numpy conversion and results.
+#pragma once
+
+#include "depth_anything.h"
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+void bind_preprocess(pybind11::module_ &m);
+
+namespace da3py {
+namespace py = pybind11;
+
+// Raises the Python exception matching `st` with da3_last_error() as message.
+[[noreturn]] void raise_status(da3_status st);
+
+using f32_array = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using u8_array = py::array_t<uint8_t, py::array::c_style>;
+
+// float32 C-contiguous view of `a` with `ndim` dims (copies only if dtype/strides differ).
+inline f32_array checked_f32(const py::array &a, int ndim, const char *what) {
+    if (a.ndim() != ndim) {
+        throw py::value_error(std::string(what) + " must have " + std::to_string(ndim) + " dimensions, got " +
+                              std::to_string(a.ndim()));
+    }
+    if (a.dtype().kind() != 'f' && a.dtype().kind() != 'i' && a.dtype().kind() != 'u') {
+        throw py::value_error(std::string(what) + " must be a real numeric array");
+    }
+    return f32_array::ensure(a);
+}
+
+struct u8_image {
+    u8_array arr;
+};
+
+// list of HxWx3 uint8 arrays -> borrowed da3_image views (arrays kept alive in `keep`).
+inline std::vector<da3_image> images_from_list(const py::list &images, std::vector<u8_image> &keep) {
+    if (images.size() == 0) throw py::value_error("images must not be empty");
+    std::vector<da3_image> out;
+    for (size_t i = 0; i < images.size(); ++i) {
+        py::array a = py::array::ensure(images[i]);
+        if (!a) throw py::value_error("image " + std::to_string(i) + " is not an array");
+        if (a.dtype().kind() != 'u' || a.itemsize() != 1) {
+            throw py::value_error("image " + std::to_string(i) + " must be uint8, got " + std::string(py::str(a.dtype())));
+        }
+        if (a.ndim() != 3 || a.shape(2) != 3) {
+            throw py::value_error("image " + std::to_string(i) + " must have shape (H, W, 3)");
+        }
+        if (a.shape(0) < 1 || a.shape(1) < 1) throw py::value_error("image " + std::to_string(i) + " is empty");
+        keep.push_back({u8_array::ensure(a)});
+        const u8_array &c = keep.back().arr;
+        da3_image im;
+        im.data = c.data();
+        im.height = (int)c.shape(0);
+        im.width = (int)c.shape(1);
+        im.stride = (size_t)c.shape(1) * 3;
+        out.push_back(im);
+    }
+    return out;
+}
+
+// Optional (extrinsics, intrinsics) arrays, checked against n views.
+struct pose_args {
+    f32_array e, k;
+    int ext_rows = 3;
+    bool has = false;
+    pose_args(const py::object &ext, const py::object &intr, int n) {
+        if (ext.is_none() != intr.is_none()) throw py::value_error("extrinsics and intrinsics must be given together");
+        if (ext.is_none()) return;
+        e = checked_f32(py::array::ensure(ext), 3, "extrinsics");
+        k = checked_f32(py::array::ensure(intr), 3, "intrinsics");
+        if (e.shape(0) != n || (e.shape(1) != 3 && e.shape(1) != 4) || e.shape(2) != 4) {
+            throw py::value_error("extrinsics must have shape (N, 3, 4) or (N, 4, 4) with N = number of views");
+        }
+        if (k.shape(0) != n || k.shape(1) != 3 || k.shape(2) != 3) {
+            throw py::value_error("intrinsics must have shape (N, 3, 3) with N = number of views");
+        }
+        ext_rows = (int)e.shape(1);
+        has = true;
+    }
+    const float *ext() const { return has ? e.data() : nullptr; }
+    const float *intr() const { return has ? k.data() : nullptr; }
+};
+
+inline da3_infer_params make_params(int process_res, const std::string &method, const std::string &ref_view,
+                                    bool use_ray_pose, bool compute_aux, bool align, const std::vector<std::string> &) {
+    da3_infer_params p = da3_infer_default_params();
+    p.process_res = process_res;
+    if (method == "upper_bound_resize") p.resize_method = DA3_RESIZE_UPPER_BOUND;
+    else if (method == "lower_bound_resize") p.resize_method = DA3_RESIZE_LOWER_BOUND;
+    else throw py::value_error("process_res_method must be 'upper_bound_resize' or 'lower_bound_resize', got '" + method + "'");
+    if (ref_view == "saddle_balanced") p.ref_view = DA3_REF_SADDLE_BALANCED;
+    else if (ref_view == "first") p.ref_view = DA3_REF_FIRST;
+    else if (ref_view == "middle") p.ref_view = DA3_REF_MIDDLE;
+    else if (ref_view == "saddle_sim_range") p.ref_view = DA3_REF_SADDLE_SIM_RANGE;
+    else throw py::value_error("ref_view_strategy must be one of 'saddle_balanced', 'first', 'middle', 'saddle_sim_range'");
+    p.use_ray_pose = use_ray_pose;
+    p.compute_aux = compute_aux;
+    p.align_to_input_ext_scale = align;
+    return p;
+}
+
+// Moves every output of `res` into numpy arrays (one copy) and frees res.
+inline py::dict result_to_dict(da3_result *raw) {
+    std::unique_ptr<da3_result, void (*)(da3_result *)> holder(raw, da3_result_free);
+    da3_result *res = holder.get();
+    py::dict d;
+    int n = 0, h = 0, w = 0;
+    da3_result_shape(res, &n, &h, &w);
+    const int count = da3_result_count(res);
+    for (int i = 0; i < count; ++i) {
+        const char *name = da3_result_name(res, i);
+        int64_t shape[4];
+        int nd = 0;
+        const float *data = da3_result_get(res, name, shape, &nd);
+        std::vector<py::ssize_t> sh(shape, shape + nd);
+        py::array_t<float> a(sh);
+        size_t total = 1;
+        for (int k = 0; k < nd; ++k) total *= (size_t)shape[k];
+        std::memcpy(a.mutable_data(), data, total * sizeof(float));
+        d[name] = a;
+    }
+    const uint8_t *imgs = da3_result_images(res);
+    if (imgs) {
+        py::array_t<uint8_t> a({(py::ssize_t)n, (py::ssize_t)h, (py::ssize_t)w, (py::ssize_t)3});
+        std::memcpy(a.mutable_data(), imgs, (size_t)n * h * w * 3);
+        d["processed_images"] = a;
+    }
+    d["is_metric"] = (bool)da3_result_is_metric(res);
+    return d;
+}
+
+}  // namespace da3py
