@@ -71,20 +71,24 @@ struct pose_args {
     int ext_rows = 3;
     bool has = false;
     pose_args(const py::object &ext, const py::object &intr, int n) {
-        if (ext.is_none() != intr.is_none()) throw py::value_error("extrinsics and intrinsics must be given together");
-        if (ext.is_none()) return;
-        e = checked_f32(py::array::ensure(ext), 3, "extrinsics");
+        if (!ext.is_none() && intr.is_none()) throw py::value_error("extrinsics need intrinsics");
+        if (intr.is_none()) return;
         k = checked_f32(py::array::ensure(intr), 3, "intrinsics");
-        if (e.shape(0) != n || (e.shape(1) != 3 && e.shape(1) != 4) || e.shape(2) != 4) {
-            throw py::value_error("extrinsics must have shape (N, 3, 4) or (N, 4, 4) with N = number of views");
+        if (!ext.is_none()) {
+            e = checked_f32(py::array::ensure(ext), 3, "extrinsics");
+            if (e.shape(0) != n || (e.shape(1) != 3 && e.shape(1) != 4) || e.shape(2) != 4) {
+                throw py::value_error("extrinsics must have shape (N, 3, 4) or (N, 4, 4) with N = number of views");
+            }
+            ext_rows = (int)e.shape(1);
+            has_ext = true;
         }
         if (k.shape(0) != n || k.shape(1) != 3 || k.shape(2) != 3) {
             throw py::value_error("intrinsics must have shape (N, 3, 3) with N = number of views");
         }
-        ext_rows = (int)e.shape(1);
         has = true;
     }
-    const float *ext() const { return has ? e.data() : nullptr; }
+    bool has_ext = false;
+    const float *ext() const { return has_ext ? e.data() : nullptr; }
     const float *intr() const { return has ? k.data() : nullptr; }
 };
 

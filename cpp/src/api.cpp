@@ -208,10 +208,11 @@ da3_infer_params da3_infer_default_params(void) {
 }
 
 static void check_poses(const float *ext, int ext_rows, const float *intr, int n) {
-    if ((ext == nullptr) != (intr == nullptr)) fail(DA3_ERR_INVALID_ARGUMENT, "extrinsics and intrinsics must be given together");
-    if (!ext) return;
-    if (ext_rows != 3 && ext_rows != 4) fail(DA3_ERR_INVALID_ARGUMENT, "ext_rows must be 3 or 4");
-    for (size_t i = 0; i < (size_t)n * ext_rows * 4; ++i)
+    // extrinsics need intrinsics (camera encoder); intrinsics alone serve metric scaling
+    if (ext && !intr) fail(DA3_ERR_INVALID_ARGUMENT, "extrinsics need intrinsics");
+    if (!intr) return;
+    if (ext && ext_rows != 3 && ext_rows != 4) fail(DA3_ERR_INVALID_ARGUMENT, "ext_rows must be 3 or 4");
+    for (size_t i = 0; ext && i < (size_t)n * ext_rows * 4; ++i)
         if (!std::isfinite(ext[i])) fail(DA3_ERR_INVALID_ARGUMENT, "extrinsics contain NaN or inf");
     for (size_t i = 0; i < (size_t)n * 9; ++i)
         if (!std::isfinite(intr[i])) fail(DA3_ERR_INVALID_ARGUMENT, "intrinsics contain NaN or inf");
@@ -250,8 +251,10 @@ da3_status da3_infer(da3_context *ctx, const da3_image *images, int n_views, con
             }
         }
         std::vector<da3::image_u8> proc;
+        std::vector<da3::resize_plan> plans;
         std::string err;
-        da3_status st = da3::preprocess_batch(images, n_views, p.process_res, p.resize_method, proc, err);
+        da3_status st = da3::preprocess_batch(images, n_views, p.process_res, p.resize_method, proc, err, &plans,
+                                              p.max_image_pixels);
         if (st != DA3_OK) fail(st, err);
         const int w = proc[0].width, h = proc[0].height;
         std::vector<float> input((size_t)n_views * 3 * h * w);
@@ -260,16 +263,15 @@ da3_status da3_infer(da3_context *ctx, const da3_image *images, int n_views, con
         if (intrinsics) {
             // intrinsics given at the original size -> processed size
             intr_proc.assign(intrinsics, intrinsics + (size_t)n_views * 9);
-            for (int i = 0; i < n_views; ++i) {
-                da3::scale_intrinsics_to_processed(images[i].width, images[i].height, w, h, p.process_res, p.resize_method,
-                                                   intr_proc.data() + (size_t)i * 9);
-            }
+            for (int i = 0; i < n_views; ++i) da3::adjust_intrinsics(plans[i], intr_proc.data() + (size_t)i * 9);
         }
         std::lock_guard<std::mutex> lock(ctx->mu);
         auto res = da3::run_network(ctx, input.data(), n_views, h, w, extrinsics, ext_rows,
                                     intrinsics ? intr_proc.data() : nullptr, p);
         res->images.resize((size_t)n_views * h * w * 3);
-        for (int i = 0; i < n_views; ++i) std::memcpy(res->images.data() + (size_t)i * h * w * 3, proc[i].data.data(), (size_t)h * w * 3);
+        for (int i = 0; i < n_views; ++i) {
+            da3::processed_image_u8(proc[i], ctx->model.mean, ctx->model.std, res->images.data() + (size_t)i * h * w * 3);
+        }
         *out = res.release();
     });
 }

@@ -227,15 +227,15 @@ std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, in
     graph_run r(ctx, p);
     ggml_tensor *img = r.g.input_f32("input", std::move(x), w, h, 3, n);
     ggml_tensor *cam_tokens = nullptr;
-    pose_conditioning cond;
+    std::vector<float> in_ext, in_intr;  // input poses in reference order: [n, 3, 4], [n, 3, 3]
     if (with_pose) {
-        std::vector<float> ext((size_t)n * ext_rows * 4), intr((size_t)n * 9);
+        in_ext.resize((size_t)n * 12);
+        in_intr.resize((size_t)n * 9);
         for (int i = 0; i < n; ++i) {
-            std::memcpy(&ext[(size_t)i * ext_rows * 4], extrinsics + (size_t)order[i] * ext_rows * 4, ext_rows * 4 * sizeof(float));
-            std::memcpy(&intr[(size_t)i * 9], intrinsics + (size_t)order[i] * 9, 9 * sizeof(float));
+            std::memcpy(&in_ext[(size_t)i * 12], extrinsics + (size_t)order[i] * ext_rows * 4, 12 * sizeof(float));
+            std::memcpy(&in_intr[(size_t)i * 9], intrinsics + (size_t)order[i] * 9, 9 * sizeof(float));
         }
-        cond = prepare_pose_conditioning(ext.data(), ext_rows, intr.data(), n, h, w);
-        ggml_tensor *enc_in = r.g.input_f32("cam_enc.input", cond.pose_enc, 9, n);
+        ggml_tensor *enc_in = r.g.input_f32("cam_enc.input", prepare_encoder_pose_enc(in_ext.data(), in_intr.data(), n, h, w), 9, n);
         cam_tokens = build_camera_encoder(r.g, m.cam_enc, enc_in);
     }
     vit_outputs vo = build_vit(r.g, m.vit, img, cam_tokens);
@@ -283,9 +283,17 @@ std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, in
         ext34.resize((size_t)n * 12);
         intr33.resize((size_t)n * 9);
         pose_enc_to_extri_intri(pe.data(), n, h, w, ext34.data(), intr33.data());
-        if (with_pose && p.align_to_input_ext_scale) {
-            align_to_input(cond, depth.data(), n, h, w, ext34.data(), intr33.data());
+        if (with_pose) {
+            // ref: api.py _align_to_input_extrinsics_intrinsics: the input poses are aligned
+            // to the prediction; the input intrinsics are returned.
+            align_to_input_extrinsics(ext34.data(), in_ext.data(), n, depth.data(), depth.size(), p.align_to_input_ext_scale != 0);
+            intr33 = in_intr;
         }
+    }
+    if (m.metric_scaling && intrinsics) {
+        // metric-large: metres = depth * focal / 300 (ref: utils/alignment.py apply_metric_scaling)
+        apply_metric_scaling(depth.data(), n, hw, with_pose ? in_intr.data() : intrinsics);
+        res->is_metric = 1;
     }
     emit("depth", depth, {n, h, w});
     if (!conf.empty()) emit("conf", conf, {n, h, w});

@@ -5,8 +5,10 @@ namespace da3 {
 ggml_tensor *graph_ctx::name(ggml_tensor *t, const std::string &n) {
     ggml_set_name(t, n.c_str());
     if (!requested_taps.empty() && requested_taps.count(n)) {
-        ggml_set_output(t);
-        taps.emplace_back(n, t);
+        // a view's memory belongs to its source, which the allocator may reuse: copy it
+        ggml_tensor *keep = t->view_src ? ggml_cont(ctx, t) : t;
+        ggml_set_output(keep);
+        taps.emplace_back(n, keep);
     }
     return t;
 }

@@ -57,8 +57,7 @@ ggml_tensor *conv_transpose_ks(graph_ctx &g, ggml_tensor *x, const conv2d &c) {
     r = ggml_reshape_4d(ctx, r, KW, KH * Cout, W, H * N);
     r = ggml_cont(ctx, ggml_permute(ctx, r, 0, 2, 1, 3));  // (kx, x, ky, co, y, n)
     r = ggml_reshape_4d(ctx, r, KW * W * KH, Cout, H, N);
-    r = ggml_cont(ctx, ggml_permute(ctx, r, 0, 2, 1, 3));  // (kx, x, ky, y, co, n)
-    r = ggml_reshape_4d(ctx, r, W * KW, H * KH, Cout, N);
+    r = ggml_cont_4d(ctx, ggml_permute(ctx, r, 0, 2, 1, 3), W * KW, H * KH, Cout, N);  // (kx, x, ky, y, co, n)
     return add_channel_bias(g, r, c.b);
 }
 
@@ -265,8 +264,8 @@ head_out build_head(graph_ctx &g, const dpt_head &w, ggml_tensor *const feats[4]
         ggml_tensor *wp = ggml_reshape_2d(ctx, w.proj[k].w, hp.dim_in, oc);
         x = ggml_mul_mat(ctx, wp, x);
         x = ggml_add(ctx, x, w.proj[k].b);
-        x = ggml_cont(ctx, ggml_permute(ctx, x, 1, 0, 2, 3));
-        x = ggml_reshape_4d(ctx, x, pw, ph, oc, N);
+        // (a real tensor, not a reshape view: a tap on a view is not kept by the allocator)
+        x = ggml_cont_4d(ctx, ggml_permute(ctx, x, 1, 0, 2, 3), pw, ph, oc, N);
         if (hp.pos_embed) {
             x = add_pos_embed(g, x, W, H, "head.proj." + ks);
         }

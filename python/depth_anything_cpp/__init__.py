@@ -23,6 +23,7 @@ from .errors import (
     DA3Error,
     ModelFormatError,
     ModelLoadError,
+    ModelNotFoundError,
     UnsupportedError,
     VariantError,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "DA3Error",
     "ModelFormatError",
     "ModelLoadError",
+    "ModelNotFoundError",
     "UnsupportedError",
     "BackendError",
     "VariantError",

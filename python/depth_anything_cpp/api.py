@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from .errors import ModelFormatError, UnsupportedError, VariantError
+from .errors import ModelFormatError, ModelNotFoundError, UnsupportedError, VariantError
 from .images import ImageInput, load_images
 
 __all__ = ["DepthAnything3", "Prediction", "get_core"]
@@ -97,7 +97,9 @@ def get_core(variant: Optional[str] = None) -> Any:
         raise VariantError(
             f"variant {variant!r} is not available here; available: {', '.join(available) or 'none'}"
         )
-    core, _reason = _variants.load_core(variant=variant)
+    core, reason = _variants.load_core(variant=variant)
+    if core is None:
+        raise VariantError(f"variant {variant!r} cannot be loaded: {reason}")
     return core
 
 
@@ -124,7 +126,8 @@ def _as_float_array(name: str, value: Any) -> np.ndarray:
     return arr
 
 
-def validate_cameras(extrinsics: Any, intrinsics: Any, n_views: int) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+def validate_cameras(extrinsics: Any, intrinsics: Any,
+                     n_views: int) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     """Check optional input cameras; return them as C-contiguous float32 arrays.
 
     extrinsics: (N, 3, 4) or (N, 4, 4) world-to-camera, OpenCV axes (a 4x4's last row must
@@ -178,7 +181,7 @@ class DepthAnything3:
         if isinstance(device, bool) or not isinstance(device, (int, np.integer)):
             raise TypeError(f"device: expected int, got {type(device).__name__}")
         if not path.exists():
-            raise FileNotFoundError(f"model file not found: {path}")
+            raise ModelNotFoundError(f"model file not found: {path}")
         if not path.is_file():
             raise IsADirectoryError(
                 f"{path}: is a directory; use DepthAnything3.from_pretrained for snapshot directories"
@@ -211,7 +214,7 @@ class DepthAnything3:
             device: GPU device index for ``backend="gpu"``; -1 = the first GPU.
 
         Raises:
-            FileNotFoundError: ``path`` does not exist.
+            ModelNotFoundError: ``path`` does not exist (a ``FileNotFoundError``).
             IsADirectoryError: ``path`` is a directory.
             ModelFormatError: not a GGUF / not a DA3 GGUF / missing tensors.
             UnsupportedError: a tensor type or model kind this build does not support.

@@ -19,7 +19,7 @@ EPILOG = """\
 examples:
   da3cpp depth photo.jpg --model da3-small-f32.gguf --out out/
   da3cpp depth images/ more.png --model depth-anything/DA3-SMALL --out out/ --threads 4
-  da3cpp depth scans/ --model da3metric-large.gguf --out out/ --cmap Spectral --process-res 756
+  da3cpp depth scans/ --model da3metric-large.gguf --out out/ --cmap Spectral_r --process-res 756
   da3cpp info
   da3cpp convert --help
 

@@ -6,7 +6,7 @@ so ``except ValueError`` keeps working for bad files and ``except DA3Error`` cat
 
 The compiled core maps its C status codes onto these classes (see
 ``cpp/include/depth_anything.h``): INVALID_ARGUMENT -> ``ValueError``, IO ->
-:class:`ModelLoadError` (``FileNotFoundError`` for a missing file), FORMAT and
+:class:`ModelLoadError` (:class:`ModelNotFoundError` for a missing file), FORMAT and
 MISSING_TENSOR -> :class:`ModelFormatError`, UNSUPPORTED -> :class:`UnsupportedError`,
 OUT_OF_MEMORY -> ``MemoryError``, BACKEND and INTERNAL -> :class:`BackendError`.
 """
@@ -17,6 +17,7 @@ __all__ = [
     "DA3Error",
     "ModelFormatError",
     "ModelLoadError",
+    "ModelNotFoundError",
     "UnsupportedError",
     "BackendError",
     "VariantError",
@@ -35,6 +36,10 @@ class ModelFormatError(DA3Error, ValueError):
 class ModelLoadError(DA3Error, OSError):
     """The model could not be read or obtained (I/O error, download impossible,
     e.g. offline with nothing cached)."""
+
+
+class ModelNotFoundError(ModelLoadError, FileNotFoundError):
+    """The model file (or path given to ``from_pretrained``) does not exist."""
 
 
 class UnsupportedError(DA3Error, NotImplementedError):

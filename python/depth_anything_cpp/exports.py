@@ -18,8 +18,8 @@ The PNG text chunks ``depth_encoding`` (``"metric_mm"`` or ``"relative_minmax"``
 
 The colorized PNG maps inverse depth (near = high end of the colormap) between its 2nd
 and 98th percentiles, like the official ``depth_anything_3.utils.visualize.visualize_depth``
-(which uses the reversed ``Spectral`` map: pass ``cmap="Spectral"`` for its look). Colormaps
-come from matplotlib.
+(which draws near pixels with the low end of ``Spectral``: pass ``cmap="Spectral_r"`` for
+its look). Colormaps come from matplotlib.
 """
 
 from __future__ import annotations

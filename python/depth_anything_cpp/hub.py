@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 from typing import Optional, Union
 
-from .errors import ModelFormatError, ModelLoadError
+from .errors import ModelFormatError, ModelLoadError, ModelNotFoundError
 
 __all__ = ["cache_dir", "resolve_model", "is_gguf_file"]
 
@@ -172,7 +172,7 @@ def resolve_model(name_or_path: PathLike, *, filename: Optional[str] = None,
         force_convert: redo a cached conversion.
 
     Raises:
-        FileNotFoundError: a path-looking argument that does not exist.
+        ModelNotFoundError: a path-looking argument that does not exist (a FileNotFoundError).
         ModelFormatError: a file that is not GGUF, a directory that is neither a snapshot
             nor holds exactly one GGUF, a snapshot the converter rejects.
         ModelLoadError: download impossible (offline, unknown repo, network error).
@@ -191,7 +191,7 @@ def resolve_model(name_or_path: PathLike, *, filename: Optional[str] = None,
         if filename is not None:
             candidate = path / filename
             if not candidate.is_file():
-                raise FileNotFoundError(f"{candidate}: no such file")
+                raise ModelNotFoundError(f"{candidate}: no such file")
             return resolve_model(candidate)
         if _is_snapshot(path):
             return convert_snapshot(path, force=force_convert)
@@ -207,7 +207,7 @@ def resolve_model(name_or_path: PathLike, *, filename: Optional[str] = None,
         )
     text = os.fspath(name_or_path)
     if not _REPO_ID.match(text) or text.endswith(".gguf") or text.startswith((".", "/", "~")):
-        raise FileNotFoundError(
+        raise ModelNotFoundError(
             f"{text}: no such file or directory (and not a Hugging Face repo id like "
             "'depth-anything/DA3-SMALL')"
         )

@@ -1,0 +1,653 @@
+// preprocess.cpp - official DA3 preprocessing with bit-exact cv2.resize (uint8, 3 channels).
+//
+// ref: depth_anything_3/utils/io/input_processor.py; OpenCV modules/imgproc/src/resize.cpp.
+// Floating-point note: OpenCV's resize code is compiled for the SSE3 baseline, i.e. without
+// FMA. Every product that feeds an addition below goes through DA3_NO_FUSE so that a
+// build with -mfma / -ffp-contract=fast cannot fuse it and change the rounding.
+#include "preprocess.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#if defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h>
+#endif
+
+#if defined(__has_include)
+#if __has_include("common.h")
+#include "common.h"
+#endif
+#endif
+
+namespace da3 {
+// Thread-local last error, implemented in api.cpp (also declared in common.h).
+void set_last_error(const std::string &msg);
+}  // namespace da3
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define DA3_NO_FUSE(v) __asm__("" : "+x"(v))
+#elif defined(__GNUC__) && (defined(__aarch64__) || defined(__arm__))
+#define DA3_NO_FUSE(v) __asm__("" : "+w"(v))
+#elif defined(__GNUC__)
+#define DA3_NO_FUSE(v) __asm__("" : "+m"(v))
+#else  // MSVC does not contract unless /fp:contract is given
+#define DA3_NO_FUSE(v) ((void)0)
+#endif
+
+namespace da3 {
+namespace {
+
+constexpr int k_coef_bits = 11;  // INTER_RESIZE_COEF_BITS
+constexpr int k_coef_scale = 1 << k_coef_bits;
+// Elements (int32 lanes x 2) per iteration of OpenCV's 128-bit VResizeCubicVec_32s8u.
+constexpr int k_cubic_vec_step = 8;
+
+// cvRound(float): round half to even (cvtss2si under the default MXCSR).
+inline int round_f32(float v) {
+#if defined(__SSE2__) || defined(_M_X64)
+    return _mm_cvtss_si32(_mm_set_ss(v));
+#else
+    return (int)std::lrintf(v);
+#endif
+}
+
+inline uint8_t sat_u8(int v) { return (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v)); }
+
+// saturate_cast<short>(float)
+inline short sat_s16(float v) {
+    int i = round_f32(v);
+    return (short)(i < -32768 ? -32768 : (i > 32767 ? 32767 : i));
+}
+
+// Float products/sums of small tables: forced through memory so nothing is fused.
+inline float mul_f(float a, float b) {
+    volatile float r = a * b;
+    return r;
+}
+inline double mul_d(double a, double b) {
+    volatile double r = a * b;
+    return r;
+}
+
+// ref: resize.cpp interpolateCubic (float, A = -0.75), evaluated without FMA.
+void interpolate_cubic(float x, float coeffs[4]) {
+    const float A = -0.75f;
+    const float x1 = x + 1.f;
+    // ((A*(x + 1) - 5*A)*(x + 1) + 8*A)*(x + 1) - 4*A
+    float t = mul_f(A, x1) - mul_f(5.f, A);
+    t = mul_f(t, x1) + mul_f(8.f, A);
+    coeffs[0] = mul_f(t, x1) - mul_f(4.f, A);
+    // ((A + 2)*x - (A + 3))*x*x + 1
+    t = mul_f(A + 2.f, x) - (A + 3.f);
+    coeffs[1] = mul_f(mul_f(t, x), x) + 1.f;
+    // ((A + 2)*(1 - x) - (A + 3))*(1 - x)*(1 - x) + 1
+    const float y = 1.f - x;
+    t = mul_f(A + 2.f, y) - (A + 3.f);
+    coeffs[2] = mul_f(mul_f(t, y), y) + 1.f;
+    coeffs[3] = 1.f - coeffs[0] - coeffs[1] - coeffs[2];
+}
+
+// Cubic taps of one axis: source index of tap 0..3 (border replicate) and 11-bit weights.
+struct cubic_axis {
+    std::vector<int> idx;     // [dsize * 4]
+    std::vector<short> coef;  // [dsize * 4]
+};
+
+void cubic_axis_table(int ssize, int dsize, cubic_axis &t) {
+    const double inv_scale = (double)dsize / ssize;  // cv::resize
+    const double scale = 1. / inv_scale;             // hal::resize
+    t.idx.resize((size_t)dsize * 4);
+    t.coef.resize((size_t)dsize * 4);
+    for (int d = 0; d < dsize; d++) {
+        float f = (float)(mul_d(d + 0.5, scale) - 0.5);
+        int s = (int)std::floor(f);
+        f -= (float)s;
+        float c[4];
+        interpolate_cubic(f, c);
+        for (int k = 0; k < 4; k++) {
+            int si = s - 1 + k;
+            t.idx[(size_t)d * 4 + k] = si < 0 ? 0 : (si >= ssize ? ssize - 1 : si);
+            t.coef[(size_t)d * 4 + k] = sat_s16(c[k] * (float)k_coef_scale);
+        }
+    }
+}
+
+struct area_tap {
+    int si, di;
+    float alpha;
+};
+
+// ref: resize.cpp computeResizeAreaTab
+int area_tab(int ssize, int dsize, int cn, double scale, std::vector<area_tap> &tab) {
+    tab.clear();
+    for (int dx = 0; dx < dsize; dx++) {
+        double fsx1 = mul_d(dx, scale);
+        double fsx2 = fsx1 + scale;
+        double cell = std::min(scale, ssize - fsx1);
+        int sx1 = (int)std::ceil(fsx1), sx2 = (int)std::floor(fsx2);
+        sx2 = std::min(sx2, ssize - 1);
+        sx1 = std::min(sx1, sx2);
+        if (sx1 - fsx1 > 1e-3)
+            tab.push_back({(sx1 - 1) * cn, dx * cn, (float)((sx1 - fsx1) / cell)});
+        for (int sx = sx1; sx < sx2; sx++) tab.push_back({sx * cn, dx * cn, (float)(1.0 / cell)});
+        if (fsx2 - sx2 > 1e-3)
+            tab.push_back(
+                {sx2 * cn, dx * cn, (float)(std::min(std::min(fsx2 - sx2, 1.), cell) / cell)});
+    }
+    return (int)tab.size();
+}
+
+// ref: resize.cpp resizeAreaFast_Invoker (+ ResizeAreaFastVec 2x2 rounding), cn = 3.
+void area_fast(const uint8_t *src, int sw, int sh, size_t sstride, int dw, int dh, int isx,
+               int isy, uint8_t *dst) {
+    const int cn = 3;
+    const int area = isx * isy;
+    const float scale = 1.f / (float)area;
+    const int dwidth1 = (sw / isx) * cn;
+    const int dwidth = dw * cn, swidth = sw * cn;
+    const bool fast2x2 = isx == 2 && isy == 2;
+    std::vector<int> ofs((size_t)area), xofs((size_t)dwidth);
+    for (int sy = 0, k = 0; sy < isy; sy++)
+        for (int sx = 0; sx < isx; sx++) ofs[(size_t)k++] = (int)(sy * sstride + sx * cn);
+    for (int dx = 0; dx < dw; dx++)
+        for (int k = 0; k < cn; k++) xofs[(size_t)dx * cn + k] = isx * dx * cn + k;
+
+    for (int dy = 0; dy < dh; dy++) {
+        uint8_t *D = dst + (size_t)dy * dwidth;
+        const int sy0 = dy * isy;
+        const int w = sy0 + isy <= sh ? dwidth1 : 0;
+        if (sy0 >= sh) {
+            std::memset(D, 0, (size_t)dwidth);
+            continue;
+        }
+        const uint8_t *row = src + (size_t)sy0 * sstride;
+        int dx = 0;
+        if (fast2x2) {
+            const uint8_t *next = row + sstride;
+            for (; dx < w; dx++) {
+                int i = (dx / cn) * 2 * cn + dx % cn;
+                D[dx] = (uint8_t)((row[i] + row[i + cn] + next[i] + next[i + cn] + 2) >> 2);
+            }
+        }
+        for (; dx < w; dx++) {
+            const uint8_t *S = row + xofs[(size_t)dx];
+            int sum = 0;
+            for (int k = 0; k < area; k++) sum += S[ofs[(size_t)k]];
+            D[dx] = sat_u8(round_f32((float)sum * scale));
+        }
+        for (; dx < dwidth; dx++) {  // partial cells at the bottom/right border
+            int sum = 0, count = 0, sx0 = xofs[(size_t)dx];
+            for (int sy = 0; sy < isy && sy0 + sy < sh; sy++) {
+                const uint8_t *S = src + (size_t)(sy0 + sy) * sstride + sx0;
+                for (int sx = 0; sx < isx * cn && sx0 + sx < swidth; sx += cn) {
+                    sum += S[sx];
+                    count++;
+                }
+            }
+            D[dx] = count ? sat_u8(round_f32((float)sum / (float)count)) : 0;
+        }
+    }
+}
+
+// ref: resize.cpp ResizeArea_Invoker<uchar, float>, cn = 3.
+void area_general(const uint8_t *src, int sw, int sh, size_t sstride, int dw, int dh,
+                  double scale_x, double scale_y, uint8_t *dst) {
+    const int cn = 3;
+    std::vector<area_tap> xtab, ytab;
+    const int xn = area_tab(sw, dw, cn, scale_x, xtab);
+    const int yn = area_tab(sh, dh, 1, scale_y, ytab);
+    const int width = dw * cn;
+    // xtab is grouped by destination column: [xbeg[dx], xbeg[dx+1]) are the taps of dx, so
+    // OpenCV's in-order `buf[dxn] += S*alpha` (buf zeroed per row) is a local running sum.
+    std::vector<int> xbeg((size_t)dw + 1, xn);
+    for (int k = xn - 1; k >= 0; k--) xbeg[(size_t)xtab[(size_t)k].di / cn] = k;
+    for (int dx = dw - 1; dx >= 0; dx--) xbeg[(size_t)dx] = std::min(xbeg[(size_t)dx], xbeg[(size_t)dx + 1]);
+    std::vector<float> buf((size_t)width), sum((size_t)width, 0.f);
+    int prev_dy = yn ? ytab[0].di : 0;
+    for (int j = 0; j < yn; j++) {
+        const float beta = ytab[(size_t)j].alpha;
+        const int dy = ytab[(size_t)j].di;
+        const uint8_t *S = src + (size_t)ytab[(size_t)j].si * sstride;
+        for (int dx = 0; dx < dw; dx++) {
+            float t0 = 0.f, t1 = 0.f, t2 = 0.f;
+            for (int k = xbeg[(size_t)dx]; k < xbeg[(size_t)dx + 1]; k++) {
+                const uint8_t *px = S + xtab[(size_t)k].si;
+                const float alpha = xtab[(size_t)k].alpha;
+                float p0 = (float)px[0] * alpha, p1 = (float)px[1] * alpha, p2 = (float)px[2] * alpha;
+                DA3_NO_FUSE(p0);
+                DA3_NO_FUSE(p1);
+                DA3_NO_FUSE(p2);
+                t0 = t0 + p0;
+                t1 = t1 + p1;
+                t2 = t2 + p2;
+            }
+            buf[(size_t)dx * 3] = t0;
+            buf[(size_t)dx * 3 + 1] = t1;
+            buf[(size_t)dx * 3 + 2] = t2;
+        }
+        if (dy != prev_dy) {
+            uint8_t *D = dst + (size_t)prev_dy * width;
+            for (int dx = 0; dx < width; dx++) {
+                D[dx] = sat_u8(round_f32(sum[(size_t)dx]));
+                sum[(size_t)dx] = beta * buf[(size_t)dx];
+            }
+            prev_dy = dy;
+        } else {
+            for (int dx = 0; dx < width; dx++) {
+                float p = beta * buf[(size_t)dx];
+                DA3_NO_FUSE(p);
+                sum[(size_t)dx] += p;
+            }
+        }
+    }
+    uint8_t *D = dst + (size_t)prev_dy * width;
+    for (int dx = 0; dx < width; dx++) D[dx] = sat_u8(round_f32(sum[(size_t)dx]));
+}
+
+bool valid_sizes(const uint8_t *src, int sw, int sh, size_t sstride, int dw, int dh) {
+    return src && sw > 0 && sh > 0 && dw > 0 && dh > 0 && sstride >= (size_t)sw * 3;
+}
+
+void copy_image(const uint8_t *src, int w, int h, size_t stride, image_u8 &dst) {
+    dst.width = w;
+    dst.height = h;
+    dst.data.resize((size_t)w * h * 3);
+    for (int y = 0; y < h; y++)
+        std::memcpy(dst.data.data() + (size_t)y * w * 3, src + (size_t)y * stride, (size_t)w * 3);
+}
+
+// Python round() on a double: half to even.
+int round_half_even(double v) { return (int)std::nearbyint(v); }
+
+int nearest_multiple(int x, int p) {
+    int down = (x / p) * p, up = down + p;
+    return std::abs(up - x) <= std::abs(x - down) ? up : down;
+}
+
+bool resize_u8(const uint8_t *src, int sw, int sh, size_t sstride, int dw, int dh, bool cubic,
+               image_u8 &dst) {
+    return cubic ? resize_cubic(src, sw, sh, sstride, dw, dh, dst)
+                 : resize_area(src, sw, sh, sstride, dw, dh, dst);
+}
+
+}  // namespace
+
+bool resize_area(const uint8_t *src, int src_w, int src_h, size_t src_stride, int dst_w,
+                 int dst_h, image_u8 &dst) {
+    if (!valid_sizes(src, src_w, src_h, src_stride, dst_w, dst_h) || dst_w > src_w ||
+        dst_h > src_h)
+        return false;
+    if (dst_w == src_w && dst_h == src_h) {  // cv::resize copies
+        copy_image(src, src_w, src_h, src_stride, dst);
+        return true;
+    }
+    const double inv_x = (double)dst_w / src_w, inv_y = (double)dst_h / src_h;
+    const double scale_x = 1. / inv_x, scale_y = 1. / inv_y;
+    const int isx = (int)std::nearbyint(scale_x), isy = (int)std::nearbyint(scale_y);
+    const bool is_fast = std::abs(scale_x - isx) < DBL_EPSILON && std::abs(scale_y - isy) < DBL_EPSILON;
+    std::vector<uint8_t> out((size_t)dst_w * dst_h * 3);
+    if (is_fast)
+        area_fast(src, src_w, src_h, src_stride, dst_w, dst_h, isx, isy, out.data());
+    else
+        area_general(src, src_w, src_h, src_stride, dst_w, dst_h, scale_x, scale_y, out.data());
+    dst.data.swap(out);
+    dst.width = dst_w;
+    dst.height = dst_h;
+    return true;
+}
+
+// ref: resize.cpp resizeGeneric_Invoker with HResizeCubic<uchar,int,short> and
+// VResizeCubic<uchar,int,short,FixedPtCast<int,uchar,22>,VResizeCubicVec_32s8u>.
+bool resize_cubic(const uint8_t *src, int src_w, int src_h, size_t src_stride, int dst_w,
+                  int dst_h, image_u8 &dst) {
+    if (!valid_sizes(src, src_w, src_h, src_stride, dst_w, dst_h)) return false;
+    if (dst_w == src_w && dst_h == src_h) {
+        copy_image(src, src_w, src_h, src_stride, dst);
+        return true;
+    }
+    const int cn = 3;
+    cubic_axis xt, yt;
+    cubic_axis_table(src_w, dst_w, xt);
+    cubic_axis_table(src_h, dst_h, yt);
+    const int width = dst_w * cn;
+    // Horizontal pass of every source row that is needed, computed once (int sums are
+    // exact, so caching rows gives the same values as OpenCV's ring buffer).
+    std::vector<std::vector<int>> cache((size_t)src_h);
+    auto hresize = [&](int sy) -> const int * {
+        std::vector<int> &r = cache[(size_t)sy];
+        if (!r.empty()) return r.data();
+        r.resize((size_t)width);
+        const uint8_t *S = src + (size_t)sy * src_stride;
+        for (int dx = 0; dx < dst_w; dx++) {
+            const int *ix = &xt.idx[(size_t)dx * 4];
+            const short *a = &xt.coef[(size_t)dx * 4];
+            for (int c = 0; c < cn; c++)
+                r[(size_t)dx * cn + c] = S[ix[0] * cn + c] * a[0] + S[ix[1] * cn + c] * a[1] +
+                                         S[ix[2] * cn + c] * a[2] + S[ix[3] * cn + c] * a[3];
+        }
+        return r.data();
+    };
+    std::vector<uint8_t> out((size_t)width * dst_h);
+    const int vec_end = width - width % k_cubic_vec_step;
+    const float inv22 = 1.f / (float)(k_coef_scale * k_coef_scale);  // 2^-22, exact
+    int lowest_live = 0;
+    for (int dy = 0; dy < dst_h; dy++) {
+        const int *iy = &yt.idx[(size_t)dy * 4];
+        const short *b = &yt.coef[(size_t)dy * 4];
+        const int *S0 = hresize(iy[0]), *S1 = hresize(iy[1]), *S2 = hresize(iy[2]),
+                  *S3 = hresize(iy[3]);
+        uint8_t *D = out.data() + (size_t)dy * width;
+        // SIMD part: float32, v_muladd(S0,b0, v_muladd(S1,b1, v_muladd(S2,b2, S3*b3))) without
+        // FMA, then v_round (half even). S*b is computed as an exact int64 product rounded once
+        // to float and scaled by 2^-22 (exact), which equals the float product S * (b*2^-22).
+        int x = 0;
+        for (; x < vec_end; x++) {
+            float p3 = (float)((int64_t)S3[x] * b[3]) * inv22;
+            float p2 = (float)((int64_t)S2[x] * b[2]) * inv22;
+            float p1 = (float)((int64_t)S1[x] * b[1]) * inv22;
+            float p0 = (float)((int64_t)S0[x] * b[0]) * inv22;
+            float t = p2 + p3;
+            t = p1 + t;
+            t = p0 + t;
+            D[x] = sat_u8(round_f32(t));
+        }
+        // scalar tail: FixedPtCast<int, uchar, 22>
+        for (; x < width; x++) {
+            int64_t v = (int64_t)S0[x] * b[0] + (int64_t)S1[x] * b[1] + (int64_t)S2[x] * b[2] +
+                        (int64_t)S3[x] * b[3];
+            D[x] = sat_u8((int)((v + (1 << 21)) >> 22));
+        }
+        // release cached rows no later output row can use (source rows are monotonic)
+        const int next_low = dy + 1 < dst_h ? yt.idx[(size_t)(dy + 1) * 4] : src_h;
+        for (; lowest_live < next_low; lowest_live++) {
+            std::vector<int>().swap(cache[(size_t)lowest_live]);
+        }
+    }
+    dst.data.swap(out);
+    dst.width = dst_w;
+    dst.height = dst_h;
+    return true;
+}
+
+da3_status plan_batch(const da3_image *images, int n, int process_res, da3_resize_method method,
+                      std::vector<resize_plan> &plans, std::string &err,
+                      int64_t max_image_pixels) {
+    if (!images) {
+        err = "images is NULL";
+        return DA3_ERR_INVALID_ARGUMENT;
+    }
+    if (n <= 0) {
+        err = "number of images must be positive, got " + std::to_string(n);
+        return DA3_ERR_INVALID_ARGUMENT;
+    }
+    if (process_res < k_min_process_res || process_res > k_max_process_res) {
+        err = "process_res must be in [" + std::to_string(k_min_process_res) + ", " +
+              std::to_string(k_max_process_res) + "], got " + std::to_string(process_res);
+        return DA3_ERR_INVALID_ARGUMENT;
+    }
+    if (method != DA3_RESIZE_UPPER_BOUND && method != DA3_RESIZE_LOWER_BOUND) {
+        err = "unknown resize method " + std::to_string((int)method);
+        return DA3_ERR_INVALID_ARGUMENT;
+    }
+    plans.assign((size_t)n, resize_plan{});
+    for (int i = 0; i < n; i++) {
+        const da3_image &im = images[i];
+        const std::string tag = "image " + std::to_string(i) + ": ";
+        if (!im.data) {
+            err = tag + "data is NULL";
+            return DA3_ERR_INVALID_ARGUMENT;
+        }
+        if (im.width <= 0 || im.height <= 0) {
+            err = tag + "size must be positive, got " + std::to_string(im.width) + "x" +
+                  std::to_string(im.height);
+            return DA3_ERR_INVALID_ARGUMENT;
+        }
+        if (im.stride < (size_t)im.width * 3) {
+            err = tag + "stride " + std::to_string(im.stride) + " < width*3 = " +
+                  std::to_string((size_t)im.width * 3);
+            return DA3_ERR_INVALID_ARGUMENT;
+        }
+        if ((int64_t)im.width * im.height > max_image_pixels) {
+            err = tag + std::to_string(im.width) + "x" + std::to_string(im.height) +
+                  " is over the limit of " + std::to_string(max_image_pixels) + " pixels";
+            return DA3_ERR_INVALID_ARGUMENT;
+        }
+        resize_plan &p = plans[(size_t)i];
+        p.orig_w = im.width;
+        p.orig_h = im.height;
+        // ref: InputProcessor._resize_longest_side / _resize_shortest_side
+        const int side = method == DA3_RESIZE_UPPER_BOUND ? std::max(im.width, im.height)
+                                                          : std::min(im.width, im.height);
+        p.bound_w = im.width;
+        p.bound_h = im.height;
+        if (side != process_res) {
+            const double scale = process_res / (double)side;
+            const double fw = im.width * scale, fh = im.height * scale;
+            if (fw * fh > (double)max_image_pixels * 4.0) {
+                err = tag + "processed size is over the limit of " +
+                      std::to_string(max_image_pixels) + " pixels";
+                return DA3_ERR_INVALID_ARGUMENT;
+            }
+            p.bound_w = std::max(1, round_half_even(fw));
+            p.bound_h = std::max(1, round_half_even(fh));
+        }
+        // ref: InputProcessor._make_divisible_by_resize
+        p.patch_w = std::max(1, nearest_multiple(p.bound_w, k_patch_size));
+        p.patch_h = std::max(1, nearest_multiple(p.bound_h, k_patch_size));
+        if ((int64_t)p.patch_w * p.patch_h > max_image_pixels ||
+            (int64_t)p.bound_w * p.bound_h > max_image_pixels) {
+            err = tag + "processed size " + std::to_string(p.patch_w) + "x" +
+                  std::to_string(p.patch_h) + " is over the limit of " +
+                  std::to_string(max_image_pixels) + " pixels";
+            return DA3_ERR_INVALID_ARGUMENT;
+        }
+    }
+    // ref: InputProcessor._unify_batch_shapes: center-crop all to the smallest (H, W);
+    // the image uses torchvision center_crop (int(round(d / 2.0))), the intrinsics d // 2.
+    int min_w = plans[0].patch_w, min_h = plans[0].patch_h;
+    for (const resize_plan &p : plans) {
+        min_w = std::min(min_w, p.patch_w);
+        min_h = std::min(min_h, p.patch_h);
+    }
+    bool mixed = false;
+    for (const resize_plan &p : plans)
+        mixed = mixed || p.patch_w != plans[0].patch_w || p.patch_h != plans[0].patch_h;
+    for (resize_plan &p : plans) {
+        p.out_w = p.patch_w;
+        p.out_h = p.patch_h;
+        if (!mixed) continue;
+        p.out_w = min_w;
+        p.out_h = min_h;
+        p.crop_x = round_half_even((p.patch_w - min_w) / 2.0);
+        p.crop_y = round_half_even((p.patch_h - min_h) / 2.0);
+        p.ixt_crop_x = (p.patch_w - min_w) / 2;
+        p.ixt_crop_y = (p.patch_h - min_h) / 2;
+    }
+    return DA3_OK;
+}
+
+da3_status preprocess_batch(const da3_image *images, int n, int process_res,
+                            da3_resize_method method, std::vector<image_u8> &out,
+                            std::string &err, std::vector<resize_plan> *plans_out,
+                            int64_t max_image_pixels) {
+    std::vector<resize_plan> plans;
+    da3_status st = plan_batch(images, n, process_res, method, plans, err, max_image_pixels);
+    if (st != DA3_OK) return st;
+    try {
+        out.assign((size_t)n, image_u8{});
+        image_u8 bound, patched;
+        for (int i = 0; i < n; i++) {
+            const da3_image &im = images[i];
+            const resize_plan &p = plans[(size_t)i];
+            const uint8_t *cur = im.data;
+            size_t cur_stride = im.stride;
+            int cw = im.width, ch = im.height;
+            if (p.bound_w != cw || p.bound_h != ch) {
+                // boundary resize: one uniform scale, so both axes grow or both shrink
+                const bool up = p.bound_w > cw || p.bound_h > ch;
+                if (!resize_u8(cur, cw, ch, cur_stride, p.bound_w, p.bound_h, up, bound)) {
+                    err = "internal error: boundary resize failed";
+                    return DA3_ERR_INTERNAL;
+                }
+                cur = bound.data.data();
+                cur_stride = (size_t)bound.width * 3;
+                cw = bound.width;
+                ch = bound.height;
+            }
+            if (p.patch_w != cw || p.patch_h != ch) {
+                const bool up = p.patch_w > cw || p.patch_h > ch;
+                if (!resize_u8(cur, cw, ch, cur_stride, p.patch_w, p.patch_h, up, patched)) {
+                    err = "internal error: patch-size resize failed";
+                    return DA3_ERR_INTERNAL;
+                }
+                cur = patched.data.data();
+                cur_stride = (size_t)patched.width * 3;
+                cw = patched.width;
+                ch = patched.height;
+            }
+            image_u8 &o = out[(size_t)i];
+            o.width = p.out_w;
+            o.height = p.out_h;
+            o.data.resize((size_t)p.out_w * p.out_h * 3);
+            for (int y = 0; y < p.out_h; y++)
+                std::memcpy(o.data.data() + (size_t)y * p.out_w * 3,
+                            cur + (size_t)(y + p.crop_y) * cur_stride + (size_t)p.crop_x * 3,
+                            (size_t)p.out_w * 3);
+        }
+    } catch (const std::bad_alloc &) {
+        out.clear();
+        err = "out of memory while preprocessing images";
+        return DA3_ERR_OUT_OF_MEMORY;
+    }
+    if (plans_out) plans_out->swap(plans);
+    return DA3_OK;
+}
+
+namespace {
+// Per channel and value: torchvision ToTensor().div(255) then Normalize (sub_, div_), float32.
+void normalize_lut(const float mean[3], const float std[3], float lut[3][256]) {
+    for (int c = 0; c < 3; c++)
+        for (int u = 0; u < 256; u++) lut[c][u] = ((float)u / 255.f - mean[c]) / std[c];
+}
+}  // namespace
+
+void normalize_chw(const image_u8 &img, const float mean[3], const float std[3], float *out) {
+    float lut[3][256];
+    normalize_lut(mean, std, lut);
+    const size_t plane = (size_t)img.width * img.height;
+    const uint8_t *s = img.data.data();
+    for (size_t i = 0; i < plane; i++) {
+        out[i] = lut[0][s[i * 3]];
+        out[plane + i] = lut[1][s[i * 3 + 1]];
+        out[2 * plane + i] = lut[2][s[i * 3 + 2]];
+    }
+}
+
+void processed_image_u8(const image_u8 &img, const float mean[3], const float std[3],
+                        uint8_t *out) {
+    float lut[3][256];
+    normalize_lut(mean, std, lut);
+    uint8_t den[3][256];
+    // ref: api.py _add_processed_images: float32 input * float64 std + float64 mean,
+    // clip [0, 1], * 255, astype(uint8) (truncation). Upstream uses the float64 ImageNet
+    // literals there; widening the float32 values instead changes ~1/3 of the pixels.
+    static const double imagenet_mean[3] = {0.485, 0.456, 0.406};
+    static const double imagenet_std[3] = {0.229, 0.224, 0.225};
+    for (int c = 0; c < 3; c++) {
+        const double m = mean[c] == (float)imagenet_mean[c] ? imagenet_mean[c] : (double)mean[c];
+        const double s = std[c] == (float)imagenet_std[c] ? imagenet_std[c] : (double)std[c];
+        for (int u = 0; u < 256; u++) {
+            double v = mul_d((double)lut[c][u], s) + m;
+            v = v < 0. ? 0. : (v > 1. ? 1. : v);
+            den[c][u] = (uint8_t)(v * 255.);
+        }
+    }
+    const size_t n = (size_t)img.width * img.height;
+    const uint8_t *s = img.data.data();
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++) out[i * 3 + c] = den[c][s[i * 3 + c]];
+}
+
+void adjust_intrinsics(const resize_plan &p, float K[9]) {
+    // ref: InputProcessor._resize_ixt (K[:1] *= w / float(orig_w); K[1:2] *= h / float(orig_h))
+    auto scale_rows = [K](int ow, int oh, int w, int h) {
+        const float sx = (float)(w / (double)ow), sy = (float)(h / (double)oh);
+        for (int j = 0; j < 3; j++) {
+            K[j] *= sx;
+            K[3 + j] *= sy;
+        }
+    };
+    scale_rows(p.orig_w, p.orig_h, p.bound_w, p.bound_h);
+    scale_rows(p.bound_w, p.bound_h, p.patch_w, p.patch_h);
+    K[2] -= (float)p.ixt_crop_x;
+    K[5] -= (float)p.ixt_crop_y;
+}
+
+void scale_intrinsics_to_processed(int orig_w, int orig_h, int out_w, int out_h, int process_res,
+                                   da3_resize_method method, float K[9]) {
+    static const uint8_t dummy[3] = {0, 0, 0};
+    da3_image im{dummy, orig_w, orig_h, (size_t)orig_w * 3};
+    std::vector<resize_plan> plans;
+    std::string err;
+    if (plan_batch(&im, 1, process_res, method, plans, err, INT64_MAX) != DA3_OK) return;
+    resize_plan p = plans[0];
+    p.ixt_crop_x = (p.patch_w - out_w) / 2;  // 0 unless the batch was center-cropped
+    p.ixt_crop_y = (p.patch_h - out_h) / 2;
+    adjust_intrinsics(p, K);
+}
+
+}  // namespace da3
+
+// ---- C API ---------------------------------------------------------------------------
+
+extern "C" da3_status da3_preprocess(const da3_image *images, int n_views, int process_res,
+                                     da3_resize_method method, const float mean[3],
+                                     const float std[3], int *out_w, int *out_h,
+                                     uint8_t *out_rgb, float *out_norm) {
+    std::string err;
+    auto fail = [&](da3_status st, const std::string &msg) {
+        da3::set_last_error("da3_preprocess: " + msg);
+        return st;
+    };
+    if (!out_w || !out_h) return fail(DA3_ERR_INVALID_ARGUMENT, "out_w/out_h is NULL");
+    if ((out_rgb || out_norm) && (!mean || !std))
+        return fail(DA3_ERR_INVALID_ARGUMENT, "mean/std is NULL");
+    if (mean && std)
+        for (int c = 0; c < 3; c++)
+            if (!std::isfinite(mean[c]) || !std::isfinite(std[c]) || std[c] == 0.f)
+                return fail(DA3_ERR_INVALID_ARGUMENT,
+                            "mean must be finite and std finite and non-zero");
+    try {
+        std::vector<da3::resize_plan> plans;
+        if (!out_rgb && !out_norm) {  // size query only
+            da3_status st = da3::plan_batch(images, n_views, process_res, method, plans, err);
+            if (st != DA3_OK) return fail(st, err);
+            *out_w = plans[0].out_w;
+            *out_h = plans[0].out_h;
+            return DA3_OK;
+        }
+        std::vector<da3::image_u8> imgs;
+        da3_status st =
+            da3::preprocess_batch(images, n_views, process_res, method, imgs, err, &plans);
+        if (st != DA3_OK) return fail(st, err);
+        const int w = imgs[0].width, h = imgs[0].height;
+        const size_t plane = (size_t)w * h;
+        for (size_t i = 0; i < imgs.size(); i++) {
+            if (out_rgb) da3::processed_image_u8(imgs[i], mean, std, out_rgb + i * plane * 3);
+            if (out_norm) da3::normalize_chw(imgs[i], mean, std, out_norm + i * plane * 3);
+        }
+        *out_w = w;
+        *out_h = h;
+        return DA3_OK;
+    } catch (const std::bad_alloc &) {
+        return fail(DA3_ERR_OUT_OF_MEMORY, "out of memory");
+    } catch (const std::exception &e) {
+        return fail(DA3_ERR_INTERNAL, e.what());
+    }
+}

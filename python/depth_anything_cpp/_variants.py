@@ -1,0 +1,255 @@
+"""Choice of the compiled core variant at import time.
+
+The wheel carries one extension module per build variant, all built from the same sources:
+
+=============  =====================  =========================================================
+variant        module                 needs
+=============  =====================  =========================================================
+cuda           ``_da3_cuda``          an NVIDIA GPU (+ AVX2 CPU on x86); optional build
+vulkan         ``_da3_vulkan``        a Vulkan GPU (+ AVX2 CPU on x86); CPU-type Vulkan
+                                      devices (lavapipe) only when requested explicitly
+native         ``_da3_native``        developer build for the build machine (preferred if present)
+cpu_avx512     ``_da3_cpu_avx512``    AVX-512 F/CD/VL/DQ/BW + VNNI (skylake-x/cascadelake level)
+cpu_avx2       ``_da3_cpu_avx2``      AVX AVX2 FMA F16C BMI2 (haswell level)
+cpu_x64        ``_da3_cpu_x64``       any x86-64 CPU
+=============  =====================  =========================================================
+
+Order of choice: ``DA3CPP_VARIANT`` (a name above, or ``x64``/``avx2``/``avx512``, ``cpu`` for
+the best CPU variant, ``auto``); else a GPU variant whose device probe finds a real GPU; else
+the highest CPU level this processor and OS support. CPU support is decided by ``_cpuprobe``,
+a module compiled for the x86-64 baseline (cpuid + xgetbv), never by importing a module that
+could execute unsupported instructions.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import math
+import os
+from types import ModuleType
+from typing import Any
+
+from .errors import VariantError
+
+__all__ = [
+    "available_variants",
+    "choose_variant",
+    "load_core",
+    "backend_info",
+    "cpu_features",
+    "default_threads",
+]
+
+_PKG = __name__.rpartition(".")[0]
+
+# name -> (module, kind, CPU level its code needs on x86). Order = preference.
+_VARIANTS: dict[str, tuple[str, str, str]] = {
+    "cuda": ("_da3_cuda", "gpu", "avx2"),
+    "vulkan": ("_da3_vulkan", "gpu", "avx2"),
+    "native": ("_da3_native", "cpu", "native"),
+    "cpu_avx512": ("_da3_cpu_avx512", "cpu", "avx512"),
+    "cpu_avx2": ("_da3_cpu_avx2", "cpu", "avx2"),
+    "cpu_x64": ("_da3_cpu_x64", "cpu", "x64"),
+}
+_ALIASES = {"x64": "cpu_x64", "avx2": "cpu_avx2", "avx512": "cpu_avx512"}
+
+# CPU features (as named by _cpuprobe) each x86 level is compiled for; keep in sync with
+# cmake/Da3Variants.cmake.
+_AVX2 = ("sse4_2", "avx", "f16c", "fma", "avx2", "bmi2")
+_LEVEL_FEATURES: dict[str, tuple[str, ...]] = {
+    "x64": (),
+    "avx2": _AVX2,
+    "avx512": _AVX2 + ("avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw", "avx512vnni"),
+}
+
+_ENV = "DA3CPP_VARIANT"
+
+
+@functools.lru_cache(maxsize=None)
+def _probe() -> tuple[str, dict[str, bool], str]:
+    """(arch, features, cpu name) from the baseline-compiled probe."""
+    try:
+        probe = importlib.import_module(f"{_PKG}._cpuprobe")
+    except ImportError:  # no probe (broken install): assume the x86-64 baseline only
+        return "unknown", {}, ""
+    return probe.arch, dict(probe.features()), probe.cpu_name()
+
+
+def cpu_features() -> list[str]:
+    """Sorted names of the ISA extensions this CPU and OS support (x86 only, else [])."""
+    return sorted(k for k, v in _probe()[1].items() if v and not k.startswith("os"))
+
+
+def _missing_features(variant: str) -> list[str]:
+    """CPU features `variant` needs that this processor/OS lacks ([] = it can run here)."""
+    level = _VARIANTS[variant][2]
+    arch, feats, _ = _probe()
+    if arch != "x86":
+        # x86 level modules are never built elsewhere; other builds target the build machine
+        return [f"x86 {level}"] if variant.startswith("cpu_") else []
+    if level == "native":
+        return []
+    return [f for f in _LEVEL_FEATURES[level] if not feats.get(f, False)]
+
+
+def _present(variant: str) -> bool:
+    try:
+        return importlib.util.find_spec(f"{_PKG}.{_VARIANTS[variant][0]}") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def available_variants() -> list[str]:
+    """Variants whose module is in this installation, in order of preference.
+
+    Includes variants this CPU cannot run; :func:`choose_variant` skips those.
+    """
+    return [v for v in _VARIANTS if _present(v)]
+
+
+def _import(variant: str) -> ModuleType:
+    try:
+        return importlib.import_module(f"{_PKG}.{_VARIANTS[variant][0]}")
+    except ImportError as exc:
+        raise VariantError(f"variant {variant!r} is installed but failed to load: {exc}") from exc
+
+
+def _usable_text(avail: list[str]) -> str:
+    usable = [v for v in avail if not _missing_features(v)]
+    return f"available here: {', '.join(usable) or 'none'}"
+
+
+def _requested(raw: str) -> tuple[str, str]:
+    name = _ALIASES.get(raw, raw)
+    avail = available_variants()
+    reason = f"{_ENV}={raw}"
+    if name == "cpu":
+        for v in avail:
+            if _VARIANTS[v][1] == "cpu" and not _missing_features(v):
+                return v, reason
+        raise VariantError(f"{reason}: no CPU variant can run here ({_usable_text(avail)})")
+    if name not in _VARIANTS:
+        raise VariantError(
+            f"{reason}: unknown variant; known: {', '.join(list(_VARIANTS) + ['cpu', 'auto'])}; "
+            f"{_usable_text(avail)}")
+    if name not in avail:
+        raise VariantError(f"{reason}: variant {name!r} is not in this installation; {_usable_text(avail)}")
+    missing = _missing_features(name)
+    if missing:
+        raise VariantError(
+            f"{reason}: variant {name!r} needs CPU features this processor/OS lacks "
+            f"({', '.join(missing)}); {_usable_text(avail)}")
+    return name, reason
+
+
+def _gpu_probe(variant: str) -> tuple[bool, str]:
+    """Does `variant` see a real (non CPU-type) GPU? Returns (found, note)."""
+    try:
+        devices = _import(variant).devices()
+    except Exception as exc:  # a broken driver must not break import: fall back to CPU
+        return False, f"{variant}: {exc}"
+    gpus = [d for d in devices if d.get("is_gpu")]
+    if gpus:
+        return True, f"{variant}: GPU {gpus[0].get('description') or gpus[0].get('name')}"
+    return False, f"{variant}: no GPU device"
+
+
+def choose_variant() -> tuple[str, str]:
+    """Pick the variant to load: ``(name, reason)``.
+
+    Raises:
+        VariantError: ``DA3CPP_VARIANT`` names an unknown variant, one not in this
+            installation, or one this CPU cannot run; or no variant can run at all.
+    """
+    raw = os.environ.get(_ENV, "").strip().lower()
+    if raw and raw != "auto":
+        return _requested(raw)
+    avail = available_variants()
+    notes = []
+    for v in avail:
+        if _VARIANTS[v][1] != "gpu" or _missing_features(v):
+            continue
+        found, note = _gpu_probe(v)
+        if found:
+            return v, f"GPU found ({note})"
+        notes.append(note)
+    for v in avail:
+        if _VARIANTS[v][1] == "cpu" and not _missing_features(v):
+            why = "developer build for this machine" if v == "native" else "best CPU level this processor supports"
+            if notes:
+                why += "; " + "; ".join(notes)
+            return v, why
+    raise VariantError(f"no usable variant of the compiled core in this installation "
+                       f"(installed: {', '.join(avail) or 'none'}; CPU features: {', '.join(cpu_features())})")
+
+
+_loaded: dict[str, tuple[ModuleType, str]] = {}
+
+
+def load_core() -> tuple[ModuleType, str]:
+    """Import the chosen variant: ``(module, reason)`` (cached per variant).
+
+    Raises:
+        VariantError: as :func:`choose_variant`, or the module fails to import.
+    """
+    name, reason = choose_variant()
+    if name not in _loaded:
+        _loaded[name] = (_import(name), reason)
+    return _loaded[name][0], reason
+
+
+def default_threads() -> int:
+    """Physical cores available to this process (affinity mask and cgroup quota), >= 1."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return max(1, (os.cpu_count() or 2) // 2)
+    cores = set()
+    for c in cpus:
+        try:
+            topo = f"/sys/devices/system/cpu/cpu{c}/topology/"
+            with open(topo + "physical_package_id") as f1, open(topo + "core_id") as f2:
+                cores.add((f1.read().strip(), f2.read().strip()))
+        except OSError:
+            cores.add(("cpu", str(c)))
+    n = len(cores)
+    try:  # cgroup v2 CPU quota, e.g. "200000 100000" = 2 CPUs
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            n = min(n, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+def backend_info() -> dict[str, Any]:
+    """What runs here: a dict for ``da3cpp info`` and bug reports.
+
+    Keys: ``variants`` (list[str], installed), ``chosen`` (str | None), ``reason`` (str),
+    ``module`` (str | None), ``ggml_version`` (str | None), ``devices`` (list[dict] from the
+    chosen module), ``threads`` (int, default thread count = physical cores), ``cpu`` (str),
+    ``cpu_features`` (list[str]). Never raises for a missing/broken core: ``chosen`` is None
+    and ``reason`` says why.
+    """
+    info: dict[str, Any] = {
+        "variants": available_variants(),
+        "chosen": None,
+        "reason": "",
+        "module": None,
+        "ggml_version": None,
+        "devices": [],
+        "threads": default_threads(),
+        "cpu": _probe()[2],
+        "cpu_features": cpu_features(),
+    }
+    try:
+        core, reason = load_core()
+    except VariantError as exc:
+        info["reason"] = str(exc)
+        return info
+    info.update(chosen=core.variant(), reason=reason, module=core.__name__,
+                ggml_version=core.ggml_version(), devices=list(core.devices()))
+    return info

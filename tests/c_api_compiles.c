@@ -1,0 +1,57 @@
+/* Compiled as strict C (C99 and C11, -Wall -Wextra -Werror -pedantic) by tests/test_c_api_header.py:
+ * the public header must be usable from C. Only compiled, never linked: every API function is
+ * taken by address with its exact prototype, so a signature change shows up here. */
+#include "depth_anything.h"
+
+#include <stddef.h>
+
+typedef struct da3_api_table {
+    const char *(*status_string)(da3_status);
+    const char *(*last_error)(void);
+    const char *(*ggml_version)(void);
+    const char *(*build_variant)(void);
+    int (*device_count)(void);
+    da3_status (*device_get)(int, da3_device_info *);
+    da3_context_params (*context_default_params)(void);
+    da3_status (*load)(const char *, const da3_context_params *, da3_context **);
+    void (*free_ctx)(da3_context *);
+    da3_status (*get_model_info)(const da3_context *, da3_model_info *);
+    da3_infer_params (*infer_default_params)(void);
+    da3_status (*infer)(da3_context *, const da3_image *, int, const float *, int, const float *,
+                        const da3_infer_params *, da3_result **);
+    da3_status (*infer_tensor)(da3_context *, const float *, int, int, int, const float *, int,
+                               const float *, const da3_infer_params *, da3_result **);
+    da3_status (*preprocess)(const da3_image *, int, int, da3_resize_method, const float *,
+                             const float *, int *, int *, uint8_t *, float *);
+    void (*result_free)(da3_result *);
+    void (*result_shape)(const da3_result *, int *, int *, int *);
+    const float *(*result_get)(const da3_result *, const char *, int64_t *, int *);
+    const uint8_t *(*result_images)(const da3_result *);
+    int (*result_is_metric)(const da3_result *);
+    int (*result_count)(const da3_result *);
+    const char *(*result_name)(const da3_result *, int);
+} da3_api_table;
+
+const da3_api_table da3_api = {
+    da3_status_string, da3_last_error, da3_ggml_version, da3_build_variant,
+    da3_device_count, da3_device_get, da3_context_default_params, da3_load, da3_free,
+    da3_get_model_info, da3_infer_default_params, da3_infer, da3_infer_tensor, da3_preprocess,
+    da3_result_free, da3_result_shape, da3_result_get, da3_result_images, da3_result_is_metric,
+    da3_result_count, da3_result_name,
+};
+
+/* enum values and struct fields a C caller uses */
+int da3_c_usage(void);
+int da3_c_usage(void) {
+    da3_image img;
+    da3_device_info dev;
+    da3_model_info info;
+    img.data = NULL;
+    img.width = 0;
+    img.height = 0;
+    img.stride = 0;
+    dev.is_gpu = 0;
+    info.embed_dim = 0;
+    return (int)DA3_OK + (int)DA3_ERR_INTERNAL + (int)DA3_BACKEND_GPU + (int)DA3_RESIZE_LOWER_BOUND +
+           (int)DA3_REF_SADDLE_SIM_RANGE + img.width + dev.is_gpu + info.embed_dim + (int)sizeof(da3_api);
+}

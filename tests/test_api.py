@@ -1,0 +1,368 @@
+"""DepthAnything3 / Prediction / from_pretrained.
+
+Two kinds of tests:
+- facade logic (argument checks, camera validation, result conversion, model resolution)
+  against a fake core injected with monkeypatch: they do NOT exercise the network;
+- end to end on the compiled core with the fixture GGUF and real images (skipped, with
+  the reason, when the compiled core cannot be loaded).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import depth_anything_cpp as da3
+from depth_anything_cpp import (DepthAnything3, ModelFormatError, ModelNotFoundError,
+                                Prediction, UnsupportedError, VariantError)
+
+SHARED = Path(os.environ.get("DA3CPP_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+FIXTURE = SHARED / "fixtures" / "da3-small-anchor-layout"
+GGUF = FIXTURE / "da3-small-rand-f16.gguf"
+REFERENCE = FIXTURE / "reference_SOH_000.npz"
+EXAMPLES = SHARED / "data" / "da3_examples"
+SOH_000 = EXAMPLES / "assets_examples_SOH_000.png"
+SOH_010 = EXAMPLES / "assets_examples_SOH_010.png"
+
+needs_core = pytest.mark.skipif(da3._core is None, reason=f"compiled core not loadable: {da3._core_reason}")
+needs_data = pytest.mark.skipif(not (GGUF.is_file() and SOH_000.is_file()), reason="shared fixtures missing")
+
+
+# ---------------------------------------------------------------- fake core
+def _processed_size(w: int, h: int, res: int, method: str) -> tuple[int, int]:
+    side = max(w, h) if method == "upper_bound_resize" else min(w, h)
+    nw, nh = max(1, round(w * res / side)), max(1, round(h * res / side))
+
+    def mult(x: int) -> int:
+        down = x // 14 * 14
+        return down + 14 if abs(down + 14 - x) <= abs(x - down) else down
+    return max(14, mult(nw)), max(14, mult(nh))
+
+
+class FakeModel:
+    """Stands in for the compiled Model: depth is the nearest-sampled luminance + 1."""
+
+    def __init__(self, path, n_threads=0, backend="cpu", device=-1, *, info=None, sky=False):
+        self.args = dict(path=path, n_threads=n_threads, backend=backend, device=device)
+        self._info = {"preset": "da3-small", "weight_type": "f16", "has_camera_encoder": 1,
+                      "has_aux_head": 1, "has_sky": int(sky), "is_metric": 0}
+        self._info.update(info or {})
+        self.calls = []
+
+    def info(self):
+        return dict(self._info)
+
+    def infer(self, images, **kwargs):
+        self.calls.append((images, kwargs))
+        h0, w0 = images[0].shape[:2]
+        w, h = _processed_size(w0, h0, kwargs["process_res"], kwargs["process_res_method"])
+        rows = np.arange(h) * h0 // h
+        cols = np.arange(w) * w0 // w
+        proc = np.stack([img[rows][:, cols] for img in images])
+        n = len(images)
+        out = {
+            "depth": proc.mean(axis=3).astype(np.float32) / 255 + 1,
+            "conf": np.full((n, h, w), 2.0, np.float32),
+            "extrinsics": np.tile(np.eye(3, 4, dtype=np.float32), (n, 1, 1)),
+            "intrinsics": np.tile(np.array([[w, 0, w / 2], [0, w, h / 2], [0, 0, 1]], np.float32), (n, 1, 1)),
+            "processed_images": proc,
+            "is_metric": bool(self._info["is_metric"]),
+        }
+        if self._info["has_sky"]:
+            out["sky"] = np.linspace(0, 1, n * h * w, dtype=np.float32).reshape(n, h, w)
+            del out["conf"]
+        for t in kwargs.get("taps", ()):
+            out[t] = np.zeros((n, 4), np.float32)
+        return out
+
+
+def make_fake_core(**model_kwargs):
+    core = types.SimpleNamespace(models=[])
+
+    def model(path, n_threads=0, backend="cpu", device=-1):
+        m = FakeModel(path, n_threads, backend, device, **model_kwargs)
+        core.models.append(m)
+        return m
+    core.Model = model
+    core.variant = lambda: "fake"
+    core.ggml_version = lambda: "0.0"
+    return core
+
+
+@pytest.fixture
+def fake_core(monkeypatch):
+    core = make_fake_core()
+    monkeypatch.setattr(da3, "_core", core)
+    return core
+
+
+@pytest.fixture
+def fake_gguf(tmp_path):
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"GGUF" + bytes(60))
+    return path
+
+
+# ---------------------------------------------------------------- Prediction
+def test_prediction_fields_mirror_official():
+    # ref: depth_anything_3/specs.py (0.1.1), Prediction
+    official = ["depth", "is_metric", "sky", "conf", "extrinsics", "intrinsics",
+                "processed_images", "gaussians", "aux", "scale_factor"]
+    assert [f.name for f in dataclasses.fields(Prediction)] == official
+    a, b = Prediction(np.zeros((1, 2, 2)), 0), Prediction(np.zeros((1, 2, 2)), 0)
+    a.aux["x"] = 1
+    assert b.aux == {}  # no shared mutable default
+    assert "depth=float64(1, 2, 2)" in repr(a)
+
+
+# ---------------------------------------------------------------- loading
+def test_from_file_argument_errors(fake_core, fake_gguf, tmp_path):
+    with pytest.raises(ModelNotFoundError, match="model file not found") as missing:
+        DepthAnything3.from_file(tmp_path / "nope.gguf")
+    assert isinstance(missing.value, FileNotFoundError) and isinstance(missing.value, da3.DA3Error)
+    with pytest.raises(IsADirectoryError):
+        DepthAnything3.from_file(tmp_path)
+    bad = tmp_path / "x.gguf"
+    bad.write_bytes(b"PK\x03\x04 not gguf")
+    with pytest.raises(ModelFormatError, match="not a GGUF") as info:
+        DepthAnything3.from_file(bad)
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(ValueError, match="backend"):
+        DepthAnything3.from_file(fake_gguf, backend="cuda")
+    with pytest.raises(ValueError, match="n_threads"):
+        DepthAnything3.from_file(fake_gguf, n_threads=-1)
+    with pytest.raises(TypeError, match="n_threads"):
+        DepthAnything3.from_file(fake_gguf, n_threads=2.5)
+    assert fake_core.models == []
+
+
+def test_from_file_passes_options(fake_core, fake_gguf):
+    model = DepthAnything3.from_file(fake_gguf, n_threads=3, backend="auto")
+    assert fake_core.models[0].args == dict(path=str(fake_gguf), n_threads=3, backend="auto", device=-1)
+    assert model.info["preset"] == "da3-small" and model.variant == "fake" and model.path == fake_gguf
+    DepthAnything3.from_file(fake_gguf)
+    assert fake_core.models[1].args["n_threads"] == 0  # None -> core default
+
+
+def test_no_core_raises_variant_error(monkeypatch, fake_gguf):
+    monkeypatch.setattr(da3, "_core", None)
+    monkeypatch.setattr(da3, "_core_reason", "nothing built")
+    with pytest.raises(VariantError, match="nothing built") as info:
+        DepthAnything3.from_file(fake_gguf)
+    assert isinstance(info.value, ImportError)
+
+
+def test_variant_selection(monkeypatch, fake_gguf):
+    from depth_anything_cpp import _variants
+
+    chosen = make_fake_core()
+    requested = []
+
+    def load_core(variant=None):
+        requested.append(variant)
+        return chosen, "requested"
+    monkeypatch.setattr(_variants, "available_variants", lambda: ["cpu_avx2", "cpu_sse42"])
+    monkeypatch.setattr(_variants, "load_core", load_core)
+    monkeypatch.setattr(da3, "_core", None)  # the default is not used when a variant is named
+    DepthAnything3.from_file(fake_gguf, variant="cpu_sse42")
+    assert requested == ["cpu_sse42"] and len(chosen.models) == 1
+    with pytest.raises(VariantError, match="'cpu_avx512' is not available.*cpu_avx2, cpu_sse42"):
+        DepthAnything3.from_file(fake_gguf, variant="cpu_avx512")
+
+
+# ---------------------------------------------------------------- inference (fake core)
+def test_inference_forwards_arguments_and_converts(fake_core, fake_gguf):
+    model = DepthAnything3.from_file(fake_gguf)
+    img = np.random.default_rng(0).integers(0, 255, (100, 200, 3), dtype=np.uint8)
+    pred = model.inference([img, img[:, :, 0]], process_res=280, process_res_method="lower_bound_resize",
+                           ref_view_strategy="first", taps=["vit.blk.0"])
+    images, kwargs = fake_core.models[0].calls[0]
+    assert len(images) == 2 and all(i.shape == (100, 200, 3) and i.dtype == np.uint8 for i in images)
+    assert kwargs == dict(extrinsics=None, intrinsics=None, process_res=280,
+                          process_res_method="lower_bound_resize", ref_view_strategy="first",
+                          use_ray_pose=False, compute_aux=False, align_to_input_ext_scale=True,
+                          taps=("vit.blk.0",))
+    assert pred.depth.shape == (2, 280, 560) and pred.conf.shape == (2, 280, 560)
+    assert pred.extrinsics.shape == (2, 3, 4) and pred.intrinsics.shape == (2, 3, 3)
+    assert pred.processed_images.shape == (2, 280, 560, 3) and pred.is_metric == 0
+    assert set(pred.aux) == {"vit.blk.0"} and pred.sky is None
+
+
+def test_inference_sky_becomes_mask(monkeypatch, fake_gguf):
+    monkeypatch.setattr(da3, "_core", make_fake_core(sky=True, info={"is_metric": 1}))
+    pred = DepthAnything3.from_file(fake_gguf).inference(np.zeros((28, 28, 3), np.uint8), process_res=28)
+    assert pred.sky.dtype == np.bool_ and pred.conf is None and pred.is_metric == 1
+    np.testing.assert_array_equal(pred.sky, pred.aux["sky_prob"] >= 0.5)
+    assert pred.sky.any() and not pred.sky.all()
+
+
+def test_inference_with_cameras(fake_core, fake_gguf):
+    model = DepthAnything3.from_file(fake_gguf)
+    imgs = [np.zeros((50, 60, 3), np.uint8)] * 2
+    ext = np.tile(np.eye(4), (2, 1, 1))
+    intr = np.tile(np.array([[50.0, 0, 30], [0, 50, 25], [0, 0, 1]]), (2, 1, 1))
+    model.inference(imgs, extrinsics=ext, intrinsics=intr.tolist(), align_to_input_ext_scale=False)
+    kwargs = fake_core.models[0].calls[0][1]
+    assert kwargs["extrinsics"].dtype == np.float32 and kwargs["extrinsics"].shape == (2, 4, 4)
+    assert kwargs["intrinsics"].dtype == np.float32 and kwargs["align_to_input_ext_scale"] is False
+
+
+@pytest.mark.parametrize("ext, intr, match", [
+    (np.tile(np.eye(4), (2, 1, 1)), None, "together"),
+    (None, np.tile(np.eye(3), (2, 1, 1)), "together"),
+    (np.tile(np.eye(3), (2, 1, 1)), np.tile(np.eye(3), (2, 1, 1)), r"extrinsics: expected shape \(N, 3, 4\)"),
+    (np.tile(np.eye(4), (2, 1, 1)), np.tile(np.eye(4), (2, 1, 1)), r"intrinsics: expected shape \(N, 3, 3\)"),
+    (np.tile(np.eye(4), (3, 1, 1)), np.tile(np.eye(3), (3, 1, 1)), "2 images but 3 extrinsics"),
+    (np.tile(np.full((4, 4), np.nan), (2, 1, 1)), np.tile(np.eye(3), (2, 1, 1)), "NaN"),
+    (np.tile(np.ones((4, 4)), (2, 1, 1)), np.tile(np.eye(3), (2, 1, 1)), r"last row .* \[0, 0, 0, 1\]"),
+    (np.tile(np.eye(4), (2, 1, 1)), np.zeros((2, 3, 3)), "focal lengths"),
+    (np.array([["a"] * 4] * 3 * 2).reshape(2, 3, 4), np.tile(np.eye(3), (2, 1, 1)), "numeric"),
+])
+def test_camera_validation(fake_core, fake_gguf, ext, intr, match):
+    model = DepthAnything3.from_file(fake_gguf)
+    with pytest.raises(ValueError, match=match):
+        model.inference([np.zeros((28, 28, 3), np.uint8)] * 2, extrinsics=ext, intrinsics=intr)
+    assert fake_core.models[0].calls == []
+
+
+def test_inference_argument_errors(fake_core, fake_gguf, monkeypatch):
+    model = DepthAnything3.from_file(fake_gguf)
+    img = np.zeros((28, 28, 3), np.uint8)
+    with pytest.raises(UnsupportedError, match="upper_bound_resize"):
+        model.inference([img], process_res_method="upper_bound_crop")
+    with pytest.raises(ValueError, match="process_res_method"):
+        model.inference([img], process_res_method="bilinear")
+    with pytest.raises(ValueError, match="ref_view_strategy"):
+        model.inference([img], ref_view_strategy="last")
+    with pytest.raises(ValueError, match=">= 14"):
+        model.inference([img], process_res=10)
+    with pytest.raises(TypeError, match="process_res"):
+        model.inference([img], process_res=504.0)
+    with pytest.raises(ValueError, match="empty list"):
+        model.inference([])
+    monkeypatch.setattr(da3, "_core", make_fake_core(info={"has_camera_encoder": 0, "has_aux_head": 0}))
+    plain = DepthAnything3.from_file(fake_gguf)
+    with pytest.raises(UnsupportedError, match="camera encoder"):
+        plain.inference([img], extrinsics=np.eye(4)[None], intrinsics=np.eye(3)[None])
+    with pytest.raises(UnsupportedError, match="aux ray head"):
+        plain.inference([img], use_ray_pose=True)
+
+
+# ---------------------------------------------------------------- from_pretrained
+def test_from_pretrained_local_gguf_and_dirs(fake_core, fake_gguf, tmp_path):
+    assert DepthAnything3.from_pretrained(fake_gguf).path == fake_gguf
+    assert DepthAnything3.from_pretrained(str(fake_gguf.parent)).path == fake_gguf  # dir with one gguf
+    (tmp_path / "second.gguf").write_bytes(b"GGUF" + bytes(8))
+    with pytest.raises(ModelFormatError, match="several GGUF"):
+        DepthAnything3.from_pretrained(tmp_path)
+    assert DepthAnything3.from_pretrained(tmp_path, filename="second.gguf").path.name == "second.gguf"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModelFormatError, match="neither a Hugging Face snapshot"):
+        DepthAnything3.from_pretrained(empty)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        DepthAnything3.from_pretrained(tmp_path / "missing.gguf")
+    with pytest.raises(FileNotFoundError, match="repo id"):
+        DepthAnything3.from_pretrained("not a repo id")
+
+
+def test_from_pretrained_converts_snapshot_once(fake_core, tmp_path, monkeypatch):
+    import depth_anything_cpp as pkg
+
+    calls = []
+
+    def convert(src, dst):
+        calls.append((Path(src), Path(dst)))
+        Path(dst).write_bytes(b"GGUF" + bytes(16))
+    fake_convert = types.SimpleNamespace(convert=convert)
+    monkeypatch.setitem(sys.modules, "depth_anything_cpp.convert", fake_convert)
+    monkeypatch.setattr(pkg, "convert", fake_convert, raising=False)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DA3CPP_CACHE", str(cache))
+    snap = tmp_path / "snap"
+    snap.mkdir()
+    (snap / "config.json").write_text(json.dumps({"model_name": "da3-small"}))
+    (snap / "model.safetensors").write_bytes(b"weights")
+
+    first = DepthAnything3.from_pretrained(snap)
+    assert first.path.parent == cache and first.path.name.startswith("da3-small-")
+    assert len(calls) == 1 and calls[0][0] == snap and calls[0][1].parent == cache
+    assert sorted(p.name for p in cache.iterdir()) == [first.path.name]  # temp file renamed
+    assert DepthAnything3.from_pretrained(snap).path == first.path
+    assert len(calls) == 1  # cached
+    (snap / "config.json").write_text(json.dumps({"model_name": "da3-small", "x": 1}))
+    assert DepthAnything3.from_pretrained(snap).path != first.path and len(calls) == 2
+
+    (snap / "config.json").write_text("{}")
+    with pytest.raises(ModelFormatError, match="model_name"):
+        DepthAnything3.from_pretrained(snap)
+
+
+def test_from_pretrained_offline_fails_fast_and_clearly(tmp_path):
+    pytest.importorskip("huggingface_hub")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"),
+               DA3CPP_CACHE=str(tmp_path / "cache"))
+    code = ("import depth_anything_cpp as d\n"
+            "try:\n d.DepthAnything3.from_pretrained('depth-anything/DA3-SMALL')\n"
+            "except d.ModelLoadError as e:\n print('MODEL_LOAD_ERROR', e)\n")
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - t0 < 30
+    assert "MODEL_LOAD_ERROR" in proc.stdout, proc.stdout + proc.stderr
+    assert "offline" in proc.stdout and "depth-anything/DA3-SMALL" in proc.stdout
+    assert "local .gguf" in proc.stdout
+
+
+# ---------------------------------------------------------------- end to end (compiled core)
+@needs_core
+@needs_data
+def test_e2e_reference_depth_soh_000():
+    model = DepthAnything3.from_file(GGUF)
+    info = model.info
+    assert info["preset"] == "da3-small" and info["embed_dim"] == 384 and info["depth"] == 12
+    pred = model.inference([str(SOH_000)])
+    ref = np.load(REFERENCE)
+    assert pred.depth.dtype == np.float32 and pred.depth.shape == (1, 280, 504) == ref["depth"].shape
+    assert pred.conf.shape == (1, 280, 504) and pred.conf.dtype == np.float32
+    assert pred.processed_images.shape == (1, 280, 504, 3) and pred.processed_images.dtype == np.uint8
+    span = float(ref["depth"].max() - ref["depth"].min())
+    assert np.abs(pred.depth - ref["depth"]).max() <= 1e-3 * span
+    assert np.abs(pred.processed_images.astype(int) - ref["processed_image"].astype(int)).max() <= 1
+    np.testing.assert_allclose(pred.extrinsics, ref["extrinsics"], atol=5e-3)
+    np.testing.assert_allclose(pred.intrinsics, ref["intrinsics"], rtol=5e-3)
+    assert pred.is_metric == 0 and pred.sky is None
+
+
+@needs_core
+@needs_data
+def test_e2e_input_forms_agree_and_two_views():
+    model = DepthAnything3.from_file(GGUF, n_threads=2)
+    with Image.open(SOH_000) as img:
+        img.load()
+        from_pil = model.inference([img]).depth
+    from_path = model.inference(SOH_000).depth
+    np.testing.assert_array_equal(from_pil, from_path)
+    pred = model.inference([SOH_000, SOH_010])
+    assert pred.depth.shape == (2, 280, 504) and pred.extrinsics.shape == (2, 3, 4)
+    assert np.isfinite(pred.depth).all() and (pred.depth > 0).all()
+    with pytest.raises(ValueError):
+        model.inference([SOH_000, SOH_010], extrinsics=np.zeros((2, 3, 3)), intrinsics=np.zeros((2, 3, 3)))
+
+
+@needs_core
+@needs_data
+def test_e2e_core_errors_map_to_exceptions(tmp_path):
+    truncated = tmp_path / "t.gguf"
+    truncated.write_bytes(GGUF.read_bytes()[:4096])
+    with pytest.raises(ModelFormatError):
+        DepthAnything3.from_file(truncated)

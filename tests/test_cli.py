@@ -1,0 +1,249 @@
+"""``da3cpp`` CLI and the exporters it uses (depth_anything_cpp.cli, .exports).
+
+The batch/exit-code/output tests run on a fake core (monkeypatched, network not
+exercised); the end-to-end test runs the compiled core on the fixture GGUF and is skipped
+with the reason when the core cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import depth_anything_cpp as da3
+from depth_anything_cpp import cli, exports
+
+SHARED = Path(os.environ.get("DA3CPP_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+FIXTURE = SHARED / "fixtures" / "da3-small-anchor-layout"
+GGUF = FIXTURE / "da3-small-rand-f16.gguf"
+SOH_000 = SHARED / "data" / "da3_examples" / "assets_examples_SOH_000.png"
+SOH_010 = SHARED / "data" / "da3_examples" / "assets_examples_SOH_010.png"
+
+try:
+    import matplotlib  # noqa: F401
+    HAVE_MPL = True
+except ImportError:
+    HAVE_MPL = False
+VIS = [] if HAVE_MPL else ["--no-vis"]
+
+
+class _FakeModel:
+    """Depth = 1 + column index / 10 at a 2x-downsampled size; metric when asked."""
+
+    def __init__(self, metric: bool):
+        self.metric = metric
+
+    def info(self):
+        return {"preset": "fake", "has_camera_encoder": 1, "has_aux_head": 1}
+
+    def infer(self, images, **kwargs):
+        img = images[0][::2, ::2]
+        h, w = img.shape[:2]
+        depth = np.broadcast_to(1 + np.arange(w, dtype=np.float32) / 10, (h, w))[None].copy()
+        return {"depth": depth, "conf": np.ones_like(depth), "processed_images": img[None],
+                "extrinsics": np.eye(3, 4, dtype=np.float32)[None],
+                "intrinsics": np.eye(3, dtype=np.float32)[None], "is_metric": self.metric}
+
+
+def _fake_core(metric=False):
+    return types.SimpleNamespace(Model=lambda *a, **k: _FakeModel(metric), variant=lambda: "fake")
+
+
+@pytest.fixture
+def setup(monkeypatch, tmp_path):
+    monkeypatch.setattr(da3, "_core", _fake_core())
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF" + bytes(16))
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    rng = np.random.default_rng(1)
+    for name in ("a.png", "b.jpg"):
+        Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(imgs / name)
+    (imgs / "readme.txt").write_text("ignored: not an image suffix")
+    return types.SimpleNamespace(model=model, imgs=imgs, out=tmp_path / "out", tmp=tmp_path)
+
+
+# ---------------------------------------------------------------- exporters
+def test_metric_encoding_is_millimetres():
+    depth = np.array([[0.0016, 1.2344, 70.0, np.nan, -1.0, 0.0002]], np.float32)
+    values, meta = exports.encode_depth_u16(depth, is_metric=True)
+    # mm, clipped to 65535; invalid -> 0; tiny valid depth stays distinguishable (1)
+    np.testing.assert_array_equal(values, [[2, 1234, 65535, 0, 0, 1]])
+    assert meta["encoding"] == "metric_mm" and meta["scale"] == 1e-3
+    back = exports.decode_depth_u16(values, meta)
+    assert abs(back[0, 1] - 1.2344) <= 5e-4 and np.isnan(back[0, 3])
+
+
+def test_relative_encoding_roundtrip():
+    depth = np.random.default_rng(0).uniform(0.3, 7.0, (30, 40)).astype(np.float32)
+    values, meta = exports.encode_depth_u16(depth, is_metric=False)
+    assert values.min() == 0 and values.max() == 65535
+    assert meta["min"] == pytest.approx(depth.min()) and meta["max"] == pytest.approx(depth.max())
+    back = exports.decode_depth_u16(values, meta)
+    assert np.abs(back - depth).max() <= (depth.max() - depth.min()) / 65535
+    flat, meta = exports.encode_depth_u16(np.full((2, 2), 3.0, np.float32), is_metric=False)
+    assert (flat == 0).all() and meta["min"] == meta["max"] == 3.0
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        exports.encode_depth_u16(np.zeros((1, 2, 2), np.float32), False)
+
+
+def test_png16_written_with_metadata(tmp_path):
+    depth = np.linspace(1, 2, 12, dtype=np.float32).reshape(3, 4)
+    meta = exports.write_depth_png16(tmp_path / "d.png", depth, is_metric=False)
+    with Image.open(tmp_path / "d.png") as img:
+        assert img.mode.startswith("I") and img.size == (4, 3)
+        values = np.asarray(img)
+        assert img.text["depth_encoding"] == "relative_minmax"
+        assert float(img.text["depth_min"]) == meta["min"]
+    np.testing.assert_allclose(exports.decode_depth_u16(values, meta), depth, atol=2e-5)
+    assert [p.name for p in tmp_path.iterdir()] == ["d.png"]
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "x.bin"
+    target.write_bytes(b"old")
+
+    def boom(f):
+        f.write(b"partial")
+        raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError):
+        exports.atomic_write_bytes(target, boom)
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["x.bin"]
+
+
+@pytest.mark.skipif(not HAVE_MPL, reason="matplotlib not installed")
+def test_colorize_depth_near_is_high_end():
+    import matplotlib
+
+    depth = np.tile(np.linspace(1, 10, 50, dtype=np.float32), (20, 1))
+    depth[0, 0] = np.nan
+    rgb = exports.colorize_depth(depth, "viridis")
+    assert rgb.shape == (20, 50, 3) and rgb.dtype == np.uint8
+    top = np.array(matplotlib.colormaps["viridis"](1.0, bytes=True)[:3])
+    low = np.array(matplotlib.colormaps["viridis"](0.0, bytes=True)[:3])
+    np.testing.assert_array_equal(rgb[5, 0], top)   # nearest
+    np.testing.assert_array_equal(rgb[5, -1], low)  # farthest
+    np.testing.assert_array_equal(rgb[0, 0], [0, 0, 0])  # invalid
+    with pytest.raises(ValueError, match="unknown colormap"):
+        exports.colorize_depth(depth, "no-such-map")
+
+
+# ---------------------------------------------------------------- CLI
+def test_help_lists_commands_and_examples(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "depth" in out and "info" in out and "convert" in out and "examples:" in out
+    with pytest.raises(SystemExit):
+        cli.main(["depth", "--help"])
+    assert "--process-res" in capsys.readouterr().out
+    assert cli.main([]) == 2
+
+
+def test_depth_batch_writes_outputs(setup, capsys):
+    rc = cli.main(["depth", str(setup.imgs), "--model", str(setup.model), "--out", str(setup.out),
+                   "--threads", "1", *VIS])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    names = sorted(p.name for p in setup.out.iterdir())
+    expected = ["a.npz", "a_depth.png", "b.npz", "b_depth.png"]
+    if HAVE_MPL:
+        expected += ["a_depth_vis.png", "b_depth_vis.png"]
+    assert names == sorted(expected)
+    lines = [line for line in captured.out.splitlines() if line]
+    assert len(lines) == 2 and lines[0].startswith("a.png: 60x40 -> 30x20, depth min/median/max 1/")
+    data = np.load(setup.out / "a.npz")
+    assert {"depth", "conf", "extrinsics", "intrinsics", "processed_image", "depth_png_min",
+            "depth_png_max"} <= set(data.files)
+    assert data["depth"].shape == (20, 30) and data["processed_image"].shape == (20, 30, 3)
+    with Image.open(setup.out / "a_depth.png") as img:
+        values = np.asarray(img)
+    meta = {"encoding": str(data["depth_png_encoding"]), "min": float(data["depth_png_min"]),
+            "scale": float(data["depth_png_scale"])}
+    np.testing.assert_allclose(exports.decode_depth_u16(values, meta), data["depth"], atol=1e-4)
+    if HAVE_MPL:
+        with Image.open(setup.out / "a_depth_vis.png") as img:
+            assert img.mode == "RGB" and img.size == (30, 20)
+
+
+def test_depth_metric_png_in_mm(setup, monkeypatch):
+    monkeypatch.setattr(da3, "_core", _fake_core(metric=True))
+    img = setup.imgs / "a.png"
+    assert cli.main(["depth", str(img), "-m", str(setup.model), "-o", str(setup.out), "--no-vis", "-q"]) == 0
+    with Image.open(setup.out / "a_depth.png") as png:
+        values = np.asarray(png)
+    np.testing.assert_array_equal(values[0, :3], [1000, 1100, 1200])
+    assert not (setup.out / "a_depth_vis.png").exists()
+
+
+def test_depth_batch_continues_after_bad_image(setup, capsys):
+    (setup.imgs / "broken.png").write_bytes(b"\x89PNG garbage")
+    other = setup.tmp / "other"
+    other.mkdir()
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(other / "a.png")  # same stem as imgs/a.png
+    rc = cli.main(["depth", str(setup.imgs), str(other / "a.png"), str(setup.tmp / "missing.png"),
+                   "--model", str(setup.model), "--out", str(setup.out), "--no-vis"])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert "broken.png" in captured.err and "missing.png" in captured.err
+    assert "2 of 5 inputs failed" in captured.err
+    assert {"a.npz", "b.npz", "a_1.npz"} <= {p.name for p in setup.out.iterdir()}
+    assert not any(p.name.endswith(".tmp") for p in setup.out.iterdir())
+
+
+def test_depth_usage_errors(setup, capsys):
+    base = ["--out", str(setup.out), "--no-vis"]
+    assert cli.main(["depth", str(setup.imgs), "--model", str(setup.tmp / "nope.gguf"), *base]) == 2
+    assert "cannot load model" in capsys.readouterr().err
+    assert cli.main(["depth", str(setup.tmp / "none"), "--model", str(setup.model), *base]) == 2
+    assert cli.main(["depth", str(setup.imgs), "--model", str(setup.model), "--process-res", "5", *base]) == 2
+    if HAVE_MPL:
+        assert cli.main(["depth", str(setup.imgs), "-m", str(setup.model), "-o", str(setup.out),
+                         "--cmap", "nope"]) == 2
+        assert "unknown colormap" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["depth", str(setup.imgs), "--out", str(setup.out)])  # --model missing
+    assert exc.value.code == 2
+
+
+def test_info_prints_backend_info(monkeypatch, capsys):
+    from depth_anything_cpp import _variants
+
+    monkeypatch.setattr(da3, "backend_info", lambda: {"variant": "cpu_test", "devices": [{"name": "CPU"}]})
+    monkeypatch.setattr(_variants, "backend_info", lambda: {"variant": "cpu_test", "devices": [{"name": "CPU"}]})
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "variant: cpu_test" in out and "name: CPU" in out and "version:" in out
+    assert cli.main(["info", "--json"]) == 0
+    assert '"variant": "cpu_test"' in capsys.readouterr().out
+
+
+def test_convert_is_delegated(monkeypatch):
+    received = []
+    fake = types.SimpleNamespace(main=lambda argv: received.append(argv) or 3)
+    monkeypatch.setitem(__import__("sys").modules, "depth_anything_cpp.convert", fake)
+    monkeypatch.setattr(da3, "convert", fake, raising=False)
+    assert cli.main(["convert", "snap/", "-o", "x.gguf"]) == 3
+    assert received == [["snap/", "-o", "x.gguf"]]
+
+
+@pytest.mark.skipif(da3._core is None, reason=f"compiled core not loadable: {da3._core_reason}")
+@pytest.mark.skipif(not (GGUF.is_file() and SOH_000.is_file()), reason="shared fixtures missing")
+def test_e2e_cli_on_fixture(tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = cli.main(["depth", str(SOH_000), str(SOH_010), "--model", str(GGUF), "--out", str(out),
+                   "--threads", "2", *VIS])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "assets_examples_SOH_000.png: 1208x680 -> 504x280" in captured.out
+    ref = np.load(FIXTURE / "reference_SOH_000.npz")
+    got = np.load(out / "assets_examples_SOH_000.npz")
+    span = float(ref["depth"].max() - ref["depth"].min())
+    assert np.abs(got["depth"] - ref["depth"][0]).max() <= 1e-3 * span
+    assert got["extrinsics"].shape == (3, 4) and got["intrinsics"].shape == (3, 3)
