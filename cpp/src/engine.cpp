@@ -158,6 +158,7 @@ struct graph_run {
             fail(DA3_ERR_OUT_OF_MEMORY, "cannot allocate compute buffers for this input size");
         }
         for (auto &in : g.inputs) {
+            if (!in.t->buffer) continue;  // not reachable from the outputs of this graph
             if (!in.f32.empty()) ggml_backend_tensor_set(in.t, in.f32.data(), 0, in.f32.size() * sizeof(float));
             if (!in.i32.empty()) ggml_backend_tensor_set(in.t, in.i32.data(), 0, in.i32.size() * sizeof(int32_t));
         }

@@ -78,11 +78,6 @@ ggml_tensor *build_conv2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int str
     return add_channel_bias(g, y, c.b);
 }
 
-ggml_tensor *build_conv_transpose2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int stride) {
-    ggml_tensor *y = ggml_conv_transpose_2d_p0(g.ctx, c.w, x, stride);
-    return add_channel_bias(g, y, c.b);
-}
-
 ggml_tensor *build_resize_bilinear(graph_ctx &g, ggml_tensor *x, int w, int h, bool align_corners) {
     if (x->ne[0] == w && x->ne[1] == h) {
         return x;

@@ -69,9 +69,6 @@ ggml_tensor *build_norm(graph_ctx &g, ggml_tensor *x, const layer_norm &n, float
 // 2D convolution on [W, H, Cin, N] -> [W', H', Cout, N] (PyTorch nn.Conv2d semantics).
 ggml_tensor *build_conv2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int stride, int pad);
 
-// Transposed convolution with kernel == stride, no padding (PyTorch nn.ConvTranspose2d k=s).
-ggml_tensor *build_conv_transpose2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int stride);
-
 // Bilinear resize of [W, H, C, N] to (w, h); align_corners as in F.interpolate.
 ggml_tensor *build_resize_bilinear(graph_ctx &g, ggml_tensor *x, int w, int h, bool align_corners);
 

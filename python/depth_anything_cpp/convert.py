@@ -18,9 +18,10 @@ Output: the published depth-anything.cpp GGUF layout (``docs/gguf-layout.md`` of
 docs): same tensor names, shapes, order, dtypes and metadata keys as the published files,
 plus, unless ``extras=False``, the tensors those files lack, under our own names:
 
-- camera encoder (pose-conditioned input): ``cam_enc.blk.{i}.*`` (like ``vit.blk``),
-  ``cam_enc.token_norm``, ``cam_enc.trunk_norm``, ``cam_enc.pose_fc1``, ``cam_enc.pose_fc2``;
-  metadata ``depthanything3.has_cam_enc`` and ``depthanything3.cam_enc.*``;
+- camera encoder (pose-conditioned input): its official names with the ``cam_enc.`` prefix
+  (``cam_enc.trunk.{i}.attn.qkv.weight``, ``cam_enc.token_norm.weight``,
+  ``cam_enc.pose_branch.fc1.weight``, ...); metadata ``depthanything3.has_cam_enc`` and
+  ``depthanything3.cam_enc.*``;
 - aux ray head (ray pose): ``head.scratch.rn{i}_aux.*``, ``head.scratch.out1_aux.{j}``,
   ``head.scratch.out2a_aux``, ``head.scratch.out2_aux_ln``, ``head.scratch.out2b_aux``
   (finest level only, the only one the network uses); metadata ``depthanything3.head.has_aux``,
@@ -30,8 +31,9 @@ A nested checkpoint becomes one file: the any-view giant under ``vit.*``/``head.
 ``cam_enc.*``/``gs.*`` and the metric branch under ``m_vit.*``/``m_head.*``.
 
 Quantization (``type``) follows the published rule: only the transformer-block matmul weights
-(``attn_qkv``, ``attn_proj``, ``mlp_fc1``/``mlp_fc2`` or ``mlp_w12``/``mlp_w3`` of ``vit``,
-``m_vit`` and ``cam_enc`` blocks) and the camera-decoder linear weights take the requested
+(``attn_qkv``, ``attn_proj``, ``mlp_fc1``/``mlp_fc2`` or ``mlp_w12``/``mlp_w3`` of ``vit`` and
+``m_vit`` blocks, the same four of ``cam_enc.trunk`` blocks) and the camera-decoder linear
+weights take the requested
 type; everything else stays f32. ``q8_0`` needs rows (ggml ``ne[0]``) that are a multiple of
 32 and ``q4_k`` a multiple of 256; a row that does not fit falls back to ``q8_0``, else ``f16``.
 The file records ``general.file_type``, ``depthanything3.quant_rule`` and the names of
@@ -94,7 +96,7 @@ KEY_QUANT_FALLBACK = meta_key("quant_fallback")  # ours, only when some tensor f
 KEY_FILE_TYPE = "general.file_type"
 KEY_QUANT_VERSION = "general.quantization_version"
 
-# official block sub-key -> GGUF block sub-name (vit.blk.{i}.*, m_vit.blk.{i}.*, cam_enc.blk.{i}.*)
+# official block sub-key -> GGUF block sub-name (vit.blk.{i}.*, m_vit.blk.{i}.*)
 BLOCK_NAMES = {
     "norm1.weight": "norm1.weight", "norm1.bias": "norm1.bias",
     "attn.qkv.weight": "attn_qkv.weight", "attn.qkv.bias": "attn_qkv.bias",
@@ -120,10 +122,11 @@ GS_MERGER_NAMES = {0: "merger.0", 2: "merger.1", 4: "merger.2"}
 QUANTIZED_TENSORS = (
     re.compile(r"^(m_)?vit\.blk\.\d+\.(attn_qkv|attn_proj|mlp_fc1|mlp_fc2|mlp_w12|mlp_w3)\.weight$"),
     re.compile(r"^cam\.(bb0|bb2|fc_t|fc_q|fc_fov)\.weight$"),
-    re.compile(r"^cam_enc\.blk\.\d+\.(attn_qkv|attn_proj|mlp_fc1|mlp_fc2)\.weight$"),
+    re.compile(r"^cam_enc\.trunk\.\d+\.(attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)\.weight$"),
 )
-QUANT_RULE = ("transformer-block matmul weights ({m_,}vit.blk.*, cam_enc.blk.*: attn_qkv, "
-              "attn_proj, mlp_fc1, mlp_fc2, mlp_w12, mlp_w3) and camera-decoder linear weights "
+QUANT_RULE = ("transformer-block matmul weights ({m_,}vit.blk.*: attn_qkv, attn_proj, mlp_fc1, "
+              "mlp_fc2, mlp_w12, mlp_w3; cam_enc.trunk.*: attn.qkv, attn.proj, mlp.fc1, mlp.fc2) "
+              "and camera-decoder linear weights "
               "(cam.*.weight) take the file type; all other tensors f32; rows not a multiple of "
               "the block size fall back to q8_0, else f16")
 
@@ -401,15 +404,16 @@ def _cam_dec_specs(p: str, d: int) -> List[TensorSpec]:
 
 
 def _cam_enc_specs(p: str, e: int, write: bool) -> List[TensorSpec]:
-    g = "cam_enc" if write else None
+    """Camera encoder; written (``write``) under its official names with prefix ``cam_enc.``."""
     out: List[TensorSpec] = []
     for i in range(CAM_ENC_DEPTH):
-        out += _block_specs(f"{p}cam_enc.trunk.{i}", f"{g}.blk.{i}" if g else None, e, 4 * e, "mlp", False,
-                            e // CAM_ENC_HEADS)
-    out += _norm(f"{p}cam_enc.token_norm", f"{g}.token_norm" if g else None, e)
-    out += _norm(f"{p}cam_enc.trunk_norm", f"{g}.trunk_norm" if g else None, e)
-    out += _linear(f"{p}cam_enc.pose_branch.fc1", f"{g}.pose_fc1" if g else None, e // 2, CAM_ENC_IN)
-    out += _linear(f"{p}cam_enc.pose_branch.fc2", f"{g}.pose_fc2" if g else None, e, e // 2)
+        out += _block_specs(f"{p}cam_enc.trunk.{i}", None, e, 4 * e, "mlp", False, e // CAM_ENC_HEADS)
+    out += _norm(f"{p}cam_enc.token_norm", None, e)
+    out += _norm(f"{p}cam_enc.trunk_norm", None, e)
+    out += _linear(f"{p}cam_enc.pose_branch.fc1", None, e // 2, CAM_ENC_IN)
+    out += _linear(f"{p}cam_enc.pose_branch.fc2", None, e, e // 2)
+    if write:
+        out = [replace(s, name=s.key[len(p):]) for s in out]
     return out
 
 
@@ -651,7 +655,17 @@ def _fp16_round(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float16).astype(np.float32)
 
 
-def quantize_q4_k(rows: np.ndarray) -> np.ndarray:
+def quantize_q4_k(rows: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """Q4_K blocks of float32 ``rows`` [n, k] (k multiple of 256) -> uint8 [n, k/256*144],
+    computed ``chunk`` super-blocks at a time (cache-sized working set)."""
+    x = np.ascontiguousarray(rows, dtype=np.float32).reshape(-1, 256)
+    out = np.empty((x.shape[0], 144), dtype=np.uint8)
+    for i in range(0, x.shape[0], chunk):
+        out[i:i + chunk] = _q4_k_blocks(x[i:i + chunk])
+    return out.reshape(rows.shape[0], -1)
+
+
+def _q4_k_blocks(rows: np.ndarray) -> np.ndarray:
     """Q4_K blocks of float32 ``rows`` [n, k] (k multiple of 256) -> uint8 [n, k/256*144].
 
     Follows ggml's ``quantize_row_q4_K_ref`` (ref: ggml/src/ggml-quants.c): per 32-value
@@ -676,11 +690,14 @@ def quantize_q4_k(rows: np.ndarray) -> np.ndarray:
     best = (w * (scale[:, None] * L + mn[:, None] - xs) ** 2).sum(axis=1, dtype=np.float32)
     cur_min = mn.copy()
     for step in range(21):
-        isc = (np.float32(-1) + np.float32(0.1) * np.float32(step) + np.float32(15)) / rng
-        la = np.clip(np.rint(isc[:, None] * (xs - mn[:, None])), 0, 15).astype(np.float32)
-        sum_l = (w * la).sum(axis=1, dtype=np.float32)
-        sum_l2 = (w * la * la).sum(axis=1, dtype=np.float32)
-        sum_xl = (w * la * xs).sum(axis=1, dtype=np.float32)
+        # as ggml: a better candidate's min is used by the following steps
+        cur_rng = np.where(flat, np.float32(1), mx - cur_min).astype(np.float32)
+        isc = (np.float32(-1) + np.float32(0.1) * np.float32(step) + np.float32(15)) / cur_rng
+        la = np.clip(np.rint(isc[:, None] * (xs - cur_min[:, None])), 0, 15).astype(np.float32)
+        wl = w * la
+        sum_l = wl.sum(axis=1, dtype=np.float32)
+        sum_l2 = np.einsum("ij,ij->i", wl, la)
+        sum_xl = np.einsum("ij,ij->i", wl, xs)
         D = sum_w * sum_l2 - sum_l * sum_l
         ok = D > 0
         Ds = np.where(ok, D, np.float32(1))
@@ -689,7 +706,8 @@ def quantize_q4_k(rows: np.ndarray) -> np.ndarray:
         pos = this_min > 0
         this_min = np.where(pos, np.float32(0), this_min)
         this_scale = np.where(pos, sum_xl / np.where(sum_l2 > 0, sum_l2, np.float32(1)), this_scale)
-        err = (w * (this_scale[:, None] * la + this_min[:, None] - xs) ** 2).sum(axis=1, dtype=np.float32)
+        diff = this_scale[:, None] * la + this_min[:, None] - xs
+        err = np.einsum("ij,ij->i", w * diff, diff)
         better = ok & (err < best) & ~flat
         L = np.where(better[:, None], la, L)
         best = np.where(better, err, best)
@@ -721,8 +739,7 @@ def quantize_q4_k(rows: np.ndarray) -> np.ndarray:
     q = np.clip(np.rint((x + dm[:, :, None]) / np.where(nz, dd, 1)[:, :, None]), 0, 15)
     L = np.where(nz[:, :, None], q, L).astype(np.uint8).reshape(nb, 4, 2, 32)
     qs = (L[:, :, 0, :] | (L[:, :, 1, :] << 4)).reshape(nb, 128)
-    out = np.concatenate([d.reshape(nb, 1).view(np.uint8), dmin.reshape(nb, 1).view(np.uint8), sc, qs], axis=1)
-    return out.reshape(rows.shape[0], -1)
+    return np.concatenate([d.reshape(nb, 1).view(np.uint8), dmin.reshape(nb, 1).view(np.uint8), sc, qs], axis=1)
 
 
 def _encode(arr: np.ndarray, ttype: str):

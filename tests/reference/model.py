@@ -226,7 +226,7 @@ def load_gguf_weights(model: nn.Module, gguf_path, preset: Optional[str] = None)
     data = {}
     for t in reader.tensors:
         arr = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type)
-        data[t.name] = np.asarray(arr, dtype=np.float32)
+        data[t.name] = np.array(arr, dtype=np.float32)  # writable copy
     sd = model.state_dict()
     missing = []
     for spec in expected_tensors(preset, extras=True, overrides=getattr(model, "da3cpp_overrides", None)):
