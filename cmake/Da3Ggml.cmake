@@ -49,22 +49,27 @@ function(da3_locate_ggml_source out_dir out_version)
     set(${out_version} "${ver}" PARENT_SCOPE)
 endfunction()
 
-# A private, patched copy of the ggml tree (ggml-vulkan needs a guard for old Vulkan headers).
-# Copied once per source tree; the stamp keeps timestamps stable so rebuilds stay incremental.
+# A private, patched copy of the ggml tree used by every variant (cmake/patch_ggml.py: guard for
+# old Vulkan headers, missing ggml.pc.in in llama-cpp-python's sdist). Its path never changes;
+# when the source (or its sha256) changes, the copy and all ggml builds are redone from scratch,
+# so rebuilds stay incremental otherwise.
 function(da3_patched_ggml_source src out_dir)
-    set(dst "${CMAKE_BINARY_DIR}/ggml-src-patched")
-    set(stamp "${dst}/.da3cpp-copied-from")
-    set(want "${src}")
+    set(dst "${CMAKE_BINARY_DIR}/ggml-src")
+    set(stamp "${CMAKE_BINARY_DIR}/ggml-src.stamp")
+    file(SHA256 "${PROJECT_SOURCE_DIR}/cmake/patch_ggml.py" patch_sha)
+    set(want "${src} ${patch_sha}")
     if(EXISTS "${src}/.da3cpp-sdist-sha256")
         file(READ "${src}/.da3cpp-sdist-sha256" sha)
+        string(STRIP "${sha}" sha)
         string(APPEND want " ${sha}")
     endif()
     set(have "")
     if(EXISTS "${stamp}")
         file(READ "${stamp}" have)
     endif()
-    if(NOT have STREQUAL want)
-        file(REMOVE_RECURSE "${dst}")
+    if(NOT have STREQUAL want OR NOT EXISTS "${dst}/CMakeLists.txt")
+        message(STATUS "da3cpp: preparing ggml source copy ${dst}")
+        file(REMOVE_RECURSE "${dst}" "${CMAKE_BINARY_DIR}/ggml")
         file(COPY "${src}/" DESTINATION "${dst}" PATTERN ".git" EXCLUDE)
         execute_process(
             COMMAND "${Python_EXECUTABLE}" "${PROJECT_SOURCE_DIR}/cmake/patch_ggml.py" "${dst}"
@@ -148,6 +153,9 @@ function(da3_add_ggml variant)
     if(ARG_GPU STREQUAL "vulkan")
         target_link_libraries(da3_ggml_${variant} INTERFACE Vulkan::Vulkan)
     elseif(ARG_GPU STREQUAL "cuda")
-        target_link_libraries(da3_ggml_${variant} INTERFACE CUDA::cudart_static CUDA::cublas CUDA::cublasLt CUDA::cuda_driver)
+        target_link_libraries(da3_ggml_${variant} INTERFACE CUDA::cudart_static CUDA::cublas CUDA::cublasLt)
+        if(TARGET CUDA::cuda_driver)
+            target_link_libraries(da3_ggml_${variant} INTERFACE CUDA::cuda_driver)
+        endif()
     endif()
 endfunction()

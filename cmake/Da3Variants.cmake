@@ -39,11 +39,7 @@ set(DA3_MODULES "")
 function(da3_add_variant name)
     cmake_parse_arguments(ARG "" "LEVEL;GPU" "GGML_ARGS" ${ARGN})
     set(module "_da3_${name}")
-    set(ggml_src "${DA3_GGML_SOURCE}")
-    if(ARG_GPU STREQUAL "vulkan")
-        set(ggml_src "${DA3_GGML_SOURCE_PATCHED}")
-    endif()
-    da3_add_ggml(${name} SOURCE_DIR "${ggml_src}" GPU "${ARG_GPU}"
+    da3_add_ggml(${name} SOURCE_DIR "${DA3_GGML_SOURCE_PATCHED}" GPU "${ARG_GPU}"
                  CMAKE_ARGS ${_DA3_LEVEL_${ARG_LEVEL}_GGML} ${ARG_GGML_ARGS})
     set(isa_flags ${_DA3_LEVEL_${ARG_LEVEL}_FLAGS})
 

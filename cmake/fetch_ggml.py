@@ -94,8 +94,11 @@ class _Links(html.parser.HTMLParser):
 def find_on_index(index: str, project: str, filename: str) -> str | None:
     """URL of `filename` on a PEP 503/691 simple index, or None."""
     page = index.rstrip("/") + "/" + project + "/"
+    fetch_url = page
+    if page.startswith("file:"):  # local mirror: a directory with index.html, as pip reads it
+        fetch_url = page + "index.html"
     try:
-        with urlopen(page, "application/vnd.pypi.simple.v1+json, text/html;q=0.5") as resp:
+        with urlopen(fetch_url, "application/vnd.pypi.simple.v1+json, text/html;q=0.5") as resp:
             ctype = resp.headers.get("Content-Type", "")
             body = resp.read()
     except Exception as exc:  # unreachable index, 404: try the next one

@@ -49,6 +49,19 @@ def patch_vulkan(path: Path) -> str:
     return "patched"
 
 
+PC_IN = """prefix=@CMAKE_INSTALL_PREFIX@
+exec_prefix=${prefix}
+includedir=${prefix}/include
+libdir=${prefix}/lib
+
+Name: ggml
+Description: tensor library (placeholder written by depth-anything-cpp's build)
+Version: @GGML_VERSION@
+Cflags: -I${includedir}
+Libs: -L${libdir} -lggml -lggml-base
+"""
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -57,6 +70,10 @@ def main(argv: list[str]) -> int:
     vk = root / "src" / "ggml-vulkan" / "ggml-vulkan.cpp"
     if vk.is_file():
         print(f"patch_ggml: {vk.name}: {patch_vulkan(vk)}")
+    pc_in = root / "ggml.pc.in"
+    if not pc_in.exists():
+        pc_in.write_text(PC_IN, encoding="utf-8")
+        print("patch_ggml: ggml.pc.in: written (missing from this source)")
     return 0
 
 

@@ -180,8 +180,8 @@ da3_status da3_get_model_info(const da3_context *ctx, da3_model_info *info) {
         info->has_camera_encoder = m.has_cam_enc;
         info->has_aux_head = m.head.hp.has_aux;
         info->has_sky = m.head.hp.has_sky;
-        info->is_metric = m.metric_scaling;
-        info->is_nested = 0;
+        info->is_metric = m.metric_scaling || m.nested;
+        info->is_nested = m.nested;
         std::string wt = ctx->wm.weight_type();
         for (char &c : wt) c = (char)std::tolower((unsigned char)c);
         std::strncpy(info->weight_type, wt.c_str(), sizeof(info->weight_type) - 1);

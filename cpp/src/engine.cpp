@@ -48,8 +48,15 @@ void load_model(const weight_map &wm, model &m) {
     }
     m.has_cam_enc = !wm.names_with_prefix("cam_enc.").empty();
     if (m.has_cam_enc) load_camera_encoder(wm, "cam_enc.", m.cam_enc);
-    if (wm.has("m_vit.embed_dim") || !wm.names_with_prefix("m_vit.").empty()) {
-        fail(DA3_ERR_UNSUPPORTED, wm.path() + ": nested giant+metric files are not supported yet");
+    m.nested = !wm.names_with_prefix("m_vit.").empty();
+    if (m.nested) {
+        load_vit(wm, "m_vit.", m.m_vit);
+        load_head(wm, "m_head.", "m_head.", m.m_head);
+        if (!m.has_cam_dec || !m.m_head.hp.has_sky || m.m_vit.hp.alt_start != -1) {
+            wm.format_error("nested file: expected an any-view model with a camera decoder (vit.*, head.*, cam.*) "
+                            "and a metric model with a sky head (m_vit.*, m_head.*)");
+        }
+        if (m.m_head.hp.dim_in != m.m_vit.hp.feat_dim()) wm.format_error("m_head input width does not match m_vit");
     }
     std::vector<float> mean = wm.get_float_array_or("img.mean", {0.485f, 0.456f, 0.406f});
     std::vector<float> stdv = wm.get_float_array_or("img.std", {0.229f, 0.224f, 0.225f});
@@ -59,8 +66,9 @@ void load_model(const weight_map &wm, model &m) {
         m.mean[c] = mean[c];
         m.std[c] = stdv[c];
     }
-    m.preset = detect_preset(wm, m);
+    m.preset = m.nested ? wm.get_str_or("preset", "da3nested-giant-large") : detect_preset(wm, m);
     m.metric_scaling = m.preset == "da3metric-large";
+    if (m.nested && m.metric_scaling) wm.format_error("inconsistent preset for a nested file");
 }
 
 // --- reference view selection (host side) ----------------------------------------------
@@ -195,6 +203,38 @@ static void permute_views(const float *src, float *dst, int n, size_t per_view, 
     for (int i = 0; i < n; ++i) std::memcpy(dst + (size_t)i * per_view, src + (size_t)order[i] * per_view, per_view * sizeof(float));
 }
 
+// Scales the any-view depth to the metric branch and fills the sky; returns the scale.
+// ref: da3.py NestedDepthAnything3Net._apply_depth_alignment / _handle_sky_regions. PyTorch
+// subsamples 100000 pixels for its quantiles when there are more; this uses all of them.
+static float nested_align(float *depth, float *conf, const float *mdepth, const float *sky, size_t count) {
+    std::vector<float> c;
+    for (size_t i = 0; i < count; ++i)
+        if (sky[i] < 0.3f) c.push_back(conf[i]);
+    if (c.size() <= 10) fail(DA3_ERR_INVALID_ARGUMENT, "nested alignment: too few non-sky pixels");
+    const float median_conf = quantile_linear(c, 0.5);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < count; ++i) {
+        if (conf[i] >= median_conf && sky[i] < 0.3f && mdepth[i] > 1e-2f && depth[i] > 1e-3f) {
+            num += (double)mdepth[i] * depth[i];
+            den += (double)depth[i] * depth[i];
+        }
+    }
+    const float s = (float)(num / std::max(den, 1e-12));
+    std::vector<float> ns;
+    for (size_t i = 0; i < count; ++i) {
+        depth[i] *= s;
+        if (sky[i] < 0.3f) ns.push_back(depth[i]);
+    }
+    const float max_depth = std::min(quantile_linear(ns, 0.99), 200.0f);
+    for (size_t i = 0; i < count; ++i) {
+        if (!(sky[i] < 0.3f)) {
+            depth[i] = max_depth;
+            conf[i] = 1.0f;
+        }
+    }
+    return s;
+}
+
 std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, int n, int h, int w, const float *extrinsics,
                                         int ext_rows, const float *intrinsics, const da3_infer_params &p) {
     const model &m = ctx->model;
@@ -246,6 +286,15 @@ std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, in
     r.output(ho.logits);
     if (ho.sky_logits) r.output(ho.sky_logits);
     if (aux && ho.aux_logits) r.output(ho.aux_logits);
+    head_out mo;
+    if (m.nested) {
+        r.g.prefix = "m.";
+        vit_outputs mvo = build_vit(r.g, m.m_vit, img, nullptr);
+        mo = build_head(r.g, m.m_head, mvo.feats, ph, pw, h, w, false);
+        r.g.prefix.clear();
+        r.output(mo.logits);
+        r.output(mo.sky_logits);
+    }
     ggml_tensor *pose_enc = nullptr;
     if (m.has_cam_dec && !p.use_ray_pose) {
         pose_enc = build_camera_decoder(r.g, m.cam_dec, vo.cam_tok[3]);
@@ -284,12 +333,25 @@ std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, in
         ext34.resize((size_t)n * 12);
         intr33.resize((size_t)n * 9);
         pose_enc_to_extri_intri(pe.data(), n, h, w, ext34.data(), intr33.data());
-        if (with_pose) {
-            // ref: api.py _align_to_input_extrinsics_intrinsics: the input poses are aligned
-            // to the prediction; the input intrinsics are returned.
-            align_to_input_extrinsics(ext34.data(), in_ext.data(), n, depth.data(), depth.size(), p.align_to_input_ext_scale != 0);
-            intr33 = in_intr;
-        }
+    }
+    if (m.nested && !intr33.empty()) {
+        std::vector<float> mlog = graph_run::read(mo.logits), msky = graph_run::read(mo.sky_logits);
+        std::vector<float> mdepth((size_t)n * hw);
+        head_activate(m.m_head.hp, mlog.data(), n, h, w, mdepth.data(), nullptr);
+        sky_activate(m.m_head.hp, msky.data(), msky.size());
+        fill_sky_depth(mdepth.data(), msky.data(), mdepth.size());
+        apply_metric_scaling(mdepth.data(), n, hw, intr33.data());
+        const float s = nested_align(depth.data(), conf.data(), mdepth.data(), msky.data(), depth.size());
+        for (int i = 0; i < n; ++i)
+            for (int r3 = 0; r3 < 3; ++r3) ext34[(size_t)i * 12 + r3 * 4 + 3] *= s;
+        sky = std::move(msky);
+        res->is_metric = 1;
+    }
+    if (with_pose && !ext34.empty()) {
+        // ref: api.py _align_to_input_extrinsics_intrinsics (after the network): the input
+        // poses are aligned to the prediction; the input intrinsics are returned.
+        align_to_input_extrinsics(ext34.data(), in_ext.data(), n, depth.data(), depth.size(), p.align_to_input_ext_scale != 0);
+        intr33 = in_intr;
     }
     if (m.metric_scaling && intrinsics) {
         // metric-large: metres = depth * focal / 300 (ref: utils/alignment.py apply_metric_scaling)
@@ -304,15 +366,25 @@ std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, in
         emit("intrinsics", intr33, {n, 3, 3});
     }
     if (aux && ho.aux_logits) {
+        // ray [n, h', w', 6] (linear) and ray_conf [n, h', w'] at 8x the patch grid
+        const int ah = (int)ho.aux_logits->ne[1], aw = (int)ho.aux_logits->ne[0];
         std::vector<float> a = graph_run::read(ho.aux_logits);
-        emit("aux_logits", a, {n, ho.aux_logits->ne[2], ho.aux_logits->ne[1], ho.aux_logits->ne[0]});
+        std::vector<float> ray((size_t)n * ah * aw * 6), ray_conf((size_t)n * ah * aw);
+        aux_activate(m.head.hp, a.data(), n, ah, aw, ray.data(), ray_conf.data());
+        emit("ray", ray, {n, ah, aw, 6});
+        emit("ray_conf", ray_conf, {n, ah, aw});
     }
     for (auto &kv : r.g.taps) {
         ggml_tensor *t = kv.second;
         std::vector<float> v = graph_run::read(t);
-        std::vector<int64_t> shape = {t->ne[3], t->ne[2], t->ne[1], t->ne[0]};
+        // PyTorch order with the view axis first: the view axis is the lowest dim k >= 1 with
+        // ne[k] == n and only size-1 dims above it (tokens [C,T,N] -> [N,T,C], maps -> [N,C,H,W])
+        int k = 1;
+        while (k < 3 && !(t->ne[k] == n && std::all_of(t->ne + k + 1, t->ne + 4, [](int64_t v) { return v == 1; }))) ++k;
+        std::vector<int64_t> shape;
+        for (int d = k; d >= 0; --d) shape.push_back(t->ne[d]);
         host_tensor &ht = res->add(kv.first, shape);
-        ht.data = std::move(v);  // taps stay in the (reference-ordered) view order
+        permute_views(v.data(), ht.data.data(), n, v.size() / n, inv);  // back to input view order
     }
     return res;
 }

@@ -2,7 +2,8 @@
 
 namespace da3 {
 
-ggml_tensor *graph_ctx::name(ggml_tensor *t, const std::string &n) {
+ggml_tensor *graph_ctx::name(ggml_tensor *t, const std::string &base) {
+    const std::string n = prefix + base;
     ggml_set_name(t, n.c_str());
     if (!requested_taps.empty() && requested_taps.count(n)) {
         // a view's memory belongs to its source, which the allocator may reuse: copy it
@@ -13,8 +14,9 @@ ggml_tensor *graph_ctx::name(ggml_tensor *t, const std::string &n) {
     return t;
 }
 
-ggml_tensor *graph_ctx::input_f32(const std::string &n, std::vector<float> data, int64_t ne0, int64_t ne1,
+ggml_tensor *graph_ctx::input_f32(const std::string &base, std::vector<float> data, int64_t ne0, int64_t ne1,
                                   int64_t ne2, int64_t ne3) {
+    const std::string n = prefix + base;
     if ((int64_t)data.size() != ne0 * ne1 * ne2 * ne3) {
         fail(DA3_ERR_INTERNAL, "input '" + n + "': host data size does not match its shape");
     }
@@ -25,7 +27,8 @@ ggml_tensor *graph_ctx::input_f32(const std::string &n, std::vector<float> data,
     return t;
 }
 
-ggml_tensor *graph_ctx::input_i32(const std::string &n, std::vector<int32_t> data, int64_t ne0) {
+ggml_tensor *graph_ctx::input_i32(const std::string &base, std::vector<int32_t> data, int64_t ne0) {
+    const std::string n = prefix + base;
     if ((int64_t)data.size() != ne0) {
         fail(DA3_ERR_INTERNAL, "input '" + n + "': host data size does not match its shape");
     }

@@ -41,6 +41,7 @@ struct graph_ctx {
 
     // Names requested by the caller: tensors named so are marked as outputs and kept.
     std::unordered_set<std::string> requested_taps;
+    std::string prefix;  // prepended to every name (e.g. "m." for the nested metric branch)
     std::vector<std::pair<std::string, ggml_tensor *>> taps;
 
     // Host data to upload into graph inputs after allocation.

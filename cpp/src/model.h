@@ -24,6 +24,11 @@ struct model {
     camera_decoder cam_dec;
     camera_encoder cam_enc;
     bool metric_scaling = false;  // metric-large: depth * focal / 300
+    // nested giant+metric pair: the metric-large branch (m_vit.*, m_head.*) that scales the
+    // any-view prediction to metres (ref: da3.py NestedDepthAnything3Net)
+    bool nested = false;
+    vit_model m_vit;
+    dpt_head m_head;
     float mean[3] = {0.485f, 0.456f, 0.406f};
     float std[3] = {0.229f, 0.224f, 0.225f};
 };

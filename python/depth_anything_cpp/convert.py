@@ -571,11 +571,6 @@ class _SafeTensors:
     def keys(self) -> List[str]:
         return list(self._index)
 
-    def resolve(self, key: str) -> Optional[str]:
-        if key in self._index:
-            return key
-        return self.aliases.get(key)
-
     def shape(self, key: str) -> Tuple[int, ...]:
         return self._index[key][2]
 

@@ -9,17 +9,18 @@ Usage::
 Cache (``DA3CPP_TEST_CACHE``, default ``tests/.cache``), keyed by a hash of the converter and
 of this harness, so edits regenerate what they affect::
 
-    <cache>/<hash>/models/<model>/snapshot/{config.json, model.safetensors}
+    <cache>/<hash>/models/<model>/snapshot/{config.json, model.safetensors}   (kept for da3-small only)
     <cache>/<hash>/models/<model>/<model>-<type>.gguf
     <cache>/<hash>/cases/<case>.npz      (input, outputs, taps, meta JSON)
 
 A model is (preset, seed, overrides), e.g. ``da3-small_s0`` or ``da3-large_s0_d4`` (depth
-reduced to 2 blocks through ``da3cpp_overrides``: same code paths, small cost).
+reduced to 4 blocks through ``da3cpp_overrides``: same code paths, small cost).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -110,9 +111,12 @@ CASES: List[Case] = [
     Case("nested_d4", ModelId("da3nested-giant-large", depth=4), ("SOH_000",), process_res=252, slow=True),
 ]
 CASES_BY_NAME: Dict[str, Case] = {c.name: c for c in CASES}
+KEEP_SNAPSHOTS = (SMALL,)   # used by tests/test_convert.py; other snapshots are rebuilt on demand
 
 
+@functools.lru_cache(maxsize=None)
 def _source_hash() -> str:
+    """Hash of the converter and harness sources (computed once per process)."""
     h = hashlib.sha1()
     import depth_anything_cpp.convert as conv   # the converter actually used (installed or source)
 
@@ -213,6 +217,10 @@ def model_gguf(mid: ModelId, weight_type: str = "f32") -> Path:
     out = cache_dir() / "models" / mid.tag / f"{mid.tag}-{weight_type}.gguf"
     if not out.is_file():
         convert(model_snapshot(mid), out, type=weight_type, checkpoint_name=mid.tag, progress=False)
+        # big snapshots are only an intermediate: drop them once every file the cases need exists
+        needed = {t for c in CASES if c.model == mid for t in c.precisions}
+        if mid not in KEEP_SNAPSHOTS and all((out.parent / f"{mid.tag}-{t}.gguf").is_file() for t in needed):
+            shutil.rmtree(out.parent / "snapshot", ignore_errors=True)
     return out
 
 
