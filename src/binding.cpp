@@ -88,13 +88,14 @@ struct Model {
 
     py::dict infer(py::list images, py::object extrinsics, py::object intrinsics, int process_res,
                    const std::string &method, const std::string &ref_view, bool use_ray_pose, bool compute_aux,
-                   bool align, std::vector<std::string> taps, int max_image_pixels) {
+                   bool align, std::vector<std::string> taps, int max_image_pixels, bool profile) {
         std::vector<da3py::u8_image> keep;
         std::vector<da3_image> imgs = da3py::images_from_list(images, keep);
         const int n = (int)imgs.size();
         da3py::pose_args poses(extrinsics, intrinsics, n);
         da3_infer_params p = da3py::make_params(process_res, method, ref_view, use_ray_pose, compute_aux, align, taps);
         p.max_image_pixels = max_image_pixels;
+        p.profile = profile;
         std::vector<const char *> tap_ptrs;
         for (auto &t : taps) tap_ptrs.push_back(t.c_str());
         p.taps = tap_ptrs.data();
@@ -110,12 +111,13 @@ struct Model {
     }
 
     py::dict infer_tensor(py::array input, py::object extrinsics, py::object intrinsics, const std::string &ref_view,
-                          bool use_ray_pose, bool compute_aux, bool align, std::vector<std::string> taps) {
+                          bool use_ray_pose, bool compute_aux, bool align, std::vector<std::string> taps, bool profile) {
         auto arr = da3py::checked_f32(input, 4, "input");
         if (arr.shape(1) != 3) throw py::value_error("input must have shape (N, 3, H, W)");
         const int n = (int)arr.shape(0), h = (int)arr.shape(2), w = (int)arr.shape(3);
         da3py::pose_args poses(extrinsics, intrinsics, n);
         da3_infer_params p = da3py::make_params(504, "upper_bound_resize", ref_view, use_ray_pose, compute_aux, align, taps);
+        p.profile = profile;
         std::vector<const char *> tap_ptrs;
         for (auto &t : taps) tap_ptrs.push_back(t.c_str());
         p.taps = tap_ptrs.data();
@@ -162,10 +164,10 @@ PYBIND11_MODULE(DA3_MODULE_NAME, m) {
              py::arg("process_res") = 504, py::arg("process_res_method") = "upper_bound_resize",
              py::arg("ref_view_strategy") = "saddle_balanced", py::arg("use_ray_pose") = false, py::arg("compute_aux") = false,
              py::arg("align_to_input_ext_scale") = true, py::arg("taps") = std::vector<std::string>(),
-             py::arg("max_image_pixels") = 100000000)
+             py::arg("max_image_pixels") = 100000000, py::arg("profile") = false)
         .def("infer_tensor", &Model::infer_tensor, py::arg("input"), py::arg("extrinsics") = py::none(),
              py::arg("intrinsics") = py::none(), py::arg("ref_view_strategy") = "saddle_balanced",
              py::arg("use_ray_pose") = false, py::arg("compute_aux") = false, py::arg("align_to_input_ext_scale") = true,
-             py::arg("taps") = std::vector<std::string>());
+             py::arg("taps") = std::vector<std::string>(), py::arg("profile") = false);
     bind_preprocess(m);
 }

@@ -122,6 +122,23 @@ def test_fixture_reference_reproduced(core, fixture_dir):
     np.testing.assert_allclose(out["extrinsics"], z["extrinsics"], atol=2e-3)
 
 
+def assert_reference_view_tie(case, ref, ours):
+    """Our reference view differs from PyTorch's: only legitimate for an exact tie.
+
+    saddle_sim_range scores view i by max_j(sim_ij - I_ij) - min_j(sim_ij - I_ij); with all
+    similarities positive the minimum is the diagonal zero, so the two most similar views tie
+    exactly and float32 rounding of that zero decides upstream. Both must be maximal here.
+    """
+    assert case.ref_view_strategy == "saddle_sim_range", (ours, int(ref["ref_view"]))
+    alt = int((case.model.overrides or {}).get("alt_start", 4))  # every 3-view case is da3-small
+    tok = ref[f"vit.blk.{alt - 2}"][:, 0].astype(np.float64)
+    f = tok / np.linalg.norm(tok, axis=-1, keepdims=True)
+    sim = f @ f.T - np.eye(len(f))
+    score = sim.max(-1) - sim.min(-1)
+    tied = np.flatnonzero(score >= score.max() - 1e-6)
+    assert ours in tied and int(ref["ref_view"]) in tied, (ours, int(ref["ref_view"]), score)
+
+
 @pytest.mark.parametrize("case_name,precision", _params_or_empty())
 def test_parity(core, cases, case_name, precision):
     case = cases.CASES_BY_NAME[case_name]
@@ -132,6 +149,9 @@ def test_parity(core, cases, case_name, precision):
     if "extrinsics_in" in ref:
         kwargs.update(extrinsics=ref["extrinsics_in"], intrinsics=ref["intrinsics_in"])
     out = engine_model(core, path).infer_tensor(np.ascontiguousarray(ref["input"]), **kwargs)
+    if int(ref.get("ref_view", -1)) >= 0 and int(out["ref_view"][0]) != int(ref["ref_view"]):
+        assert_reference_view_tie(case, ref, int(out["ref_view"][0]))
+        return
 
     n_views = ref["input"].shape[0]
     depth_err = rel_range(out["depth"], ref["depth"])

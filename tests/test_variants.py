@@ -211,11 +211,13 @@ img = (rng.random((140, 252, 3)) * 255).astype(np.uint8)
 out = {}
 for mod_name, backend in (("_da3_vulkan", "gpu"), (sys.argv[2], "cpu")):
     m = importlib.import_module("depth_anything_cpp." + mod_name)
-    r = m.Model(path, n_threads=2, backend=backend).infer([img], process_res=252)
-    out[backend] = r["depth"]
+    model = m.Model(path, n_threads=2, backend=backend)
+    out[backend] = model.infer([img], process_res=252)["depth"]
+    out[backend + "_device"] = model.info()["backend"]
 a, b = out["gpu"], out["cpu"]
 rel = np.abs(a - b) / (np.abs(b) + 1e-6)
-print(json.dumps({"shape": list(a.shape), "finite": bool(np.isfinite(a).all()),
+print(json.dumps({"gpu_device": out["gpu_device"], "cpu_device": out["cpu_device"],
+                  "shape": list(a.shape), "finite": bool(np.isfinite(a).all()),
                   "rel_median": float(np.median(rel)), "rel_p99": float(np.quantile(rel, 0.99))}))
 """
 
@@ -230,6 +232,10 @@ def test_vulkan_depth_matches_cpu_on_fixture():
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-4000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["gpu_device"].lower().startswith("vulkan"), res
+    assert res["cpu_device"].upper().startswith("CPU"), res
+    assert res["shape"] == [1, 140, 252]
     assert res["finite"]
-    assert res["rel_median"] < 1e-2, res
-    assert res["rel_p99"] < 5e-2, res
+    # measured on lavapipe: median 4e-4, p99 2e-3 (f16 weights, f32 activations)
+    assert res["rel_median"] < 5e-3, res
+    assert res["rel_p99"] < 2e-2, res

@@ -148,6 +148,9 @@ typedef struct da3_infer_params {
     int max_image_pixels;                 /* input images larger than this are refused; default 100e6 */
     const char *const *taps;              /* optional: names of graph intermediates to return */
     int n_taps;
+    int profile;                          /* 1: time each graph node; adds "time.backbone",
+                                             "time.head", "time.camera", "time.total" (seconds,
+                                             1 element each). Slower: nodes run one by one. */
 } da3_infer_params;
 
 DA3_API da3_infer_params da3_infer_default_params(void);

@@ -204,6 +204,7 @@ da3_infer_params da3_infer_default_params(void) {
     p.max_image_pixels = 100000000;
     p.taps = nullptr;
     p.n_taps = 0;
+    p.profile = 0;
     return p;
 }
 

@@ -6,6 +6,7 @@
 #include "ggml-cpu.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -159,6 +160,29 @@ struct graph_run {
         ggml_build_forward_expand(g.gf, t);
     }
 
+    // Per-stage wall time when profiling: nodes are attributed to the stage of the latest
+    // node whose name starts with "vit.", "head." or "cam." (or "m." + those).
+    struct profile_state {
+        double stage_s[3] = {0, 0, 0};
+        int stage = 0;
+        std::chrono::steady_clock::time_point last;
+    } prof;
+    bool profiling = false;
+
+    static bool eval_cb(ggml_tensor *t, bool ask, void *user) {
+        auto *self = static_cast<graph_run *>(user);
+        if (ask) return true;  // observe every node
+        auto now = std::chrono::steady_clock::now();
+        std::string name = ggml_get_name(t);
+        if (name.rfind("m.", 0) == 0) name = name.substr(2);
+        if (name.rfind("vit.", 0) == 0) self->prof.stage = 0;
+        else if (name.rfind("head.", 0) == 0) self->prof.stage = 1;
+        else if (name.rfind("cam", 0) == 0) self->prof.stage = 2;
+        self->prof.stage_s[self->prof.stage] += std::chrono::duration<double>(now - self->prof.last).count();
+        self->prof.last = now;
+        return true;
+    }
+
     void compute() {
         for (auto &kv : g.taps) ggml_build_forward_expand(g.gf, kv.second);
         ggml_backend_sched_reset(ctx->sched);
@@ -170,9 +194,13 @@ struct graph_run {
             if (!in.f32.empty()) ggml_backend_tensor_set(in.t, in.f32.data(), 0, in.f32.size() * sizeof(float));
             if (!in.i32.empty()) ggml_backend_tensor_set(in.t, in.i32.data(), 0, in.i32.size() * sizeof(int32_t));
         }
-        if (ggml_backend_sched_graph_compute(ctx->sched, g.gf) != GGML_STATUS_SUCCESS) {
-            fail(DA3_ERR_BACKEND, "graph computation failed");
+        if (profiling) {
+            ggml_backend_sched_set_eval_callback(ctx->sched, eval_cb, this);
+            prof.last = std::chrono::steady_clock::now();
         }
+        const ggml_status st = ggml_backend_sched_graph_compute(ctx->sched, g.gf);
+        if (profiling) ggml_backend_sched_set_eval_callback(ctx->sched, nullptr, nullptr);
+        if (st != GGML_STATUS_SUCCESS) fail(DA3_ERR_BACKEND, "graph computation failed");
     }
 
     static std::vector<float> read(ggml_tensor *t) {
@@ -265,7 +293,9 @@ std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, in
     std::vector<float> x((size_t)n * per_view);
     permute_views(input, x.data(), n, per_view, order);
 
+    const auto t_start = std::chrono::steady_clock::now();
     graph_run r(ctx, p);
+    r.profiling = p.profile != 0;
     ggml_tensor *img = r.g.input_f32("input", std::move(x), w, h, 3, n);
     ggml_tensor *cam_tokens = nullptr;
     std::vector<float> in_ext, in_intr;  // input poses in reference order: [n, 3, 4], [n, 3, 3]
@@ -357,6 +387,14 @@ std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, in
         // metric-large: metres = depth * focal / 300 (ref: utils/alignment.py apply_metric_scaling)
         apply_metric_scaling(depth.data(), n, hw, with_pose ? in_intr.data() : intrinsics);
         res->is_metric = 1;
+    }
+    res->add("ref_view", {1}).data[0] = (float)order[0];  // view placed first (input index)
+    if (r.profiling) {
+        res->add("time.backbone", {1}).data[0] = (float)r.prof.stage_s[0];
+        res->add("time.head", {1}).data[0] = (float)r.prof.stage_s[1];
+        res->add("time.camera", {1}).data[0] = (float)r.prof.stage_s[2];
+        res->add("time.total", {1}).data[0] =
+            (float)std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     }
     emit("depth", depth, {n, h, w});
     if (!conf.empty()) emit("conf", conf, {n, h, w});

@@ -53,7 +53,7 @@ private:
 // Householder QR to a 9x9 R (same right singular vectors), then one-sided Jacobi (Hestenes)
 // on R. Returns false if A is zero or not finite.
 bool null_vector9(std::vector<double> &a, size_t m, double out[9]) {
-    constexpr int n = 9;
+    constexpr size_t n = 9;
     double r[n * n] = {};
     const size_t steps = std::min<size_t>(m, n);
     for (size_t k = 0; k < steps; ++k) {
@@ -66,7 +66,7 @@ bool null_vector9(std::vector<double> &a, size_t m, double out[9]) {
         a[k * n + k] -= alpha;  // v = x - alpha e1, stored in column k
         double vnorm2 = 0;
         for (size_t i = k; i < m; ++i) vnorm2 += a[i * n + k] * a[i * n + k];
-        for (int j = static_cast<int>(k) + 1; j < n; ++j) {
+        for (size_t j = k + 1; j < n; ++j) {
             double dot = 0;
             for (size_t i = k; i < m; ++i) dot += a[i * n + k] * a[i * n + j];
             const double f = 2 * dot / vnorm2;
@@ -75,16 +75,16 @@ bool null_vector9(std::vector<double> &a, size_t m, double out[9]) {
         a[k * n + k] = alpha;
     }
     for (size_t i = 0; i < steps; ++i)
-        for (int j = static_cast<int>(i); j < n; ++j) r[i * n + j] = a[i * n + j];
+        for (size_t j = i; j < n; ++j) r[i * n + j] = a[i * n + j];
 
     double v[n * n] = {};
-    for (int i = 0; i < n; ++i) v[i * n + i] = 1;
+    for (size_t i = 0; i < n; ++i) v[i * n + i] = 1;
     for (int sweep = 0; sweep < 60; ++sweep) {
         bool rotated = false;
-        for (int p = 0; p < n - 1; ++p) {
-            for (int q = p + 1; q < n; ++q) {
+        for (size_t p = 0; p + 1 < n; ++p) {
+            for (size_t q = p + 1; q < n; ++q) {
                 double al = 0, be = 0, ga = 0;
-                for (int i = 0; i < n; ++i) {
+                for (size_t i = 0; i < n; ++i) {
                     al += r[i * n + p] * r[i * n + p];
                     be += r[i * n + q] * r[i * n + q];
                     ga += r[i * n + p] * r[i * n + q];
@@ -94,7 +94,7 @@ bool null_vector9(std::vector<double> &a, size_t m, double out[9]) {
                 const double zeta = (be - al) / (2 * ga);
                 const double t = (zeta >= 0 ? 1.0 : -1.0) / (std::fabs(zeta) + std::sqrt(1 + zeta * zeta));
                 const double c = 1 / std::sqrt(1 + t * t), s = c * t;
-                for (int i = 0; i < n; ++i) {
+                for (size_t i = 0; i < n; ++i) {
                     const double rp = r[i * n + p], rq = r[i * n + q];
                     r[i * n + p] = c * rp - s * rq;
                     r[i * n + q] = s * rp + c * rq;
@@ -106,17 +106,17 @@ bool null_vector9(std::vector<double> &a, size_t m, double out[9]) {
         }
         if (!rotated) break;
     }
-    int best = -1;
+    size_t best = n;
     double best_norm = std::numeric_limits<double>::infinity(), max_norm = 0;
-    for (int j = 0; j < n; ++j) {
+    for (size_t j = 0; j < n; ++j) {
         double s = 0;
-        for (int i = 0; i < n; ++i) s += r[i * n + j] * r[i * n + j];
+        for (size_t i = 0; i < n; ++i) s += r[i * n + j] * r[i * n + j];
         if (!std::isfinite(s)) return false;
         max_norm = std::max(max_norm, s);
         if (s < best_norm) best_norm = s, best = j;
     }
-    if (best < 0 || max_norm == 0) return false;
-    for (int i = 0; i < n; ++i) out[i] = v[i * n + best];
+    if (best == n || max_norm == 0) return false;
+    for (size_t i = 0; i < n; ++i) out[i] = v[i * n + best];
     return true;
 }
 
@@ -138,7 +138,7 @@ bool fit_homography(const std::vector<double> &src, const std::vector<double> &d
     }
     double nv[9];
     if (!null_vector9(scratch, 2 * count, nv) || nv[8] == 0) return false;
-    for (int i = 0; i < 9; ++i) h[i] = nv[i] / nv[8];
+    for (size_t i = 0; i < 9; ++i) h[i] = nv[i] / nv[8];
     for (double e : h)
         if (!std::isfinite(e)) return false;
     return true;
@@ -162,8 +162,8 @@ double det3(const mat3 &a) {
 bool ql_decompose(const mat3 &a, mat3 &q, mat3 &l) {
     // QR of M = A P (columns of A reversed) by Gram-Schmidt with one re-orthogonalization.
     double m[3][3], qt[3][3], rt[3][3] = {};  // m[j], qt[j]: column j
-    for (int j = 0; j < 3; ++j)
-        for (int i = 0; i < 3; ++i) m[j][i] = a[i * 3 + (2 - j)];
+    for (size_t j = 0; j < 3; ++j)
+        for (size_t i = 0; i < 3; ++i) m[j][i] = a[i * 3 + (2 - j)];
     double scale = 0;
     for (double e : a) scale = std::max(scale, std::fabs(e));
     for (int j = 0; j < 3; ++j) {
@@ -180,8 +180,8 @@ bool ql_decompose(const mat3 &a, mat3 &q, mat3 &l) {
         rt[j][j] = norm;
         for (int i = 0; i < 3; ++i) qt[j][i] = col[i] / norm;
     }
-    for (int i = 0; i < 3; ++i)
-        for (int j = 0; j < 3; ++j) {
+    for (size_t i = 0; i < 3; ++i)
+        for (size_t j = 0; j < 3; ++j) {
             q[i * 3 + j] = qt[2 - j][i];           // Q = Qt P
             l[i * 3 + j] = rt[2 - i][2 - j];       // L = P Rt P
         }
@@ -221,7 +221,7 @@ void ray_pose(const float *ray, const float *ray_conf, int n, int h, int w, int 
     std::vector<double> src(2 * np), dst(2 * np), weight(np);
     for (int i = 0; i < h; ++i)
         for (int j = 0; j < w; ++j) {
-            const size_t p = static_cast<size_t>(i) * w + j;
+            const size_t p = static_cast<size_t>(i) * static_cast<size_t>(w) + static_cast<size_t>(j);
             src[2 * p] = -1.0 + (2.0 * j + 1.0) / w;
             src[2 * p + 1] = -1.0 + (2.0 * i + 1.0) / h;
         }
@@ -256,7 +256,7 @@ void ray_pose(const float *ray, const float *ray_conf, int n, int h, int w, int 
         double best_score = -1;
         mat3 hyp;
         for (const auto &s : samples) {
-            for (int k = 0; k < kSampleSize; ++k) cand[k] = order[s[k]];
+            for (size_t k = 0; k < s.size(); ++k) cand[k] = order[s[k]];
             double score = 0;
             if (fit_homography(src, dst, weight, cand.data(), kSampleSize, scratch, hyp)) {
                 for (size_t p = 0; p < np; ++p) {
@@ -294,9 +294,9 @@ void ray_pose(const float *ray, const float *ray_conf, int n, int h, int w, int 
 
         // c2w = [rot | t] -> w2c = [rot^T | -rot^T t]. ref: da3.py _process_ray_pose_estimation
         float *e = extrinsics + static_cast<size_t>(view) * 12;
-        for (int i = 0; i < 3; ++i) {
+        for (size_t i = 0; i < 3; ++i) {
             double ti = 0;
-            for (int j = 0; j < 3; ++j) {
+            for (size_t j = 0; j < 3; ++j) {
                 e[i * 4 + j] = static_cast<float>(rot[j * 3 + i]);
                 ti -= rot[j * 3 + i] * t[j];
             }

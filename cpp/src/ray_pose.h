@@ -23,10 +23,13 @@
 //     cx = pp_x * W / 2, cy = pp_y * H / 2.
 //
 // Differences from upstream (all in degenerate corners or in the random stream):
-//  - randomness: the sample index sets (shared by all views, as upstream) and the refit
-//    subsample come from std::mt19937_64(seed) with our own bounded-integer draw and partial
-//    Fisher-Yates shuffle, so results are deterministic and portable; upstream uses unseeded
-//    torch.randperm. Ties in the weight ranking are broken by pixel index (torch: unspecified).
+//  - randomness: one std::mt19937_64(seed) stream per call gives, in order, the 100 sample
+//    index sets (each: a partial Fisher-Yates of the first 8 entries of a persistent
+//    permutation of [0, n_s), shared by all views as upstream), then per view the refit
+//    subsample (partial Fisher-Yates of 8000 of the kept inliers); integers in [0, m) by
+//    rejection (x >= 2^64 mod m, then x mod m). Deterministic and portable; upstream uses
+//    unseeded torch.randperm. Ties in the weight ranking are broken by pixel index, as torch's
+//    stable sort (its default argsort is unstable).
 //  - arithmetic in float64 (upstream float32); the DLT null vector comes from a Householder QR
 //    of the design matrix followed by a one-sided Jacobi SVD of R (upstream torch.linalg.svd).
 //  - a pixel with a non-finite ray channel or a non-finite or negative confidence gets weight 0
@@ -39,6 +42,9 @@
 #include <cstdint>
 
 namespace da3 {
+
+// Seed the engine passes (tests/test_ray_pose.py replays this stream to compare with upstream).
+constexpr uint64_t ray_pose_default_seed = 0;
 
 // ray: [n, h, w, 6] float32 (direction xyz, origin xyz; world frame), ray_conf: [n, h, w]
 // (positive). H, W: processed image size in pixels (the intrinsics' frame).
