@@ -131,6 +131,7 @@ function(da3_add_ggml variant)
             -DGGML_BUILD_EXAMPLES=OFF
             -DGGML_CCACHE=OFF
             -DGGML_OPENMP=${DA3CPP_GGML_OPENMP}
+            -DGGML_LLAMAFILE=ON
             ${ARG_CMAKE_ARGS}
         BUILD_COMMAND ${CMAKE_COMMAND} --build <BINARY_DIR> --config Release --parallel ${jobs}
         INSTALL_COMMAND ${CMAKE_COMMAND} --install <BINARY_DIR> --config Release

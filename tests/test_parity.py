@@ -193,11 +193,6 @@ def test_parity(core, cases, case_name, precision):
                     failures.append(f"{key}: err {fn(out[key], ref[key]):.2e} > {F32_REL}")
     elif depth_corr < CORR_MIN[precision]:
         failures.append(f"depth corr {depth_corr:.6f} < {CORR_MIN[precision]}")
-    if case.ray and "extrinsics" in out:   # RANSAC: the official one draws from torch's RNG
-        r_ref, r_out = ref["extrinsics"][:, :3, :3], out["extrinsics"][:, :3, :3]
-        cos = (np.einsum("nij,nij->n", r_ref, r_out) - 1) / 2
-        ang = np.degrees(np.arccos(np.clip(cos, -1, 1)))
-        print(f"\n{case.name}: ray-pose rotation difference {ang.max():.3f} deg")
-        if ang.max() > 2.0:
-            failures.append(f"ray pose rotation differs by {ang.max():.2f} deg")
+    # ray-pose cameras: upstream's RANSAC draws from torch's unseeded RNG, so they are compared
+    # in tests/test_ray_pose.py with the same sample stream replayed; here the rays must match.
     assert not failures, "; ".join(failures)

@@ -1,6 +1,7 @@
 // Model loading and one inference call: graph building, scheduling, postprocessing.
 // ref: depth_anything_3/model/da3.py (DepthAnything3Net.forward)
 #include "model.h"
+#include "ray_pose.h"
 
 #include "ggml-alloc.h"
 #include "ggml-cpu.h"
@@ -409,16 +410,23 @@ std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, in
         std::vector<float> a = graph_run::read(ho.aux_logits);
         std::vector<float> ray((size_t)n * ah * aw * 6), ray_conf((size_t)n * ah * aw);
         aux_activate(m.head.hp, a.data(), n, ah, aw, ray.data(), ray_conf.data());
+        if (p.use_ray_pose) {
+            // ref: da3.py _process_ray_pose_estimation (seeded RANSAC, see ray_pose.h)
+            ext34.resize((size_t)n * 12);
+            intr33.resize((size_t)n * 9);
+            ray_pose(ray.data(), ray_conf.data(), n, ah, aw, h, w, ray_pose_default_seed, ext34.data(), intr33.data());
+            emit("extrinsics", ext34, {n, 3, 4});
+            emit("intrinsics", intr33, {n, 3, 3});
+        }
         emit("ray", ray, {n, ah, aw, 6});
         emit("ray_conf", ray_conf, {n, ah, aw});
     }
     for (auto &kv : r.g.taps) {
         ggml_tensor *t = kv.second;
         std::vector<float> v = graph_run::read(t);
-        // PyTorch order with the view axis first: the view axis is the lowest dim k >= 1 with
-        // ne[k] == n and only size-1 dims above it (tokens [C,T,N] -> [N,T,C], maps -> [N,C,H,W])
-        int k = 1;
-        while (k < 3 && !(t->ne[k] == n && std::all_of(t->ne + k + 1, t->ne + 4, [](int64_t v) { return v == 1; }))) ++k;
+        // PyTorch order with the view axis first: maps [W,H,C,N], tokens [C,T,N], vectors [F,N]
+        const std::string base = kv.first.rfind("m.", 0) == 0 ? kv.first.substr(2) : kv.first;
+        const int k = base.rfind("head.", 0) == 0 ? 3 : (base.rfind("vit.cam_tok", 0) == 0 || base.rfind("cam", 0) == 0) ? 1 : 2;
         std::vector<int64_t> shape;
         for (int d = k; d >= 0; --d) shape.push_back(t->ne[d]);
         host_tensor &ht = res->add(kv.first, shape);

@@ -297,11 +297,10 @@ vit_outputs build_vit(graph_ctx &g, const vit_model &m, ggml_tensor *images, ggm
             ggml_tensor *normed = build_norm(g, x, m.norm, hp.norm_eps);
             ggml_tensor *feat = hp.cat_token ? ggml_concat(ctx, local_x, normed, 0) : normed;  // [F, T, N]
             const int64_t F = feat->ne[0];
-            if (hp.cat_token) {
-                ggml_tensor *tok0 = ggml_concat(ctx, ggml_view_2d(ctx, local_x, C, N, local_x->nb[2], 0),
-                                                ggml_view_2d(ctx, x, C, N, x->nb[2], 0), 0);  // [2C, N]
-                out.cam_tok[k] = g.name(tok0, "vit.cam_tok." + std::to_string(k));
-            }
+            // token 0 of cat(local_x, x) (or x), un-normalized: the camera token [F, N]
+            ggml_tensor *tok0 = ggml_view_2d(ctx, x, C, N, x->nb[2], 0);
+            if (hp.cat_token) tok0 = ggml_concat(ctx, ggml_view_2d(ctx, local_x, C, N, local_x->nb[2], 0), tok0, 0);
+            out.cam_tok[k] = g.name(tok0, "vit.cam_tok." + std::to_string(k));
             ggml_tensor *patches = ggml_view_3d(ctx, feat, F, T - 1, N, feat->nb[1], feat->nb[2], feat->nb[1]);
             out.feats[k] = g.name(ggml_cont(ctx, patches), "vit.feat." + std::to_string(k));
         }
