@@ -86,6 +86,19 @@ struct Model {
         return d;
     }
 
+    // Runs `call` (a C inference) with the GIL released; status -> exception; result -> dict.
+    template <typename F>
+    static py::dict run(F &&call) {
+        da3_result *res = nullptr;
+        da3_status st;
+        {
+            py::gil_scoped_release nogil;
+            st = call(&res);
+        }
+        if (st != DA3_OK) da3py::raise_status(st);
+        return da3py::result_to_dict(res);
+    }
+
     py::dict infer(py::list images, py::object extrinsics, py::object intrinsics, int process_res,
                    const std::string &method, const std::string &ref_view, bool use_ray_pose, bool compute_aux,
                    bool align, std::vector<std::string> taps, int max_image_pixels, bool profile) {
@@ -93,21 +106,13 @@ struct Model {
         std::vector<da3_image> imgs = da3py::images_from_list(images, keep);
         const int n = (int)imgs.size();
         da3py::pose_args poses(extrinsics, intrinsics, n);
-        da3_infer_params p = da3py::make_params(process_res, method, ref_view, use_ray_pose, compute_aux, align, taps);
-        p.max_image_pixels = max_image_pixels;
-        p.profile = profile;
         std::vector<const char *> tap_ptrs;
-        for (auto &t : taps) tap_ptrs.push_back(t.c_str());
-        p.taps = tap_ptrs.data();
-        p.n_taps = (int)tap_ptrs.size();
-        da3_result *res = nullptr;
-        da3_status st;
-        {
-            py::gil_scoped_release nogil;
-            st = da3_infer(ctx, imgs.data(), n, poses.ext(), poses.ext_rows, poses.intr(), &p, &res);
-        }
-        if (st != DA3_OK) da3py::raise_status(st);
-        return da3py::result_to_dict(res);
+        da3_infer_params p = da3py::make_params(process_res, method, ref_view, use_ray_pose, compute_aux, align, profile,
+                                                taps, tap_ptrs);
+        p.max_image_pixels = max_image_pixels;
+        return run([&](da3_result **res) {
+            return da3_infer(ctx, imgs.data(), n, poses.ext(), poses.ext_rows, poses.intr(), &p, res);
+        });
     }
 
     py::dict infer_tensor(py::array input, py::object extrinsics, py::object intrinsics, const std::string &ref_view,
@@ -116,20 +121,12 @@ struct Model {
         if (arr.shape(1) != 3) throw py::value_error("input must have shape (N, 3, H, W)");
         const int n = (int)arr.shape(0), h = (int)arr.shape(2), w = (int)arr.shape(3);
         da3py::pose_args poses(extrinsics, intrinsics, n);
-        da3_infer_params p = da3py::make_params(504, "upper_bound_resize", ref_view, use_ray_pose, compute_aux, align, taps);
-        p.profile = profile;
         std::vector<const char *> tap_ptrs;
-        for (auto &t : taps) tap_ptrs.push_back(t.c_str());
-        p.taps = tap_ptrs.data();
-        p.n_taps = (int)tap_ptrs.size();
-        da3_result *res = nullptr;
-        da3_status st;
-        {
-            py::gil_scoped_release nogil;
-            st = da3_infer_tensor(ctx, arr.data(), n, h, w, poses.ext(), poses.ext_rows, poses.intr(), &p, &res);
-        }
-        if (st != DA3_OK) da3py::raise_status(st);
-        return da3py::result_to_dict(res);
+        da3_infer_params p = da3py::make_params(504, "upper_bound_resize", ref_view, use_ray_pose, compute_aux, align,
+                                                profile, taps, tap_ptrs);
+        return run([&](da3_result **res) {
+            return da3_infer_tensor(ctx, arr.data(), n, h, w, poses.ext(), poses.ext_rows, poses.intr(), &p, res);
+        });
     }
 };
 

@@ -92,8 +92,11 @@ struct pose_args {
     const float *intr() const { return has ? k.data() : nullptr; }
 };
 
+// Inference params from the Python keywords; tap_ptrs receives the C strings of `taps`
+// (it and `taps` must outlive the call).
 inline da3_infer_params make_params(int process_res, const std::string &method, const std::string &ref_view,
-                                    bool use_ray_pose, bool compute_aux, bool align, const std::vector<std::string> &) {
+                                    bool use_ray_pose, bool compute_aux, bool align, bool profile,
+                                    const std::vector<std::string> &taps, std::vector<const char *> &tap_ptrs) {
     da3_infer_params p = da3_infer_default_params();
     p.process_res = process_res;
     if (method == "upper_bound_resize") p.resize_method = DA3_RESIZE_UPPER_BOUND;
@@ -107,6 +110,11 @@ inline da3_infer_params make_params(int process_res, const std::string &method, 
     p.use_ray_pose = use_ray_pose;
     p.compute_aux = compute_aux;
     p.align_to_input_ext_scale = align;
+    p.profile = profile;
+    tap_ptrs.clear();
+    for (auto &t : taps) tap_ptrs.push_back(t.c_str());
+    p.taps = tap_ptrs.data();
+    p.n_taps = (int)tap_ptrs.size();
     return p;
 }
 

@@ -1,0 +1,419 @@
+"""``da3cpp bench``: time depth_anything_cpp against the official PyTorch network.
+
+Both sides run the SAME seeded random weights (the test harness ``tests/reference``: the
+official ``depth_anything_3`` network, perturbed, converted to GGUF per precision) on the
+same preprocessed image. Each side lives in its own worker subprocess (so its peak RSS is its
+own); the parent alternates single calls between them, ``--reps`` times, and prints a
+markdown table: median seconds, ratio ours/PyTorch, peak RSS (VmHWM), model load time (GGUF
+open -> first result), RSS growth over ``--leak-calls`` repeated calls, and GFLOP/s per stage
+(backbone, head, camera) from one profiled call (``profile=True`` runs nodes one by one:
+used only for the per-stage split, never for the headline time).
+
+The weights need the harness of a source checkout (``tests/reference``) plus torch and
+``depth_anything_3``; without them pass ``--model FILE.gguf`` (ours only). FLOP counts are
+analytic (see :func:`stage_flops`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+PRECISIONS = ("f32", "f16", "q8_0", "q4_k")
+DEFAULT_CACHE = Path.home() / ".cache" / "depth-anything-cpp" / "bench"
+IMAGE_REL = "data/da3_examples/assets_examples_SOH_000.png"   # 1208x680 -> 504x280
+
+# any-view presets: (embed dim C, depth, mlp hidden or ("swiglu", w12_out, w3_in), head features F,
+# head out_channels). ref: depth_anything_3/configs/*.yaml, model/dualdpt.py
+ANYVIEW = {
+    "da3-small": (384, 12, 4 * 384, 64, (48, 96, 192, 384)),
+    "da3-base": (768, 12, 4 * 768, 128, (96, 192, 384, 768)),
+    "da3-large": (1024, 24, 4 * 1024, 256, (256, 512, 1024, 1024)),
+    "da3-giant": (1536, 40, ("swiglu", 8192, 4096), 256, (256, 512, 1024, 1024)),
+}
+
+
+# ---------------------------------------------------------------------------------- FLOP
+
+def stage_flops(preset: str, height: int, width: int, n_views: int = 1, aux: bool = False) -> Dict[str, float]:
+    """Analytic FLOP (2 per multiply-add) of one forward pass of an any-view preset.
+
+    h, w = H/14, W/14; T = 1 + h*w tokens per view; C embed dim.
+      backbone = N * 2*hw*(3*14*14)*C                                   (patch embed)
+               + depth * N * 2*T*(C*3C + C*C + C*mlp_in + mlp_out*C)     (qkv, proj, MLP)
+               + sum over blocks of 4*T_att^2*C * (N if local else 1)   (QK^T and AV; global
+                 blocks attend over T_att = N*T tokens, local ones T per view)
+    (The architecture doc's 31/123 GFLOP for small/base are the linear layers only.)
+      head (DualDPT main branch) = sum of 2*MACs of every conv: 1x1 projects[k] (2C -> oc_k)
+        at h x w; resize ConvT k4 s4 / ConvT k2 s2 (MACs = in_px * k^2 * oc^2) / identity /
+        conv3x3 s2; layer{k}_rn 3x3 oc_k -> F; refinenet4 1 RCU (2 convs 3x3 F->F), the others
+        2 RCUs, at the input level's size, then 1x1 out_conv after the upsample; output_conv1
+        3x3 F -> F/2 at 8h x 8w; output_conv2 3x3 F/2 -> 32 and 1x1 32 -> 2 at H x W.
+        ``aux=True`` adds the ray branch PyTorch always runs (4 more refinenets,
+        output_conv1_aux = 5 convs 3x3 alternating F <-> F/2 on each of the 4 aux levels,
+        output_conv2_aux 3x3 F/2 -> 32 and 1x1 32 -> 7 at 8h x 8w). Check at 504x280: small
+        head 11.9 main / 29.0 with aux, base 42.3 / 108.9 (doc: 29, 109).
+      camera = N * 2*(2C*2C*2 + 2C*9)                                      (decoder MLP)
+    Unknown presets (mono/metric/nested) raise KeyError.
+    """
+    c, depth, mlp, f, oc = ANYVIEW[preset]
+    h, w = height // 14, width // 14
+    t = 1 + h * w
+    n = n_views
+    start = {"da3-small": 4, "da3-base": 4, "da3-large": 8, "da3-giant": 13}[preset]
+    if isinstance(mlp, tuple):
+        mlp_macs = c * mlp[1] + mlp[2] * c
+    else:
+        mlp_macs = 2 * c * mlp
+    backbone = n * 2.0 * h * w * 3 * 14 * 14 * c
+    for i in range(depth):
+        backbone += n * 2.0 * t * (4 * c * c + mlp_macs)
+        glob = i >= start and i % 2 == 1
+        backbone += 4.0 * (n * t) ** 2 * c if glob else n * 4.0 * t * t * c
+
+    def conv(px, k, cin, cout):
+        return 2.0 * px * k * k * cin * cout
+
+    sizes = [(4 * h, 4 * w), (2 * h, 2 * w), (h, w), ((h + 1) // 2, (w + 1) // 2)]
+    px = [a * b for a, b in sizes]
+    head = 0.0
+    for k in range(4):
+        head += conv(h * w, 1, 2 * c, oc[k])                               # projects[k]
+        head += conv(px[k], 3, oc[k], f)                                   # layer{k}_rn
+    head += 2.0 * h * w * 16 * oc[0] ** 2 + 2.0 * h * w * 4 * oc[1] ** 2    # ConvT k4 s4, k2 s2
+    head += conv(px[3], 3, oc[3], oc[3])                                   # conv3x3 s2
+
+    def fusion():
+        s = 2 * conv(px[3], 3, f, f) + conv(px[2], 1, f, f)                # refinenet4
+        s += 4 * conv(px[2], 3, f, f) + conv(px[1], 1, f, f)               # refinenet3
+        s += 4 * conv(px[1], 3, f, f) + conv(px[0], 1, f, f)               # refinenet2
+        s += 4 * conv(px[0], 3, f, f) + conv(4 * px[0], 1, f, f)           # refinenet1 (x2 up)
+        return s
+
+    head += fusion() + conv(4 * px[0], 3, f, f // 2)                       # + output_conv1
+    head += conv(height * width, 3, f // 2, 32) + conv(height * width, 1, 32, 2)
+    if aux:
+        head += fusion()
+        for a in (px[2], px[1], px[0], 4 * px[0]):     # output_conv1_aux on all 4 aux levels
+            head += 3 * conv(a, 3, f, f // 2) + 2 * conv(a, 3, f // 2, f)
+        head += conv(4 * px[0], 3, f // 2, 32) + conv(4 * px[0], 1, 32, 7)
+    head *= n
+    camera = n * 2.0 * (2 * (2 * c) ** 2 + 2 * c * 9)
+    return {"backbone": backbone, "head": head, "camera": camera}
+
+
+# ------------------------------------------------------------------------------- workers
+
+def _status_kb(key: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _worker(kind: str, model: str, input_path: str, threads: int, preset: str) -> int:
+    """Serve JSON-line commands on stdin ("run", "profile", "leak N", "quit"); answer on the
+    original stdout (everything else printed goes to stderr)."""
+    import numpy as np
+
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+
+    def reply(obj):
+        out.write(json.dumps(obj) + "\n")
+
+    x = np.load(input_path)
+    if kind == "ours":
+        from depth_anything_cpp import _core as core
+
+        if core is None:
+            import depth_anything_cpp
+
+            raise RuntimeError(depth_anything_cpp._core_reason)
+        t0 = time.perf_counter()
+        m = core.Model(model, n_threads=threads)
+        m.infer_tensor(x)
+        load_s = time.perf_counter() - t0
+
+        def call():
+            m.infer_tensor(x)
+
+        def profile():
+            r = m.infer_tensor(x, profile=True)
+            return {k[5:]: float(np.asarray(v).ravel()[0]) for k, v in r.items() if k.startswith("time.")}
+    else:
+        import torch
+
+        from reference import make_model
+
+        torch.set_num_threads(threads)
+        t0 = time.perf_counter()
+        net = make_model(preset, 0)
+        xt = torch.from_numpy(x)[None]
+        with torch.inference_mode():
+            net(xt)
+        load_s = time.perf_counter() - t0   # build + perturb + first call (not a file load)
+
+        def call():
+            with torch.inference_mode():
+                net(xt)
+
+        def profile():
+            return {}
+    reply({"load_s": load_s, "rss_kb": _status_kb("VmRSS")})
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd:
+            continue
+        if cmd[0] == "run":
+            t = time.perf_counter()
+            call()
+            reply({"t": time.perf_counter() - t})
+        elif cmd[0] == "profile":
+            reply(profile())
+        elif cmd[0] == "leak":
+            before = _status_kb("VmRSS")
+            for _ in range(int(cmd[1])):
+                call()
+            reply({"rss_growth_kb": _status_kb("VmRSS") - before})
+        elif cmd[0] == "quit":
+            import resource
+
+            reply({"hwm_kb": _status_kb("VmHWM"),
+                   "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss})
+            return 0
+    return 0
+
+
+class _Worker:
+    def __init__(self, kind: str, model: str, input_path: Path, threads: int, preset: str, env: dict):
+        args = [sys.executable, "-m", "depth_anything_cpp.bench", "--_worker", kind, "--_model", str(model),
+                "--_input", str(input_path), "--threads", str(threads), "--_preset", preset]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.start = self._read()
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench worker {self.proc.args[4]} exited with {self.proc.wait()}")
+        return json.loads(line)
+
+    def ask(self, cmd: str) -> dict:
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> dict:
+        res = self.ask("quit")
+        self.proc.wait()
+        return res
+
+
+# --------------------------------------------------------------------------------- setup
+
+def _repo_root(arg: Optional[str]) -> Optional[Path]:
+    cands = [Path(arg)] if arg else []
+    if os.environ.get("DA3CPP_REPO"):
+        cands.append(Path(os.environ["DA3CPP_REPO"]))
+    cands.append(Path(__file__).resolve().parents[2])
+    for c in cands:
+        if (c / "tests" / "reference" / "model.py").is_file():
+            return c
+    return None
+
+
+def _make_ggufs(preset: str, precisions: Sequence[str], cache: Path) -> Dict[str, Path]:
+    """GGUFs of the harness model (preset, seed 0) per precision, cached. Run in a child."""
+    from reference import make_model, save_snapshot
+
+    from depth_anything_cpp.convert import convert
+
+    d = cache / f"{preset}_s0"
+    paths = {p: d / f"{preset}_s0-{p}.gguf" for p in precisions}
+    todo = [p for p, path in paths.items() if not path.is_file()]
+    if todo:
+        snap = d / "snapshot"
+        if not (snap / "model.safetensors").is_file():
+            save_snapshot(make_model(preset, 0), snap)
+        for p in todo:
+            print(f"converting {preset} -> {p}", file=sys.stderr)
+            convert(snap, paths[p], type=p, checkpoint_name=f"{preset}_s0", progress=False)
+    return paths
+
+
+def _machine() -> str:
+    name = platform.processor() or "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} logical cores"
+
+
+def _image_input(shared: Path, cache: Path) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    from depth_anything_cpp import _core as core
+
+    out = cache / "input_SOH_000_504.npy"
+    if not out.is_file():
+        img = np.asarray(Image.open(shared / IMAGE_REL).convert("RGB"))
+        _, x = core.preprocess([img], 504)
+        np.save(out, np.ascontiguousarray(x, dtype=np.float32))
+    return out
+
+
+# ---------------------------------------------------------------------------------- main
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="da3cpp bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--presets", default="da3-small", help="comma list (any-view presets; default da3-small)")
+    p.add_argument("--precisions", default=",".join(PRECISIONS), help="comma list of f32,f16,q8_0,q4_k")
+    p.add_argument("--threads", type=int, default=2, help="threads for both sides (default 2)")
+    p.add_argument("--reps", type=int, default=5, help="timed calls per side (default 5)")
+    p.add_argument("--leak-calls", type=int, default=20, help="calls for the RSS growth check (0: skip)")
+    p.add_argument("--no-torch", action="store_true", help="do not run the PyTorch side")
+    p.add_argument("--variant", default=None, help="compiled core variant (sets DA3CPP_VARIANT)")
+    p.add_argument("--cache", default=str(DEFAULT_CACHE), help=f"GGUF/input cache (default {DEFAULT_CACHE})")
+    p.add_argument("--model", action="append", default=[],
+                   help="benchmark this GGUF instead of harness weights (repeatable; implies --no-torch)")
+    p.add_argument("--repo", default=None, help="source checkout holding tests/reference (default: auto)")
+    p.add_argument("--shared", default=None, help="shared data dir (default: $DA3CPP_SHARED or <repo>/../shared)")
+    for hidden in ("--_worker", "--_model", "--_input", "--_preset", "--_make"):
+        p.add_argument(hidden, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def _fmt_mb(kb: Optional[float]) -> str:
+    return "—" if kb is None else f"{kb / 1024:.0f}"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the benchmark; print a markdown table; return the exit status."""
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    repo = _repo_root(args.repo)
+    if repo is not None and str(repo / "tests") not in sys.path:
+        sys.path.insert(0, str(repo / "tests"))
+    if args._worker:
+        return _worker(args._worker, args._model, args._input, args.threads, args._preset)
+    cache = Path(args.cache).expanduser()
+    if args._make:
+        preset, precs = args._make.split(":")
+        _make_ggufs(preset, precs.split(","), cache)
+        return 0
+
+    env = dict(os.environ)
+    if args.variant:
+        env["DA3CPP_VARIANT"] = args.variant
+    paths = [str(Path(__file__).resolve().parents[1])] + ([str(repo / "tests")] if repo else [])
+    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    cache.mkdir(parents=True, exist_ok=True)
+    shared = Path(args.shared or os.environ.get("DA3CPP_SHARED") or ((repo or Path.cwd()).parent / "shared"))
+    if not (shared / IMAGE_REL).is_file():
+        print(f"error: image {shared / IMAGE_REL} not found (use --shared)", file=sys.stderr)
+        return 2
+    x_path = _image_input(shared, cache)
+    import numpy as np
+
+    hw = np.load(x_path, mmap_mode="r").shape[-2:]
+
+    jobs = []   # (preset, precision, gguf)
+    if args.model:
+        from depth_anything_cpp import _core as core
+
+        for mp in args.model:
+            info = core.Model(mp, n_threads=1).info()
+            jobs.append((info["preset"], info["weight_type"], mp))
+        args.no_torch = True
+    else:
+        if repo is None:
+            print("error: random weights need a source checkout's tests/reference (--repo) or --model",
+                  file=sys.stderr)
+            return 2
+        precs = [p for p in args.precisions.split(",") if p]
+        bad = [p for p in precs if p not in PRECISIONS]
+        if bad:
+            print(f"error: unknown precision(s) {bad}", file=sys.stderr)
+            return 2
+        for preset in [p for p in args.presets.split(",") if p]:
+            subprocess.run([sys.executable, "-m", "depth_anything_cpp.bench", "--_make",
+                            f"{preset}:{','.join(precs)}", "--cache", str(cache)], env=env, check=True)
+            for p in precs:
+                jobs.append((preset, p, str(cache / f"{preset}_s0" / f"{preset}_s0-{p}.gguf")))
+
+    rows = []
+    torch_by_preset: Dict[str, dict] = {}
+    for preset in dict.fromkeys(j[0] for j in jobs):
+        tw = None
+        t_times: List[float] = []
+        if not args.no_torch:
+            tw = _Worker("torch", "", x_path, args.threads, preset, env)
+            tw.ask("run")   # warm-up
+        for _, prec, gguf in [j for j in jobs if j[0] == preset]:
+            ow = _Worker("ours", gguf, x_path, args.threads, preset, env)
+            o_times = []
+            for _ in range(args.reps):
+                o_times.append(ow.ask("run")["t"])
+                if tw is not None:
+                    t_times.append(tw.ask("run")["t"])
+            prof = ow.ask("profile")
+            leak = ow.ask(f"leak {args.leak_calls}")["rss_growth_kb"] if args.leak_calls > 0 else None
+            end = ow.close()
+            rows.append(dict(preset=preset, prec=prec, t=statistics.median(o_times), prof=prof,
+                             load=ow.start["load_s"], hwm=end["hwm_kb"], leak=leak))
+            print(f"# {preset} {prec}: ours {statistics.median(o_times):.3f} s", file=sys.stderr)
+        if tw is not None:
+            end = tw.close()
+            torch_by_preset[preset] = dict(t=statistics.median(t_times), hwm=end["hwm_kb"], n=len(t_times))
+
+    print(f"Machine: {_machine()}; {args.threads} threads; input {hw[1]}x{hw[0]} (1 view); "
+          f"median of {args.reps} calls per side, alternated.\n")
+    print("| model | weights | ours (s) | PyTorch fp32 (s) | ours / PyTorch | peak RSS ours / PyTorch (MB) "
+          "| load (s) | RSS growth, {} calls (MB) | GFLOP/s backbone / head / camera |".format(args.leak_calls))
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        tt = torch_by_preset.get(r["preset"])
+        try:
+            fl = stage_flops(r["preset"], int(hw[0]), int(hw[1]))
+            rate = " / ".join(f"{fl[s] / r['prof'][s] / 1e9:.0f}" if r["prof"].get(s) else "—"
+                              for s in ("backbone", "head", "camera"))
+        except KeyError:
+            rate = "—"
+        print(f"| {r['preset']} | {r['prec']} | {r['t']:.3f} | {tt['t']:.3f} | {r['t'] / tt['t']:.2f} | "
+              f"{_fmt_mb(r['hwm'])} / {_fmt_mb(tt['hwm'])} | {r['load']:.2f} | {_fmt_mb(r['leak'])} | {rate} |"
+              if tt else
+              f"| {r['preset']} | {r['prec']} | {r['t']:.3f} | — | — | {_fmt_mb(r['hwm'])} / — | {r['load']:.2f} | "
+              f"{_fmt_mb(r['leak'])} | {rate} |")
+    presets = dict.fromkeys(r["preset"] for r in rows)
+    notes = []
+    for p in presets:
+        try:
+            fl = stage_flops(p, int(hw[0]), int(hw[1]))
+            fa = stage_flops(p, int(hw[0]), int(hw[1]), aux=True)
+        except KeyError:
+            continue
+        notes.append(f"{p}: backbone {fl['backbone'] / 1e9:.1f}, head {fl['head'] / 1e9:.1f} "
+                     f"({fa['head'] / 1e9:.1f} with the aux ray branch PyTorch also runs), "
+                     f"camera {fl['camera'] / 1e6:.1f} MFLOP")
+    if notes:
+        print("\nGFLOP per image (analytic, attention matmuls included): " + "; ".join(notes) + ".")
+    print("Stage rates come from one profiled call (nodes run one by one); headline times from plain calls.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
