@@ -110,9 +110,27 @@ function(da3_add_ggml variant)
         cmake_host_system_information(RESULT jobs QUERY NUMBER_OF_LOGICAL_CORES)
     endif()
 
+    # Run cmake through a wrapper at a fixed path: pip's isolated builds bring a cmake at a new
+    # temporary path each time, which would otherwise re-run (and rebuild) every ggml.
+    set(ep_cmake "${CMAKE_COMMAND}")
+    if(UNIX)
+        set(ep_cmake "${CMAKE_BINARY_DIR}/da3-cmake")
+        set(wrapper "#!/bin/sh\nexec \"${CMAKE_COMMAND}\" \"$@\"\n")
+        set(old "")
+        if(EXISTS "${ep_cmake}")
+            file(READ "${ep_cmake}" old)
+        endif()
+        if(NOT old STREQUAL wrapper)
+            file(WRITE "${ep_cmake}" "${wrapper}")
+            file(CHMOD "${ep_cmake}" PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
+                 GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+        endif()
+    endif()
+
     set(gc_flags "-ffunction-sections -fdata-sections")
     ExternalProject_Add(ggml_${variant}
         SOURCE_DIR "${ARG_SOURCE_DIR}"
+        CMAKE_COMMAND "${ep_cmake}"
         PREFIX "${prefix}"
         BINARY_DIR "${prefix}/build"
         INSTALL_DIR "${inst}"
@@ -133,8 +151,8 @@ function(da3_add_ggml variant)
             -DGGML_OPENMP=${DA3CPP_GGML_OPENMP}
             -DGGML_LLAMAFILE=ON
             ${ARG_CMAKE_ARGS}
-        BUILD_COMMAND ${CMAKE_COMMAND} --build <BINARY_DIR> --config Release --parallel ${jobs}
-        INSTALL_COMMAND ${CMAKE_COMMAND} --install <BINARY_DIR> --config Release
+        BUILD_COMMAND "${ep_cmake}" --build <BINARY_DIR> --config Release --parallel ${jobs}
+        INSTALL_COMMAND "${ep_cmake}" --install <BINARY_DIR> --config Release
         USES_TERMINAL_CONFIGURE TRUE
         USES_TERMINAL_BUILD TRUE
         INSTALL_BYPRODUCTS ${lib_files}

@@ -16,18 +16,20 @@ namespace py = pybind11;
 
 [[noreturn]] void da3py::raise_status(da3_status st) {
     const std::string msg = da3_last_error();
+    // messages may quote bytes from a corrupt file: decode leniently
+    py::object text = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(msg.data(), (Py_ssize_t)msg.size(), "replace"));
     py::module_ errors = py::module_::import("depth_anything_cpp.errors");
     const char *cls = "BackendError";
     switch (st) {
-        case DA3_ERR_INVALID_ARGUMENT: throw py::value_error(msg);
-        case DA3_ERR_OUT_OF_MEMORY: PyErr_SetString(PyExc_MemoryError, msg.c_str()); throw py::error_already_set();
+        case DA3_ERR_INVALID_ARGUMENT: PyErr_SetObject(PyExc_ValueError, text.ptr()); throw py::error_already_set();
+        case DA3_ERR_OUT_OF_MEMORY: PyErr_SetObject(PyExc_MemoryError, text.ptr()); throw py::error_already_set();
         case DA3_ERR_IO: cls = msg.find("no such file") != std::string::npos ? "ModelNotFoundError" : "ModelLoadError"; break;
         case DA3_ERR_FORMAT: case DA3_ERR_MISSING_TENSOR: cls = "ModelFormatError"; break;
         case DA3_ERR_UNSUPPORTED: cls = "UnsupportedError"; break;
         default: break;
     }
     py::object exc = errors.attr(cls);
-    PyErr_SetObject(exc.ptr(), py::str(msg).ptr());
+    PyErr_SetObject(exc.ptr(), text.ptr());
     throw py::error_already_set();
 }
 

@@ -258,6 +258,11 @@ da3_status da3_infer(da3_context *ctx, const da3_image *images, int n_views, con
                                               p.max_image_pixels);
         if (st != DA3_OK) fail(st, err);
         const int w = proc[0].width, h = proc[0].height;
+        if (w < 14 || h < 14) {
+            fail(DA3_ERR_INVALID_ARGUMENT, "image too thin: at process_res=" + std::to_string(p.process_res) + " it becomes " +
+                                               std::to_string(w) + "x" + std::to_string(h) +
+                                               " pixels, and each side must reach the 14-pixel patch size");
+        }
         std::vector<float> input((size_t)n_views * 3 * h * w);
         for (int i = 0; i < n_views; ++i) da3::normalize_chw(proc[i], ctx->model.mean, ctx->model.std, input.data() + (size_t)i * 3 * h * w);
         std::vector<float> intr_proc;

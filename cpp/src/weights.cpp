@@ -5,12 +5,145 @@
 #include "gguf.h"
 
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <sys/stat.h>
 
 namespace da3 {
 
 static const char *kPrefix = "depthanything3.";
+
+// Bytes of a string taken from the file, made safe for an error message: printable ASCII
+// kept, anything else as \xNN (invalid UTF-8 would break the Python exception), capped.
+static std::string printable(const std::string &s) {
+    static const char *hex = "0123456789abcdef";
+    std::string out;
+    for (size_t i = 0; i < s.size() && out.size() < 96; ++i) {
+        const unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f) {
+            out += (char)c;
+        } else {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+namespace {
+
+// Structural check of the GGUF header, metadata and tensor table against the file size,
+// run before ggml's reader, which crashes on some corrupt inputs (SIGFPE on a zero
+// dimension in ggml 0.15). ref: ggml/src/gguf.cpp (gguf_init_from_file_impl) for the layout.
+class gguf_prescan {
+public:
+    gguf_prescan(FILE *f, uint64_t size) : f_(f), size_(size) {}
+
+    // "" when the structure is sound, else what is wrong.
+    std::string run() {
+        uint32_t magic = 0, version = 0;
+        uint64_t n_tensors = 0, n_kv = 0;
+        if (!rd(magic) || !rd(version) || !rd(n_tensors) || !rd(n_kv)) return "truncated GGUF header";
+        if (version < 2 || version > 3) return "unsupported GGUF version " + std::to_string(version);
+        // the smallest metadata entry takes 13 bytes, the smallest tensor info 29
+        if (n_kv > size_ / 13) return "corrupt header: " + std::to_string(n_kv) + " metadata entries cannot fit in the file";
+        if (n_tensors > size_ / 29) return "corrupt header: " + std::to_string(n_tensors) + " tensors cannot fit in the file";
+        if (n_tensors == 0) return "the file contains no tensors";
+        for (uint64_t i = 0; i < n_kv; ++i) {
+            std::string key;
+            uint32_t type = 0;
+            if (!rd_str(key)) return "truncated or corrupt metadata (key of entry " + std::to_string(i) + ")";
+            const std::string what = "metadata entry '" + printable(key) + "'";
+            if (!rd(type)) return "truncated " + what;
+            if (type == kArray) {
+                uint32_t at = 0;
+                uint64_t n = 0;
+                if (!rd(at) || !rd(n)) return "truncated " + what;
+                if (at == kString) {
+                    if (n > remaining() / 8) return "truncated or corrupt " + what;
+                    for (uint64_t j = 0; j < n; ++j) {
+                        if (!skip_str()) return "truncated or corrupt " + what;
+                    }
+                } else if (elem_size(at) == 0) {
+                    return what + " is an array of invalid type " + std::to_string(at);
+                } else if (n > remaining() / elem_size(at) || !skip(n * elem_size(at))) {
+                    return "truncated or corrupt " + what;
+                }
+            } else if (type == kString) {
+                if (!skip_str()) return "truncated or corrupt " + what;
+            } else if (elem_size(type) == 0) {
+                return what + " has invalid type " + std::to_string(type);
+            } else if (!skip(elem_size(type))) {
+                return "truncated " + what;
+            }
+        }
+        for (uint64_t i = 0; i < n_tensors; ++i) {
+            std::string name;
+            uint32_t n_dims = 0, type = 0;
+            uint64_t offset = 0;
+            if (!rd_str(name)) return "truncated or corrupt tensor table (name of tensor " + std::to_string(i) + ")";
+            const std::string what = "tensor table: tensor '" + printable(name) + "'";
+            if (name.size() >= GGML_MAX_NAME) return what + ": name too long";
+            if (!rd(n_dims)) return "truncated " + what;
+            if (n_dims < 1 || n_dims > GGML_MAX_DIMS) return what + " has " + std::to_string(n_dims) + " dimensions (1 to 4 allowed)";
+            uint64_t nel = 1;
+            for (uint32_t j = 0; j < n_dims; ++j) {
+                uint64_t ne = 0;
+                if (!rd(ne)) return "truncated " + what;
+                // at most 2 elements per byte of file (4-bit types)
+                if (ne == 0 || ne > 2 * size_) return what + " has invalid dimension " + std::to_string(ne);
+                nel *= ne;
+                if (nel > 2 * size_) return what + " is larger than the file";
+            }
+            if (!rd(type) || !rd(offset)) return "truncated " + what;
+            if (type >= GGML_TYPE_COUNT || ggml_type_size((ggml_type)type) == 0) return what + " has invalid type " + std::to_string(type);
+            if (offset > size_) return what + " has a data offset past the end of the file";
+        }
+        return "";
+    }
+
+private:
+    static constexpr uint32_t kString = 8, kArray = 9;  // gguf_type values
+    static uint64_t elem_size(uint32_t t) {
+        switch (t) {
+            case 0: case 1: case 7: return 1;      // u8 i8 bool
+            case 2: case 3: return 2;              // u16 i16
+            case 4: case 5: case 6: return 4;      // u32 i32 f32
+            case 10: case 11: case 12: return 8;   // u64 i64 f64
+            default: return 0;
+        }
+    }
+    uint64_t remaining() const { return size_ - pos_; }
+    template <typename T> bool rd(T &v) {
+        if (remaining() < sizeof(T) || std::fread(&v, sizeof(T), 1, f_) != 1) return false;
+        pos_ += sizeof(T);
+        return true;
+    }
+    bool skip(uint64_t n) {
+        if (n > remaining() || fseeko(f_, (off_t)n, SEEK_CUR) != 0) return false;
+        pos_ += n;
+        return true;
+    }
+    bool skip_str() {
+        uint64_t n = 0;
+        return rd(n) && skip(n);
+    }
+    bool rd_str(std::string &s) {
+        uint64_t n = 0;
+        if (!rd(n) || n > remaining() || n > 65536) return false;
+        s.resize(n);
+        if (n && std::fread(&s[0], 1, n, f_) != n) return false;
+        pos_ += n;
+        return true;
+    }
+
+    FILE *f_;
+    uint64_t size_;
+    uint64_t pos_ = 0;
+};
+
+}  // namespace
 
 weight_map::~weight_map() {
     if (buf_) ggml_backend_buffer_free(buf_);
@@ -39,10 +172,14 @@ void weight_map::load(const std::string &path, ggml_backend *backend) {
         if (!f) fail(DA3_ERR_IO, path + ": cannot open for reading");
         char magic[4] = {0, 0, 0, 0};
         size_t n = std::fread(magic, 1, 4, f);
-        std::fclose(f);
-        if (n != 4 || std::string(magic, 4) != "GGUF") {
+        if (n != 4 || std::memcmp(magic, "GGUF", 4) != 0) {
+            std::fclose(f);
             format_error("not a GGUF file (bad magic)");
         }
+        std::rewind(f);
+        const std::string problem = gguf_prescan(f, (uint64_t)st.st_size).run();
+        std::fclose(f);
+        if (!problem.empty()) format_error(problem);
     }
 
     gguf_init_params ip = {/*no_alloc =*/true, /*ctx =*/&ctx_};
@@ -52,7 +189,7 @@ void weight_map::load(const std::string &path, ggml_backend *backend) {
     }
     std::string arch = get_general_str_or("general.architecture", "");
     if (arch != "depthanything3") {
-        format_error("wrong architecture '" + arch + "' (expected 'depthanything3')");
+        format_error("wrong architecture '" + printable(arch) + "' (expected 'depthanything3')");
     }
 
     const size_t data_off = gguf_get_data_offset(gguf_);
@@ -60,20 +197,20 @@ void weight_map::load(const std::string &path, ggml_backend *backend) {
     for (int64_t i = 0; i < n_tensors; ++i) {
         const char *name = gguf_get_tensor_name(gguf_, i);
         ggml_tensor *t = ggml_get_tensor(ctx_, name);
-        if (!t) format_error(std::string("tensor table entry '") + name + "' has no tensor");
+        if (!t) format_error("tensor table entry '" + printable(name) + "' has no tensor");
         switch (t->type) {
             case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16: case GGML_TYPE_Q8_0:
             case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1:
             case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
                 break;
             default:
-                fail(DA3_ERR_UNSUPPORTED, path_ + ": tensor '" + name + "' has unsupported type " +
+                fail(DA3_ERR_UNSUPPORTED, path_ + ": tensor '" + printable(name) + "' has unsupported type " +
                                               ggml_type_name(t->type));
         }
         const size_t off = data_off + gguf_get_tensor_offset(gguf_, i);
         const size_t nbytes = ggml_nbytes(t);
         if (off > (size_t)st.st_size || nbytes > (size_t)st.st_size - off) {
-            format_error(std::string("truncated: data of tensor '") + name + "' runs past the end of the file");
+            format_error("truncated: data of tensor '" + printable(name) + "' runs past the end of the file");
         }
         tensors_[name] = t;
     }

@@ -135,7 +135,8 @@ def validate_cameras(extrinsics: Any, intrinsics: Any,
     Both or neither.
 
     Raises:
-        ValueError: only one given, wrong shape, N mismatch, non-finite values.
+        ValueError: only one given, wrong shape, N mismatch, non-finite values, singular
+            rotation part of an extrinsic matrix.
     """
     if extrinsics is None and intrinsics is None:
         return None, None
@@ -153,6 +154,12 @@ def validate_cameras(extrinsics: Any, intrinsics: Any,
         )
     if ext.shape[1] == 4 and not np.allclose(ext[:, 3, :], [0.0, 0.0, 0.0, 1.0], atol=1e-6):
         raise ValueError("extrinsics: the last row of each 4x4 matrix must be [0, 0, 0, 1]")
+    singular = np.flatnonzero(np.abs(np.linalg.det(ext[:, :3, :3].astype(np.float64))) < 1e-9)
+    if singular.size:
+        raise ValueError(
+            f"extrinsics: the 3x3 rotation part of view {int(singular[0])} is singular "
+            "(not invertible), so it is not a world-to-camera transform"
+        )
     if np.any(intr[:, 0, 0] <= 0) or np.any(intr[:, 1, 1] <= 0):
         raise ValueError("intrinsics: focal lengths fx = K[0, 0] and fy = K[1, 1] must be > 0")
     return ext, intr

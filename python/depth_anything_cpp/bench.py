@@ -298,8 +298,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fmt_mb(kb: Optional[float]) -> str:
-    return "—" if kb is None else f"{kb / 1024:.0f}"
+def _fmt_mb(kb: Optional[float], digits: int = 0) -> str:
+    return "—" if kb is None else f"{kb / 1024:.{digits}f}"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -375,29 +375,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             end = ow.close()
             rows.append(dict(preset=preset, prec=prec, t=statistics.median(o_times), prof=prof,
                              load=ow.start["load_s"], hwm=end["hwm_kb"], leak=leak))
-            print(f"# {preset} {prec}: ours {statistics.median(o_times):.3f} s", file=sys.stderr)
+            print(f"# {preset} {prec}: ours {[round(t, 3) for t in o_times]} s, profile {prof}", file=sys.stderr)
         if tw is not None:
             end = tw.close()
             torch_by_preset[preset] = dict(t=statistics.median(t_times), hwm=end["hwm_kb"], n=len(t_times))
+            print(f"# {preset} PyTorch: {[round(t, 3) for t in t_times]} s", file=sys.stderr)
 
     print(f"Machine: {_machine()}; {args.threads} threads; input {hw[1]}x{hw[0]} (1 view); "
           f"median of {args.reps} calls per side, alternated.\n")
     print("| model | weights | ours (s) | PyTorch fp32 (s) | ours / PyTorch | peak RSS ours / PyTorch (MB) "
-          "| load (s) | RSS growth, {} calls (MB) | GFLOP/s backbone / head / camera |".format(args.leak_calls))
+          "| load (s) | RSS growth, {} calls (MB) | GFLOP/s backbone / head; camera time |".format(args.leak_calls))
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         tt = torch_by_preset.get(r["preset"])
         try:
             fl = stage_flops(r["preset"], int(hw[0]), int(hw[1]))
             rate = " / ".join(f"{fl[s] / r['prof'][s] / 1e9:.0f}" if r["prof"].get(s) else "—"
-                              for s in ("backbone", "head", "camera"))
+                              for s in ("backbone", "head"))
         except KeyError:
-            rate = "—"
+            rate = "— / —"
+        cam = r["prof"].get("camera")
+        rate += f" / {cam * 1e3:.2f} ms" if cam is not None else " / —"
         print(f"| {r['preset']} | {r['prec']} | {r['t']:.3f} | {tt['t']:.3f} | {r['t'] / tt['t']:.2f} | "
-              f"{_fmt_mb(r['hwm'])} / {_fmt_mb(tt['hwm'])} | {r['load']:.2f} | {_fmt_mb(r['leak'])} | {rate} |"
+              f"{_fmt_mb(r['hwm'])} / {_fmt_mb(tt['hwm'])} | {r['load']:.2f} | {_fmt_mb(r['leak'], 1)} | {rate} |"
               if tt else
               f"| {r['preset']} | {r['prec']} | {r['t']:.3f} | — | — | {_fmt_mb(r['hwm'])} / — | {r['load']:.2f} | "
-              f"{_fmt_mb(r['leak'])} | {rate} |")
+              f"{_fmt_mb(r['leak'], 1)} | {rate} |")
     presets = dict.fromkeys(r["preset"] for r in rows)
     notes = []
     for p in presets:
@@ -411,7 +414,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      f"camera {fl['camera'] / 1e6:.1f} MFLOP")
     if notes:
         print("\nGFLOP per image (analytic, attention matmuls included): " + "; ".join(notes) + ".")
-    print("Stage rates come from one profiled call (nodes run one by one); headline times from plain calls.")
+    print("Stage rates come from one profiled call (nodes run one by one; camera FLOP are too few for a "
+          "rate); headline times from plain calls. PyTorch: fp32 network called directly, incl. aux branch.")
     return 0
 
 
