@@ -6,6 +6,9 @@
 #include "ggml-cpu.h"
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
 #include <cstring>
 #include <new>
 #include <thread>
@@ -42,6 +45,18 @@ static da3_status guarded(F &&f) {
     }
 }
 
+// ggml logs INFO lines (e.g. "ggml_vulkan: No devices found.") on every probe: keep warnings
+// and errors, and everything when DA3CPP_VERBOSE is set.
+static void log_filter(ggml_log_level level, const char *text, void *) {
+    static const bool verbose = std::getenv("DA3CPP_VERBOSE") != nullptr;
+    if (verbose || level == GGML_LOG_LEVEL_WARN || level == GGML_LOG_LEVEL_ERROR) std::fputs(text, stderr);
+}
+
+static void ensure_logging() {
+    static std::once_flag once;
+    std::call_once(once, [] { ggml_log_set(log_filter, nullptr); });
+}
+
 extern "C" {
 
 const char *da3_status_string(da3_status s) {
@@ -73,11 +88,15 @@ static bool dev_is_gpu(ggml_backend_dev_t d) {
     return desc.find("llvmpipe") == std::string::npos && desc.find("lavapipe") == std::string::npos;
 }
 
-int da3_device_count(void) { return (int)ggml_backend_dev_count(); }
+int da3_device_count(void) {
+    ensure_logging();
+    return (int)ggml_backend_dev_count();
+}
 
 da3_status da3_device_get(int i, da3_device_info *info) {
     return guarded([&] {
         if (!info) fail(DA3_ERR_INVALID_ARGUMENT, "info is NULL");
+        ensure_logging();
         if (i < 0 || i >= (int)ggml_backend_dev_count()) fail(DA3_ERR_INVALID_ARGUMENT, "device index out of range");
         ggml_backend_dev_t d = ggml_backend_dev_get(i);
         std::memset(info, 0, sizeof(*info));
@@ -118,6 +137,7 @@ da3_status da3_load(const char *path, const da3_context_params *params, da3_cont
     if (out) *out = nullptr;
     return guarded([&] {
         if (!path || !out) fail(DA3_ERR_INVALID_ARGUMENT, "path and out must not be NULL");
+        ensure_logging();
         auto ctx = std::make_unique<da3_context>();
         ctx->params = params ? *params : da3_context_default_params();
         const int n_threads = ctx->params.n_threads > 0 ? ctx->params.n_threads : default_threads();
