@@ -53,7 +53,8 @@ ggml_tensor *build_camera_decoder(graph_ctx &g, const camera_decoder &d, ggml_te
                                    " != " + std::to_string(d.dim_in));
     }
     ggml_context *ctx = g.ctx;
-    ggml_tensor *x = ggml_relu(ctx, build_linear(g, cam_token, d.bb0));
+    ggml_tensor *x = g.name(build_linear(g, cam_token, d.bb0), "cam.bb0");  // named: profiling stage
+    x = ggml_relu(ctx, x);
     x = ggml_relu(ctx, build_linear(g, x, d.bb2));
     ggml_tensor *t = build_linear(g, x, d.fc_t);
     ggml_tensor *q = build_linear(g, x, d.fc_q);

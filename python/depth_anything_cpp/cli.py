@@ -22,6 +22,7 @@ examples:
   da3cpp depth scans/ --model da3metric-large.gguf --out out/ --cmap Spectral_r --process-res 756
   da3cpp info
   da3cpp convert --help
+  da3cpp bench --model da3-small-f32.gguf --no-torch
 
 outputs per image (see depth_anything_cpp.exports):
   <stem>_depth.png      16-bit depth: metric models in millimetres (0 = invalid);
@@ -39,7 +40,7 @@ def _build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="{depth,info,convert}")
+    sub = parser.add_subparsers(dest="command", metavar="{depth,info,convert,bench}")
 
     d = sub.add_parser(
         "depth", help="estimate depth for images or directories of images",
@@ -70,6 +71,8 @@ def _build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="print JSON")
 
     sub.add_parser("convert", help="convert an official checkpoint to GGUF (see `da3cpp convert --help`)",
+                   add_help=False)
+    sub.add_parser("bench", help="time our core against the official PyTorch package (see `da3cpp bench --help`)",
                    add_help=False)
     return parser
 
@@ -228,6 +231,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from . import convert
 
         return int(convert.main(argv[1:]) or 0)
+    if argv and argv[0] == "bench":
+        from . import bench
+
+        return int(bench.main(argv[1:]) or 0)
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command == "depth":
