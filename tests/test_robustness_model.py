@@ -16,6 +16,7 @@ import pytest
 
 gguf = pytest.importorskip("gguf")
 
+import depth_anything_cpp  # noqa: E402
 from depth_anything_cpp import DepthAnything3  # noqa: E402
 from depth_anything_cpp.errors import (  # noqa: E402
     DA3Error,
@@ -248,9 +249,9 @@ def _run_worker(work: Path, cases: list, start: int) -> subprocess.CompletedProc
     cases_file = work.with_suffix(".cases.json")
     cases_file.write_text(json.dumps(cases))
     env = dict(os.environ)
-    # the caller's PYTHONPATH first (an installed or test build), then the source tree
-    env["PYTHONPATH"] = os.pathsep.join(
-        [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p] + [str(REPO / "python")])
+    # the worker imports the very package this test imported (installed or a test build)
+    pkg_root = str(Path(depth_anything_cpp.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([pkg_root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     return subprocess.run([sys.executable, "-c", _WORKER, str(work), str(cases_file), str(start)],
                           capture_output=True, text=True, errors="replace", env=env, timeout=600)
 

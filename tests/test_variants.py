@@ -234,7 +234,7 @@ def test_vulkan_depth_matches_cpu_on_fixture():
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["gpu_device"].lower().startswith("vulkan"), res
     assert res["cpu_device"].upper().startswith("CPU"), res
-    assert res["shape"] == [1, 96, 168]
+    assert res["shape"] == [1, 98, 168]  # 96 rows round to the nearest multiple of 14 (ties up)
     assert res["finite"]
     # measured on lavapipe: median 4e-4, p99 2e-3 (f16 weights, f32 activations)
     assert res["rel_median"] < 5e-3, res
