@@ -199,11 +199,10 @@ static ggml_tensor *build_attn(graph_ctx &g, const vit_model &m, const vit_block
 
     ggml_tensor *Q = ggml_permute(ctx, q, 0, 2, 1, 3);  // [D, Tq, NH, B]
     ggml_tensor *K = ggml_permute(ctx, k, 0, 2, 1, 3);
-    ggml_tensor *kq = ggml_mul_mat(ctx, K, Q);           // [Tk, Tq, NH, B]
-    kq = ggml_soft_max_ext(ctx, kq, nullptr, 1.0f / std::sqrt((float)D), 0.0f);
-    ggml_tensor *V = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));  // [Tk, D, NH, B]
-    ggml_tensor *o = ggml_mul_mat(ctx, V, kq);                          // [D, Tq, NH, B]
-    o = ggml_cont(ctx, ggml_permute(ctx, o, 0, 2, 1, 3));               // [D, NH, Tq, B]
+    ggml_tensor *V = ggml_permute(ctx, v, 0, 2, 1, 3);
+    // f32 K/V: exact f32 dot products with an online softmax, no [Tk, Tq] matrix
+    ggml_tensor *o = ggml_flash_attn_ext(ctx, Q, K, V, nullptr, 1.0f / std::sqrt((float)D), 0.0f, 0.0f);  // [D, NH, Tq, B]
+    ggml_flash_attn_ext_set_prec(o, GGML_PREC_F32);
     o = ggml_reshape_3d(ctx, o, C, T, N);
     o = build_linear(g, o, b.proj);
     return g.name(o, pfx + "attn");
