@@ -613,19 +613,6 @@ void adjust_intrinsics(const resize_plan &p, float K[9]) {
     K[5] -= (float)p.ixt_crop_y;
 }
 
-void scale_intrinsics_to_processed(int orig_w, int orig_h, int out_w, int out_h, int process_res,
-                                   da3_resize_method method, float K[9]) {
-    static const uint8_t dummy[3] = {0, 0, 0};
-    da3_image im{dummy, orig_w, orig_h, (size_t)orig_w * 3};
-    std::vector<resize_plan> plans;
-    std::string err;
-    if (plan_batch(&im, 1, process_res, method, plans, err, INT64_MAX) != DA3_OK) return;
-    resize_plan p = plans[0];
-    p.ixt_crop_x = (p.patch_w - out_w) / 2;  // 0 unless the batch was center-cropped
-    p.ixt_crop_y = (p.patch_h - out_h) / 2;
-    adjust_intrinsics(p, K);
-}
-
 }  // namespace da3
 
 // ---- C API ---------------------------------------------------------------------------

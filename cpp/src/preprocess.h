@@ -88,11 +88,6 @@ void processed_image_u8(const image_u8 &img, const float mean[3], const float st
 // K is 3x3 row-major, at the original image size on input.
 void adjust_intrinsics(const resize_plan &plan, float K[9]);
 
-// Same for one image of a batch whose processed size is out_w x out_h: K (3x3 row-major,
-// pixels at orig_w x orig_h) becomes K at the processed (cropped) resolution.
-void scale_intrinsics_to_processed(int orig_w, int orig_h, int out_w, int out_h, int process_res,
-                                   da3_resize_method method, float K[9]);
-
 }  // namespace da3
 
 #endif  // DA3_PREPROCESS_H
