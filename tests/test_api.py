@@ -366,3 +366,17 @@ def test_e2e_core_errors_map_to_exceptions(tmp_path):
     truncated.write_bytes(GGUF.read_bytes()[:4096])
     with pytest.raises(ModelFormatError):
         DepthAnything3.from_file(truncated)
+
+
+@needs_core
+@needs_data
+def test_core_depth_dense_is_the_dense_depth_entry_point():
+    from depth_anything_cpp.images import load_image
+
+    model = da3._core.Model(str(GGUF), n_threads=2)
+    img = load_image(str(SOH_000))
+    a = model.depth_dense([img], process_res=140)
+    b = model.infer([img], process_res=140)
+    assert a["depth"].shape == (1, 84, 140)
+    np.testing.assert_array_equal(a["depth"], b["depth"])
+    np.testing.assert_array_equal(a["extrinsics"], b["extrinsics"])
