@@ -169,16 +169,11 @@ PYBIND11_MODULE(DA3_MODULE_NAME, m) {
              py::arg("use_ray_pose") = false, py::arg("compute_aux") = false, py::arg("align_to_input_ext_scale") = true,
              py::arg("taps") = std::vector<std::string>(), py::arg("max_image_pixels") = 100000000,
              py::arg("profile") = false)
-        // the design's name for the dense-depth entry point (points/exports come next to it)
-        .def("depth_dense", &Model::infer, infer_doc, py::arg("images"), py::arg("extrinsics") = py::none(),
-             py::arg("intrinsics") = py::none(), py::arg("process_res") = 504,
-             py::arg("process_res_method") = "upper_bound_resize", py::arg("ref_view_strategy") = "saddle_balanced",
-             py::arg("use_ray_pose") = false, py::arg("compute_aux") = false, py::arg("align_to_input_ext_scale") = true,
-             py::arg("taps") = std::vector<std::string>(), py::arg("max_image_pixels") = 100000000,
-             py::arg("profile") = false)
         .def("infer_tensor", &Model::infer_tensor, py::arg("input"), py::arg("extrinsics") = py::none(),
              py::arg("intrinsics") = py::none(), py::arg("ref_view_strategy") = "saddle_balanced",
              py::arg("use_ray_pose") = false, py::arg("compute_aux") = false, py::arg("align_to_input_ext_scale") = true,
              py::arg("taps") = std::vector<std::string>(), py::arg("profile") = false);
+    // the design's name for the dense-depth entry point (points/exports come next to it)
+    m.attr("Model").attr("depth_dense") = m.attr("Model").attr("infer");
     bind_preprocess(m);
 }
