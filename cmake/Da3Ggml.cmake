@@ -128,6 +128,9 @@ function(da3_add_ggml variant)
     endif()
 
     set(gc_flags "-ffunction-sections -fdata-sections")
+    if(DA3_SANITIZE_FLAGS_STRING)  # DA3CPP_SANITIZE (cmake/Da3Sanitize.cmake)
+        string(APPEND gc_flags " ${DA3_SANITIZE_FLAGS_STRING}")
+    endif()
     ExternalProject_Add(ggml_${variant}
         SOURCE_DIR "${ARG_SOURCE_DIR}"
         CMAKE_COMMAND "${ep_cmake}"

@@ -38,7 +38,8 @@ namespace {
 struct Model {
     da3_context *ctx = nullptr;
 
-    Model(const std::string &path, int n_threads, const std::string &backend, int device) {
+    // metric_path: the metric file of a nested pair given as two files (path = the any-view file)
+    Model(const std::string &path, int n_threads, const std::string &backend, int device, py::object metric_path) {
         da3_context_params p = da3_context_default_params();
         p.n_threads = n_threads;
         if (backend == "cpu") p.backend = DA3_BACKEND_CPU;
@@ -46,10 +47,12 @@ struct Model {
         else if (backend == "auto") p.backend = DA3_BACKEND_AUTO;
         else throw py::value_error("backend must be 'cpu', 'gpu' or 'auto', got '" + backend + "'");
         p.device = device;
+        const bool pair = !metric_path.is_none();
+        const std::string metric = pair ? py::str(metric_path).cast<std::string>() : std::string();
         da3_status st;
         {
             py::gil_scoped_release nogil;
-            st = da3_load(path.c_str(), &p, &ctx);
+            st = pair ? da3_load_pair(path.c_str(), metric.c_str(), &p, &ctx) : da3_load(path.c_str(), &p, &ctx);
         }
         if (st != DA3_OK) da3py::raise_status(st);
     }
@@ -160,8 +163,12 @@ PYBIND11_MODULE(DA3_MODULE_NAME, m) {
         "extrinsics (N,3,4) world-to-camera, intrinsics (N,3,3) px, sky (mono/metric), processed_images uint8.\n"
         "Raises ValueError on bad input, UnsupportedError when the model lacks a requested part.";
     py::class_<Model>(m, "Model")
-        .def(py::init<const std::string &, int, const std::string &, int>(), py::arg("path"), py::arg("n_threads") = 0,
-             py::arg("backend") = "cpu", py::arg("device") = -1)
+        .def(py::init<const std::string &, int, const std::string &, int, py::object>(),
+             "Loads a GGUF model; with metric_path, `path` is the any-view file and metric_path the metric file\n"
+             "of a nested pair given as two files. Raises ModelNotFoundError, ModelLoadError, ModelFormatError\n"
+             "(also for a pair in the wrong order), UnsupportedError.",
+             py::arg("path"), py::arg("n_threads") = 0, py::arg("backend") = "cpu", py::arg("device") = -1,
+             py::arg("metric_path") = py::none())
         .def("info", &Model::info)
         .def("infer", &Model::infer, infer_doc, py::arg("images"), py::arg("extrinsics") = py::none(),
              py::arg("intrinsics") = py::none(), py::arg("process_res") = 504,
@@ -176,4 +183,5 @@ PYBIND11_MODULE(DA3_MODULE_NAME, m) {
     // the design's name for the dense-depth entry point (points/exports come next to it)
     m.attr("Model").attr("depth_dense") = m.attr("Model").attr("infer");
     bind_preprocess(m);
+    bind_points(m);
 }

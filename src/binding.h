@@ -13,6 +13,7 @@
 #include <vector>
 
 void bind_preprocess(pybind11::module_ &m);
+void bind_points(pybind11::module_ &m);  // points, export_glb, export_colmap (bind_points.cpp)
 
 namespace da3py {
 namespace py = pybind11;

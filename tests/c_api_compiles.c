@@ -30,6 +30,24 @@ typedef struct da3_api_table {
     int (*result_is_metric)(const da3_result *);
     int (*result_count)(const da3_result *);
     const char *(*result_name)(const da3_result *, int);
+    da3_status (*load_pair)(const char *, const char *, const da3_context_params *, da3_context **);
+    da3_points_params (*points_default_params)(void);
+    da3_status (*points_compute)(const float *, const float *, const float *, const uint8_t *, int, int, int,
+                                 const float *, int, const float *, const da3_points_params *, da3_points **);
+    void (*points_free)(da3_points *);
+    int64_t (*points_count)(const da3_points *);
+    const float *(*points_xyz)(const da3_points *);
+    const uint8_t *(*points_rgb)(const da3_points *);
+    const int32_t *(*points_view)(const da3_points *);
+    const int32_t *(*points_pixel)(const da3_points *);
+    double (*points_conf_thresh)(const da3_points *);
+    da3_glb_params (*glb_default_params)(void);
+    da3_status (*export_glb)(const char *, const float *, const uint8_t *, int64_t, const float *, int,
+                             const float *, int, int, int, const da3_glb_params *, double *);
+    da3_colmap_params (*colmap_default_params)(void);
+    da3_status (*export_colmap)(const char *, const float *, const uint8_t *, const int32_t *, const int32_t *,
+                                int64_t, const float *, int, const float *, int, int, int, const int32_t *,
+                                const char *const *, const da3_colmap_params *);
 } da3_api_table;
 
 const da3_api_table da3_api = {
@@ -37,7 +55,10 @@ const da3_api_table da3_api = {
     da3_device_count, da3_device_get, da3_context_default_params, da3_load, da3_free,
     da3_get_model_info, da3_infer_default_params, da3_infer, da3_infer_tensor, da3_preprocess,
     da3_result_free, da3_result_shape, da3_result_get, da3_result_images, da3_result_is_metric,
-    da3_result_count, da3_result_name,
+    da3_result_count, da3_result_name, da3_load_pair, da3_points_default_params, da3_points_compute,
+    da3_points_free, da3_points_count, da3_points_xyz, da3_points_rgb, da3_points_view, da3_points_pixel,
+    da3_points_conf_thresh, da3_glb_default_params, da3_export_glb, da3_colmap_default_params,
+    da3_export_colmap,
 };
 
 /* enum values and struct fields a C caller uses */

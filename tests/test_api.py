@@ -55,7 +55,7 @@ class FakeModel:
     def __init__(self, path, n_threads=0, backend="cpu", device=-1, *, info=None, sky=False):
         self.args = dict(path=path, n_threads=n_threads, backend=backend, device=device)
         self._info = {"preset": "da3-small", "weight_type": "f16", "has_camera_encoder": 1,
-                      "has_aux_head": 1, "has_sky": int(sky), "is_metric": 0}
+                      "has_camera_decoder": 1, "has_aux_head": 1, "has_sky": int(sky), "is_metric": 0}
         self._info.update(info or {})
         self.calls = []
 
@@ -89,7 +89,7 @@ class FakeModel:
 def make_fake_core(**model_kwargs):
     core = types.SimpleNamespace(models=[])
 
-    def model(path, n_threads=0, backend="cpu", device=-1):
+    def model(path, n_threads=0, backend="cpu", device=-1, metric_path=None):
         m = FakeModel(path, n_threads, backend, device, **model_kwargs)
         core.models.append(m)
         return m
@@ -218,11 +218,11 @@ def test_inference_with_cameras(fake_core, fake_gguf):
 
 
 @pytest.mark.parametrize("ext, intr, match", [
-    (np.tile(np.eye(4), (2, 1, 1)), None, "together"),
-    (None, np.tile(np.eye(3), (2, 1, 1)), "together"),
+    (np.tile(np.eye(4), (2, 1, 1)), None, "extrinsics need intrinsics"),
+    (None, np.tile(np.eye(3), (2, 1, 1)), "intrinsics alone are for models without a camera decoder"),
     (np.tile(np.eye(3), (2, 1, 1)), np.tile(np.eye(3), (2, 1, 1)), r"extrinsics: expected shape \(N, 3, 4\)"),
     (np.tile(np.eye(4), (2, 1, 1)), np.tile(np.eye(4), (2, 1, 1)), r"intrinsics: expected shape \(N, 3, 3\)"),
-    (np.tile(np.eye(4), (3, 1, 1)), np.tile(np.eye(3), (3, 1, 1)), "2 images but 3 extrinsics"),
+    (np.tile(np.eye(4), (3, 1, 1)), np.tile(np.eye(3), (3, 1, 1)), "2 images but 3 intrinsics"),
     (np.tile(np.full((4, 4), np.nan), (2, 1, 1)), np.tile(np.eye(3), (2, 1, 1)), "NaN"),
     (np.tile(np.ones((4, 4)), (2, 1, 1)), np.tile(np.eye(3), (2, 1, 1)), r"last row .* \[0, 0, 0, 1\]"),
     (np.tile(np.eye(4), (2, 1, 1)), np.zeros((2, 3, 3)), "focal lengths"),
@@ -380,3 +380,158 @@ def test_core_depth_dense_is_the_dense_depth_entry_point():
     assert a["depth"].shape == (1, 84, 140)
     np.testing.assert_array_equal(a["depth"], b["depth"])
     np.testing.assert_array_equal(a["extrinsics"], b["extrinsics"])
+
+
+# ---------------------------------------------------------------- exports from inference, points
+def test_inference_records_sizes_paths_and_checks_export_first(fake_core, fake_gguf, tmp_path):
+    model = DepthAnything3.from_file(fake_gguf)
+    img = np.zeros((30, 50, 3), np.uint8)
+    path = tmp_path / "p.png"
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(path)
+    pred = model.inference([img, str(path)], process_res=28)
+    assert pred.original_sizes == [(50, 30), (50, 30)] and pred.image_paths == [None, str(path)]
+    assert model.inference(path, process_res=28).image_paths == [str(path)]
+    calls = fake_core.models[0].calls
+    for fmt, kw, exc in (("npz-nope", None, ValueError), ("glb", {"glb": {"bogus": 1}}, TypeError),
+                         ("glb", {"glb": 3}, TypeError), ("ply", {"ply": {"num_max_points": -5}}, ValueError)):
+        n = len(calls)
+        with pytest.raises(exc):
+            model.inference(img, process_res=28, export_dir=tmp_path / "o", export_format=fmt, export_kwargs=kw)
+        assert len(calls) == n  # rejected before the network runs
+    assert not (tmp_path / "o").exists()
+
+
+def test_inference_merges_top_level_export_options(fake_core, fake_gguf, tmp_path, monkeypatch):
+    from depth_anything_cpp import exports
+
+    seen = []
+    monkeypatch.setattr(exports, "export", lambda pred, fmt, out, **kw: seen.append((fmt, out, kw)))
+    model = DepthAnything3.from_file(fake_gguf)
+    user = {"glb": {"camera_size": 0.1}, "depth_vis": {"cmap": "gray"}, "colmap": {"conf_thresh_percentile": 5}}
+    model.inference(np.zeros((28, 28, 3), np.uint8), process_res=28, export_dir=tmp_path,
+                    export_format="glb-colmap-depth_vis", num_max_points=10, show_cameras=False,
+                    conf_thresh_percentile=30.0, export_kwargs=user)
+    fmt, out, kw = seen[0]
+    assert fmt == "glb-colmap-depth_vis" and out == tmp_path
+    assert kw["glb"] == {"camera_size": 0.1, "conf_thresh_percentile": 30.0, "num_max_points": 10,
+                         "show_cameras": False}
+    # export_kwargs entries win over the top-level arguments
+    assert kw["colmap"] == {"conf_thresh_percentile": 5, "process_res_method": "upper_bound_resize"}
+    assert kw["depth_vis"] == {"cmap": "gray"}
+    assert user == {"glb": {"camera_size": 0.1}, "depth_vis": {"cmap": "gray"},
+                    "colmap": {"conf_thresh_percentile": 5}}  # untouched
+
+
+needs_points = pytest.mark.skipif(da3._core is None or not hasattr(da3._core, "points"),
+                                  reason=f"compiled core with points not loadable: {da3._core_reason}")
+
+
+def _pinhole_prediction(n=2, h=24, w=32, **fields):
+    rng = np.random.default_rng(5)
+    k = np.array([[30.0, 0, 15.5], [0, 28.0, 11.0], [0, 0, 1]], np.float32)
+    ext = np.repeat(np.eye(3, 4, dtype=np.float32)[None], n, 0)
+    ext[1, :, 3] = [0.3, -0.1, 0.2]  # second camera translated
+    base = dict(depth=rng.uniform(1.0, 4.0, (n, h, w)).astype(np.float32), is_metric=1,
+                extrinsics=ext, intrinsics=np.repeat(k[None], n, 0),
+                processed_images=rng.integers(0, 255, (n, h, w, 3), dtype=np.uint8))
+    base.update(fields)
+    return Prediction(**base)
+
+
+def _reproject(pts, pred):
+    """(u, v, z) of each point in its own view."""
+    ext = pred.extrinsics[pts["view"]].astype(np.float64)
+    cam = np.einsum("nij,nj->ni", ext[:, :, :3], pts["xyz"].astype(np.float64)) + ext[:, :, 3]
+    k = pred.intrinsics[pts["view"]].astype(np.float64)
+    uvw = np.einsum("nij,nj->ni", k, cam)
+    return uvw[:, 0] / uvw[:, 2], uvw[:, 1] / uvw[:, 2], cam[:, 2]
+
+
+@needs_points
+def test_points_reproject_and_filter_without_conf():
+    pred = _pinhole_prediction()
+    pts = pred.points(num_max_points=0)
+    assert pts["xyz"].dtype == np.float32 and pts["rgb"].dtype == np.uint8
+    assert len(pts["xyz"]) == pred.depth.size and np.isnan(pts["conf_thresh"])  # no conf: all kept
+    u, v, z = _reproject(pts, pred)
+    px = pts["pixel"]
+    np.testing.assert_allclose(u, px[:, 0], atol=1e-3)
+    np.testing.assert_allclose(v, px[:, 1], atol=1e-3)
+    np.testing.assert_allclose(z, pred.depth[pts["view"], px[:, 1], px[:, 0]], rtol=1e-5)
+    np.testing.assert_array_equal(pts["rgb"], pred.processed_images[pts["view"], px[:, 1], px[:, 0]])
+    sub = pred.points(num_max_points=100, seed=3)
+    assert len(sub["xyz"]) == 100
+    np.testing.assert_array_equal(sub["xyz"], pred.points(num_max_points=100, seed=3)["xyz"])
+    with pytest.raises(ValueError, match="num_max_points"):
+        pred.points(num_max_points=-1)
+    with pytest.raises(ValueError, match="no extrinsics"):
+        Prediction(depth=pred.depth, is_metric=0).points()
+
+
+@needs_points
+def test_points_sky_removal_and_conf_percentile():
+    pred = _pinhole_prediction(conf=None)
+    sky = np.zeros(pred.depth.shape, bool)
+    sky[:, :8] = True  # top rows are sky
+    pred.sky = sky
+    kept = pred.points(num_max_points=0)
+    assert len(kept["xyz"]) == (~sky).sum() and (kept["pixel"][:, 1] >= 8).all()
+    assert len(pred.points(num_max_points=0, remove_sky=False)["xyz"]) == sky.size
+    pred.aux["sky_prob"] = np.where(sky, 0.9, 0.1).astype(np.float32)  # probability wins over mask
+    pred.aux["sky_prob"][:, 8:10] = 0.7
+    assert len(pred.points(num_max_points=0)["xyz"]) == (~sky).sum() - 2 * 2 * 32
+    assert len(pred.points(num_max_points=0, sky_thresh=0.8)["xyz"]) == (~sky).sum()
+    conf = np.random.default_rng(1).uniform(1.0, 2.0, pred.depth.shape).astype(np.float32)
+    pred = _pinhole_prediction(conf=conf)
+    pts = pred.points(num_max_points=0)  # thr = clip(1.05, p40, p90) = p40 here
+    assert pts["conf_thresh"] == pytest.approx(np.percentile(conf, 40), rel=1e-5)
+    assert len(pts["xyz"]) == (conf >= pts["conf_thresh"]).sum()
+
+
+NYU = SHARED / "data" / "metric3d" / "data" / "nyu_demo"
+
+
+@needs_points
+@pytest.mark.skipif(not (GGUF.is_file() and NYU.is_dir()), reason="shared fixtures missing")
+def test_nyu_points_with_ground_truth_intrinsics_reproject_onto_depth():
+    meta = json.loads((NYU / "test_annotations.json").read_text())["files"][0]
+    fx, fy, cx, cy = meta["cam_in"]
+    pred = DepthAnything3.from_file(GGUF, n_threads=2).inference(NYU / "rgb" / Path(meta["rgb"]).name,
+                                                                 process_res=252)
+    (w0, h0), (h, w) = pred.original_sizes[0], pred.depth.shape[1:]
+    assert (w0, h0) == (640, 480)
+    sx, sy = w / w0, h / h0  # GT intrinsics at the processed size
+    pred.intrinsics = np.array([[[fx * sx, 0, cx * sx], [0, fy * sy, cy * sy], [0, 0, 1]]], np.float32)
+    pts = pred.points(conf_thresh_percentile=0, num_max_points=5000)
+    assert 0 < len(pts["xyz"]) <= 5000
+    u, v, z = _reproject(pts, pred)
+    np.testing.assert_allclose(u, pts["pixel"][:, 0], atol=2e-3)
+    np.testing.assert_allclose(v, pts["pixel"][:, 1], atol=2e-3)
+    np.testing.assert_allclose(z, pred.depth[0, pts["pixel"][:, 1], pts["pixel"][:, 0]], rtol=1e-4)
+
+
+@needs_core
+def test_metric_model_with_intrinsics_alone(reference, data_dir):
+    """A model without camera decoder takes intrinsics alone: metric-large depth in metres
+    (depth * focal / 300), the cameras carried on the prediction, points back-projected."""
+    from reference import make_cases
+
+    path = make_cases.model_gguf(make_cases.CASES_BY_NAME["metric_d4"].model, "f32")
+    model = DepthAnything3.from_file(path)
+    image = data_dir / "da3_examples" / "assets_examples_SOH_000.png"
+    K = np.array([[[900.0, 0, 600], [0, 900.0, 340], [0, 0, 1]]], np.float32)
+    raw = model.inference([image], process_res=252)
+    pred = model.inference([image], intrinsics=K, process_res=252)
+    assert raw.intrinsics is None and raw.is_metric == 0 and pred.is_metric == 1
+    w0, h0 = Image.open(image).size
+    H, W = pred.depth.shape[1:]
+    np.testing.assert_allclose(pred.intrinsics[0, 0, 0], 900.0 * W / w0, rtol=1e-5)
+    np.testing.assert_allclose(pred.extrinsics[0], np.eye(4)[:3], atol=0)
+    focal = (pred.intrinsics[0, 0, 0] + pred.intrinsics[0, 1, 1]) / 2
+    np.testing.assert_allclose(pred.depth, raw.depth * focal / 300.0, rtol=1e-4)
+    pts = pred.points(remove_sky=False)
+    xyz, pix = pts["xyz"], pts["pixel"]
+    assert len(xyz) == H * W  # no conf for metric models: every finite pixel
+    uv = xyz @ pred.intrinsics[0].T.astype(np.float64)
+    np.testing.assert_allclose(uv[:, :2] / uv[:, 2:], pix, atol=2e-3)
+    np.testing.assert_allclose(xyz[:, 2], pred.depth[0][pix[:, 1], pix[:, 0]], rtol=1e-5)

@@ -247,3 +247,133 @@ def test_e2e_cli_on_fixture(tmp_path, capsys):
     span = float(ref["depth"].max() - ref["depth"].min())
     assert np.abs(got["depth"] - ref["depth"][0]).max() <= 1e-3 * span
     assert got["extrinsics"].shape == (3, 4) and got["intrinsics"].shape == (3, 3)
+
+
+# ---------------------------------------------------------------- points / export / multiview (compiled core)
+needs_points = pytest.mark.skipif(da3._core is None or not hasattr(da3._core, "points"),
+                                  reason=f"compiled core with points not loadable: {da3._core_reason}")
+needs_fixture = pytest.mark.skipif(not (GGUF.is_file() and SOH_000.is_file() and SOH_010.is_file()),
+                                   reason="shared fixtures missing")
+FAST = ["--model", str(GGUF), "--process-res", "252", "--threads", "2", "-q"]
+
+
+def test_help_of_every_subcommand_has_examples(capsys):
+    for command in ("depth", "points", "export", "info"):
+        with pytest.raises(SystemExit) as exc:
+            cli.main([command, "--help"])
+        assert exc.value.code == 0
+        out = capsys.readouterr().out
+        assert "examples:" in out and f"da3cpp {command}" in out, command
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("depth", "points", "export", "info", "convert", "bench", "--multiview", "130"):
+        assert command in out
+
+
+def test_usage_errors_before_loading(setup, capsys):
+    base = [str(setup.imgs), "--model", str(setup.model), "--out", str(setup.out)]
+    assert cli.main(["export", *base, "--format", "glb-nope"]) == 2
+    err = capsys.readouterr().err
+    assert "'nope'" in err and "mini_npz" in err and "colmap" in err
+    assert cli.main(["points", *base, "--format", "npz"]) == 2
+    assert cli.main(["depth", *base, "--fps", "0"]) == 2
+    assert cli.main(["points", *base, "--num-max-points", "-1"]) == 2
+    assert not setup.out.exists()
+
+
+@needs_points
+@needs_fixture
+def test_points_per_image_and_multiview(tmp_path):
+    trimesh = pytest.importorskip("trimesh")
+    out = tmp_path / "out"
+    assert cli.main(["points", str(SOH_000), "--out", str(out), "--format", "ply", *FAST]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["assets_examples_SOH_000.ply"]
+    assert cli.main(["points", str(SOH_000), str(SOH_010), "--multiview", "--out", str(out),
+                     "--num-max-points", "5000", *FAST]) == 0
+    assert {"scene.ply", "scene.glb"} <= {p.name for p in out.iterdir()}
+    cloud = trimesh.load(out / "scene.ply")
+    assert len(cloud.vertices) == 5000
+    scene = trimesh.load(out / "scene.glb")
+    counts = sorted(len(g.vertices) for g in scene.geometry.values())
+    assert counts[-1] == 5000 and len(counts) == 3  # points + 2 camera frustums
+
+
+@needs_points
+@needs_fixture
+def test_export_multiview_soh_pair_glb_colmap(tmp_path, capsys):
+    pycolmap = pytest.importorskip("pycolmap")
+    out = tmp_path / "scene"
+    rc = cli.main(["export", str(SOH_000), str(SOH_010), "--multiview", "--format", "mini_npz-glb-colmap",
+                   "--out", str(out), *FAST])
+    assert rc == 0, capsys.readouterr().err
+    data = np.load(out / "exports" / "mini_npz" / "results.npz")
+    assert data["depth"].shape == (2, 140, 252) and data["extrinsics"].shape == (2, 3, 4)
+    assert (out / "scene.glb").stat().st_size > 0 and (out / "scene.jpg").is_file()
+    rec = pycolmap.Reconstruction(str(out))
+    assert sorted(i.name for i in rec.images.values()) == [SOH_000.name, SOH_010.name]
+    assert {(c.width, c.height) for c in rec.cameras.values()} == {(1208, 680)}
+    assert len(rec.points3D) > 0
+    # per-image mode: one sub-directory per image
+    assert cli.main(["export", str(SOH_000), "--format", "depth-disparity", "--out", str(tmp_path / "per"),
+                     *FAST]) == 0
+    assert sorted(str(p.relative_to(tmp_path / "per")) for p in (tmp_path / "per").rglob("*.png")) == [
+        "assets_examples_SOH_000/depth/0000.png", "assets_examples_SOH_000/disparity/0000.png"]
+
+
+@needs_points
+@needs_fixture
+def test_real_batch_with_broken_image(tmp_path, capsys):
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    small = Image.open(SOH_000).convert("RGB").resize((302, 170))
+    small.save(imgs / "a.png")
+    small.save(imgs / "c.jpg")
+    (imgs / "b.png").write_bytes(SOH_000.read_bytes()[:2000])  # truncated PNG
+    out = tmp_path / "out"
+    rc = cli.main(["points", str(imgs), "--out", str(out), *FAST])
+    err = capsys.readouterr().err
+    assert rc == 1 and "b.png" in err and "1 of 3 inputs failed" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.glb", "a.ply", "c.glb", "c.ply"]
+
+
+INTERRUPT_SCRIPT = """
+import sys
+from depth_anything_cpp import cli
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@needs_points
+@needs_fixture
+def test_ctrl_c_stops_batch_cleanly(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    small = Image.open(SOH_000).convert("RGB").resize((302, 170))
+    for i in range(40):
+        small.save(imgs / f"img{i:02d}.png")
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (os.environ.get("PYTHONPATH", ""),
+                                                                  str(Path(da3.__file__).parents[1])) if p))
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPT_SCRIPT, "depth", str(imgs), "--out", str(out),
+                             "--model", str(GGUF), "--process-res", "140", "--threads", "1", "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline and not (out.is_dir() and any(out.glob("*.npz"))):
+        time.sleep(0.05)
+    time.sleep(0.15)  # land somewhere inside a later image
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines() == ["da3cpp: interrupted"]
+    names = [p.name for p in out.iterdir()]
+    assert not [n for n in names if n.endswith(".tmp") or n.startswith(".")]
+    stems = {n.split("_depth")[0].removesuffix(".npz") for n in names}
+    for stem in stems:  # every image has all of its files or none
+        assert {f"{stem}.npz", f"{stem}_depth.png", f"{stem}_depth_vis.png"} <= set(names), stem
+    assert 0 < len(stems) < 40

@@ -26,6 +26,8 @@ from depth_anything_cpp.errors import (  # noqa: E402
 )
 
 FIXTURE_NAME = "da3-small-rand-f16.gguf"
+# corrupt-file fuzz cases: a few hundred in CI, 5x more with DA3CPP_LONG_TESTS=1
+N_FUZZ = 200 * (5 if os.environ.get("DA3CPP_LONG_TESTS") else 1)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -274,13 +276,13 @@ def _fuzz_cases(rng: random.Random, size: int, header_end: int, n: int) -> list:
 
 
 def test_fuzz_corrupt_files_never_crash(tmp_path, fixture_gguf, layout):
-    """~200 random corruptions of the fixture: each load ends in success or a DA3Error
+    """N_FUZZ random corruptions of the fixture: each load ends in success or a DA3Error
     naming the file, never a signal (abort, segfault, SIGFPE) or another exception."""
     data_offset, _, _ = layout
     work = tmp_path / "fuzz.gguf"
     shutil.copyfile(fixture_gguf, work)
     os.chmod(work, 0o644)
-    cases = _fuzz_cases(random.Random(1234), data_end(layout), data_offset, 200)
+    cases = _fuzz_cases(random.Random(1234), data_end(layout), data_offset, N_FUZZ)
     results, crashes, start = {}, [], 0
     while start < len(cases):
         proc = _run_worker(work, cases, start)

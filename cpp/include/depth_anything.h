@@ -99,6 +99,14 @@ DA3_API da3_context_params da3_context_default_params(void);
 /* Loads a GGUF in the published depth-anything.cpp layout (see docs). On success
  * *out is a new context the caller frees with da3_free(). On failure *out is NULL. */
 DA3_API da3_status da3_load(const char *path, const da3_context_params *params, da3_context **out);
+/* Loads the nested giant + metric model published as two files: `anyview_path`, the any-view
+ * model with a camera decoder (da3-giant: vit.*, head.*, cam.*), and `metric_path`, the metric
+ * model (da3metric-large: DPT head with sky), whose vit.* / head.* become the metric branch.
+ * Gives the same model as one nested file (m_vit.*, m_head.*) loaded with da3_load. Files of
+ * the wrong kinds or in the wrong order: DA3_ERR_FORMAT, the message names both files and the
+ * expected order. *out as for da3_load. */
+DA3_API da3_status da3_load_pair(const char *anyview_path, const char *metric_path, const da3_context_params *params,
+                                 da3_context **out);
 DA3_API void da3_free(da3_context *ctx);
 
 typedef struct da3_model_info {
@@ -149,8 +157,11 @@ typedef struct da3_infer_params {
     const char *const *taps;              /* optional: names of graph intermediates to return */
     int n_taps;
     int profile;                          /* 1: time each graph node; adds "time.backbone",
-                                             "time.head", "time.camera", "time.total" (seconds,
-                                             1 element each). Slower: nodes run one by one. */
+                                             "time.head", "time.camera", "time.total" and
+                                             "time.op.<stage>.<OP>" per ggml op kind (seconds,
+                                             1 element each). Slower: nodes run one by one.
+                                             DA3CPP_PROFILE_NODES=1 in the environment also
+                                             prints one line per node to stderr. */
 } da3_infer_params;
 
 DA3_API da3_infer_params da3_infer_default_params(void);
@@ -204,6 +215,108 @@ DA3_API int da3_result_is_metric(const da3_result *res);
 /* Number of named outputs and their names (for iteration), owned by res. */
 DA3_API int da3_result_count(const da3_result *res);
 DA3_API const char *da3_result_name(const da3_result *res, int i);
+
+/* ---- points and exports (issue #4) ------------------------------------------------
+ * Back-projection of depth maps to a world-frame point cloud, and writers for glTF 2.0
+ * binary (GLB) and COLMAP sparse models. They need no da3_context: they work on the
+ * arrays of a da3_result (or any arrays of the same layout). Files are written to
+ * "<path>.tmp.<pid>" and renamed over the target, so a failed call never leaves a
+ * half-written file (DA3_ERR_IO with the OS reason when the directory is missing or
+ * not writable). ref: official utils/export/glb.py and utils/export/colmap.py. */
+
+typedef struct da3_points_params {
+    double conf_thresh;              /* absolute confidence threshold, default 1.05 */
+    double conf_thresh_percentile;   /* lower clamp: percentile of the pool, default 40; <= 0 disables */
+    double ensure_thresh_percentile; /* upper clamp: percentile of the pool, default 90; >= 100 disables */
+    int remove_sky;                  /* drop pixels with sky >= sky_thresh (when sky given), default 1 */
+    double sky_thresh;               /* default 0.5 */
+    int64_t num_max_points;          /* keep at most this many (deterministic subset); <= 0: all.
+                                        default 1000000 */
+    uint64_t seed;                   /* seed of the subsampling generator, default 0 */
+} da3_points_params;
+
+DA3_API da3_points_params da3_points_default_params(void);
+
+/* A point cloud: M points, owned by the handle (free with da3_points_free). */
+typedef struct da3_points da3_points;
+
+/* Back-projects n_views depth maps into one world-frame point cloud.
+ *  depth      [n, h, w] float32, required. Pixels with non-finite or <= 0 depth are skipped.
+ *  conf       [n, h, w] float32 or NULL (no confidence filtering).
+ *  sky        [n, h, w] float32 sky probability (or 0/1 mask) or NULL.
+ *  images     [n, h, w, 3] uint8 RGB colours or NULL (grey 128).
+ *  extrinsics [n, ext_rows, 4] world-to-camera (ext_rows 3, or 4 with last row 0 0 0 1).
+ *  intrinsics [n, 3, 3] pixels at h x w.
+ * Threshold (ref: glb.py get_conf_thresh): pool = conf of valid pixels (finite depth > 0,
+ * finite conf) that are not sky, or of all valid pixels when sky is NULL or at most 10 are
+ * not sky; thr = min(max(conf_thresh, P(pool, conf_thresh_percentile)),
+ * P(pool, ensure_thresh_percentile)) with P numpy's default (linear) percentile.
+ * A pixel (u = column, v = row) is kept when valid, conf >= thr (if conf), and not sky
+ * (sky >= sky_thresh) when remove_sky; its world point is c2w * (depth * K^-1 [u, v, 1]).
+ * When more than num_max_points are kept, exactly num_max_points are chosen with a seeded
+ * generator (same inputs and seed -> same subset). Points are in (view, row, column) order.
+ * Errors: DA3_ERR_INVALID_ARGUMENT for NULL/size errors, NaN/inf or singular intrinsics or
+ * extrinsics. On success *out is a new handle; on failure NULL. */
+DA3_API da3_status da3_points_compute(const float *depth, const float *conf, const float *sky,
+                                      const uint8_t *images, int n_views, int height, int width,
+                                      const float *extrinsics, int ext_rows, const float *intrinsics,
+                                      const da3_points_params *params, da3_points **out);
+DA3_API void da3_points_free(da3_points *pts);
+/* Number of points M. */
+DA3_API int64_t da3_points_count(const da3_points *pts);
+/* [M, 3] float32 world coordinates; owned by pts (NULL when M == 0). */
+DA3_API const float *da3_points_xyz(const da3_points *pts);
+/* [M, 3] uint8 RGB; owned by pts (NULL when M == 0). */
+DA3_API const uint8_t *da3_points_rgb(const da3_points *pts);
+/* [M] int32 view index; owned by pts (NULL when M == 0). */
+DA3_API const int32_t *da3_points_view(const da3_points *pts);
+/* [M, 2] int32 pixel (x = column, y = row) at h x w; owned by pts (NULL when M == 0). */
+DA3_API const int32_t *da3_points_pixel(const da3_points *pts);
+/* The confidence threshold applied (NaN when conf was NULL). */
+DA3_API double da3_points_conf_thresh(const da3_points *pts);
+
+typedef struct da3_glb_params {
+    int show_cameras;   /* one LINES frustum per view, default 1 */
+    double camera_size; /* frustum depth as a fraction of the scene diagonal, default 0.03 */
+} da3_glb_params;
+
+DA3_API da3_glb_params da3_glb_default_params(void);
+
+/* Writes a glTF 2.0 binary file: a POINTS primitive (POSITION float32, COLOR_0 normalized
+ * uint8 RGB) with the n_points points, and with show_cameras one LINES primitive (8
+ * segments, colour per view) per camera frustum, all in one mesh. Coordinates are
+ * aligned to the first camera in glTF axes and centred on the points' median:
+ * A = T(-median) * diag(1, -1, -1, 1) * w2c[0]; A (row-major 4x4) goes to A_out if not NULL.
+ *  xyz [n_points, 3] float32 world (may be NULL when n_points == 0); rgb [n_points, 3] uint8
+ *  or NULL (grey); extrinsics [n_views, ext_rows, 4], intrinsics [n_views, 3, 3] at height x
+ *  width (the processed size); n_views >= 1. n_points == 0 gives a cameras-only (or empty)
+ *  scene. Errors: DA3_ERR_INVALID_ARGUMENT, DA3_ERR_IO (cannot write `path`). */
+DA3_API da3_status da3_export_glb(const char *path, const float *xyz, const uint8_t *rgb, int64_t n_points,
+                                  const float *extrinsics, int ext_rows, const float *intrinsics,
+                                  int n_views, int height, int width, const da3_glb_params *params,
+                                  double A_out[16]);
+
+typedef struct da3_colmap_params {
+    int binary; /* 1: cameras.bin, images.bin, points3D.bin (default); 0: the .txt files */
+} da3_colmap_params;
+
+DA3_API da3_colmap_params da3_colmap_default_params(void);
+
+/* Writes a COLMAP sparse model into `directory` (created if missing; its parent must exist).
+ * One PINHOLE camera per view (id i + 1) of size original_sizes[i] = (width, height) with
+ * fx, cx scaled by W0 / width and fy, cy by H0 / height; image i + 1 with that camera, the
+ * pose of extrinsics[i] (rotation must be orthonormal) and name image_names[i] (unique,
+ * non-empty; no whitespace in text mode); point k gets id k + 1, xyz, rgb (NULL: grey),
+ * error 0 and a one-element track: its observation in image view[k] + 1 at
+ * pixel[k] * (W0 / width, H0 / height). ref: official utils/export/colmap.py.
+ *  xyz [n_points, 3] float32, view [n_points] int32 in [0, n_views), pixel [n_points, 2]
+ *  int32 (column, row) inside width x height; original_sizes [n_views, 2] int32.
+ * Errors: DA3_ERR_INVALID_ARGUMENT, DA3_ERR_IO. */
+DA3_API da3_status da3_export_colmap(const char *directory, const float *xyz, const uint8_t *rgb,
+                                     const int32_t *view, const int32_t *pixel, int64_t n_points,
+                                     const float *extrinsics, int ext_rows, const float *intrinsics,
+                                     int n_views, int height, int width, const int32_t *original_sizes,
+                                     const char *const *image_names, const da3_colmap_params *params);
 
 #ifdef __cplusplus
 }

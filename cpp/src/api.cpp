@@ -24,27 +24,6 @@ using da3::fail;
 #define DA3_VARIANT_NAME "unknown"
 #endif
 
-template <typename F>
-static da3_status guarded(F &&f) {
-    try {
-        f();
-        da3::set_last_error("");
-        return DA3_OK;
-    } catch (const da3::error &e) {
-        da3::set_last_error(e.what());
-        return e.status();
-    } catch (const std::bad_alloc &) {
-        da3::set_last_error("out of memory");
-        return DA3_ERR_OUT_OF_MEMORY;
-    } catch (const std::exception &e) {
-        da3::set_last_error(std::string("internal error: ") + e.what());
-        return DA3_ERR_INTERNAL;
-    } catch (...) {
-        da3::set_last_error("internal error");
-        return DA3_ERR_INTERNAL;
-    }
-}
-
 // ggml logs INFO lines (e.g. "ggml_vulkan: No devices found.") on every probe: keep warnings
 // and errors, and everything when DA3CPP_VERBOSE is set.
 static void log_filter(ggml_log_level level, const char *text, void *) {
@@ -94,7 +73,7 @@ int da3_device_count(void) {
 }
 
 da3_status da3_device_get(int i, da3_device_info *info) {
-    return guarded([&] {
+    return da3::guarded([&] {
         if (!info) fail(DA3_ERR_INVALID_ARGUMENT, "info is NULL");
         ensure_logging();
         if (i < 0 || i >= (int)ggml_backend_dev_count()) fail(DA3_ERR_INVALID_ARGUMENT, "device index out of range");
@@ -133,10 +112,11 @@ static int default_threads() {
     return n > 0 ? (int)n : 1;
 }
 
-da3_status da3_load(const char *path, const da3_context_params *params, da3_context **out) {
+// da3_load (metric_path NULL) and da3_load_pair.
+static da3_status load_context(const char *path, const char *metric_path, const da3_context_params *params,
+                               da3_context **out) {
     if (out) *out = nullptr;
-    return guarded([&] {
-        if (!path || !out) fail(DA3_ERR_INVALID_ARGUMENT, "path and out must not be NULL");
+    return da3::guarded([&] {
         ensure_logging();
         auto ctx = std::make_unique<da3_context>();
         ctx->params = params ? *params : da3_context_default_params();
@@ -167,8 +147,18 @@ da3_status da3_load(const char *path, const da3_context_params *params, da3_cont
                 fail(DA3_ERR_BACKEND, "no GPU device is available in this build (variant " DA3_VARIANT_NAME ")");
             }
         }
-        ctx->wm.load(path, ctx->backend);
-        da3::load_model(ctx->wm, ctx->model);
+        if (metric_path) {
+            // kinds and order checked before any weight data is read
+            ctx->wm.open(path);
+            ctx->m_wm.open(metric_path);
+            da3::check_model_pair(ctx->wm, ctx->m_wm);
+            ctx->wm.upload(ctx->backend);
+            ctx->m_wm.upload(ctx->backend);
+            da3::load_model_pair(ctx->wm, ctx->m_wm, ctx->model);
+        } else {
+            ctx->wm.load(path, ctx->backend);
+            da3::load_model(ctx->wm, ctx->model);
+        }
 
         ggml_backend_t backends[2] = {ctx->backend, ctx->cpu};
         const int nb = ctx->backend == ctx->cpu ? 1 : 2;
@@ -178,10 +168,29 @@ da3_status da3_load(const char *path, const da3_context_params *params, da3_cont
     });
 }
 
+da3_status da3_load(const char *path, const da3_context_params *params, da3_context **out) {
+    if (!path || !out) {
+        if (out) *out = nullptr;
+        da3::set_last_error("path and out must not be NULL");
+        return DA3_ERR_INVALID_ARGUMENT;
+    }
+    return load_context(path, nullptr, params, out);
+}
+
+da3_status da3_load_pair(const char *anyview_path, const char *metric_path, const da3_context_params *params,
+                         da3_context **out) {
+    if (!anyview_path || !metric_path || !out) {
+        if (out) *out = nullptr;
+        da3::set_last_error("anyview_path, metric_path and out must not be NULL");
+        return DA3_ERR_INVALID_ARGUMENT;
+    }
+    return load_context(anyview_path, metric_path, params, out);
+}
+
 void da3_free(da3_context *ctx) { delete ctx; }
 
 da3_status da3_get_model_info(const da3_context *ctx, da3_model_info *info) {
-    return guarded([&] {
+    return da3::guarded([&] {
         if (!ctx || !info) fail(DA3_ERR_INVALID_ARGUMENT, "ctx and info must not be NULL");
         const da3::model &m = ctx->model;
         std::memset(info, 0, sizeof(*info));
@@ -207,7 +216,7 @@ da3_status da3_get_model_info(const da3_context *ctx, da3_model_info *info) {
         std::strncpy(info->weight_type, wt.c_str(), sizeof(info->weight_type) - 1);
         info->image_mean_std_from_file = 1;
         for (int c = 0; c < 3; ++c) info->image_mean[c] = m.mean[c], info->image_std[c] = m.std[c];
-        info->weights_bytes = ctx->wm.weights_bytes();
+        info->weights_bytes = ctx->wm.weights_bytes() + ctx->m_wm.weights_bytes();
         info->n_threads = ctx->params.n_threads;
         std::strncpy(info->backend, ggml_backend_name(ctx->backend), sizeof(info->backend) - 1);
     });
@@ -246,7 +255,7 @@ static void check_poses(const float *ext, int ext_rows, const float *intr, int n
 da3_status da3_infer_tensor(da3_context *ctx, const float *input, int n_views, int height, int width, const float *extrinsics,
                             int ext_rows, const float *intrinsics, const da3_infer_params *params, da3_result **out) {
     if (out) *out = nullptr;
-    return guarded([&] {
+    return da3::guarded([&] {
         if (!ctx || !input || !out) fail(DA3_ERR_INVALID_ARGUMENT, "ctx, input and out must not be NULL");
         if (n_views <= 0 || n_views > 256) fail(DA3_ERR_INVALID_ARGUMENT, "n_views must be in [1, 256]");
         check_poses(extrinsics, ext_rows, intrinsics, n_views);
@@ -259,7 +268,7 @@ da3_status da3_infer_tensor(da3_context *ctx, const float *input, int n_views, i
 da3_status da3_infer(da3_context *ctx, const da3_image *images, int n_views, const float *extrinsics, int ext_rows,
                      const float *intrinsics, const da3_infer_params *params, da3_result **out) {
     if (out) *out = nullptr;
-    return guarded([&] {
+    return da3::guarded([&] {
         if (!ctx || !images || !out) fail(DA3_ERR_INVALID_ARGUMENT, "ctx, images and out must not be NULL");
         if (n_views <= 0 || n_views > 256) fail(DA3_ERR_INVALID_ARGUMENT, "n_views must be in [1, 256]");
         check_poses(extrinsics, ext_rows, intrinsics, n_views);

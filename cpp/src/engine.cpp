@@ -9,7 +9,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <map>
 #include <numeric>
 
 namespace da3 {
@@ -34,6 +37,14 @@ static std::string detect_preset(const weight_map &wm, const model &m) {
     }
 }
 
+// The metric branch of a nested model: backbone and DPT head under `vp` / `hp`
+// ("m_vit." / "m_head." in one nested file, "vit." / "head." in the metric file of a pair).
+static void load_metric_branch(const weight_map &wm, const std::string &vp, const std::string &hp, model &m) {
+    load_vit(wm, vp, m.m_vit);
+    load_head(wm, hp, hp, m.m_head);
+    if (m.m_head.hp.dim_in != m.m_vit.hp.feat_dim()) wm.format_error(hp + " input width does not match " + vp);
+}
+
 void load_model(const weight_map &wm, model &m) {
     m.checkpoint = wm.get_str_or("checkpoint_name", "");
     load_vit(wm, "vit.", m.vit);
@@ -52,13 +63,11 @@ void load_model(const weight_map &wm, model &m) {
     if (m.has_cam_enc) load_camera_encoder(wm, "cam_enc.", m.cam_enc);
     m.nested = !wm.names_with_prefix("m_vit.").empty();
     if (m.nested) {
-        load_vit(wm, "m_vit.", m.m_vit);
-        load_head(wm, "m_head.", "m_head.", m.m_head);
+        load_metric_branch(wm, "m_vit.", "m_head.", m);
         if (!m.has_cam_dec || !m.m_head.hp.has_sky || m.m_vit.hp.alt_start != -1) {
             wm.format_error("nested file: expected an any-view model with a camera decoder (vit.*, head.*, cam.*) "
                             "and a metric model with a sky head (m_vit.*, m_head.*)");
         }
-        if (m.m_head.hp.dim_in != m.m_vit.hp.feat_dim()) wm.format_error("m_head input width does not match m_vit");
     }
     std::vector<float> mean = wm.get_float_array_or("img.mean", {0.485f, 0.456f, 0.406f});
     std::vector<float> stdv = wm.get_float_array_or("img.std", {0.229f, 0.224f, 0.225f});
@@ -71,6 +80,63 @@ void load_model(const weight_map &wm, model &m) {
     m.preset = m.nested ? wm.get_str_or("preset", "da3nested-giant-large") : detect_preset(wm, m);
     m.metric_scaling = m.preset == "da3metric-large";
     if (m.nested && m.metric_scaling) wm.format_error("inconsistent preset for a nested file");
+}
+
+// What a file of a nested pair holds, for the order/kind checks of load_model_pair.
+enum class pair_kind { anyview, metric, mono, nested, no_camera };
+
+static pair_kind classify(const weight_map &wm) {
+    if (!wm.names_with_prefix("m_vit.").empty()) return pair_kind::nested;
+    if (wm.has("head.scratch.sky_out2a.weight")) {
+        const bool mono = wm.get_str_or("preset", "") == "da3mono-large" ||
+                          wm.get_str_or("checkpoint_name", "").find("mono") != std::string::npos;
+        return mono ? pair_kind::mono : pair_kind::metric;
+    }
+    return wm.has("cam.bb0.weight") ? pair_kind::anyview : pair_kind::no_camera;
+}
+
+void check_model_pair(const weight_map &any, const weight_map &met) {
+    const pair_kind ka = classify(any), km = classify(met);
+    if (ka != pair_kind::anyview || km != pair_kind::metric) {
+        auto what = [](pair_kind k) -> std::string {
+            switch (k) {
+                case pair_kind::anyview: return "an any-view model";
+                case pair_kind::metric: return "a metric model";
+                case pair_kind::mono: return "a mono model (da3mono-large)";
+                case pair_kind::nested: return "a one-file nested model (m_vit.*: load it alone)";
+                default: return "a model without a camera decoder (cam.*)";
+            }
+        };
+        std::string problem;
+        if (ka == pair_kind::metric && km == pair_kind::anyview) {
+            problem = "the two files are in the wrong order";
+        } else {
+            if (ka != pair_kind::anyview) problem = "'" + any.path() + "' is " + what(ka) + ", not an any-view model";
+            if (km != pair_kind::metric) {
+                problem += (problem.empty() ? "'" : "; '") + met.path() + "' is " + what(km) + ", not a metric model";
+            }
+        }
+        fail(DA3_ERR_FORMAT, "nested pair '" + any.path() + "' + '" + met.path() + "': " + problem +
+                                 "; expected the any-view model (e.g. da3-giant: camera decoder, no sky head) first "
+                                 "and the metric model (da3metric-large: DPT head with sky) second");
+    }
+}
+
+void load_model_pair(const weight_map &any, const weight_map &met, model &m) {
+    check_model_pair(any, met);
+    load_model(any, m);
+    load_metric_branch(met, "vit.", "head.", m);
+    if (m.m_vit.hp.alt_start != -1) met.format_error("the metric model of a nested pair must not have a camera token (vit.alt_start)");
+    std::vector<float> mean = met.get_float_array_or("img.mean", {0.485f, 0.456f, 0.406f});
+    std::vector<float> stdv = met.get_float_array_or("img.std", {0.229f, 0.224f, 0.225f});
+    for (int c = 0; c < 3; ++c) {
+        if (mean.size() != 3 || stdv.size() != 3 || mean[c] != m.mean[c] || stdv[c] != m.std[c]) {
+            met.format_error("img.mean/img.std differ from those of '" + any.path() + "' (one input feeds both models)");
+        }
+    }
+    m.nested = true;
+    m.preset = "da3nested-giant-large";
+    m.metric_scaling = false;
 }
 
 // --- reference view selection (host side) ----------------------------------------------
@@ -147,6 +213,7 @@ struct graph_run {
         if (!gctx) fail(DA3_ERR_OUT_OF_MEMORY, "cannot create the graph context");
         g.ctx = gctx;
         g.gf = ggml_new_graph_custom(gctx, kGraphSize, false);
+        g.cpu_kernels = ctx->backend == ctx->cpu;
         for (int i = 0; i < p.n_taps; ++i) {
             if (p.taps[i]) g.requested_taps.insert(p.taps[i]);
         }
@@ -166,6 +233,8 @@ struct graph_run {
     struct profile_state {
         double stage_s[3] = {0, 0, 0};
         int stage = 0;
+        std::map<std::string, double> op_s;  // "<stage>.<OP>" -> seconds
+        bool print_nodes = std::getenv("DA3CPP_PROFILE_NODES") != nullptr;
         std::chrono::steady_clock::time_point last;
     } prof;
     bool profiling = false;
@@ -179,7 +248,14 @@ struct graph_run {
         if (name.rfind("vit.", 0) == 0) self->prof.stage = 0;
         else if (name.rfind("head.", 0) == 0) self->prof.stage = 1;
         else if (name.rfind("cam", 0) == 0) self->prof.stage = 2;
-        self->prof.stage_s[self->prof.stage] += std::chrono::duration<double>(now - self->prof.last).count();
+        static const char *const stages[3] = {"backbone", "head", "camera"};
+        const double dt = std::chrono::duration<double>(now - self->prof.last).count();
+        self->prof.stage_s[self->prof.stage] += dt;
+        self->prof.op_s[std::string(stages[self->prof.stage]) + "." + ggml_op_desc(t)] += dt;
+        if (self->prof.print_nodes) {  // DA3CPP_PROFILE_NODES=1: one line per node on stderr
+            std::fprintf(stderr, "node %-9.3f %-16s %-40s [%lld %lld %lld %lld] %s\n", dt * 1e3, ggml_op_desc(t), ggml_get_name(t),
+                         (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3], ggml_type_name(t->type));
+        }
         self->prof.last = now;
         return true;
     }
@@ -389,6 +465,16 @@ std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, in
         apply_metric_scaling(depth.data(), n, hw, with_pose ? in_intr.data() : intrinsics);
         res->is_metric = 1;
     }
+    if (ext34.empty() && intrinsics) {
+        // no camera decoder (mono/metric): the given intrinsics, at the processed resolution,
+        // and identity extrinsics describe the cameras, so points and exports work
+        ext34.assign((size_t)n * 12, 0.0f);
+        intr33.resize((size_t)n * 9);
+        for (int i = 0; i < n; ++i) {
+            for (int d = 0; d < 3; ++d) ext34[(size_t)i * 12 + d * 5] = 1.0f;
+            std::memcpy(&intr33[(size_t)i * 9], intrinsics + (size_t)order[i] * 9, 9 * sizeof(float));
+        }
+    }
     res->add("ref_view", {1}).data[0] = (float)order[0];  // view placed first (input index)
     if (r.profiling) {
         res->add("time.backbone", {1}).data[0] = (float)r.prof.stage_s[0];
@@ -396,6 +482,7 @@ std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, in
         res->add("time.camera", {1}).data[0] = (float)r.prof.stage_s[2];
         res->add("time.total", {1}).data[0] =
             (float)std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+        for (const auto &kv : r.prof.op_s) res->add("time.op." + kv.first, {1}).data[0] = (float)kv.second;
     }
     emit("depth", depth, {n, h, w});
     if (!conf.empty()) emit("conf", conf, {n, h, w});

@@ -1,5 +1,7 @@
 #include "graph.h"
 
+#include "cpu_kernels.h"
+
 namespace da3 {
 
 ggml_tensor *graph_ctx::name(ggml_tensor *t, const std::string &base) {
@@ -67,7 +69,11 @@ ggml_tensor *add_channel_bias(graph_ctx &g, ggml_tensor *x, ggml_tensor *b) {
 
 ggml_tensor *build_conv2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int stride, int pad) {
     ggml_tensor *y;
-    if (c.w->ne[0] == 1 && c.w->ne[1] == 1 && stride == 1 && pad == 0) {
+    const bool k1 = c.w->ne[0] == 1 && c.w->ne[1] == 1 && stride == 1 && pad == 0;
+    if (k1 && g.cpu_kernels) {
+        return conv_cpu(g.ctx, ggml_is_contiguous(x) ? x : ggml_cont(g.ctx, x), c.w, c.b, nullptr, 0);
+    }
+    if (k1) {
         // 1x1 convolution = matmul over channels: [W*H, Cin, N] x [Cin, Cout]
         const int64_t W = x->ne[0], H = x->ne[1], C = x->ne[2], N = x->ne[3];
         ggml_tensor *xt = ggml_cont(g.ctx, ggml_permute(g.ctx, ggml_reshape_3d(g.ctx, x, W * H, C, N), 1, 0, 2, 3));
@@ -81,9 +87,22 @@ ggml_tensor *build_conv2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int str
     return add_channel_bias(g, y, c.b);
 }
 
+ggml_tensor *build_conv3x3(graph_ctx &g, ggml_tensor *x, const conv2d &c, unsigned flags, ggml_tensor *res) {
+    if (g.cpu_kernels) {
+        return conv_cpu(g.ctx, ggml_is_contiguous(x) ? x : ggml_cont(g.ctx, x), c.w, c.b, res, flags);
+    }
+    if (flags & CONV_RELU_IN) x = ggml_relu(g.ctx, x);
+    ggml_tensor *y = build_conv2d(g, x, c, 1, 1);
+    if (flags & CONV_RELU_OUT) y = ggml_relu(g.ctx, y);
+    return res ? ggml_add(g.ctx, y, res) : y;
+}
+
 ggml_tensor *build_resize_bilinear(graph_ctx &g, ggml_tensor *x, int w, int h, bool align_corners) {
     if (x->ne[0] == w && x->ne[1] == h) {
         return x;
+    }
+    if (g.cpu_kernels && align_corners) {
+        return resize_bilinear_ac_cpu(g.ctx, ggml_is_contiguous(x) ? x : ggml_cont(g.ctx, x), w, h);
     }
     uint32_t mode = GGML_SCALE_MODE_BILINEAR;
     if (align_corners) {

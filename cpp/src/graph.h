@@ -41,6 +41,7 @@ struct graph_ctx {
 
     // Names requested by the caller: tensors named so are marked as outputs and kept.
     std::unordered_set<std::string> requested_taps;
+    bool cpu_kernels = false;  // the graph runs on the CPU backend: our fused CPU ops may be used
     std::string prefix;  // prepended to every name (e.g. "m." for the nested metric branch)
     std::vector<std::pair<std::string, ggml_tensor *>> taps;
 
@@ -69,6 +70,10 @@ ggml_tensor *build_norm(graph_ctx &g, ggml_tensor *x, const layer_norm &n, float
 
 // 2D convolution on [W, H, Cin, N] -> [W', H', Cout, N] (PyTorch nn.Conv2d semantics).
 ggml_tensor *build_conv2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int stride, int pad);
+
+// 3x3 convolution, stride 1, padding 1, with fused extras (cpu_kernels.h flags):
+// act_out(conv(act_in(x)) + b) + res. The fused CPU kernel when g.cpu_kernels, ggml ops otherwise.
+ggml_tensor *build_conv3x3(graph_ctx &g, ggml_tensor *x, const conv2d &c, unsigned flags = 0, ggml_tensor *res = nullptr);
 
 // Bilinear resize of [W, H, C, N] to (w, h); align_corners as in F.interpolate.
 ggml_tensor *build_resize_bilinear(graph_ctx &g, ggml_tensor *x, int w, int h, bool align_corners);

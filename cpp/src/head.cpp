@@ -1,6 +1,8 @@
 // DualDPT / DPT head graphs. ref: depth_anything_3/model/dualdpt.py, dpt.py, utils/head_utils.py
 #include "head.h"
 
+#include "cpu_kernels.h"
+
 #include "weights.h"
 
 #include <algorithm>
@@ -37,7 +39,7 @@ fusion_block load_fusion(const weight_map &wm, const std::string &p, int F, bool
 
 // ---- graph pieces ----
 
-ggml_tensor *conv3x3(graph_ctx &g, ggml_tensor *x, const conv2d &c) { return build_conv2d(g, x, c, 1, 1); }
+ggml_tensor *conv3x3(graph_ctx &g, ggml_tensor *x, const conv2d &c) { return build_conv3x3(g, x, c); }
 ggml_tensor *conv1x1(graph_ctx &g, ggml_tensor *x, const conv2d &c) { return build_conv2d(g, x, c, 1, 0); }
 
 // ConvTranspose2d with kernel == stride, no padding, as one matmul plus two permutes
@@ -63,11 +65,8 @@ ggml_tensor *conv_transpose_ks(graph_ctx &g, ggml_tensor *x, const conv2d &c) {
 
 // RCU: x + conv2(relu(conv1(relu(x))))
 ggml_tensor *residual_conv_unit(graph_ctx &g, ggml_tensor *x, const conv2d &c1, const conv2d &c2) {
-    ggml_tensor *y = ggml_relu(g.ctx, x);
-    y = conv3x3(g, y, c1);
-    y = ggml_relu(g.ctx, y);
-    y = conv3x3(g, y, c2);
-    return ggml_add(g.ctx, y, x);
+    ggml_tensor *y = build_conv3x3(g, x, c1, CONV_RELU_IN);
+    return build_conv3x3(g, y, c2, CONV_RELU_IN, x);
 }
 
 // FeatureFusionBlock. The 1x1 out_conv is applied before the align_corners bilinear resize:
@@ -301,10 +300,10 @@ head_out build_head(graph_ctx &g, const dpt_head &w, ggml_tensor *const feats[4]
     }
 
     head_out r;
-    ggml_tensor *y = ggml_relu(ctx, conv3x3(g, out, w.out2a));
+    ggml_tensor *y = build_conv3x3(g, out, w.out2a, CONV_RELU_OUT);
     r.logits = g.name(conv1x1(g, y, w.out2b), "head.logits");
     if (hp.has_sky) {
-        ggml_tensor *s = ggml_relu(ctx, conv3x3(g, out, w.sky_out2a));
+        ggml_tensor *s = build_conv3x3(g, out, w.sky_out2a, CONV_RELU_OUT);
         r.sky_logits = g.name(conv1x1(g, s, w.sky_out2b), "head.sky_logits");
     }
 

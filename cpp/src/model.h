@@ -35,6 +35,12 @@ struct model {
 
 // Reads every part of the network from `wm`; throws da3::error naming what is wrong.
 void load_model(const weight_map &wm, model &m);
+// A nested pair given as two files: the any-view model (vit.*, head.*, cam.*) and the metric
+// model whose vit.*/head.* become the metric branch. Wrong kinds or order: DA3_ERR_FORMAT
+// naming both files and the expected order (check_model_pair: that check alone, which only
+// needs the files opened, see weight_map::open).
+void check_model_pair(const weight_map &anyview, const weight_map &metric);
+void load_model_pair(const weight_map &anyview, const weight_map &metric, model &m);
 
 // One named float32 output in PyTorch (row-major) order.
 struct host_tensor {
@@ -69,6 +75,7 @@ struct da3_context {
     ggml_backend_t cpu = nullptr;      // CPU fallback for ops the GPU backend lacks
     ggml_backend_sched_t sched = nullptr;
     da3::weight_map wm;
+    da3::weight_map m_wm;  // the metric file of a nested pair loaded from two files (da3_load_pair)
     da3::model model;
     std::mutex mu;  // serializes inference on this context
     std::vector<uint8_t> graph_meta;  // ggml context memory for graph building

@@ -1,10 +1,58 @@
 #include "vit.h"
 
+#include "cpu_kernels.h"
+
 #include "ggml-backend.h"
 
 #include <cmath>
+#include <initializer_list>
 
 namespace da3 {
+
+static bool all_f32(std::initializer_list<const ggml_tensor *> ts) {
+    for (const ggml_tensor *t : ts)
+        if (!t || t->type != GGML_TYPE_F32) return false;
+    return true;
+}
+
+static std::vector<float> host_copy(const ggml_tensor *t) {
+    std::vector<float> v(ggml_nelements(t));
+    ggml_backend_tensor_get(t, v.data(), 0, ggml_nbytes(t));
+    return v;
+}
+
+// Folds a LayerNorm's affine into the linear layer after it (f32 weights with a bias):
+// W (g * xn + b) + c = (W diag g) xn + (W b + c). The norm then has no affine.
+static void fold_norm_into_linear(layer_norm &n, linear &l) {
+    if (!all_f32({n.w, n.b, l.w, l.b})) return;
+    const int64_t K = l.w->ne[0], N = l.w->ne[1];
+    std::vector<float> W = host_copy(l.w), g = host_copy(n.w), b = host_copy(n.b), c = host_copy(l.b);
+    for (int64_t o = 0; o < N; ++o) {
+        double acc = c[o];
+        for (int64_t k = 0; k < K; ++k) {
+            acc += (double)W[o * K + k] * b[k];
+            W[o * K + k] *= g[k];
+        }
+        c[o] = (float)acc;
+    }
+    ggml_backend_tensor_set(l.w, W.data(), 0, ggml_nbytes(l.w));
+    ggml_backend_tensor_set(l.b, c.data(), 0, ggml_nbytes(l.b));
+    n.w = n.b = nullptr;
+}
+
+// Folds a layer scale into the linear layer before it: s * (W x + c) = (diag s W) x + s * c.
+static void fold_scale_into_linear(ggml_tensor *&scale, linear &l) {
+    if (!all_f32({scale, l.w, l.b})) return;
+    const int64_t K = l.w->ne[0], N = l.w->ne[1];
+    std::vector<float> W = host_copy(l.w), s = host_copy(scale), c = host_copy(l.b);
+    for (int64_t o = 0; o < N; ++o) {
+        for (int64_t k = 0; k < K; ++k) W[o * K + k] *= s[o];
+        c[o] *= s[o];
+    }
+    ggml_backend_tensor_set(l.w, W.data(), 0, ggml_nbytes(l.w));
+    ggml_backend_tensor_set(l.b, c.data(), 0, ggml_nbytes(l.b));
+    scale = nullptr;
+}
 
 void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
     vit_hparams &hp = m.hp;
@@ -87,6 +135,13 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
             b.fc1 = {wm.get(bp + "mlp_fc1.weight", {C, F}), wm.find(bp + "mlp_fc1.bias")};
             b.fc2 = {wm.get(bp + "mlp_fc2.weight", {F, C}), wm.find(bp + "mlp_fc2.bias")};
         }
+        // f32 files: norm affines and layer scales folded into the adjacent linear layers
+        // (4 element-wise passes less per block; float rounding only). The "attn" tap then
+        // includes ls1.
+        fold_norm_into_linear(b.norm1, b.qkv);
+        fold_norm_into_linear(b.norm2, b.fc1);
+        fold_scale_into_linear(b.ls1, b.proj);
+        fold_scale_into_linear(b.ls2, b.fc2);
     }
 }
 
@@ -217,7 +272,7 @@ static ggml_tensor *build_ffn(graph_ctx &g, const vit_model &m, const vit_block 
         ggml_tensor *x2 = ggml_view_3d(g.ctx, y, hid, y->ne[1], y->ne[2], y->nb[1], y->nb[2], hid * ggml_element_size(y));
         y = ggml_mul(g.ctx, ggml_silu(g.ctx, ggml_cont(g.ctx, x1)), x2);
     } else {
-        y = ggml_gelu_erf(g.ctx, y);
+        y = g.cpu_kernels ? gelu_erf_cpu(g.ctx, y) : ggml_gelu_erf(g.ctx, y);
     }
     return build_linear(g, y, b.fc2);
 }
@@ -284,10 +339,10 @@ vit_outputs build_vit(graph_ctx &g, const vit_model &m, ggml_tensor *images, ggm
 
         ggml_tensor *h = build_norm(g, x, b.norm1, hp.ln_eps);
         h = build_attn(g, m, b, h, global, rp, hp.has_qknorm(i), pfx);
-        x = ggml_add(ctx, x, ggml_mul(ctx, h, b.ls1));
+        x = ggml_add(ctx, x, b.ls1 ? ggml_mul(ctx, h, b.ls1) : h);
         h = build_norm(g, x, b.norm2, hp.ln_eps);
         h = build_ffn(g, m, b, h);
-        x = ggml_add(ctx, x, ggml_mul(ctx, h, b.ls2));
+        x = ggml_add(ctx, x, b.ls2 ? ggml_mul(ctx, h, b.ls2) : h);
         x = g.name(x, "vit.blk." + std::to_string(i));
         if (!global) local_x = x;
 

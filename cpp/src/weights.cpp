@@ -156,6 +156,11 @@ void weight_map::format_error(const std::string &what) const {
 }
 
 void weight_map::load(const std::string &path, ggml_backend *backend) {
+    open(path);
+    upload(backend);
+}
+
+void weight_map::open(const std::string &path) {
     path_ = path;
     struct stat st {};
     if (stat(path.c_str(), &st) != 0) {
@@ -214,7 +219,12 @@ void weight_map::load(const std::string &path, ggml_backend *backend) {
         }
         tensors_[name] = t;
     }
+}
 
+void weight_map::upload(ggml_backend *backend) {
+    if (!gguf_ || buf_) fail(DA3_ERR_INTERNAL, path_ + ": weight_map::upload without open, or twice");
+    const size_t data_off = gguf_get_data_offset(gguf_);
+    const int64_t n_tensors = gguf_get_n_tensors(gguf_);
     buf_ = ggml_backend_alloc_ctx_tensors(ctx_, backend);
     if (!buf_) {
         fail(DA3_ERR_OUT_OF_MEMORY, path_ + ": cannot allocate the weight buffer");
@@ -222,8 +232,8 @@ void weight_map::load(const std::string &path, ggml_backend *backend) {
     ggml_backend_buffer_set_usage(buf_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
     weights_bytes_ = ggml_backend_buffer_get_size(buf_);
 
-    FILE *f = std::fopen(path.c_str(), "rb");
-    if (!f) fail(DA3_ERR_IO, path + ": cannot open for reading");
+    FILE *f = std::fopen(path_.c_str(), "rb");
+    if (!f) fail(DA3_ERR_IO, path_ + ": cannot open for reading");
     std::vector<uint8_t> staging;
     const bool host = ggml_backend_buffer_is_host(buf_);
     for (int64_t i = 0; i < n_tensors; ++i) {

@@ -27,7 +27,11 @@ public:
     weight_map &operator=(const weight_map &) = delete;
 
     // Parses `path` and uploads all tensors into a buffer of `backend`. Throws da3::error.
+    // = open() (header, metadata, tensor table checked against the file; tensors known by
+    // name and shape, no data yet) + upload() (allocation and tensor data).
     void load(const std::string &path, ggml_backend *backend);
+    void open(const std::string &path);
+    void upload(ggml_backend *backend);
 
     const std::string &path() const { return path_; }
 

@@ -7,6 +7,8 @@ Quick start::
     pred = model.inference(["a.png", "b.png"])
     pred.depth        # (N, H, W) float32
     pred.extrinsics   # (N, 3, 4) world-to-camera, OpenCV
+    pts = pred.points()                 # world-frame xyz (M, 3) float32 + rgb (M, 3) uint8
+    export(pred, "glb-colmap", "out/")  # or model.inference(..., export_dir=..., export_format=...)
 
 The compiled core variant best suited to this CPU (or ``DA3CPP_VARIANT``) is chosen at
 import; :func:`backend_info` says which and why. Importing never fails because of the core:
@@ -18,6 +20,7 @@ from __future__ import annotations
 from . import _variants
 from ._variants import available_variants, backend_info
 from .api import DepthAnything3, Prediction
+from .exports import FORMATS as EXPORT_FORMATS, export
 from .errors import (
     BackendError,
     DA3Error,
@@ -43,6 +46,8 @@ except ImportError as _exc:  # VariantError included: kept, raised on first use
 __all__ = [
     "DepthAnything3",
     "Prediction",
+    "export",
+    "EXPORT_FORMATS",
     "backend_info",
     "available_variants",
     "DA3Error",

@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .errors import ModelFormatError, ModelNotFoundError, UnsupportedError, VariantError
-from .images import ImageInput, load_images
+from .images import ImageInput, input_paths, load_images
 
 __all__ = ["DepthAnything3", "Prediction", "get_core"]
 
@@ -60,6 +60,64 @@ class Prediction:
     gaussians: Any = None
     aux: dict = field(default_factory=dict)
     scale_factor: Optional[float] = None
+
+    # Not dataclass fields (no annotation), so the field list stays the official one.
+    #: [(width, height)] of the N input images as loaded (after EXIF orientation), set by
+    #: DepthAnything3.inference; used to rescale cameras for the COLMAP export.
+    original_sizes = None
+    #: [str or None] the input path of each view when it was given as a path, else None.
+    image_paths = None
+
+    def points(self, *, conf_thresh: float = 1.05, conf_thresh_percentile: float = 40.0,
+               ensure_thresh_percentile: float = 90.0, remove_sky: bool = True,
+               sky_thresh: float = 0.5, num_max_points: int = 1_000_000, seed: int = 0,
+               filter_black_bg: bool = False, filter_white_bg: bool = False) -> dict:
+        """Back-project the depth of all views into one world-frame point cloud with the
+        compiled ``points`` (ref: depth_anything_3/utils/export/glb.py,
+        ``get_conf_thresh`` and ``_depths_to_world_points_with_colors``).
+
+        Confidence threshold ``thr = min(max(conf_thresh, p_lo), p_hi)`` with ``p_lo`` /
+        ``p_hi`` the ``conf_thresh_percentile`` / ``ensure_thresh_percentile`` percentiles
+        of the confidence of the valid non-sky pixels; kept pixels have finite depth > 0,
+        ``conf >= thr`` (no confidence filtering for models without ``conf``) and, with
+        ``remove_sky``, a sky probability below ``sky_thresh`` (models with a sky head:
+        mono, metric, nested). ``filter_black_bg`` / ``filter_white_bg`` set the confidence
+        of pixels whose processed colour is below 16 / at least 240 in every channel to 1.0
+        (the minimum), like the official GLB options, so any threshold above 1 drops them.
+        Above ``num_max_points`` (0 = no limit) a subset is drawn with the seeded
+        generator ``seed`` (deterministic), kept in (view, row, column) order.
+
+        Returns:
+            dict with ``xyz`` (M, 3) float32 world frame (metres when ``is_metric``, else
+            model units), ``rgb`` (M, 3) uint8 from ``processed_images`` (grey without them),
+            ``view`` (M,) int32, ``pixel`` (M, 2) int32 (column, row) at H x W, and
+            ``conf_thresh`` (float; NaN without conf).
+
+        Raises:
+            ValueError: the prediction has no extrinsics/intrinsics (models without a camera
+                head), bad option values.
+        """
+        if self.extrinsics is None or self.intrinsics is None:
+            raise ValueError("points: this prediction has no extrinsics/intrinsics (the model "
+                             "predicts no cameras); pass intrinsics to DepthAnything3.inference")
+        if isinstance(num_max_points, bool) or float(num_max_points) != int(num_max_points) or num_max_points < 0:
+            raise ValueError(f"num_max_points: expected an integer >= 0 (0 = no limit), got {num_max_points!r}")
+        conf = self.conf
+        if conf is not None and (filter_black_bg or filter_white_bg) and self.processed_images is not None:
+            # ref: utils/export/glb.py: background pixels get conf 1.0 (the minimum)
+            conf = np.array(conf, dtype=np.float32, copy=True)
+            if filter_black_bg:
+                conf[(self.processed_images < 16).all(axis=-1)] = 1.0
+            if filter_white_bg:
+                conf[(self.processed_images >= 240).all(axis=-1)] = 1.0
+        sky = None
+        if remove_sky:
+            sky = self.aux.get("sky_prob", self.sky)
+        return get_core().points(
+            self.depth, self.intrinsics, self.extrinsics, self.processed_images, conf, sky,
+            conf_thresh=float(conf_thresh), conf_thresh_percentile=float(conf_thresh_percentile),
+            ensure_thresh_percentile=float(ensure_thresh_percentile), remove_sky=bool(remove_sky),
+            sky_thresh=float(sky_thresh), num_max_points=int(num_max_points), seed=int(seed))
 
     def __repr__(self) -> str:
         def shape(a: Any) -> str:
@@ -132,26 +190,31 @@ def validate_cameras(extrinsics: Any, intrinsics: Any,
 
     extrinsics: (N, 3, 4) or (N, 4, 4) world-to-camera, OpenCV axes (a 4x4's last row must
     be [0, 0, 0, 1]); intrinsics: (N, 3, 3) in pixels of the ORIGINAL images, fx, fy > 0.
-    Both or neither.
+    Both, neither, or intrinsics alone (models without a camera decoder: metric scaling and
+    the cameras of point clouds).
 
     Raises:
-        ValueError: only one given, wrong shape, N mismatch, non-finite values, singular
-            rotation part of an extrinsic matrix.
+        ValueError: extrinsics without intrinsics, wrong shape, N mismatch, non-finite
+            values, singular rotation part of an extrinsic matrix.
     """
     if extrinsics is None and intrinsics is None:
         return None, None
-    if extrinsics is None or intrinsics is None:
-        raise ValueError("extrinsics and intrinsics must be given together (or neither)")
-    ext = _as_float_array("extrinsics", extrinsics)
+    if intrinsics is None:
+        raise ValueError("extrinsics need intrinsics (give both, or intrinsics alone)")
     intr = _as_float_array("intrinsics", intrinsics)
-    if ext.ndim != 3 or ext.shape[1:] not in ((3, 4), (4, 4)):
-        raise ValueError(f"extrinsics: expected shape (N, 3, 4) or (N, 4, 4), got {ext.shape}")
     if intr.ndim != 3 or intr.shape[1:] != (3, 3):
         raise ValueError(f"intrinsics: expected shape (N, 3, 3), got {intr.shape}")
-    if ext.shape[0] != n_views or intr.shape[0] != n_views:
-        raise ValueError(
-            f"got {n_views} images but {ext.shape[0]} extrinsics and {intr.shape[0]} intrinsics"
-        )
+    if intr.shape[0] != n_views:
+        raise ValueError(f"got {n_views} images but {intr.shape[0]} intrinsics")
+    if np.any(intr[:, 0, 0] <= 0) or np.any(intr[:, 1, 1] <= 0):
+        raise ValueError("intrinsics: focal lengths fx = K[0, 0] and fy = K[1, 1] must be > 0")
+    if extrinsics is None:
+        return None, intr
+    ext = _as_float_array("extrinsics", extrinsics)
+    if ext.ndim != 3 or ext.shape[1:] not in ((3, 4), (4, 4)):
+        raise ValueError(f"extrinsics: expected shape (N, 3, 4) or (N, 4, 4), got {ext.shape}")
+    if ext.shape[0] != n_views:
+        raise ValueError(f"got {n_views} images but {ext.shape[0]} extrinsics")
     if ext.shape[1] == 4 and not np.allclose(ext[:, 3, :], [0.0, 0.0, 0.0, 1.0], atol=1e-6):
         raise ValueError("extrinsics: the last row of each 4x4 matrix must be [0, 0, 0, 1]")
     singular = np.flatnonzero(np.abs(np.linalg.det(ext[:, :3, :3].astype(np.float64))) < 1e-9)
@@ -160,8 +223,6 @@ def validate_cameras(extrinsics: Any, intrinsics: Any,
             f"extrinsics: the 3x3 rotation part of view {int(singular[0])} is singular "
             "(not invertible), so it is not a world-to-camera transform"
         )
-    if np.any(intr[:, 0, 0] <= 0) or np.any(intr[:, 1, 1] <= 0):
-        raise ValueError("intrinsics: focal lengths fx = K[0, 0] and fy = K[1, 1] must be > 0")
     return ext, intr
 
 
@@ -180,56 +241,66 @@ class DepthAnything3:
     """
 
     def __init__(self, path: Union[str, "os.PathLike[str]"], *, variant: Optional[str] = None,
-                 n_threads: Optional[int] = None, backend: str = "cpu", device: int = -1) -> None:
+                 n_threads: Optional[int] = None, backend: str = "cpu", device: int = -1,
+                 metric_path: Optional[Union[str, "os.PathLike[str]"]] = None) -> None:
         """Load ``path``; see :meth:`from_file` (same arguments and errors)."""
         path = Path(path).expanduser()
+        metric = None if metric_path is None else Path(metric_path).expanduser()
         threads = _check_n_threads(n_threads)
         _check_choice("backend", backend, BACKENDS)
         if isinstance(device, bool) or not isinstance(device, (int, np.integer)):
             raise TypeError(f"device: expected int, got {type(device).__name__}")
-        if not path.exists():
-            raise ModelNotFoundError(f"model file not found: {path}")
-        if not path.is_file():
-            raise IsADirectoryError(
-                f"{path}: is a directory; use DepthAnything3.from_pretrained for snapshot directories"
-            )
-        with open(path, "rb") as f:
-            magic = f.read(4)
-        if magic != b"GGUF":
-            raise ModelFormatError(
-                f"{path}: not a GGUF file (magic {magic!r}); convert official checkpoints with "
-                "`da3cpp convert` or use DepthAnything3.from_pretrained"
-            )
+        for p in (path,) if metric is None else (path, metric):
+            if not p.exists():
+                raise ModelNotFoundError(f"model file not found: {p}")
+            if not p.is_file():
+                raise IsADirectoryError(
+                    f"{p}: is a directory; use DepthAnything3.from_pretrained for snapshot directories"
+                )
+            with open(p, "rb") as f:
+                magic = f.read(4)
+            if magic != b"GGUF":
+                raise ModelFormatError(
+                    f"{p}: not a GGUF file (magic {magic!r}); convert official checkpoints with "
+                    "`da3cpp convert` or use DepthAnything3.from_pretrained"
+                )
         self._core = get_core(variant)
         self._path = path
         self._backend = backend
-        self._model = self._core.Model(str(path), n_threads=threads, backend=backend, device=int(device))
+        self._model = self._core.Model(str(path), n_threads=threads, backend=backend, device=int(device),
+                                       metric_path=None if metric is None else str(metric))
         self._info = dict(self._model.info())
 
     @classmethod
     def from_file(cls, path: Union[str, "os.PathLike[str]"], variant: Optional[str] = None,
-                  n_threads: Optional[int] = None, backend: str = "cpu", device: int = -1) -> "DepthAnything3":
+                  n_threads: Optional[int] = None, backend: str = "cpu", device: int = -1,
+                  metric_path: Optional[Union[str, "os.PathLike[str]"]] = None) -> "DepthAnything3":
         """Load a GGUF file in the depth-anything.cpp layout.
 
         Args:
             path: the .gguf file (published depth-anything.cpp files or ``da3cpp convert`` output).
+                With ``metric_path``: the any-view file of a nested pair (da3-giant).
             variant: compiled core variant to use (e.g. ``"cpu_avx2"``); overrides the
                 ``DA3CPP_VARIANT`` environment variable. None: the one chosen at import.
             n_threads: CPU threads; None or 0 = number of physical cores.
             backend: ``"cpu"``, ``"gpu"`` (Vulkan/CUDA if this build has one) or ``"auto"``
                 (first GPU if any, else CPU).
             device: GPU device index for ``backend="gpu"``; -1 = the first GPU.
+            metric_path: the metric file (da3metric-large) of the nested da3nested-giant-large
+                model published as two files; the result is the same model as one nested file.
 
         Raises:
             ModelNotFoundError: ``path`` does not exist (a ``FileNotFoundError``).
             IsADirectoryError: ``path`` is a directory.
-            ModelFormatError: not a GGUF / not a DA3 GGUF / missing tensors.
+            ModelFormatError: not a GGUF / not a DA3 GGUF / missing tensors; a nested pair in
+                the wrong order or of the wrong kinds (the message names both files).
             UnsupportedError: a tensor type or model kind this build does not support.
             VariantError: the core (or the requested variant) cannot be loaded.
             BackendError: the requested backend cannot be initialised.
             ValueError, TypeError: bad argument values/types.
         """
-        return cls(path, variant=variant, n_threads=n_threads, backend=backend, device=device)
+        return cls(path, variant=variant, n_threads=n_threads, backend=backend, device=device,
+                   metric_path=metric_path)
 
     @classmethod
     def from_pretrained(cls, name_or_path: Union[str, "os.PathLike[str]"], *, filename: Optional[str] = None,
@@ -283,12 +354,15 @@ class DepthAnything3:
                   process_res_method: str = "upper_bound_resize",
                   ref_view_strategy: str = "saddle_balanced", use_ray_pose: bool = False,
                   align_to_input_ext_scale: bool = True, compute_aux: bool = False,
-                  taps: Optional[Sequence[str]] = None) -> Prediction:
+                  taps: Optional[Sequence[str]] = None, export_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
+                  export_format: str = "mini_npz", conf_thresh_percentile: float = 40.0,
+                  num_max_points: int = 1_000_000, show_cameras: bool = True,
+                  export_kwargs: Optional[dict] = None) -> Prediction:
         """Run the network on the N views of one scene (one batch along the view axis).
 
         Follows ``depth_anything_3.api.DepthAnything3.inference`` (0.1.1) for the
-        arguments it shares; the export arguments of the official API are replaced by
-        :mod:`depth_anything_cpp.exports` and the ``da3cpp`` CLI.
+        arguments it shares, export arguments included (Gaussian and feature exports are
+        not ported).
 
         Args:
             images: list of paths, PIL images or uint8 arrays (H, W[, 1|3|4]), or one image,
@@ -297,7 +371,10 @@ class DepthAnything3:
                 the smallest processed size, as upstream.
             extrinsics: optional (N, 3, 4) or (N, 4, 4) world-to-camera matrices (OpenCV);
                 needs ``intrinsics`` and a model with a camera encoder.
-            intrinsics: optional (N, 3, 3) pixel intrinsics of the ORIGINAL images.
+            intrinsics: optional (N, 3, 3) pixel intrinsics of the ORIGINAL images. Alone
+                (no extrinsics), only for models without a camera decoder (mono/metric):
+                metric-large depth is scaled to metres with them, and the prediction carries
+                them (at H x W) with identity extrinsics so points and exports work.
             process_res: target size in pixels (>= 14) of the longest side
                 (``upper_bound_resize``) or the shortest side (``lower_bound_resize``); each
                 side is then rounded to a multiple of the patch size 14.
@@ -310,13 +387,27 @@ class DepthAnything3:
                 scale (True, default) or return the predicted poses aligned to them (False).
             compute_aux: also return ``aux["ray"]`` and ``aux["ray_conf"]``.
             taps: names of graph intermediates to return in ``aux`` (debugging/parity).
+            export_dir: when given, write the prediction there with
+                :func:`depth_anything_cpp.exports.export` (directory created if missing).
+            export_format: format names joined by ``-`` (``"mini_npz"``, ``"npz"``,
+                ``"glb"``, ``"colmap"``, ``"depth_vis"``, ``"depth"``, ``"disparity"``,
+                ``"ply"``), validated before the network runs.
+            conf_thresh_percentile: [GLB, PLY, COLMAP] lower confidence percentile (40).
+            num_max_points: [GLB, PLY] maximum number of points (1,000,000).
+            show_cameras: [GLB] draw the camera frustums (True).
+            export_kwargs: per-format option dicts, e.g. ``{"glb": {"camera_size": 0.05},
+                "colmap": {"binary": False}}`` (not modified; its entries win over the
+                three top-level export arguments above).
 
         Returns:
             :class:`Prediction` (depth, conf, extrinsics, intrinsics, sky, processed_images,
-            is_metric, aux).
+            is_metric, aux), with ``original_sizes`` and ``image_paths`` recorded.
 
         Raises:
-            ValueError: bad images, cameras or argument values.
+            ValueError: bad images, cameras or argument values; unknown export format
+                (the message lists the valid ones).
+            TypeError: unknown export option names.
+            OSError: the export directory cannot be created or written.
             FileNotFoundError: an image path does not exist.
             UnsupportedError: a ``*_crop`` resize method; input poses on a model without
                 camera encoder; ``use_ray_pose`` without aux head.
@@ -338,6 +429,13 @@ class DepthAnything3:
         if not all(isinstance(t, str) for t in tap_names):
             raise TypeError("taps: expected a sequence of str")
 
+        per_format: dict = {}
+        if export_dir is not None:  # checked before the network runs
+            from . import exports
+
+            per_format = _export_options(export_format, export_kwargs, conf_thresh_percentile,
+                                         num_max_points, show_cameras, process_res_method)
+
         views = load_images(images)
         ext, intr = validate_cameras(extrinsics, intrinsics, len(views))
         if ext is not None and not self._info.get("has_camera_encoder", True):
@@ -345,6 +443,12 @@ class DepthAnything3:
                 f"{self._path.name}: this model file has no camera encoder, so it cannot take "
                 "input extrinsics/intrinsics (convert the checkpoint with `da3cpp convert` to "
                 "include it)"
+            )
+        if ext is None and intr is not None and self._info.get("has_camera_decoder", False):
+            raise ValueError(
+                "intrinsics alone are for models without a camera decoder (mono/metric: metric "
+                "scaling, point clouds); this model predicts its cameras: give extrinsics too "
+                "to condition it on known poses, or neither"
             )
         if use_ray_pose and not self._info.get("has_aux_head", True):
             raise UnsupportedError(
@@ -357,7 +461,42 @@ class DepthAnything3:
             use_ray_pose=bool(use_ray_pose), compute_aux=bool(compute_aux or use_ray_pose),
             align_to_input_ext_scale=bool(align_to_input_ext_scale), taps=tap_names,
         )
-        return _to_prediction(result)
+        prediction = _to_prediction(result)
+        prediction.original_sizes = [(int(v.shape[1]), int(v.shape[0])) for v in views]
+        paths = input_paths(images)
+        prediction.image_paths = paths if len(paths) == len(views) else [None] * len(views)
+        if export_dir is not None:
+            exports.export(prediction, export_format, export_dir, **per_format)
+        return prediction
+
+
+def _export_options(export_format: Any, export_kwargs: Optional[dict], conf_thresh_percentile: float,
+                    num_max_points: int, show_cameras: bool, process_res_method: str) -> dict:
+    """Per-format export options for :meth:`DepthAnything3.inference`, validated.
+
+    ref: depth_anything_3/api.py inference(): the top-level GLB/COLMAP arguments are merged
+    into the per-format kwargs, here on copies (the caller's dicts are left alone) and
+    without overriding what export_kwargs sets explicitly."""
+    from . import exports
+
+    formats = exports.parse_export_format(export_format)
+    if export_kwargs is not None and not isinstance(export_kwargs, dict):
+        raise TypeError(f"export_kwargs: expected a dict or None, got {type(export_kwargs).__name__}")
+    per_format = {}
+    for key, value in (export_kwargs or {}).items():
+        if not isinstance(value, dict):
+            raise TypeError(f"export_kwargs[{key!r}]: expected a dict, got {type(value).__name__}")
+        per_format[key] = dict(value)
+    top = {"glb": dict(conf_thresh_percentile=conf_thresh_percentile, num_max_points=num_max_points,
+                       show_cameras=show_cameras),
+           "ply": dict(conf_thresh_percentile=conf_thresh_percentile, num_max_points=num_max_points),
+           "colmap": dict(conf_thresh_percentile=conf_thresh_percentile,
+                          process_res_method=process_res_method)}
+    for fmt, values in top.items():
+        if fmt in formats:  # an entry of export_kwargs wins over the top-level argument
+            per_format[fmt] = {**values, **per_format.get(fmt, {})}
+    exports.check_options(formats, per_format)
+    return per_format
 
 
 def _to_prediction(result: dict) -> Prediction:

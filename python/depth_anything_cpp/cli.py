@@ -1,7 +1,8 @@
-"""``da3cpp`` command line: depth maps for many images, backend info, conversion.
+"""``da3cpp`` command line: depth maps, point clouds and exports for images and videos.
 
 Entry point: ``da3cpp = "depth_anything_cpp.cli:main"``. Exit status: 0 success,
-1 some images failed (the others are still written), 2 usage or model error.
+1 some inputs failed (the others are still written), 2 usage or model error,
+130 interrupted (Ctrl-C: the current input's files are removed, no temp files remain).
 """
 
 from __future__ import annotations
@@ -10,63 +11,139 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
 
-EPILOG = """\
+EXAMPLES = {
+    "depth": """\
 examples:
   da3cpp depth photo.jpg --model da3-small-f32.gguf --out out/
   da3cpp depth images/ more.png --model depth-anything/DA3-SMALL --out out/ --threads 4
   da3cpp depth scans/ --model da3metric-large.gguf --out out/ --cmap Spectral_r --process-res 756
-  da3cpp info
-  da3cpp convert --help
-  da3cpp bench --model da3-small-f32.gguf --no-torch
+  da3cpp depth clip.mp4 --model da3-small-f32.gguf --out frames/ --fps 2
 
-outputs per image (see depth_anything_cpp.exports):
+outputs per image (video frames are named <video stem>_<frame index>):
   <stem>_depth.png      16-bit depth: metric models in millimetres (0 = invalid);
                         relative models min..max scaled to 0..65535 (min/max in the NPZ
                         and in the PNG text chunks depth_min/depth_max)
   <stem>_depth_vis.png  colorized inverse depth (--cmap, --no-vis to skip)
   <stem>.npz            depth, conf, extrinsics, intrinsics, processed_image, ...
+""",
+    "points": """\
+examples:
+  da3cpp points photo.jpg --model da3-small-f32.gguf --out clouds/             # photo.ply, photo.glb
+  da3cpp points a.png b.png --multiview --model da3-base.gguf --out scene/     # scene.ply, scene.glb
+  da3cpp points clip.mp4 --multiview --fps 2 --format glb --no-cameras -m da3-small-f32.gguf -o out/
+
+outputs: <stem>.ply / <stem>.glb per image, or scene.ply / scene.glb (--name) with --multiview.
+PLY: binary little-endian, float x y z + uchar red green blue, world frame (first camera
+at the origin). GLB: points + camera frustums, aligned to the first camera (glTF axes).
+""",
+    "export": """\
+examples:
+  da3cpp export a.png b.png --multiview --format mini_npz-glb-colmap -m da3-small-f32.gguf -o scene/
+  da3cpp export images/ --format depth-disparity-depth_vis -m da3-small-f32.gguf -o out/
+  da3cpp export clip.mp4 --multiview --fps 1 --format glb-colmap -m da3-small-f32.gguf -o out/
+
+formats (join with '-'): mini_npz, npz, glb, colmap, depth_vis, depth, disparity, ply.
+Files go to --out with --multiview (one scene), else to --out/<stem>/ per image; see
+depth_anything_cpp.exports for the layout. COLMAP of video frames: the sampled frames are
+written to <dir>/images/<stem>.jpg so the model has its images.
+""",
+}
+
+EPILOG = """\
+examples:
+  da3cpp depth photo.jpg --model da3-small-f32.gguf --out out/
+  da3cpp depth images/ clip.mp4 --model depth-anything/DA3-SMALL --out out/ --fps 2
+  da3cpp points photo.jpg --model da3-small-f32.gguf --out clouds/
+  da3cpp export a.png b.png --multiview --format mini_npz-glb-colmap -m da3-small-f32.gguf -o scene/
+  da3cpp info --model da3-small-f32.gguf
+  da3cpp convert --help
+  da3cpp bench --model da3-small-f32.gguf --no-torch
+
+Exit status: 0 ok, 1 some inputs failed (the others are written), 2 usage or model error,
+130 interrupted (Ctrl-C stops cleanly). Run `da3cpp COMMAND --help` for details.
 """
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    from .video import DEFAULT_FPS
+
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files, directories (their images, not recursive) or video files")
+    p.add_argument("--model", "-m", required=True,
+                   help="GGUF file, official snapshot directory, or Hugging Face repo id")
+    p.add_argument("--out", "-o", required=True, help="output directory (created)")
+    p.add_argument("--multiview", action="store_true",
+                   help="treat all inputs as the views of one scene: one inference, shared poses")
+    p.add_argument("--fps", type=float, default=DEFAULT_FPS,
+                   help=f"video sampling rate in frames/s (default {DEFAULT_FPS:g}; every "
+                        "int(video_rate / fps)-th frame, as the official CLI)")
+    p.add_argument("--process-res", type=int, default=504, help="processing resolution (default 504)")
+    p.add_argument("--process-res-method", default="upper_bound_resize",
+                   choices=["upper_bound_resize", "lower_bound_resize"],
+                   help="which image side --process-res sets (default: the longest)")
+    p.add_argument("--threads", "-t", type=int, default=None,
+                   help="CPU threads (default: number of physical cores)")
+    p.add_argument("--variant", default=None, help="compiled core variant (see `da3cpp info`)")
+    p.add_argument("--backend", default="cpu", choices=["cpu", "gpu", "auto"],
+                   help="compute backend (default cpu)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no per-image lines, no progress bar")
+
+
+def _add_point_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--conf-thresh-percentile", type=float, default=40.0,
+                   help="drop points below this confidence percentile (default 40, as upstream)")
+    p.add_argument("--num-max-points", type=int, default=1_000_000,
+                   help="keep at most this many points, deterministic subset (default 1000000; 0 = all)")
+    p.add_argument("--keep-sky", action="store_true",
+                   help="keep sky pixels (models with a sky head drop them by default)")
+    p.add_argument("--no-cameras", action="store_true", help="GLB without camera frustums")
+
+
+def _subparser(sub: Any, name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help_text, description=description, epilog=EXAMPLES[name],
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="da3cpp",
-        description="Depth Anything 3 on a C++/ggml core (no PyTorch).",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="command", metavar="{depth,info,convert,bench}")
+        prog="da3cpp", description="Depth Anything 3 on a C++/ggml core (no PyTorch).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="{depth,points,export,info,convert,bench}")
 
-    d = sub.add_parser(
-        "depth", help="estimate depth for images or directories of images",
-        description="Estimate depth for each image independently and write "
-                    "<stem>_depth.png, <stem>_depth_vis.png and <stem>.npz to --out.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    d.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
-                   help="image files, or directories (their images, not recursive)")
-    d.add_argument("--model", "-m", required=True,
-                   help="GGUF file, official snapshot directory, or Hugging Face repo id")
-    d.add_argument("--out", "-o", required=True, help="output directory (created)")
-    d.add_argument("--process-res", type=int, default=504, help="processing resolution (default 504)")
-    d.add_argument("--process-res-method", default="upper_bound_resize",
-                   choices=["upper_bound_resize", "lower_bound_resize"],
-                   help="which image side --process-res sets (default: the longest)")
-    d.add_argument("--threads", "-t", type=int, default=None,
-                   help="CPU threads (default: number of physical cores)")
-    d.add_argument("--variant", default=None, help="compiled core variant (see `da3cpp info`)")
-    d.add_argument("--backend", default="cpu", choices=["cpu", "gpu", "auto"],
-                   help="compute backend (default cpu)")
+    d = _subparser(sub, "depth", "depth maps for images, directories or videos",
+                   "Estimate depth and write <stem>_depth.png, <stem>_depth_vis.png and <stem>.npz "
+                   "per image to --out.")
+    _add_common(d)
     d.add_argument("--cmap", default="turbo", help="matplotlib colormap for _depth_vis.png (default turbo)")
     d.add_argument("--no-vis", action="store_true", help="do not write _depth_vis.png")
-    d.add_argument("--quiet", "-q", action="store_true", help="no per-image lines, no progress bar")
 
-    i = sub.add_parser("info", help="show the compiled core, variants and devices")
+    p = _subparser(sub, "points", "point clouds (PLY and/or GLB) per image or per scene",
+                   "Back-project depth with the predicted cameras and write point clouds.")
+    _add_common(p)
+    p.add_argument("--format", default="ply-glb",
+                   help="'ply', 'glb' or 'ply-glb' (default ply-glb)")
+    p.add_argument("--name", default="scene", help="file stem with --multiview (default scene)")
+    _add_point_options(p)
+
+    e = _subparser(sub, "export", "any export formats (the official export_format names)",
+                   "Run the model and write the requested formats (mini_npz, npz, glb, colmap, "
+                   "depth_vis, depth, disparity, ply).")
+    _add_common(e)
+    e.add_argument("--format", "-f", default="glb",
+                   help="formats joined by '-', e.g. mini_npz-glb-colmap (default glb, as the official CLI)")
+    e.add_argument("--cmap", default=None, help="depth_vis colormap (default Spectral_r: the official look)")
+    e.add_argument("--colmap-text", action="store_true", help="COLMAP model as .txt instead of .bin")
+    _add_point_options(e)
+
+    i = sub.add_parser("info", help="show the compiled core, variants and devices",
+                       epilog="examples:\n  da3cpp info\n  da3cpp info --model da3-small-f32.gguf --json\n",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     i.add_argument("--model", "-m", default=None, help="also describe this model file")
     i.add_argument("--json", action="store_true", help="print JSON")
 
@@ -77,8 +154,20 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _collect_images(inputs: Iterable[str]) -> tuple[list[Path], list[str]]:
-    """Expand directories; return (image paths, error messages for bad inputs)."""
+# ------------------------------------------------------------------------ inputs
+@dataclass
+class _Item:
+    """One image to process: a file (``path``) or a decoded video frame (``rgb``)."""
+
+    label: str
+    stem: str
+    path: Optional[Path] = None
+    rgb: Any = None
+    error: Optional[BaseException] = None
+
+
+def _collect_inputs(inputs: Iterable[str]) -> tuple[list[Path], list[str]]:
+    """Expand directories; return (image/video paths, error messages for bad inputs)."""
     found: list[Path] = []
     errors: list[str] = []
     for raw in inputs:
@@ -95,42 +184,283 @@ def _collect_images(inputs: Iterable[str]) -> tuple[list[Path], list[str]]:
     return found, errors
 
 
-def _unique_stems(paths: Sequence[Path]) -> list[str]:
-    seen: dict[str, int] = {}
-    stems = []
+def _expected_count(paths: Sequence[Path], fps: float) -> int:
+    from .video import is_video, probe_video
+
+    total = 0
     for p in paths:
-        stem = p.stem
+        if is_video(p):
+            try:
+                total += max(1, probe_video(p, fps).expected)
+            except (ImportError, OSError, ValueError):
+                total += 1
+        else:
+            total += 1
+    return total
+
+
+def _iter_items(paths: Sequence[Path], fps: float) -> Iterator[_Item]:
+    """Images as they are; videos as their sampled frames (``<stem>_<frame index>``).
+    Stems are made unique (``a``, ``a_1``...). A video that cannot be read is one
+    failed item."""
+    from .video import is_video, iter_video_frames
+
+    seen: dict[str, int] = {}
+
+    def unique(stem: str) -> str:
         n = seen.get(stem, 0)
         seen[stem] = n + 1
-        stems.append(stem if n == 0 else f"{stem}_{n}")
-    return stems
+        return stem if n == 0 else f"{stem}_{n}"
+
+    for p in paths:
+        if not is_video(p):
+            yield _Item(str(p), unique(p.stem), path=p)
+            continue
+        frames = iter_video_frames(p, fps)
+        try:
+            for index, rgb in frames:
+                yield _Item(f"{p} frame {index}", unique(f"{p.stem}_{index:06d}"), rgb=rgb)
+        except (ImportError, OSError, ValueError) as exc:
+            yield _Item(str(p), unique(p.stem), error=exc)
+        finally:
+            frames.close()
 
 
+def _load(item: _Item) -> Any:
+    from .images import load_image
+
+    if item.error is not None:
+        raise item.error
+    return item.rgb if item.rgb is not None else load_image(item.path)
+
+
+# ------------------------------------------------------------------------ running
 def _err(msg: str) -> None:
     print(f"da3cpp: error: {msg}", file=sys.stderr)
 
 
-def _cmd_depth(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+class _Batch:
+    """Progress bar, per-item error reporting and clean-up of an interrupted item."""
 
-    from . import exports
-    from .api import DepthAnything3
-    from .images import load_image
+    def __init__(self, args: argparse.Namespace, total: int, desc: str) -> None:
+        from tqdm import tqdm
+
+        self.quiet = args.quiet
+        self.failed = 0
+        self.bar = tqdm(total=total, desc=desc, unit="img", disable=True if args.quiet else None,
+                        file=sys.stderr)
+
+    def error(self, label: str, exc: BaseException) -> None:
+        self.failed += 1
+        msg = f"{label}: {type(exc).__name__}: {exc}"
+        if self.quiet:
+            _err(msg)
+        else:
+            self.bar.write(f"da3cpp: error: {msg}", file=sys.stderr)
+
+    def info(self, line: str) -> None:
+        if not self.quiet:
+            self.bar.write(line, file=sys.stdout)
+
+    def run(self, label: str, work: Callable[[], Optional[str]], advance: int = 1) -> bool:
+        """Run ``work``; report its summary line or its error. When it fails or is
+        interrupted, the files it wrote are removed; KeyboardInterrupt propagates."""
+        from . import exports
+
+        with exports.track_writes() as written:
+            try:
+                line = work()
+            except BaseException as exc:
+                for path in written:  # no incomplete set of outputs for this input
+                    Path(path).unlink(missing_ok=True)
+                if not isinstance(exc, Exception):  # Ctrl-C, SystemExit
+                    raise
+                self.error(label, exc)
+                return False
+            finally:
+                self.bar.update(advance)
+        if line:
+            self.info(line)
+        return True
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _summary(name: str, rgb: Any, pred: Any, view: int, seconds: float, extra: str = "") -> str:
+    import numpy as np
+
+    depth = pred.depth[view]
+    finite = depth[np.isfinite(depth)]
+    unit = " m" if pred.is_metric else ""
+    stats = (f"{finite.min():.4g}/{np.median(finite):.4g}/{finite.max():.4g}{unit}"
+             if finite.size else "no finite depth")
+    size = f"{rgb.shape[1]}x{rgb.shape[0]} -> " if rgb is not None else ""
+    return (f"{name}: {size}{depth.shape[1]}x{depth.shape[0]}, depth min/median/max {stats}"
+            f"{extra}, {seconds:.2f} s")
+
+
+def _check_args(args: argparse.Namespace) -> Optional[str]:
+    import math
 
     if args.process_res < 14:
-        _err(f"--process-res must be >= 14, got {args.process_res}")
-        return 2
+        return f"--process-res must be >= 14, got {args.process_res}"
     if args.threads is not None and args.threads < 0:
-        _err(f"--threads must be >= 0, got {args.threads}")
-        return 2
-    cmap = None if args.no_vis else args.cmap
-    if cmap is not None:
+        return f"--threads must be >= 0, got {args.threads}"
+    if not math.isfinite(args.fps) or args.fps <= 0:
+        return f"--fps must be > 0, got {args.fps}"
+    if getattr(args, "num_max_points", 0) < 0:
+        return f"--num-max-points must be >= 0, got {args.num_max_points}"
+    if not 0.0 <= getattr(args, "conf_thresh_percentile", 0.0) <= 100.0:
+        return f"--conf-thresh-percentile must be in [0, 100], got {args.conf_thresh_percentile}"
+    return None
+
+
+def _point_options(args: argparse.Namespace) -> dict:
+    return {"conf_thresh_percentile": args.conf_thresh_percentile,
+            "num_max_points": args.num_max_points, "remove_sky": not args.keep_sky}
+
+
+class _Command:
+    """What a subcommand writes: for one image (``write_one``) or one scene (``write_scene``)."""
+
+    desc = "depth"
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.out = Path(args.out)
+
+    def validate(self) -> Optional[str]:
+        return None
+
+    def write_one(self, pred: Any, item: _Item, rgb: Any) -> str:
+        raise NotImplementedError
+
+    def write_scene(self, pred: Any, items: list, rgbs: list) -> str:
+        raise NotImplementedError
+
+
+class _Depth(_Command):
+    def validate(self) -> Optional[str]:
+        from . import exports
+
+        self.cmap = None if self.args.no_vis else self.args.cmap
+        if self.cmap is not None:
+            try:
+                exports._colormap(self.cmap)
+            except (ImportError, ValueError) as exc:
+                return f"{exc} (or pass --no-vis)"
+        return None
+
+    def write_one(self, pred: Any, item: _Item, rgb: Any) -> str:
+        from . import exports
+
+        exports.export_view(pred, 0, self.out, item.stem, cmap=self.cmap)
+        return ""
+
+    def write_scene(self, pred: Any, items: list, rgbs: list) -> str:
+        from . import exports
+
+        for i, item in enumerate(items):
+            exports.export_view(pred, i, self.out, item.stem, cmap=self.cmap)
+        return f"{len(items)} views written"
+
+
+class _Points(_Command):
+    desc = "points"
+
+    def validate(self) -> Optional[str]:
+        from . import exports
+
         try:
-            exports._colormap(cmap)
-        except (ImportError, ValueError) as exc:
-            _err(f"{exc} (or pass --no-vis)")
-            return 2
-    paths, input_errors = _collect_images(args.inputs)
+            formats = exports.parse_export_format(self.args.format)
+        except ValueError:
+            formats = []
+        if not formats or not set(formats) <= {"ply", "glb"}:
+            return f"--format: expected 'ply', 'glb' or 'ply-glb', got {self.args.format!r}"
+        self.formats = formats
+        return None
+
+    def _write(self, pred: Any, stem: str) -> str:
+        from . import exports
+
+        pts = pred.points(**_point_options(self.args))
+        if "ply" in self.formats:
+            exports.write_ply(self.out / f"{stem}.ply", pts["xyz"], pts["rgb"])
+        if "glb" in self.formats:
+            exports.write_glb(self.out / f"{stem}.glb", pred, points=pts,
+                              show_cameras=not self.args.no_cameras)
+        return f", {len(pts['xyz'])} points"
+
+    def write_one(self, pred: Any, item: _Item, rgb: Any) -> str:
+        return self._write(pred, item.stem)
+
+    def write_scene(self, pred: Any, items: list, rgbs: list) -> str:
+        return f"{self.args.name}: {len(items)} views" + self._write(pred, self.args.name)
+
+
+class _Export(_Command):
+    desc = "export"
+
+    def validate(self) -> Optional[str]:
+        from . import exports
+
+        opts = {"glb": {**_point_options(self.args), "show_cameras": not self.args.no_cameras},
+                "ply": _point_options(self.args),
+                "colmap": {"conf_thresh_percentile": self.args.conf_thresh_percentile,
+                           "binary": not self.args.colmap_text,
+                           "process_res_method": self.args.process_res_method}}
+        if self.args.cmap is not None:
+            opts["depth_vis"] = {"cmap": self.args.cmap}
+        try:
+            self.formats = exports.parse_export_format(self.args.format)
+            self.options = {k: v for k, v in opts.items() if k in self.formats}
+            exports.check_options(self.formats, self.options)
+        except (ValueError, TypeError, ImportError) as exc:
+            return f"--format/--cmap: {exc}"
+        return None
+
+    def _image_paths(self, scene_dir: Path, items: list, rgbs: list) -> list:
+        """Paths naming the views; frames are saved as JPEG when COLMAP needs image files."""
+        from PIL import Image
+
+        from . import exports
+
+        paths = []
+        for item, rgb in zip(items, rgbs):
+            if item.path is not None:
+                paths.append(str(item.path))
+                continue
+            path = scene_dir / "images" / f"{item.stem}.jpg"
+            if "colmap" in self.formats:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                img = Image.fromarray(rgb)
+                exports.atomic_write_bytes(path, lambda f: img.save(f, format="JPEG", quality=95))
+            paths.append(str(path))
+        return paths
+
+    def _write(self, pred: Any, scene_dir: Path, items: list, rgbs: list) -> str:
+        from . import exports
+
+        paths = self._image_paths(scene_dir, items, rgbs)
+        written = exports.export(pred, self.formats, scene_dir, image_paths=paths, **self.options)
+        return f", {sum(len(v) for v in written.values())} files in {scene_dir}"
+
+    def write_one(self, pred: Any, item: _Item, rgb: Any) -> str:
+        return self._write(pred, self.out / item.stem, [item], [rgb])
+
+    def write_scene(self, pred: Any, items: list, rgbs: list) -> str:
+        return f"scene: {len(items)} views" + self._write(pred, self.out, items, rgbs)
+
+
+def _run(args: argparse.Namespace, command: _Command) -> int:
+    from .api import DepthAnything3
+
+    problem = _check_args(args) or command.validate()
+    if problem:
+        _err(problem)
+        return 2
+    paths, input_errors = _collect_inputs(args.inputs)
     for msg in input_errors:
         _err(msg)
     if not paths:
@@ -142,51 +472,55 @@ def _cmd_depth(args: argparse.Namespace) -> int:
     except Exception as exc:  # any load failure ends the run with a message, not a traceback
         _err(f"cannot load model {args.model}: {exc}")
         return 2
-    out_dir = Path(args.out)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        command.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        _err(f"cannot create output directory {out_dir}: {exc}")
+        _err(f"cannot create output directory {command.out}: {exc}")
         return 2
+    infer = dict(process_res=args.process_res, process_res_method=args.process_res_method)
+    total = _expected_count(paths, args.fps)
+    batch = _Batch(args, total if not args.multiview else total + 1, command.desc)
+    n_items = 0
+    try:
+        if args.multiview:
+            items, rgbs = [], []
+            for item in _iter_items(paths, args.fps):
+                n_items += 1
 
-    failed = len(input_errors)
-    bar = tqdm(list(zip(paths, _unique_stems(paths))), desc="depth", unit="img",
-               disable=True if args.quiet else None, file=sys.stderr)
-    for path, stem in bar:
-        t0 = time.perf_counter()
-        try:
-            rgb = load_image(path)
-            pred = model.inference([rgb], process_res=args.process_res,
-                                   process_res_method=args.process_res_method)
-            exports.export_view(pred, 0, out_dir, stem, cmap=cmap)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as exc:  # per-image failure: report, go on
-            failed += 1
-            msg = f"{path}: {type(exc).__name__}: {exc}"
-            if args.quiet:
-                _err(msg)
-            else:
-                tqdm.write(f"da3cpp: error: {msg}", file=sys.stderr)
-            continue
-        dt = time.perf_counter() - t0
-        if not args.quiet:
-            import numpy as np
+                def load(item: _Item = item) -> str:
+                    rgbs.append(_load(item))
+                    items.append(item)
+                    return ""
+                batch.run(item.label, load)
+            if items:
+                def scene() -> str:
+                    t0 = time.perf_counter()
+                    pred = model.inference(rgbs, **infer)
+                    line = command.write_scene(pred, items, rgbs)
+                    return f"{line}, {time.perf_counter() - t0:.2f} s"
+                batch.run("scene", scene)
+        else:
+            for item in _iter_items(paths, args.fps):
+                n_items += 1
 
-            depth = pred.depth[0]
-            finite = depth[np.isfinite(depth)]
-            unit = " m" if pred.is_metric else ""
-            stats = (f"{finite.min():.4g}/{np.median(finite):.4g}/{finite.max():.4g}{unit}"
-                     if finite.size else "no finite depth")
-            tqdm.write(f"{path.name}: {rgb.shape[1]}x{rgb.shape[0]} -> {depth.shape[1]}x{depth.shape[0]}, "
-                       f"depth min/median/max {stats}, {dt:.2f} s", file=sys.stdout)
-    total = len(paths) + len(input_errors)
+                def one(item: _Item = item) -> str:
+                    t0 = time.perf_counter()
+                    rgb = _load(item)
+                    pred = model.inference([rgb], **infer)
+                    extra = command.write_one(pred, item, rgb)
+                    name = item.path.name if item.path is not None else item.stem
+                    return _summary(name, rgb, pred, 0, time.perf_counter() - t0, extra)
+                batch.run(item.label, one)
+    finally:
+        batch.close()
+    failed = batch.failed + len(input_errors)
     if failed:
-        _err(f"{failed} of {total} inputs failed")
+        _err(f"{failed} of {n_items + len(input_errors)} inputs failed")
         return 1
     return 0
 
 
+# ------------------------------------------------------------------------ info
 def _format_value(value: object, indent: str) -> str:
     if isinstance(value, dict):
         lines = [""]
@@ -224,9 +558,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run ``da3cpp`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+_COMMANDS = {"depth": _Depth, "points": _Points, "export": _Export}
+
+
+def _main(argv: list) -> int:
     if argv and argv[0] == "convert":
         from . import convert
 
@@ -237,12 +572,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(bench.main(argv[1:]) or 0)
     parser = _build_parser()
     args = parser.parse_args(argv)
-    if args.command == "depth":
-        return _cmd_depth(args)
+    if args.command in _COMMANDS:
+        return _run(args, _COMMANDS[args.command](args))
     if args.command == "info":
         return _cmd_info(args)
     parser.print_help()
     return 2
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``da3cpp`` with ``argv`` (default ``sys.argv[1:]``); return the exit status
+    (130 after Ctrl-C, with a one-line message)."""
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        print("da3cpp: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

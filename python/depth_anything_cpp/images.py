@@ -23,7 +23,7 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
-__all__ = ["ImageInput", "load_image", "load_images", "pil_to_rgb_array", "array_to_rgb"]
+__all__ = ["ImageInput", "load_image", "load_images", "input_paths", "pil_to_rgb_array", "array_to_rgb"]
 
 #: Types accepted as one image: a path (``str`` / ``os.PathLike``), a numpy array
 #: (HxW, HxWx1, HxWx3 or HxWx4, uint8) or a ``PIL.Image.Image``.
@@ -206,4 +206,27 @@ def load_images(images: Union[ImageInput, Sequence[ImageInput]], *, exif_transpo
     for i, item in enumerate(items):
         label = os.fspath(item) if isinstance(item, (str, os.PathLike)) else f"images[{i}]"
         out.append(load_image(item, exif_transpose=exif_transpose, name=label))
+    return out
+
+
+def input_paths(images: Union[ImageInput, Sequence[ImageInput]]) -> list:
+    """The path (``str``) of each view of ``images`` as :func:`load_images` expands them,
+    or None for views given as arrays or PIL images (a PIL image opened from a file gives
+    its ``filename`` when it has one)."""
+    if isinstance(images, (str, os.PathLike)) or _is_pil_image(images):
+        items: Sequence[Any] = [images]
+    elif isinstance(images, np.ndarray):
+        return [None] * (images.shape[0] if images.ndim == 4 else 1)
+    elif isinstance(images, (list, tuple)):
+        items = images
+    else:
+        return []
+    out = []
+    for item in items:
+        if isinstance(item, (str, os.PathLike)):
+            out.append(os.fspath(item))
+        elif _is_pil_image(item) and getattr(item, "filename", ""):
+            out.append(str(item.filename))
+        else:
+            out.append(None)
     return out

@@ -1,0 +1,42 @@
+# Da3Tests.cmake - C/C++ test executables (DA3CPP_BUILD_TESTS=ON), run with ctest.
+#
+# They link the core of one CPU variant (native if built, else the first CPU level) and use
+# the shared fixture model (DA3CPP_TEST_MODEL); a test whose model is missing is skipped.
+#   da3_test_camera_math   host-side camera / postprocessing maths (tests/cpp/test_camera_math.cpp)
+#   da3_test_c_api         the C API as a C program: load, infer, outputs, errors, free
+#   da3_test_load_corrupt  truncated and byte-mutated copies of the fixture fed to da3_load
+# Under DA3CPP_SANITIZE=address they also run LeakSanitizer (plain executables).
+
+set(DA3CPP_TEST_MODEL "${PROJECT_SOURCE_DIR}/../shared/fixtures/da3-small-anchor-layout/da3-small-rand-f16.gguf"
+    CACHE FILEPATH "GGUF model used by the C/C++ tests")
+
+function(da3_add_tests)
+    set(variant "")
+    foreach(v native cpu_avx512 cpu_avx2 cpu_x64)
+        if(NOT variant AND TARGET da3_core_${v})
+            set(variant ${v})
+        endif()
+    endforeach()
+    if(NOT variant)
+        message(FATAL_ERROR "da3cpp: DA3CPP_BUILD_TESTS needs a CPU variant (native, x64, avx2 or avx512)")
+    endif()
+    set(dir "${PROJECT_SOURCE_DIR}/tests/cpp")
+    set(skip_code 77)
+
+    add_executable(da3_test_camera_math "${dir}/test_camera_math.cpp")
+    target_include_directories(da3_test_camera_math PRIVATE "${PROJECT_SOURCE_DIR}/cpp/src")
+    add_executable(da3_test_c_api "${dir}/test_c_api.c")
+    add_executable(da3_test_load_corrupt "${dir}/test_load_corrupt.c")
+    foreach(t da3_test_camera_math da3_test_c_api da3_test_load_corrupt)
+        target_link_libraries(${t} PRIVATE da3_core_${variant})
+        target_compile_options(${t} PRIVATE ${DA3_WARNING_FLAGS})
+        # the core is C++: link with the C++ driver even for the C tests
+        set_target_properties(${t} PROPERTIES LINKER_LANGUAGE CXX C_STANDARD 11 C_STANDARD_REQUIRED ON)
+    endforeach()
+
+    add_test(NAME camera_math COMMAND da3_test_camera_math)
+    add_test(NAME c_api COMMAND da3_test_c_api "${DA3CPP_TEST_MODEL}")
+    add_test(NAME load_corrupt COMMAND da3_test_load_corrupt "${DA3CPP_TEST_MODEL}" "${CMAKE_CURRENT_BINARY_DIR}/load_corrupt")
+    set_tests_properties(c_api load_corrupt PROPERTIES SKIP_RETURN_CODE ${skip_code})
+    message(STATUS "da3cpp: C/C++ tests against da3_core_${variant} (ctest --test-dir ${CMAKE_BINARY_DIR})")
+endfunction()

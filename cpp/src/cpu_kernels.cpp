@@ -1,0 +1,408 @@
+#include "cpu_kernels.h"
+
+#include "common.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace da3 {
+namespace {
+// Register blocking: OCB output channels x NX vectors of VW columns per inner loop.
+#if defined(__AVX512F__)
+constexpr int VW = 16, OCB = 8, NX_MAX = 3;
+#elif defined(__AVX__)
+constexpr int VW = 8, OCB = 4, NX_MAX = 2;
+#else
+constexpr int VW = 4, OCB = 4, NX_MAX = 2;
+#endif
+
+constexpr unsigned HAS_BIAS = 1u << 8, HAS_RES = 1u << 9;
+
+#if defined(__GNUC__)
+typedef float vf __attribute__((vector_size(VW * sizeof(float))));
+inline vf loadu(const float *p) {
+    vf v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+inline void storeu(float *p, vf v) { std::memcpy(p, &v, sizeof v); }
+typedef int32_t vi __attribute__((vector_size(VW * sizeof(int32_t))));
+inline vf select(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+
+// e^x, Cephes expf: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n from the
+// exponent bits; relative error ~1e-7 on [-87, 88] (clamped outside).
+inline vf vexp(vf x) {
+    x = select(x < -87.0f, vf{} - 87.0f, x);
+    x = select(x > 88.0f, vf{} + 88.0f, x);
+    const vf fx = x * 1.44269504088896341f + 0.5f;
+    vf fn = __builtin_convertvector(__builtin_convertvector(fx, vi), vf);
+    fn = select(fn > fx, fn - 1.0f, fn);  // floor
+    x = x - fn * 0.693359375f + fn * 2.12194440e-4f;
+    const vf z = x * x;
+    vf y = 1.9875691500e-4f * x + 1.3981999507e-3f;
+    y = y * x + 8.3334519073e-3f;
+    y = y * x + 4.1665795894e-2f;
+    y = y * x + 1.6666665459e-1f;
+    y = y * x + 5.0000001201e-1f;
+    y = y * z + x + 1.0f;
+    const vi e = (__builtin_convertvector(fn, vi) + 127) << 23;
+    return y * (vf)e;
+}
+
+// erfc(x), Numerical Recipes erfcc (fractional error < 1.2e-7 for every x).
+inline vf verfc(vf x) {
+    const vf z = (vf)((vi)x & 0x7fffffff);
+    const vf t = 1.0f / (1.0f + 0.5f * z);
+    vf p = 0.17087277f * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    const vf r = t * vexp(p - z * z);
+    return select(x >= 0.0f, r, 2.0f - r);
+}
+#endif
+
+struct conv_scratch {
+    std::vector<float> wf;    // weights as f32, PyTorch layout [Cout, Cin, KS, KS]
+    std::vector<float> wpk;   // packed per output block: [blk][ci][ky][kx][OCB]
+    std::vector<float> bias;  // [nblk * OCB]
+    std::vector<float> rows;  // 3x3: zero-padded input rows [ci][ky][L]
+    std::vector<float> tmp;   // one strip of one output channel
+};
+
+// Packs w [Cout, Cin, KS, KS] into blocks of OCB output channels (zero-filled past Cout).
+void pack_weights(const float *w, int cin, int cout, int taps, std::vector<float> &out) {
+    const int nblk = (cout + OCB - 1) / OCB;
+    out.assign((size_t)nblk * cin * taps * OCB, 0.0f);
+    for (int co = 0; co < cout; ++co) {
+        float *blk = out.data() + (size_t)(co / OCB) * cin * taps * OCB;
+        for (int ci = 0; ci < cin; ++ci)
+            for (int k = 0; k < taps; ++k)
+                blk[((size_t)ci * taps + k) * OCB + co % OCB] = w[((size_t)co * cin + ci) * taps + k];
+    }
+}
+
+struct conv_args {
+    int KS, W, H, cin, cout, N;
+    bool relu_in, relu_out;
+    const float *x, *res;
+    float *y;
+};
+
+// Output columns per strip (NX vectors): the widest that does not waste much on the padding
+// of the last strip (a narrower strip costs more per column: more loads per FMA).
+int pick_nx(int width) {
+    static const float cost[4] = {0.0f, 1.35f, 1.1f, 1.0f};
+    int best = 1;
+    float best_cost = 1e30f;
+    for (int nx = NX_MAX; nx >= 1; --nx) {
+        const int sw = nx * VW;
+        const float c = (float)((width + sw - 1) / sw * sw) * cost[nx];
+        if (c < best_cost) best_cost = c, best = nx;
+    }
+    return best;
+}
+
+#if defined(__GNUC__)
+// acc[o][j] = bias + sum over (ci, ky, kx) of w * input, for OCB outputs and NX*VW columns from
+// x0. Input row (ci, ky) starts at rows + (ci*KS + ky)*L; tap kx reads column x0 + kx + j*VW.
+template <int KS, int NX>
+inline void strip_kernel(const float *rows, size_t L, const float *wblk, int cin, const float *bias, vf acc[OCB][NX],
+                         size_t x0) {
+    for (int o = 0; o < OCB; ++o)
+        for (int j = 0; j < NX; ++j) acc[o][j] = vf{} + bias[o];
+    for (int ci = 0; ci < cin; ++ci) {
+        for (int ky = 0; ky < KS; ++ky) {
+            const float *r = rows + ((size_t)ci * KS + ky) * L + x0;
+            const float *wk = wblk + ((size_t)ci * KS * KS + ky * KS) * OCB;
+#pragma GCC unroll 3
+            for (int kx = 0; kx < KS; ++kx) {
+                vf v[NX];
+#pragma GCC unroll 4
+                for (int j = 0; j < NX; ++j) v[j] = loadu(r + kx + j * VW);
+#pragma GCC unroll 16
+                for (int o = 0; o < OCB; ++o) {
+                    const vf wv = vf{} + wk[kx * OCB + o];
+#pragma GCC unroll 4
+                    for (int j = 0; j < NX; ++j) acc[o][j] += wv * v[j];
+                }
+            }
+        }
+    }
+}
+
+// Writes one strip: ReLU, residual, partial last strip through tmp.
+template <int NX>
+inline void store_strip(const conv_args &a, const vf acc[OCB][NX], int noc, size_t out0, size_t ostride, int ncol,
+                        float *tmp) {
+    for (int o = 0; o < noc; ++o) {
+        const size_t off = out0 + (size_t)o * ostride;
+        float *out = ncol == NX * VW ? a.y + off : tmp;
+        for (int j = 0; j < NX; ++j) {
+            vf v = acc[o][j];
+            if (a.relu_out) v = select(v > 0.0f, v, vf{});
+            if (a.res && ncol == NX * VW) v += loadu(a.res + off + j * VW);
+            storeu(out + j * VW, v);
+        }
+        if (ncol != NX * VW) {
+            for (int i = 0; i < ncol; ++i) a.y[off + i] = tmp[i] + (a.res ? a.res[off + i] : 0.0f);
+        }
+    }
+}
+
+// 3x3: per output row, the 3 input rows of every channel are copied (ReLU applied) into a
+// zero-padded buffer, then every output block runs over it in strips.
+template <int NX>
+void conv3x3_rows(const conv_args &a, conv_scratch &s, int r0, int r1) {
+    constexpr int SW = NX * VW;
+    const int W = a.W, H = a.H, cin = a.cin, cout = a.cout;
+    const size_t L = (size_t)(W + SW - 1) / SW * SW + 2;  // index 0 = column -1
+    s.rows.assign((size_t)cin * 3 * L, 0.0f);
+    s.tmp.resize(SW);
+    const int nblk = (cout + OCB - 1) / OCB;
+    for (int r = r0; r < r1; ++r) {
+        const int n = r / H, y = r % H;
+        for (int ci = 0; ci < cin; ++ci) {
+            for (int ky = 0; ky < 3; ++ky) {
+                float *dst = s.rows.data() + ((size_t)ci * 3 + ky) * L + 1;
+                const int yy = y + ky - 1;
+                if (yy < 0 || yy >= H) {
+                    std::fill(dst, dst + W, 0.0f);
+                    continue;
+                }
+                const float *src = a.x + (((size_t)n * cin + ci) * H + yy) * W;
+                if (a.relu_in) {
+                    for (int i = 0; i < W; ++i) dst[i] = src[i] > 0.0f ? src[i] : 0.0f;
+                } else {
+                    std::memcpy(dst, src, (size_t)W * sizeof(float));
+                }
+            }
+        }
+        for (int bi = 0; bi < nblk; ++bi) {
+            const float *wblk = s.wpk.data() + (size_t)bi * cin * 9 * OCB;
+            const int oc0 = bi * OCB, noc = std::min(OCB, cout - oc0);
+            for (int x0 = 0; x0 < W; x0 += SW) {
+                vf acc[OCB][NX];
+                strip_kernel<3, NX>(s.rows.data(), L, wblk, cin, s.bias.data() + oc0, acc, (size_t)x0);
+                store_strip<NX>(a, acc, noc, (((size_t)n * cout + oc0) * H + y) * W + x0, (size_t)H * W,
+                                std::min(SW, W - x0), s.tmp.data());
+            }
+        }
+    }
+}
+
+// 1x1: a matrix product over channels; each plane is one long row of H*W pixels, read in place.
+template <int NX>
+void conv1x1_strips(const conv_args &a, conv_scratch &s, int64_t s0, int64_t s1) {
+    constexpr int SW = NX * VW;
+    const size_t P = (size_t)a.W * a.H;
+    const int64_t per_plane = (int64_t)((P + SW - 1) / SW);
+    const int nblk = (a.cout + OCB - 1) / OCB;
+    s.tmp.resize(SW);
+    std::vector<float> &edge = s.rows;  // the last, partial strip of every channel, zero-padded
+    for (int64_t st = s0; st < s1; ++st) {
+        const int n = (int)(st / per_plane);
+        const size_t x0 = (size_t)(st % per_plane) * SW;
+        const int ncol = (int)std::min<size_t>(SW, P - x0);
+        const float *plane = a.x + (size_t)n * a.cin * P;
+        const float *rows = plane;
+        size_t L = P, xs = x0;
+        if (ncol != SW) {  // copy the tail so full vectors can be read
+            edge.assign((size_t)a.cin * SW, 0.0f);
+            for (int ci = 0; ci < a.cin; ++ci) std::memcpy(&edge[(size_t)ci * SW], plane + ci * P + x0, ncol * sizeof(float));
+            rows = edge.data(), L = SW, xs = 0;
+        }
+        for (int bi = 0; bi < nblk; ++bi) {
+            const int oc0 = bi * OCB, noc = std::min(OCB, a.cout - oc0);
+            vf acc[OCB][NX];
+            strip_kernel<1, NX>(rows, L, s.wpk.data() + (size_t)bi * a.cin * OCB, a.cin, s.bias.data() + oc0, acc, xs);
+            store_strip<NX>(a, acc, noc, ((size_t)n * a.cout + oc0) * P + x0, P, ncol, s.tmp.data());
+        }
+    }
+}
+#endif
+
+void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
+    const unsigned flags = (unsigned)(uintptr_t)userdata;
+    const ggml_tensor *x = dst->src[0];
+    const ggml_tensor *w = dst->src[1];
+    int next = 2;
+    const ggml_tensor *b = (flags & HAS_BIAS) ? dst->src[next++] : nullptr;
+    const ggml_tensor *res = (flags & HAS_RES) ? dst->src[next++] : nullptr;
+    conv_args a;
+    a.KS = (int)w->ne[0];
+    a.W = (int)x->ne[0], a.H = (int)x->ne[1], a.cin = (int)x->ne[2], a.N = (int)x->ne[3];
+    a.cout = (int)w->ne[3];
+    a.relu_in = flags & CONV_RELU_IN, a.relu_out = flags & CONV_RELU_OUT;
+    a.x = (const float *)x->data, a.res = res ? (const float *)res->data : nullptr, a.y = (float *)dst->data;
+
+    thread_local conv_scratch s;
+    const int taps = a.KS * a.KS;
+    const size_t nw = (size_t)a.cout * a.cin * taps;
+    s.wf.resize(nw);
+    if (w->type == GGML_TYPE_F16) {
+        ggml_fp16_to_fp32_row((const ggml_fp16_t *)w->data, s.wf.data(), (int64_t)nw);
+    } else {
+        std::memcpy(s.wf.data(), w->data, nw * sizeof(float));
+    }
+    pack_weights(s.wf.data(), a.cin, a.cout, taps, s.wpk);
+    const int nblk = (a.cout + OCB - 1) / OCB;
+    s.bias.assign((size_t)nblk * OCB, 0.0f);
+    if (b) std::memcpy(s.bias.data(), b->data, (size_t)a.cout * sizeof(float));
+
+#if defined(__GNUC__)
+    if (a.KS == 3) {
+        const int total = a.N * a.H, per = (total + nth - 1) / nth;
+        const int r0 = std::min(total, ith * per), r1 = std::min(total, r0 + per);
+        switch (pick_nx(a.W)) {
+            case 3: conv3x3_rows<NX_MAX == 3 ? 3 : 2>(a, s, r0, r1); break;
+            case 2: conv3x3_rows<2>(a, s, r0, r1); break;
+            default: conv3x3_rows<1>(a, s, r0, r1); break;
+        }
+    } else {
+        const int64_t P = (int64_t)a.W * a.H;
+        const int nx = pick_nx((int)std::min<int64_t>(P, 1 << 30));
+        const int64_t sw = (int64_t)nx * VW, total = a.N * ((P + sw - 1) / sw), per = (total + nth - 1) / nth;
+        const int64_t s0 = std::min(total, ith * per), s1 = std::min(total, s0 + per);
+        switch (nx) {
+            case 3: conv1x1_strips<NX_MAX == 3 ? 3 : 2>(a, s, s0, s1); break;
+            case 2: conv1x1_strips<2>(a, s, s0, s1); break;
+            default: conv1x1_strips<1>(a, s, s0, s1); break;
+        }
+    }
+#else
+    // portable fallback: direct sums with bounds checks
+    const int R = a.KS / 2;
+    const int total = a.N * a.cout, per = (total + nth - 1) / nth;
+    for (int t = std::min(total, ith * per); t < std::min(total, ith * per + per); ++t) {
+        const int n = t / a.cout, co = t % a.cout;
+        for (int y = 0; y < a.H; ++y)
+            for (int xx = 0; xx < a.W; ++xx) {
+                float acc = s.bias[co];
+                for (int ci = 0; ci < a.cin; ++ci)
+                    for (int ky = 0; ky < a.KS; ++ky)
+                        for (int kx = 0; kx < a.KS; ++kx) {
+                            const int yy = y + ky - R, xs = xx + kx - R;
+                            if (yy < 0 || yy >= a.H || xs < 0 || xs >= a.W) continue;
+                            float v = a.x[(((size_t)n * a.cin + ci) * a.H + yy) * a.W + xs];
+                            if (a.relu_in && v < 0.0f) v = 0.0f;
+                            acc += s.wf[(((size_t)co * a.cin + ci) * a.KS + ky) * a.KS + kx] * v;
+                        }
+                if (a.relu_out && acc < 0.0f) acc = 0.0f;
+                const size_t off = (((size_t)n * a.cout + co) * a.H + y) * a.W + xx;
+                a.y[off] = acc + (a.res ? a.res[off] : 0.0f);
+            }
+    }
+#endif
+}
+
+void gelu_erf_compute(ggml_tensor *dst, int ith, int nth, void *) {
+    const ggml_tensor *x = dst->src[0];
+    const int64_t n = ggml_nelements(x);
+    const int64_t chunk = ((n + nth - 1) / nth + 63) / 64 * 64;
+    const int64_t i0 = std::min(n, ith * chunk), i1 = std::min(n, i0 + chunk);
+    const float *xd = (const float *)x->data;
+    float *yd = (float *)dst->data;
+    int64_t i = i0;
+    constexpr float kInvSqrt2 = 0.70710678118654752f;
+#if defined(__GNUC__)
+    for (; i + VW <= i1; i += VW) {
+        const vf v = loadu(xd + i);
+        storeu(yd + i, 0.5f * v * verfc(v * -kInvSqrt2));
+    }
+#endif
+    for (; i < i1; ++i) yd[i] = 0.5f * xd[i] * std::erfc(xd[i] * -kInvSqrt2);
+}
+
+void resize_bilinear_ac_compute(ggml_tensor *dst, int ith, int nth, void *) {
+    const ggml_tensor *x = dst->src[0];
+    const int wi = (int)x->ne[0], hi = (int)x->ne[1];
+    const int wo = (int)dst->ne[0], ho = (int)dst->ne[1];
+    const int64_t planes = dst->ne[2] * dst->ne[3];
+    // ref: PyTorch UpSample.h area_pixel_compute_scale / compute_source_index (align_corners)
+    const float sx = wo > 1 ? (float)(wi - 1) / (float)(wo - 1) : 0.0f;
+    const float sy = ho > 1 ? (float)(hi - 1) / (float)(ho - 1) : 0.0f;
+    thread_local std::vector<int> x0;
+    thread_local std::vector<float> wx, row;
+    x0.resize(wo);
+    wx.resize(wo);
+    row.resize((size_t)wi + 1);
+    for (int j = 0; j < wo; ++j) {
+        const float src = sx * (float)j;
+        x0[j] = std::min((int)src, wi - 1);
+        wx[j] = src - (float)x0[j];
+    }
+    const int64_t rows = planes * ho;
+    const int64_t per = (rows + nth - 1) / nth;
+    const int64_t r0 = std::min(rows, ith * per), r1 = std::min(rows, r0 + per);
+    const float *xd = (const float *)x->data;
+    float *yd = (float *)dst->data;
+    for (int64_t r = r0; r < r1; ++r) {
+        const int64_t p = r / ho;
+        const int i = (int)(r % ho);
+        const float src = sy * (float)i;
+        const int y0 = std::min((int)src, hi - 1), y1 = std::min(y0 + 1, hi - 1);
+        const float wy1 = src - (float)y0, wy0 = 1.0f - wy1;
+        const float *a = xd + ((size_t)p * hi + y0) * wi, *b = xd + ((size_t)p * hi + y1) * wi;
+        for (int k = 0; k < wi; ++k) row[k] = wy0 * a[k] + wy1 * b[k];
+        row[wi] = row[wi - 1];
+        float *out = yd + ((size_t)p * ho + i) * wo;
+        for (int j = 0; j < wo; ++j) out[j] = (1.0f - wx[j]) * row[x0[j]] + wx[j] * row[x0[j] + 1];
+    }
+}
+
+}  // namespace
+
+ggml_tensor *gelu_erf_cpu(ggml_context *ctx, ggml_tensor *x) {
+    if (x->type != GGML_TYPE_F32 || !ggml_is_contiguous(x)) fail(DA3_ERR_INTERNAL, "gelu_erf_cpu: needs contiguous f32");
+    ggml_tensor *args[1] = {x};
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[0], x->ne[1], x->ne[2], x->ne[3], args, 1, gelu_erf_compute,
+                          GGML_N_TASKS_MAX, nullptr);
+}
+
+ggml_tensor *resize_bilinear_ac_cpu(ggml_context *ctx, ggml_tensor *x, int w, int h) {
+    if (x->type != GGML_TYPE_F32 || !ggml_is_contiguous(x) || w <= 0 || h <= 0) {
+        fail(DA3_ERR_INTERNAL, "resize_bilinear_ac_cpu: needs contiguous f32 and a positive size");
+    }
+    ggml_tensor *args[1] = {x};
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, w, h, x->ne[2], x->ne[3], args, 1, resize_bilinear_ac_compute,
+                          GGML_N_TASKS_MAX, nullptr);
+}
+
+ggml_tensor *conv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
+                     unsigned flags) {
+    const int64_t ks = w->ne[0];
+    if (x->type != GGML_TYPE_F32 || !ggml_is_contiguous(x) || (ks != 1 && ks != 3) || w->ne[1] != ks ||
+        w->ne[2] != x->ne[2] || (w->type != GGML_TYPE_F32 && w->type != GGML_TYPE_F16) || !ggml_is_contiguous(w) ||
+        (ks == 1 && (flags & CONV_RELU_IN))) {
+        fail(DA3_ERR_INTERNAL, "conv_cpu: unsupported operand layout");
+    }
+    const int64_t cout = w->ne[3];
+    ggml_tensor *args[4] = {x, w, nullptr, nullptr};
+    int n_args = 2;
+    if (b) {
+        if (b->type != GGML_TYPE_F32 || ggml_nelements(b) != cout) fail(DA3_ERR_INTERNAL, "conv_cpu: bad bias");
+        args[n_args++] = b;
+        flags |= HAS_BIAS;
+    }
+    if (res) {
+        if (res->type != GGML_TYPE_F32 || !ggml_is_contiguous(res) || res->ne[0] != x->ne[0] || res->ne[1] != x->ne[1] ||
+            res->ne[2] != cout || res->ne[3] != x->ne[3]) {
+            fail(DA3_ERR_INTERNAL, "conv_cpu: bad residual");
+        }
+        args[n_args++] = res;
+        flags |= HAS_RES;
+    }
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[0], x->ne[1], cout, x->ne[3], args, n_args, conv_compute,
+                          GGML_N_TASKS_MAX, (void *)(uintptr_t)flags);
+}
+
+}  // namespace da3

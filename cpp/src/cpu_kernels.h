@@ -1,0 +1,45 @@
+// Our own CPU kernels, as ggml custom ops, for the ops where ggml's CPU code is slow on this
+// network. Compiled with the variant's ISA flags (GCC/Clang vector extensions: AVX-512, AVX2,
+// SSE or NEON registers as the target provides; scalar loops elsewhere). Only the CPU backend
+// can run them: graphs for GPU backends keep the plain ggml ops (graph_ctx::cpu_kernels).
+//
+// conv_cpu: fused 3x3 and 1x1 convolutions (the DPT head's hot spot).
+// ggml's conv_2d goes through im2col + GEMM: a [9*Cin, W*H] patch matrix is written and read
+// back for every layer (160 MB for the 504x280 output conv), plus separate passes for bias,
+// ReLU and the residual add. This op computes the convolution directly from the feature map,
+// register-blocked over output channels and columns, with those element-wise steps fused:
+//
+//   y = act_out(conv(act_in(x), w) + b) + res      (3x3: stride 1, padding 1; 1x1)
+//
+// A 1x1 convolution reads the [W, H, C] planes in place (no permutes around a matmul).
+//
+// The sum runs over (ci, ky, kx) in that order, so results differ from im2col + GEMM only by
+// float rounding.
+#pragma once
+
+#include "ggml.h"
+
+namespace da3 {
+
+enum conv_flag : unsigned {
+    CONV_RELU_IN = 1u,   // ReLU on the input (as read; x itself is unchanged); 3x3 only
+    CONV_RELU_OUT = 2u,  // ReLU on conv + bias (before the residual add)
+};
+
+// x [W, H, Cin, N] f32 (contiguous); w [K, K, Cin, Cout] f32 or f16 (PyTorch layout), K = 1
+// or 3; b [Cout] f32 or null; res [W, H, Cout, N] f32 or null. Returns [W, H, Cout, N] f32.
+ggml_tensor *conv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
+                         unsigned flags);
+
+// GELU with the exact erf form, 0.5 x erfc(-x / sqrt 2), vectorized (ggml's CPU op calls
+// erff per element). erfc: rational approximation with fractional error < 1.2e-7
+// (Numerical Recipes, erfcc), exp: Cephes-style, so the result is within ~3e-7 relative of
+// PyTorch's nn.GELU(). x f32 contiguous; returns a tensor of the same shape.
+ggml_tensor *gelu_erf_cpu(ggml_context *ctx, ggml_tensor *x);
+
+// Bilinear resize of [W, H, C, N] f32 to (w, h) with align_corners=True, as PyTorch's
+// F.interpolate(mode="bilinear", align_corners=True): source coordinate = dst * (in - 1) /
+// (out - 1), rows blended first, then columns.
+ggml_tensor *resize_bilinear_ac_cpu(ggml_context *ctx, ggml_tensor *x, int w, int h);
+
+}  // namespace da3
