@@ -170,3 +170,23 @@ def test_core_pair_without_the_facade(nested_files):
     _, anyview, metric = nested_files
     with pytest.raises(ModelFormatError, match="wrong order"):
         get_core().Model(str(metric), n_threads=1, metric_path=str(anyview))
+
+
+def test_cli_pair(nested_files, data_dir, tmp_path):
+    """`da3cpp depth --model ANYVIEW --metric-model METRIC`: metric depth from the pair; the
+    reversed pair stops with exit status 2 and the order message."""
+    import subprocess
+    import sys
+
+    _, anyview, metric = nested_files
+    image = data_dir / "da3_examples" / "assets_examples_SOH_000.png"
+    cmd = [sys.executable, "-m", "depth_anything_cpp.cli", "depth", str(image), "--process-res", "140",
+           "--threads", "2", "--out", str(tmp_path / "out")]
+    ok = subprocess.run(cmd + ["--model", str(anyview), "--metric-model", str(metric)], capture_output=True,
+                        text=True, timeout=600)
+    assert ok.returncode == 0, ok.stderr
+    npz = np.load(tmp_path / "out" / "assets_examples_SOH_000.npz")
+    assert npz["depth"].shape[-1] == 140 and np.isfinite(npz["depth"]).all() and npz["depth"].min() > 0
+    bad = subprocess.run(cmd + ["--model", str(metric), "--metric-model", str(anyview)], capture_output=True,
+                         text=True, timeout=600)
+    assert bad.returncode == 2 and "wrong order" in bad.stderr, bad.stderr

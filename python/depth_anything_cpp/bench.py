@@ -287,6 +287,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="threads for both sides (default 2)")
     p.add_argument("--reps", type=int, default=5, help="timed calls per side (default 5)")
     p.add_argument("--leak-calls", type=int, default=20, help="calls for the RSS growth check (0: skip)")
+    p.add_argument("--settle", type=float, default=0.0,
+                   help="seconds of idle before each timed call (default 0: back to back)")
     p.add_argument("--no-torch", action="store_true", help="do not run the PyTorch side")
     p.add_argument("--variant", default=None, help="compiled core variant (sets DA3CPP_VARIANT)")
     p.add_argument("--cache", default=str(DEFAULT_CACHE), help=f"GGUF/input cache (default {DEFAULT_CACHE})")
@@ -368,8 +370,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             ow = _Worker("ours", gguf, x_path, args.threads, preset, env)
             o_times = []
             for _ in range(args.reps):
+                # a pause before each call: the other side's worker threads stop spinning
+                # (OpenMP / ggml thread pools busy-wait a while after a call) and the cores are
+                # idle when a timed call starts
+                time.sleep(args.settle)
                 o_times.append(ow.ask("run")["t"])
                 if tw is not None:
+                    time.sleep(args.settle)
                     t_times.append(tw.ask("run")["t"])
             prof = ow.ask("profile")
             leak = ow.ask(f"leak {args.leak_calls}")["rss_growth_kb"] if args.leak_calls > 0 else None

@@ -77,6 +77,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="image files, directories (their images, not recursive) or video files")
     p.add_argument("--model", "-m", required=True,
                    help="GGUF file, official snapshot directory, or Hugging Face repo id")
+    p.add_argument("--metric-model", default=None, metavar="GGUF",
+                   help="metric file of a nested pair (da3metric-large) when --model is its any-view "
+                        "file (da3-giant): both run as da3nested-giant-large")
     p.add_argument("--out", "-o", required=True, help="output directory (created)")
     p.add_argument("--multiview", action="store_true",
                    help="treat all inputs as the views of one scene: one inference, shared poses")
@@ -467,8 +470,12 @@ def _run(args: argparse.Namespace, command: _Command) -> int:
         _err("no input images")
         return 2
     try:
-        model = DepthAnything3.from_pretrained(args.model, variant=args.variant,
-                                               n_threads=args.threads, backend=args.backend)
+        if args.metric_model:
+            model = DepthAnything3.from_file(args.model, variant=args.variant, n_threads=args.threads,
+                                             backend=args.backend, metric_path=args.metric_model)
+        else:
+            model = DepthAnything3.from_pretrained(args.model, variant=args.variant,
+                                                   n_threads=args.threads, backend=args.backend)
     except Exception as exc:  # any load failure ends the run with a message, not a traceback
         _err(f"cannot load model {args.model}: {exc}")
         return 2
