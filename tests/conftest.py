@@ -76,6 +76,15 @@ def fixture_dir(shared_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def fixture_gguf(fixture_dir) -> Path:
+    """The published-layout da3-small fixture GGUF (f16, seeded random weights)."""
+    path = fixture_dir / "da3-small-rand-f16.gguf"
+    if not path.is_file():
+        pytest.skip(f"fixture model not found: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
 def data_dir(shared_dir) -> Path:
     return DATA_DIR
 

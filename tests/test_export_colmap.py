@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from depth_anything_cpp.api import get_core
+from helpers import random_rotation  # noqa: E402
 
 pycolmap = pytest.importorskip("pycolmap")
 
@@ -19,14 +20,6 @@ core = get_core()
 H, W = 30, 40
 ORIG = [(400, 300), (640, 360), (41, 31)]  # (width, height); non-uniform scales on purpose
 NAMES = ["a.png", "b.jpg", "c_0001.png"]
-
-
-def random_rotation(rng):
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q *= np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] *= -1
-    return q
 
 
 @pytest.fixture(scope="module")

@@ -14,20 +14,13 @@ import numpy as np
 import pytest
 
 from depth_anything_cpp.api import get_core
+from helpers import random_rotation  # noqa: E402
 
 pygltflib = pytest.importorskip("pygltflib")
 trimesh = pytest.importorskip("trimesh")
 
 core = get_core()
 H, W = 36, 48
-
-
-def random_rotation(rng):
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q *= np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] *= -1
-    return q
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,6 @@ from depth_anything_cpp.errors import ModelFormatError, ModelNotFoundError  # no
 pytestmark = pytest.mark.slow   # builds (or reuses) the 1.6 GB reduced nested model of test_parity
 
 META = "depthanything3."
-FIXTURE_NAME = "da3-small-rand-f16.gguf"
 
 
 def _write_gguf(dst: Path, reader, tensors, kv: dict) -> Path:
@@ -78,14 +77,6 @@ def nested_files(reference):
     if not (anyview.is_file() and metric.is_file()):
         split_nested(nested, anyview, metric)
     return nested, anyview, metric
-
-
-@pytest.fixture(scope="module")
-def fixture_gguf(fixture_dir) -> Path:
-    path = fixture_dir / FIXTURE_NAME
-    if not path.is_file():
-        pytest.skip(f"fixture model not found: {path}")
-    return path
 
 
 def _outputs(model: DepthAnything3, image) -> dict:

@@ -196,3 +196,20 @@ def test_parity(core, cases, case_name, precision):
     # ray-pose cameras: upstream's RANSAC draws from torch's unseeded RNG, so they are compared
     # in tests/test_ray_pose.py with the same sample stream replayed; here the rays must match.
     assert not failures, "; ".join(failures)
+
+
+def test_multiview_resume_from_reference_stage(core, cases):
+    """With >= 3 views the blocks before alt_start-1 run once for the reference-view choice and
+    the network resumes from their output (no taps asked). It must give exactly what the full
+    graph gives (taps requested: nothing skipped) and match PyTorch."""
+    case = cases.CASES_BY_NAME["small_3v"]
+    ref, _ = cases.load_case(cases.case_reference(case))
+    model = engine_model(core, cases.model_gguf(case.model, "f32"))
+    x = np.ascontiguousarray(ref["input"])
+    resumed = model.infer_tensor(x, ref_view_strategy=case.ref_view_strategy)
+    full = model.infer_tensor(x, ref_view_strategy=case.ref_view_strategy, taps=["vit.blk.0"])
+    assert "vit.blk.0" in full and int(resumed["ref_view"][0]) == int(full["ref_view"][0])
+    for key in ("depth", "conf", "extrinsics", "intrinsics"):
+        np.testing.assert_array_equal(resumed[key], full[key], err_msg=key)
+    if int(ref["ref_view"]) == int(resumed["ref_view"][0]):
+        assert rel_range(resumed["depth"], ref["depth"]) <= F32_REL

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from depth_anything_cpp.api import get_core
+from helpers import random_rotation  # noqa: E402
 
 core = get_core()
 
@@ -60,14 +61,6 @@ def ref_points(depth, K, ext, images=None, conf=None, sky=None, conf_thresh=1.05
         xyz[sel] = (c2w[:3, :3] @ cam + c2w[:3, 3:4]).T
     rgb = np.full((len(vs), 3), 128, np.uint8) if images is None else images[vs, ys, xs]
     return dict(xyz=xyz, rgb=rgb, view=vs, pixel=np.stack([xs, ys], 1), conf_thresh=thr)
-
-
-def random_rotation(rng):
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q *= np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] *= -1
-    return q
 
 
 def synthetic_scene(seed=0, n=3, h=30, w=40):

@@ -25,18 +25,9 @@ from depth_anything_cpp.errors import (  # noqa: E402
     UnsupportedError,
 )
 
-FIXTURE_NAME = "da3-small-rand-f16.gguf"
 # corrupt-file fuzz cases: a few hundred in CI, 5x more with DA3CPP_LONG_TESTS=1
 N_FUZZ = 200 * (5 if os.environ.get("DA3CPP_LONG_TESTS") else 1)
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def fixture_gguf(fixture_dir) -> Path:
-    path = fixture_dir / FIXTURE_NAME
-    if not path.is_file():
-        pytest.skip(f"fixture model not found: {path}")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -288,6 +288,9 @@ struct graph_run {
     }
 };
 
+// The blocks before alt_start-1 (per view, no cross-view attention) on all views: returns the
+// tokens entering block alt_start-1, [n, T, C], whose cls tokens choose the reference view; the
+// main graph resumes from them instead of recomputing those blocks.
 static std::vector<float> run_reference_stage(da3_context *ctx, const float *input, int n, int h, int w,
                                               const da3_infer_params &p) {
     const model &m = ctx->model;
@@ -296,11 +299,10 @@ static std::vector<float> run_reference_stage(da3_context *ctx, const float *inp
     graph_run r(ctx, q);
     ggml_tensor *img = r.g.input_f32("input", std::vector<float>(input, input + (size_t)n * 3 * h * w), w, h, 3, n);
     vit_outputs vo = build_vit(r.g, m.vit, img, nullptr, m.vit.hp.alt_start - 1);
-    const int C = m.vit.hp.embed_dim;
-    ggml_tensor *cls = ggml_cont(r.gctx, ggml_view_2d(r.gctx, vo.ref_feat, C, n, vo.ref_feat->nb[2], 0));
-    r.output(cls);
+    ggml_tensor *x = ggml_cont(r.gctx, vo.ref_feat);
+    r.output(x);
     r.compute();
-    return graph_run::read(cls);
+    return graph_run::read(x);
 }
 
 // Copies per-view blocks of `src` ([n, ...]) into `dst` with view order `order` (dst[i] = src[order[i]]).
@@ -361,9 +363,14 @@ std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, in
     // block alt_start-1; views are reordered so it comes first, outputs restored at the end.
     std::vector<int> order(n);
     std::iota(order.begin(), order.end(), 0);
+    std::vector<float> ref_tokens;  // [n, T, C] entering block alt_start-1, input view order
     if (n >= 3 && !with_pose && m.vit.hp.alt_start > 0 && p.ref_view != DA3_REF_FIRST) {
-        std::vector<float> cls = run_reference_stage(ctx, input, n, h, w, p);
-        const int ref = select_reference_view(cls, n, m.vit.hp.embed_dim, p.ref_view);
+        ref_tokens = run_reference_stage(ctx, input, n, h, w, p);
+        const int C = m.vit.hp.embed_dim;
+        const size_t T = ref_tokens.size() / ((size_t)n * C);
+        std::vector<float> cls((size_t)n * C);
+        for (int i = 0; i < n; ++i) std::memcpy(&cls[(size_t)i * C], &ref_tokens[(size_t)i * T * C], C * sizeof(float));
+        const int ref = select_reference_view(cls, n, C, p.ref_view);
         order.erase(order.begin() + ref);
         order.insert(order.begin(), ref);
     }
@@ -386,7 +393,18 @@ std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, in
         ggml_tensor *enc_in = r.g.input_f32("cam_enc.input", prepare_encoder_pose_enc(in_ext.data(), in_intr.data(), n, h, w), 9, n);
         cam_tokens = build_camera_encoder(r.g, m.cam_enc, enc_in);
     }
-    vit_outputs vo = build_vit(r.g, m.vit, img, cam_tokens);
+    // resume from the reference stage (the same blocks on the same tokens) unless the caller
+    // asked for intermediates of the skipped blocks
+    const int resume_block = m.vit.hp.alt_start - 1;
+    ggml_tensor *resume = nullptr;
+    if (!ref_tokens.empty() && p.n_taps == 0 && m.vit.hp.out_layers[0] >= resume_block) {
+        const size_t per = ref_tokens.size() / n;
+        std::vector<float> tok(ref_tokens.size());
+        permute_views(ref_tokens.data(), tok.data(), n, per, order);
+        ref_tokens.clear();
+        resume = r.g.input_f32("vit.resume", std::move(tok), m.vit.hp.embed_dim, (int64_t)per / m.vit.hp.embed_dim, n);
+    }
+    vit_outputs vo = build_vit(r.g, m.vit, img, cam_tokens, -1, resume, resume_block);
     const int ph = h / P, pw = w / P;
     const bool aux = p.use_ray_pose || p.compute_aux;
     head_out ho = build_head(r.g, m.head, vo.feats, ph, pw, h, w, aux);

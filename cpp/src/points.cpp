@@ -71,37 +71,27 @@ void two_order_stats(T *d, size_t n, size_t lo, size_t hi, T &a, T &b) {
 
 }  // namespace
 
-float percentile_f32(float *d, size_t n, double pct) {
+// numpy's linear-interpolation percentile in T arithmetic: _lerp(a, b, t) = a + (b-a)*t, or
+// b - (b-a)*(1-t) when t >= 0.5, with the weight rounded to T first (NEP 50 for float32).
+// volatile keeps the compiler from fusing the product and sum into an FMA.
+template <typename T>
+static T percentile_linear(T *d, size_t n, double pct) {
     size_t lo, hi;
     double gamma;
     linear_index(n, pct, lo, hi, gamma);
-    float a, b;
+    T a, b;
     two_order_stats(d, n, lo, hi, a, b);
-    // numpy _lerp in float32 with a Python-float weight (NEP 50): a + (b-a)*t, or
-    // b - (b-a)*(1-t) when t >= 0.5. volatile keeps the compiler from fusing into an FMA.
-    const float diff = b - a;
+    const T diff = b - a;
     if (gamma >= 0.5) {
-        volatile float prod = diff * (float)(1.0 - gamma);
+        volatile T prod = diff * (T)(1.0 - gamma);
         return b - prod;
     }
-    volatile float prod = diff * (float)gamma;
+    volatile T prod = diff * (T)gamma;
     return a + prod;
 }
 
-double percentile_f64(double *d, size_t n, double pct) {
-    size_t lo, hi;
-    double gamma;
-    linear_index(n, pct, lo, hi, gamma);
-    double a, b;
-    two_order_stats(d, n, lo, hi, a, b);
-    const double diff = b - a;
-    if (gamma >= 0.5) {
-        volatile double prod = diff * (1.0 - gamma);
-        return b - prod;
-    }
-    volatile double prod = diff * gamma;
-    return a + prod;
-}
+float percentile_f32(float *d, size_t n, double pct) { return percentile_linear(d, n, pct); }
+double percentile_f64(double *d, size_t n, double pct) { return percentile_linear(d, n, pct); }
 
 camera load_camera(const float *extrinsics, int ext_rows, const float *intrinsics, int i) {
     camera c;

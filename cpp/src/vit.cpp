@@ -277,20 +277,31 @@ static ggml_tensor *build_ffn(graph_ctx &g, const vit_model &m, const vit_block 
     return build_linear(g, y, b.fc2);
 }
 
-vit_outputs build_vit(graph_ctx &g, const vit_model &m, ggml_tensor *images, ggml_tensor *cam_tokens, int stop_block) {
+vit_outputs build_vit(graph_ctx &g, const vit_model &m, ggml_tensor *images, ggml_tensor *cam_tokens, int stop_block,
+                      ggml_tensor *resume_x, int resume_block) {
     const vit_hparams &hp = m.hp;
     ggml_context *ctx = g.ctx;
     const int W = (int)images->ne[0], H = (int)images->ne[1], N = (int)images->ne[3];
     const int P = hp.patch_size, ph = H / P, pw = W / P, C = hp.embed_dim, T = 1 + ph * pw;
 
-    // patch embedding + cls token + interpolated position embedding
-    ggml_tensor *x = ggml_conv_2d(ctx, m.patch_embed.w, images, P, P, 0, 0, 1, 1);  // [pw, ph, C, N]
-    x = add_channel_bias(g, x, m.patch_embed.b);
-    x = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_3d(ctx, x, pw * ph, C, N), 1, 0, 2, 3));  // [C, hw, N]
-    ggml_tensor *cls = ggml_repeat_4d(ctx, ggml_reshape_3d(ctx, m.cls_token, C, 1, 1), C, 1, N, 1);
-    x = ggml_concat(ctx, cls, x, 1);  // [C, T, N]
-    ggml_tensor *pos = g.input_f32("vit.pos_embed_interp", interpolate_pos_embed(m, ph, pw), C, T);
-    x = g.name(ggml_add(ctx, x, pos), "vit.embed");
+    ggml_tensor *x;
+    if (resume_x) {
+        if (resume_x->ne[0] != C || resume_x->ne[1] != T || resume_x->ne[2] != N || resume_block < 0 ||
+            resume_block > hp.depth || (hp.alt_start != -1 && resume_block > hp.alt_start) ||
+            hp.out_layers[0] < resume_block) {
+            fail(DA3_ERR_INTERNAL, "build_vit: cannot resume at this block");
+        }
+        x = resume_x;
+    } else {
+        // patch embedding + cls token + interpolated position embedding
+        x = ggml_conv_2d(ctx, m.patch_embed.w, images, P, P, 0, 0, 1, 1);  // [pw, ph, C, N]
+        x = add_channel_bias(g, x, m.patch_embed.b);
+        x = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_3d(ctx, x, pw * ph, C, N), 1, 0, 2, 3));  // [C, hw, N]
+        ggml_tensor *cls = ggml_repeat_4d(ctx, ggml_reshape_3d(ctx, m.cls_token, C, 1, 1), C, 1, N, 1);
+        x = ggml_concat(ctx, cls, x, 1);  // [C, T, N]
+        ggml_tensor *pos = g.input_f32("vit.pos_embed_interp", interpolate_pos_embed(m, ph, pw), C, T);
+        x = g.name(ggml_add(ctx, x, pos), "vit.embed");
+    }
 
     // RoPE positions: local blocks (row+1, col+1), global blocks (1, 1); token 0 at (0, 0)
     rope_pos local_pos, global_pos;
@@ -309,7 +320,7 @@ vit_outputs build_vit(graph_ctx &g, const vit_model &m, ggml_tensor *images, ggm
     vit_outputs out;
     ggml_tensor *local_x = x;
     int k_out = 0;
-    for (int i = 0; i < hp.depth; ++i) {
+    for (int i = resume_x ? resume_block : 0; i < hp.depth; ++i) {
         if (i == stop_block) {
             out.ref_feat = x;
             return out;

@@ -65,7 +65,10 @@ struct vit_outputs {
 // Builds the backbone on images [W, H, 3, N]. `cam_tokens` ([C, N]) replaces the learned
 // camera token at block alt_start when given (pose-conditioned input). With stop_block >= 0
 // only blocks < stop_block are built and ref_feat holds their output (reference-view choice).
+// With resume_x ([C, T, N], the tokens entering block resume_block, e.g. a reference stage's
+// ref_feat) the embedding and the blocks before resume_block are skipped; no out_layer may lie
+// before it.
 vit_outputs build_vit(graph_ctx &g, const vit_model &m, ggml_tensor *images, ggml_tensor *cam_tokens,
-                      int stop_block = -1);
+                      int stop_block = -1, ggml_tensor *resume_x = nullptr, int resume_block = 0);
 
 }  // namespace da3
