@@ -54,6 +54,16 @@ private:
     std::string buf_;
 };
 
+// Writes `path` atomically (temp name, then rename) through a little-endian / text writer.
+template <typename F>
+void write_file(const std::string &path, F &&body) {
+    atomic_file f(path);
+    le_writer w(f);
+    body(w);
+    w.flush();
+    f.commit();
+}
+
 // Unit quaternion (w, x, y, z) of a rotation matrix (Shepperd's method), w >= 0.
 void rotation_to_quat(const double R[9], double q[4]) {
     const double tr = R[0] + R[4] + R[8];
@@ -174,9 +184,7 @@ void write_colmap(const std::string &directory, const float *xyz, const uint8_t 
     auto color = [&](size_t k, int c) -> uint8_t { return rgb ? rgb[3 * k + c] : 128; };
 
     if (binary) {
-        {
-            atomic_file f(file("cameras"));
-            le_writer w(f);
+        write_file(file("cameras"), [&](le_writer &w) {
             w.u64((uint64_t)n);
             for (int i = 0; i < n; ++i) {
                 w.i32(i + 1);
@@ -185,12 +193,8 @@ void write_colmap(const std::string &directory, const float *xyz, const uint8_t 
                 w.u64((uint64_t)ims[i].h0);
                 for (double p : ims[i].params) w.f64(p);
             }
-            w.flush();
-            f.commit();
-        }
-        {
-            atomic_file f(file("images"));
-            le_writer w(f);
+        });
+        write_file(file("images"), [&](le_writer &w) {
             w.u64((uint64_t)n);
             for (int i = 0; i < n; ++i) {
                 const colmap_image &im = ims[i];
@@ -207,12 +211,8 @@ void write_colmap(const std::string &directory, const float *xyz, const uint8_t 
                     w.i64((int64_t)k + 1);
                 }
             }
-            w.flush();
-            f.commit();
-        }
-        {
-            atomic_file f(file("points3D"));
-            le_writer w(f);
+        });
+        write_file(file("points3D"), [&](le_writer &w) {
             w.u64((uint64_t)m);
             for (size_t k = 0; k < m; ++k) {
                 w.u64((uint64_t)k + 1);
@@ -223,16 +223,12 @@ void write_colmap(const std::string &directory, const float *xyz, const uint8_t 
                 w.i32(view[k] + 1);
                 w.i32((int32_t)slot[k]);
             }
-            w.flush();
-            f.commit();
-        }
+        });
         return;
     }
 
     char line[512];
-    {
-        atomic_file f(file("cameras"));
-        le_writer w(f);
+    write_file(file("cameras"), [&](le_writer &w) {
         const std::string hdr = "# Camera list with one line of data per camera:\n"
                                 "#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n"
                                 "# Number of cameras: " + std::to_string(n) + "\n";
@@ -243,12 +239,8 @@ void write_colmap(const std::string &directory, const float *xyz, const uint8_t 
                                           im.params[0], im.params[1], im.params[2], im.params[3]);
             w.text(line, (size_t)len);
         }
-        w.flush();
-        f.commit();
-    }
-    {
-        atomic_file f(file("images"));
-        le_writer w(f);
+    });
+    write_file(file("images"), [&](le_writer &w) {
         const std::string hdr = "# Image list with two lines of data per image:\n"
                                 "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME\n"
                                 "#   POINTS2D[] as (X, Y, POINT3D_ID)\n"
@@ -270,12 +262,8 @@ void write_colmap(const std::string &directory, const float *xyz, const uint8_t 
             }
             w.text("\n", 1);
         }
-        w.flush();
-        f.commit();
-    }
-    {
-        atomic_file f(file("points3D"));
-        le_writer w(f);
+    });
+    write_file(file("points3D"), [&](le_writer &w) {
         const std::string hdr = "# 3D point list with one line of data per point:\n"
                                 "#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)\n"
                                 "# Number of points: " + std::to_string(m) + ", mean track length: " +
@@ -287,9 +275,7 @@ void write_colmap(const std::string &directory, const float *xyz, const uint8_t 
                                           color(k, 1), color(k, 2), view[k] + 1, (long long)slot[k]);
             w.text(line, (size_t)len);
         }
-        w.flush();
-        f.commit();
-    }
+    });
 }
 
 }  // namespace da3
