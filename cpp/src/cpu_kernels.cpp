@@ -1,6 +1,7 @@
 #include "cpu_kernels.h"
 
 #include "common.h"
+#include "cpu_simd.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,65 +11,17 @@
 
 namespace da3 {
 namespace {
+using namespace simd;
 // Register blocking: OCB output channels x NX vectors of VW columns per inner loop.
 #if defined(__AVX512F__)
-constexpr int VW = 16, OCB = 8, NX_MAX = 3;
+constexpr int OCB = 8, NX_MAX = 3;
 #elif defined(__AVX__)
-constexpr int VW = 8, OCB = 4, NX_MAX = 2;
+constexpr int OCB = 4, NX_MAX = 2;
 #else
-constexpr int VW = 4, OCB = 4, NX_MAX = 2;
+constexpr int OCB = 4, NX_MAX = 2;
 #endif
 
 constexpr unsigned HAS_BIAS = 1u << 8, HAS_RES = 1u << 9;
-
-#if defined(__GNUC__)
-typedef float vf __attribute__((vector_size(VW * sizeof(float))));
-inline vf loadu(const float *p) {
-    vf v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
-inline void storeu(float *p, vf v) { std::memcpy(p, &v, sizeof v); }
-typedef int32_t vi __attribute__((vector_size(VW * sizeof(int32_t))));
-inline vf select(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
-
-// e^x, Cephes expf: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n from the
-// exponent bits; relative error ~1e-7 on [-87, 88] (clamped outside).
-inline vf vexp(vf x) {
-    x = select(x < -87.0f, vf{} - 87.0f, x);
-    x = select(x > 88.0f, vf{} + 88.0f, x);
-    const vf fx = x * 1.44269504088896341f + 0.5f;
-    vf fn = __builtin_convertvector(__builtin_convertvector(fx, vi), vf);
-    fn = select(fn > fx, fn - 1.0f, fn);  // floor
-    x = x - fn * 0.693359375f + fn * 2.12194440e-4f;
-    const vf z = x * x;
-    vf y = 1.9875691500e-4f * x + 1.3981999507e-3f;
-    y = y * x + 8.3334519073e-3f;
-    y = y * x + 4.1665795894e-2f;
-    y = y * x + 1.6666665459e-1f;
-    y = y * x + 5.0000001201e-1f;
-    y = y * z + x + 1.0f;
-    const vi e = (__builtin_convertvector(fn, vi) + 127) << 23;
-    return y * (vf)e;
-}
-
-// erfc(x), Numerical Recipes erfcc (fractional error < 1.2e-7 for every x).
-inline vf verfc(vf x) {
-    const vf z = (vf)((vi)x & 0x7fffffff);
-    const vf t = 1.0f / (1.0f + 0.5f * z);
-    vf p = 0.17087277f * t - 0.82215223f;
-    p = p * t + 1.48851587f;
-    p = p * t - 1.13520398f;
-    p = p * t + 0.27886807f;
-    p = p * t - 0.18628806f;
-    p = p * t + 0.09678418f;
-    p = p * t + 0.37409196f;
-    p = p * t + 1.00002368f;
-    p = p * t - 1.26551223f;
-    const vf r = t * vexp(p - z * z);
-    return select(x >= 0.0f, r, 2.0f - r);
-}
-#endif
 
 struct conv_scratch {
     std::vector<float> wf;    // weights as f32, PyTorch layout [Cout, Cin, KS, KS]
@@ -118,7 +71,7 @@ template <int KS, int NX>
 inline void strip_kernel(const float *rows, size_t L, const float *wblk, int cin, const float *bias, vf acc[OCB][NX],
                          size_t x0) {
     for (int o = 0; o < OCB; ++o)
-        for (int j = 0; j < NX; ++j) acc[o][j] = vf{} + bias[o];
+        for (int j = 0; j < NX; ++j) acc[o][j] = splat(bias[o]);
     for (int ci = 0; ci < cin; ++ci) {
         for (int ky = 0; ky < KS; ++ky) {
             const float *r = rows + ((size_t)ci * KS + ky) * L + x0;
@@ -130,7 +83,7 @@ inline void strip_kernel(const float *rows, size_t L, const float *wblk, int cin
                 for (int j = 0; j < NX; ++j) v[j] = loadu(r + kx + j * VW);
 #pragma GCC unroll 16
                 for (int o = 0; o < OCB; ++o) {
-                    const vf wv = vf{} + wk[kx * OCB + o];
+                    const vf wv = splat(wk[kx * OCB + o]);
 #pragma GCC unroll 4
                     for (int j = 0; j < NX; ++j) acc[o][j] += wv * v[j];
                 }
@@ -316,7 +269,7 @@ void gelu_erf_compute(ggml_tensor *dst, int ith, int nth, void *) {
 #if defined(__GNUC__)
     for (; i + VW <= i1; i += VW) {
         const vf v = loadu(xd + i);
-        storeu(yd + i, 0.5f * v * verfc(v * -kInvSqrt2));
+        storeu(yd + i, vgelu(v));
     }
 #endif
     for (; i < i1; ++i) yd[i] = 0.5f * xd[i] * std::erfc(xd[i] * -kInvSqrt2);

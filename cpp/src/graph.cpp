@@ -1,5 +1,6 @@
 #include "graph.h"
 
+#include "cpu_gemm.h"
 #include "cpu_kernels.h"
 
 namespace da3 {
@@ -41,10 +42,22 @@ ggml_tensor *graph_ctx::input_i32(const std::string &base, std::vector<int32_t> 
     return t;
 }
 
-ggml_tensor *build_linear(graph_ctx &g, ggml_tensor *x, const linear &l) {
+ggml_tensor *build_linear(graph_ctx &g, ggml_tensor *x, const linear &l, ggml_tensor *res, bool gelu) {
+    // the packed GEMM pays off from a few dozen rows (tokens); below, ggml's matmul is as good
+    constexpr int64_t kMinRows = 32;
+    if (g.cpu_kernels && linear_cpu_supported(l.w) && ggml_is_contiguous(x) && ggml_nrows(x) >= kMinRows &&
+        (!res || ggml_is_contiguous(res))) {
+        return linear_cpu(g.ctx, x, l.w, l.b, res, gelu ? LINEAR_GELU : 0u);
+    }
     ggml_tensor *y = ggml_mul_mat(g.ctx, l.w, x);
     if (l.b) {
         y = ggml_add(g.ctx, y, l.b);
+    }
+    if (gelu) {
+        y = g.cpu_kernels ? gelu_erf_cpu(g.ctx, y) : ggml_gelu_erf(g.ctx, y);
+    }
+    if (res) {
+        y = ggml_add(g.ctx, y, res);
     }
     return y;
 }

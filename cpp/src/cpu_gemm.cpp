@@ -1,0 +1,212 @@
+#include "cpu_gemm.h"
+
+#include "common.h"
+#include "cpu_simd.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+namespace da3 {
+namespace {
+using namespace simd;
+
+// Micro-kernel tile: MR rows x NR = NV*VW columns, MR*NV accumulators (24 of 32 AVX-512
+// registers; 12 of 16 for AVX/SSE).
+#ifndef DA3_GEMM_NV
+#define DA3_GEMM_NV 2
+#endif
+constexpr int NV = DA3_GEMM_NV, NR = NV * VW;
+#if defined(DA3_GEMM_MR)
+constexpr int MR = DA3_GEMM_MR;
+#elif defined(__AVX512F__)
+constexpr int MR = 12;
+#else
+constexpr int MR = 6;
+#endif
+constexpr int KC_MAX = 512;              // K-block: an MR x KC activation strip stays in L1
+constexpr size_t W_BLOCK_BYTES = 512 << 10;  // one thread's f32 weight block, kept in L2
+
+constexpr unsigned HAS_BIAS = 1u << 8, HAS_RES = 1u << 9;
+
+struct epilogue {
+    bool first, last, gelu;
+    const float *bias;  // at the tile's first column, or null
+    const float *res;   // at the tile's first element, or null
+};
+
+struct gemm_scratch {
+    std::vector<float> w;    // [panel][k][NR], one W block
+    std::vector<float> row;  // one weight row segment as f32
+};
+
+#if defined(__GNUC__)
+// c[i][j] (+)= sum_k xp[i*ldx + k] * wp[k][j] for R rows and NR columns; ldc: row stride of c and res.
+template <int R>
+void micro_kernel(int kc, const float *xp, size_t ldx, const float *wp, float *c, size_t ldc, const epilogue &e) {
+    vf acc[R][NV];
+    for (int i = 0; i < R; ++i)
+        for (int j = 0; j < NV; ++j) acc[i][j] = vf{};
+    for (int k = 0; k < kc; ++k) {
+        vf b[NV];
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j) b[j] = loadu(wp + (size_t)k * NR + j * VW);
+#pragma GCC unroll 16
+        for (int i = 0; i < R; ++i) {
+            const vf a = splat(xp[i * ldx + k]);
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; ++j) acc[i][j] += a * b[j];
+        }
+    }
+    for (int i = 0; i < R; ++i) {
+        for (int j = 0; j < NV; ++j) {
+            float *cp = c + i * ldc + j * VW;
+            vf v = acc[i][j];
+            if (!e.first) v += loadu(cp);
+            if (e.last) {
+                if (e.bias) v += loadu(e.bias + j * VW);
+                if (e.gelu) v = vgelu(v);
+                if (e.res) v += loadu(e.res + i * ldc + j * VW);
+            }
+            storeu(cp, v);
+        }
+    }
+}
+
+using kernel_fn = void (*)(int, const float *, size_t, const float *, float *, size_t, const epilogue &);
+template <size_t... I>
+constexpr std::array<kernel_fn, sizeof...(I)> make_kernels(std::index_sequence<I...>) {
+    return {&micro_kernel<(int)I + 1>...};
+}
+constexpr std::array<kernel_fn, MR> kKernels = make_kernels(std::make_index_sequence<MR>{});
+#else
+// Portable fallback (no vector extensions): the same tile, scalar.
+void scalar_kernel(int R, int kc, const float *xp, size_t ldx, const float *wp, float *c, size_t ldc, const epilogue &e) {
+    for (int i = 0; i < R; ++i)
+        for (int j = 0; j < NR; ++j) {
+            float s = 0.0f;
+            for (int k = 0; k < kc; ++k) s += xp[i * ldx + k] * wp[(size_t)k * NR + j];
+            float &cv = c[i * ldc + j];
+            float v = e.first ? s : cv + s;
+            if (e.last) {
+                if (e.bias) v += e.bias[j];
+                if (e.gelu) v = 0.5f * v * std::erfc(v * -0.70710678118654752f);
+                if (e.res) v += e.res[i * ldc + j];
+            }
+            cv = v;
+        }
+}
+#endif
+
+// Converts rows [n0, n0 + NR*np) x columns [k0, k0 + kc) of w to f32 panels [p][k][NR].
+void load_w_block(const ggml_tensor *w, int64_t n0, int np, int64_t k0, int kc, gemm_scratch &s) {
+    s.w.resize((size_t)np * kc * NR);
+    s.row.resize(kc);
+    const ggml_type_traits *tt = ggml_get_type_traits(w->type);
+    const size_t koff = (size_t)(k0 / tt->blck_size) * tt->type_size;
+    for (int p = 0; p < np; ++p) {
+        float *panel = s.w.data() + (size_t)p * kc * NR;
+        for (int r = 0; r < NR; ++r) {
+            const char *src = (const char *)w->data + (size_t)(n0 + (int64_t)p * NR + r) * w->nb[1] + koff;
+            const float *rowf;
+            if (w->type == GGML_TYPE_F32) {
+                rowf = (const float *)src;
+            } else {
+                tt->to_float(src, s.row.data(), kc);
+                rowf = s.row.data();
+            }
+            for (int k = 0; k < kc; ++k) panel[(size_t)k * NR + r] = rowf[k];
+        }
+    }
+}
+
+void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
+    const unsigned flags = (unsigned)(uintptr_t)userdata;
+    const ggml_tensor *x = dst->src[0];
+    const ggml_tensor *w = dst->src[1];
+    int next = 2;
+    const float *bias = (flags & HAS_BIAS) ? (const float *)dst->src[next++]->data : nullptr;
+    const float *res = (flags & HAS_RES) ? (const float *)dst->src[next++]->data : nullptr;
+    const int64_t K = w->ne[0], N = w->ne[1], M = ggml_nelements(x) / K;
+    const float *X = (const float *)x->data;
+    float *Y = (float *)dst->data;
+
+    // threads: tn groups along N (panels) x tm along M (strips of MR rows)
+    const int64_t panels = N / NR, strips = (M + MR - 1) / MR;
+    const int tn = (int)std::min<int64_t>(nth, panels), tm = std::max(1, nth / tn);
+    if (ith >= tn * tm) return;
+    const int64_t pn = ith % tn, pm = ith / tn;
+    const int64_t p0 = panels * pn / tn, p1 = panels * (pn + 1) / tn;
+    const int64_t m0 = std::min(M, strips * pm / tm * MR), m1 = std::min(M, strips * (pm + 1) / tm * MR);
+    if (p0 >= p1 || m0 >= m1) return;
+
+    // K-blocks of equal size, a multiple of the weight type's block size
+    const int64_t blck = ggml_blck_size(w->type);
+    const int64_t nkb = (K + KC_MAX - 1) / KC_MAX;
+    const int64_t KC = std::min(K, ((K + nkb - 1) / nkb + blck - 1) / blck * blck);
+    const int ncp = (int)std::max<size_t>(1, W_BLOCK_BYTES / ((size_t)NR * KC * sizeof(float)));
+
+    thread_local gemm_scratch s;
+    const bool gelu = flags & LINEAR_GELU;
+    for (int64_t pc = p0; pc < p1; pc += ncp) {
+        const int np = (int)std::min<int64_t>(ncp, p1 - pc);
+        for (int64_t k0 = 0; k0 < K; k0 += KC) {
+            const int kc = (int)std::min(KC, K - k0);
+            load_w_block(w, pc * NR, np, k0, kc, s);
+            for (int64_t m = m0; m < m1; m += MR) {
+                const int R = (int)std::min<int64_t>(MR, m1 - m);
+                const float *xs = X + (size_t)m * K + k0;  // R rows, read in place
+                for (int p = 0; p < np; ++p) {
+                    const int64_t n = (pc + p) * NR;
+                    const size_t off = (size_t)m * N + n;
+                    const epilogue e{k0 == 0, k0 + kc == K, gelu, bias ? bias + n : nullptr, res ? res + off : nullptr};
+#if defined(__GNUC__)
+                    kKernels[R - 1](kc, xs, (size_t)K, s.w.data() + (size_t)p * kc * NR, Y + off, (size_t)N, e);
+#else
+                    scalar_kernel(R, kc, xs, (size_t)K, s.w.data() + (size_t)p * kc * NR, Y + off, (size_t)N, e);
+#endif
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+bool linear_cpu_supported(const ggml_tensor *w) {
+    if (!w || !ggml_is_contiguous(w) || w->ne[2] != 1 || w->ne[3] != 1 || w->ne[1] % NR != 0) return false;
+    return w->type == GGML_TYPE_F32 || ggml_get_type_traits(w->type)->to_float != nullptr;
+}
+
+ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
+                        unsigned flags) {
+    if (!linear_cpu_supported(w) || x->type != GGML_TYPE_F32 || !ggml_is_contiguous(x) || x->ne[0] != w->ne[0]) {
+        fail(DA3_ERR_INTERNAL, "linear_cpu: unsupported operand layout");
+    }
+    const int64_t N = w->ne[1];
+    ggml_tensor *args[4] = {x, w, nullptr, nullptr};
+    int n_args = 2;
+    if (b) {
+        if (b->type != GGML_TYPE_F32 || ggml_nelements(b) != N || !ggml_is_contiguous(b)) {
+            fail(DA3_ERR_INTERNAL, "linear_cpu: bad bias");
+        }
+        args[n_args++] = b;
+        flags |= HAS_BIAS;
+    }
+    if (res) {
+        if (res->type != GGML_TYPE_F32 || !ggml_is_contiguous(res) || res->ne[0] != N || res->ne[1] != x->ne[1] ||
+            res->ne[2] != x->ne[2] || res->ne[3] != x->ne[3]) {
+            fail(DA3_ERR_INTERNAL, "linear_cpu: bad residual");
+        }
+        args[n_args++] = res;
+        flags |= HAS_RES;
+    }
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, N, x->ne[1], x->ne[2], x->ne[3], args, n_args, linear_compute,
+                          GGML_N_TASKS_MAX, (void *)(uintptr_t)flags);
+}
+
+}  // namespace da3

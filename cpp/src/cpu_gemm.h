@@ -1,0 +1,33 @@
+// Our CPU GEMM for the linear layers, as a ggml custom op (CPU backend only, like cpu_kernels.h).
+//
+// ggml 0.15.3's CPU matmul reaches about half of this machine's f32 FMA peak on the ViT shapes,
+// and its q8_0/q4_K paths are no faster than f32 on x86. This op is a packed, register-blocked
+// GEMM (GotoBLAS-style loop nest): the weight rows of a K-block are converted to f32 once per
+// thread and stored as NR-wide column panels [k][NR]; activations are packed MR rows at a time;
+// an MR x NR micro-kernel keeps its tile in registers. Weights of any ggml type with a
+// to_float (f32, f16, q8_0, q4_K, ...) go through the same kernel, so quantized files cost about
+// what f32 costs, not more; the dequantized block lives only in a per-thread scratch buffer.
+//
+// Fused epilogue: y = act(x W^T + b) + res, act = identity or exact-erf GELU.
+// Numerics: f32 products summed in k order within K-blocks of at most 512, block sums added in
+// order; differs from ggml's matmul only by float rounding.
+#pragma once
+
+#include "ggml.h"
+
+namespace da3 {
+
+enum linear_flag : unsigned {
+    LINEAR_GELU = 1u,  // exact-erf GELU on x W^T + b (before the residual add)
+};
+
+// True when linear_cpu can take this weight: 2-D, contiguous, a type ggml can convert to f32,
+// and a row count (output features) that is a multiple of the micro-kernel's panel width.
+bool linear_cpu_supported(const ggml_tensor *w);
+
+// x [K, M, ...] f32 contiguous (the trailing dims are rows); w [K, N]; b [N] f32 or null;
+// res f32 contiguous with the shape of the result or null. Returns [N, M, ...] f32.
+ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
+                        unsigned flags);
+
+}  // namespace da3
