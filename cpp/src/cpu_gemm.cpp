@@ -45,16 +45,18 @@ struct gemm_scratch {
 };
 
 #if defined(__GNUC__)
-// c[i][j] (+)= sum_k xp[i*ldx + k] * wp[k][j] for R rows and NR columns; ldc: row stride of c and res.
+// c[i][j] (+)= sum_k xp[i*ldx + k] * wp[k*ldw + j] for R rows and NR columns; ldc: row stride of c
+// and res.
 template <int R>
-void micro_kernel(int kc, const float *xp, size_t ldx, const float *wp, float *c, size_t ldc, const epilogue &e) {
+void micro_kernel(int kc, const float *xp, size_t ldx, const float *wp, size_t ldw, float *c, size_t ldc,
+                  const epilogue &e) {
     vf acc[R][NV];
     for (int i = 0; i < R; ++i)
         for (int j = 0; j < NV; ++j) acc[i][j] = vf{};
     for (int k = 0; k < kc; ++k) {
         vf b[NV];
 #pragma GCC unroll 4
-        for (int j = 0; j < NV; ++j) b[j] = loadu(wp + (size_t)k * NR + j * VW);
+        for (int j = 0; j < NV; ++j) b[j] = loadu(wp + (size_t)k * ldw + j * VW);
 #pragma GCC unroll 16
         for (int i = 0; i < R; ++i) {
             const vf a = splat(xp[i * ldx + k]);
@@ -77,7 +79,7 @@ void micro_kernel(int kc, const float *xp, size_t ldx, const float *wp, float *c
     }
 }
 
-using kernel_fn = void (*)(int, const float *, size_t, const float *, float *, size_t, const epilogue &);
+using kernel_fn = void (*)(int, const float *, size_t, const float *, size_t, float *, size_t, const epilogue &);
 template <size_t... I>
 constexpr std::array<kernel_fn, sizeof...(I)> make_kernels(std::index_sequence<I...>) {
     return {&micro_kernel<(int)I + 1>...};
@@ -85,11 +87,12 @@ constexpr std::array<kernel_fn, sizeof...(I)> make_kernels(std::index_sequence<I
 constexpr std::array<kernel_fn, MR> kKernels = make_kernels(std::make_index_sequence<MR>{});
 #else
 // Portable fallback (no vector extensions): the same tile, scalar.
-void scalar_kernel(int R, int kc, const float *xp, size_t ldx, const float *wp, float *c, size_t ldc, const epilogue &e) {
+void scalar_kernel(int R, int kc, const float *xp, size_t ldx, const float *wp, size_t ldw, float *c, size_t ldc,
+                   const epilogue &e) {
     for (int i = 0; i < R; ++i)
         for (int j = 0; j < NR; ++j) {
             float s = 0.0f;
-            for (int k = 0; k < kc; ++k) s += xp[i * ldx + k] * wp[(size_t)k * NR + j];
+            for (int k = 0; k < kc; ++k) s += xp[i * ldx + k] * wp[(size_t)k * ldw + j];
             float &cv = c[i * ldc + j];
             float v = e.first ? s : cv + s;
             if (e.last) {
@@ -101,6 +104,16 @@ void scalar_kernel(int R, int kc, const float *xp, size_t ldx, const float *wp, 
         }
 }
 #endif
+
+// One R x NR tile (1 <= R <= MR), see micro_kernel.
+inline void run_tile(int R, int kc, const float *xp, size_t ldx, const float *wp, size_t ldw, float *c, size_t ldc,
+                     const epilogue &e) {
+#if defined(__GNUC__)
+    kKernels[R - 1](kc, xp, ldx, wp, ldw, c, ldc, e);
+#else
+    scalar_kernel(R, kc, xp, ldx, wp, ldw, c, ldc, e);
+#endif
+}
 
 // Converts rows [n0, n0 + NR*np) x columns [k0, k0 + kc) of w to f32 panels [p][k][NR].
 void load_w_block(const ggml_tensor *w, int64_t n0, int np, int64_t k0, int kc, gemm_scratch &s) {
@@ -122,6 +135,30 @@ void load_w_block(const ggml_tensor *w, int64_t n0, int np, int64_t k0, int kc, 
             for (int k = 0; k < kc; ++k) panel[(size_t)k * NR + r] = rowf[k];
         }
     }
+}
+
+// In place: x[i] <- exp(scale * (x[i] - max)) / sum over the n entries (the exact softmax of
+// scale * x, as PyTorch's math path computes it in f32).
+void softmax_row(float *x, int64_t n, float scale) {
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+    int64_t i = 0;
+    float sum = 0.0f;
+#if defined(__GNUC__)
+    vf vs = vf{};
+    for (; i + VW <= n; i += VW) {
+        const vf e = vexp((loadu(x + i) - mx) * scale);
+        storeu(x + i, e);
+        vs += e;
+    }
+    for (int l = 0; l < VW; ++l) sum += vs[l];
+#endif
+    for (; i < n; ++i) {
+        x[i] = std::exp((x[i] - mx) * scale);
+        sum += x[i];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < n; ++j) x[j] *= inv;
 }
 
 void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
@@ -164,13 +201,65 @@ void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
                     const int64_t n = (pc + p) * NR;
                     const size_t off = (size_t)m * N + n;
                     const epilogue e{k0 == 0, k0 + kc == K, gelu, bias ? bias + n : nullptr, res ? res + off : nullptr};
-#if defined(__GNUC__)
-                    kKernels[R - 1](kc, xs, (size_t)K, s.w.data() + (size_t)p * kc * NR, Y + off, (size_t)N, e);
-#else
-                    scalar_kernel(R, kc, xs, (size_t)K, s.w.data() + (size_t)p * kc * NR, Y + off, (size_t)N, e);
-#endif
+                    run_tile(R, kc, xs, (size_t)K, s.w.data() + (size_t)p * kc * NR, NR, Y + off, (size_t)N, e);
                 }
             }
+        }
+    }
+}
+
+struct attn_scratch {
+    const void *src = nullptr;  // the (k, v) data the packs were made from, with bh
+    int64_t bh = -1;
+    std::vector<float> kp;  // K^T as panels [Tk/NR][D][NR], zero-padded keys
+    std::vector<float> vp;  // V as [Tk][D]
+    std::vector<float> s;   // scores / probabilities of one query strip [MR][Tk_pad]
+};
+
+// softmax(scale * q k^T) v per (batch, head), one strip of MR queries at a time: scores by the
+// GEMM micro-kernel into a [MR, Tk] buffer, an exact softmax over each row, then P V by the same
+// kernel. Units (b, h, strip) are split across threads in contiguous ranges, so a thread packs
+// K and V of a head once for all the strips it takes of that head.
+void attention_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
+    const ggml_tensor *q = dst->src[0], *k = dst->src[1], *v = dst->src[2];
+    const uint32_t bits = (uint32_t)(uintptr_t)userdata;  // the scale's f32 bits (attention_cpu)
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    const int64_t D = q->ne[0], NH = q->ne[1], Tq = q->ne[2], B = q->ne[3], Tk = k->ne[2];
+    const int64_t strips = (Tq + MR - 1) / MR, units = B * NH * strips;
+    const int64_t u0 = units * ith / nth, u1 = units * (ith + 1) / nth;
+    const int64_t kpanels = (Tk + NR - 1) / NR, ldS = kpanels * NR;
+    thread_local attn_scratch s;
+    s.s.resize((size_t)MR * ldS);
+    float *Y = (float *)dst->data;
+    auto at = [](const ggml_tensor *t, int64_t i1, int64_t i2, int64_t i3) {
+        return (const float *)((const char *)t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3]);
+    };
+    for (int64_t u = u0; u < u1; ++u) {
+        const int64_t bh = u / strips, st = u % strips, b = bh / NH, h = bh % NH;
+        if (bh != s.bh || s.src != k->data) {  // pack this head's K and V
+            s.kp.assign((size_t)kpanels * D * NR, 0.0f);
+            s.vp.resize((size_t)Tk * D);
+            for (int64_t t = 0; t < Tk; ++t) {
+                const float *kr = at(k, h, t, b), *vr = at(v, h, t, b);
+                float *kd = s.kp.data() + (size_t)(t / NR) * D * NR + t % NR;
+                for (int64_t d = 0; d < D; ++d) kd[d * NR] = kr[d];
+                std::memcpy(s.vp.data() + (size_t)t * D, vr, (size_t)D * sizeof(float));
+            }
+            s.bh = bh, s.src = k->data;
+        }
+        const int64_t t0 = st * MR;
+        const int R = (int)std::min<int64_t>(MR, Tq - t0);
+        const float *qs = at(q, h, t0, b);
+        const size_t ldq = q->nb[2] / sizeof(float);
+        const epilogue plain{true, true, false, nullptr, nullptr};
+        for (int64_t p = 0; p < kpanels; ++p) {
+            run_tile(R, (int)D, qs, ldq, s.kp.data() + (size_t)p * D * NR, NR, s.s.data() + p * NR, (size_t)ldS, plain);
+        }
+        for (int i = 0; i < R; ++i) softmax_row(s.s.data() + (size_t)i * ldS, Tk, scale);
+        float *out = Y + ((size_t)(b * Tq + t0) * NH + h) * D;
+        for (int64_t j = 0; j < D; j += NR) {
+            run_tile(R, (int)Tk, s.s.data(), (size_t)ldS, s.vp.data() + j, (size_t)D, out + j, (size_t)(NH * D), plain);
         }
     }
 }
@@ -207,6 +296,20 @@ ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_
     }
     return ggml_custom_4d(ctx, GGML_TYPE_F32, N, x->ne[1], x->ne[2], x->ne[3], args, n_args, linear_compute,
                           GGML_N_TASKS_MAX, (void *)(uintptr_t)flags);
+}
+
+ggml_tensor *attention_cpu(ggml_context *ctx, ggml_tensor *q, ggml_tensor *k, ggml_tensor *v, float scale) {
+    auto ok = [&](const ggml_tensor *t) { return t->type == GGML_TYPE_F32 && t->nb[0] == sizeof(float); };
+    if (!ok(q) || !ok(k) || !ok(v) || q->ne[0] % NR != 0 || k->ne[0] != q->ne[0] || v->ne[0] != q->ne[0] ||
+        k->ne[1] != q->ne[1] || v->ne[1] != q->ne[1] || v->ne[2] != k->ne[2] || k->ne[3] != q->ne[3] ||
+        v->ne[3] != q->ne[3] || q->nb[2] % sizeof(float) != 0) {
+        fail(DA3_ERR_INTERNAL, "attention_cpu: unsupported operand layout");
+    }
+    ggml_tensor *args[3] = {q, k, v};
+    uint32_t bits;
+    std::memcpy(&bits, &scale, sizeof bits);
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, q->ne[0], q->ne[1], q->ne[2], q->ne[3], args, 3, attention_compute,
+                          GGML_N_TASKS_MAX, (void *)(uintptr_t)bits);
 }
 
 }  // namespace da3

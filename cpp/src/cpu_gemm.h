@@ -7,6 +7,7 @@
 // an MR x NR micro-kernel keeps its tile in registers. Weights of any ggml type with a
 // to_float (f32, f16, q8_0, q4_K, ...) go through the same kernel, so quantized files cost about
 // what f32 costs, not more; the dequantized block lives only in a per-thread scratch buffer.
+// The same micro-kernel computes attention (scores, then probabilities times values).
 //
 // Fused epilogue: y = act(x W^T + b) + res, act = identity or exact-erf GELU.
 // Numerics: f32 products summed in k order within K-blocks of at most 512, block sums added in
@@ -29,5 +30,11 @@ bool linear_cpu_supported(const ggml_tensor *w);
 // res f32 contiguous with the shape of the result or null. Returns [N, M, ...] f32.
 ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
                         unsigned flags);
+
+// Multi-head attention softmax(scale q k^T) v, exact f32 (no online-softmax rescaling: each
+// strip of queries holds its full score rows). q [D, NH, Tq, B], k and v [D, NH, Tk, B] f32 with
+// contiguous rows (nb[0] = 4; any other strides, e.g. views of a fused qkv), D a multiple of the
+// panel width. Returns [D, NH, Tq, B] f32 contiguous, as ggml_flash_attn_ext.
+ggml_tensor *attention_cpu(ggml_context *ctx, ggml_tensor *q, ggml_tensor *k, ggml_tensor *v, float scale);
 
 }  // namespace da3

@@ -1,5 +1,6 @@
 #include "vit.h"
 
+#include "cpu_gemm.h"
 #include "cpu_kernels.h"
 
 #include "ggml-backend.h"
@@ -253,12 +254,18 @@ static ggml_tensor *build_attn(graph_ctx &g, const vit_model &m, const vit_block
     k = as_tokens(k);
     ggml_tensor *v = head_view(2, Tq, B);
 
-    ggml_tensor *Q = ggml_permute(ctx, q, 0, 2, 1, 3);  // [D, Tq, NH, B]
-    ggml_tensor *K = ggml_permute(ctx, k, 0, 2, 1, 3);
-    ggml_tensor *V = ggml_permute(ctx, v, 0, 2, 1, 3);
-    // f32 K/V: exact f32 dot products with an online softmax, no [Tk, Tq] matrix
-    ggml_tensor *o = ggml_flash_attn_ext(ctx, Q, K, V, nullptr, 1.0f / std::sqrt((float)D), 0.0f, 0.0f);  // [D, NH, Tq, B]
-    ggml_flash_attn_ext_set_prec(o, GGML_PREC_F32);
+    const float scale = 1.0f / std::sqrt((float)D);
+    ggml_tensor *o;
+    if (g.cpu_kernels && D % 32 == 0) {
+        o = attention_cpu(ctx, q, k, v, scale);  // [D, NH, Tq, B]
+    } else {
+        ggml_tensor *Q = ggml_permute(ctx, q, 0, 2, 1, 3);  // [D, Tq, NH, B]
+        ggml_tensor *K = ggml_permute(ctx, k, 0, 2, 1, 3);
+        ggml_tensor *V = ggml_permute(ctx, v, 0, 2, 1, 3);
+        // f32 K/V: exact f32 dot products with an online softmax, no [Tk, Tq] matrix
+        o = ggml_flash_attn_ext(ctx, Q, K, V, nullptr, scale, 0.0f, 0.0f);  // [D, NH, Tq, B]
+        ggml_flash_attn_ext_set_prec(o, GGML_PREC_F32);
+    }
     o = ggml_reshape_3d(ctx, o, C, T, N);
     o = build_linear(g, o, b.proj, res);
     return g.name(o, pfx + (res ? "attn_res" : "attn"));
