@@ -28,6 +28,7 @@ constexpr int MR = 12;
 #else
 constexpr int MR = 6;
 #endif
+constexpr int PF_DIST = 8;                   // software prefetch distance in k steps
 constexpr int KC_MAX = 512;              // K-block: an MR x KC activation strip stays in L1
 constexpr size_t W_BLOCK_BYTES = 512 << 10;  // one thread's f32 weight block, kept in L2
 
@@ -35,8 +36,9 @@ constexpr unsigned HAS_BIAS = 1u << 8, HAS_RES = 1u << 9;
 
 struct epilogue {
     bool first, last, gelu;
-    const float *bias;  // at the tile's first column, or null
-    const float *res;   // at the tile's first element, or null
+    const float *bias;       // at the tile's first column, or null
+    const float *res;        // at the tile's first element, or null
+    const float *row_scale;  // one factor per tile row, applied first, or null
 };
 
 struct gemm_scratch {
@@ -45,29 +47,32 @@ struct gemm_scratch {
 };
 
 #if defined(__GNUC__)
-// c[i][j] (+)= sum_k xp[i*ldx + k] * wp[k*ldw + j] for R rows and NR columns; ldc: row stride of c
-// and res.
-template <int R>
+// c[i][j] (+)= sum_k xp[i*ldx + k] * wp[k*ldw + j] for R rows and W*VW columns; ldc: row stride
+// of c and res.
+template <int R, int W>
 void micro_kernel(int kc, const float *xp, size_t ldx, const float *wp, size_t ldw, float *c, size_t ldc,
                   const epilogue &e) {
-    vf acc[R][NV];
+    vf acc[R][W];
     for (int i = 0; i < R; ++i)
-        for (int j = 0; j < NV; ++j) acc[i][j] = vf{};
+        for (int j = 0; j < W; ++j) acc[i][j] = vf{};
     for (int k = 0; k < kc; ++k) {
-        vf b[NV];
+        // the weight panel streams from L2: fetch PF_DIST rows ahead (prefetches never fault)
+        for (int l = 0; l < W * VW; l += 64 / (int)sizeof(float)) __builtin_prefetch(wp + (size_t)(k + PF_DIST) * ldw + l);
+        vf b[W];
 #pragma GCC unroll 4
-        for (int j = 0; j < NV; ++j) b[j] = loadu(wp + (size_t)k * ldw + j * VW);
+        for (int j = 0; j < W; ++j) b[j] = loadu(wp + (size_t)k * ldw + j * VW);
 #pragma GCC unroll 16
         for (int i = 0; i < R; ++i) {
             const vf a = splat(xp[i * ldx + k]);
 #pragma GCC unroll 4
-            for (int j = 0; j < NV; ++j) acc[i][j] += a * b[j];
+            for (int j = 0; j < W; ++j) acc[i][j] += a * b[j];
         }
     }
     for (int i = 0; i < R; ++i) {
-        for (int j = 0; j < NV; ++j) {
+        for (int j = 0; j < W; ++j) {
             float *cp = c + i * ldc + j * VW;
             vf v = acc[i][j];
+            if (e.row_scale) v *= e.row_scale[i];
             if (!e.first) v += loadu(cp);
             if (e.last) {
                 if (e.bias) v += loadu(e.bias + j * VW);
@@ -80,19 +85,22 @@ void micro_kernel(int kc, const float *xp, size_t ldx, const float *wp, size_t l
 }
 
 using kernel_fn = void (*)(int, const float *, size_t, const float *, size_t, float *, size_t, const epilogue &);
-template <size_t... I>
+template <int W, size_t... I>
 constexpr std::array<kernel_fn, sizeof...(I)> make_kernels(std::index_sequence<I...>) {
-    return {&micro_kernel<(int)I + 1>...};
+    return {&micro_kernel<(int)I + 1, W>...};
 }
-constexpr std::array<kernel_fn, MR> kKernels = make_kernels(std::make_index_sequence<MR>{});
+// NR-wide tiles of up to MR rows; 2*NR-wide tiles of up to MR/2 rows (the same register count)
+constexpr std::array<kernel_fn, MR> kKernels = make_kernels<NV>(std::make_index_sequence<MR>{});
+constexpr std::array<kernel_fn, MR / 2> kKernelsWide = make_kernels<2 * NV>(std::make_index_sequence<MR / 2>{});
 #else
 // Portable fallback (no vector extensions): the same tile, scalar.
-void scalar_kernel(int R, int kc, const float *xp, size_t ldx, const float *wp, size_t ldw, float *c, size_t ldc,
-                   const epilogue &e) {
+void scalar_kernel(int R, int ncol, int kc, const float *xp, size_t ldx, const float *wp, size_t ldw, float *c,
+                   size_t ldc, const epilogue &e) {
     for (int i = 0; i < R; ++i)
-        for (int j = 0; j < NR; ++j) {
+        for (int j = 0; j < ncol; ++j) {
             float s = 0.0f;
             for (int k = 0; k < kc; ++k) s += xp[i * ldx + k] * wp[(size_t)k * ldw + j];
+            if (e.row_scale) s *= e.row_scale[i];
             float &cv = c[i * ldc + j];
             float v = e.first ? s : cv + s;
             if (e.last) {
@@ -111,8 +119,24 @@ inline void run_tile(int R, int kc, const float *xp, size_t ldx, const float *wp
 #if defined(__GNUC__)
     kKernels[R - 1](kc, xp, ldx, wp, ldw, c, ldc, e);
 #else
-    scalar_kernel(R, kc, xp, ldx, wp, ldw, c, ldc, e);
+    scalar_kernel(R, NR, kc, xp, ldx, wp, ldw, c, ldc, e);
 #endif
+}
+
+// R x 2NR in tiles of at most MR/2 rows.
+inline void run_tile_wide(int R, int kc, const float *xp, size_t ldx, const float *wp, size_t ldw, float *c,
+                          size_t ldc, const epilogue &e) {
+    constexpr int H = MR / 2;
+    for (int i0 = 0; i0 < R; i0 += H) {
+        epilogue ei = e;
+        if (ei.res) ei.res += i0 * ldc;
+        if (ei.row_scale) ei.row_scale += i0;
+#if defined(__GNUC__)
+        kKernelsWide[std::min(H, R - i0) - 1](kc, xp + i0 * ldx, ldx, wp, ldw, c + i0 * ldc, ldc, ei);
+#else
+        scalar_kernel(std::min(H, R - i0), 2 * NR, kc, xp + i0 * ldx, ldx, wp, ldw, c + i0 * ldc, ldc, ei);
+#endif
+    }
 }
 
 // Converts rows [n0, n0 + NR*np) x columns [k0, k0 + kc) of w to f32 panels [p][k][NR].
@@ -137,9 +161,9 @@ void load_w_block(const ggml_tensor *w, int64_t n0, int np, int64_t k0, int kc, 
     }
 }
 
-// In place: x[i] <- exp(scale * (x[i] - max)) / sum over the n entries (the exact softmax of
-// scale * x, as PyTorch's math path computes it in f32).
-void softmax_row(float *x, int64_t n, float scale) {
+// In place: x[i] <- exp(scale * (x[i] - max)) over the n entries; returns 1 / their sum (the
+// softmax of scale * x is x * that, as PyTorch's math path computes it in f32).
+float softmax_row(float *x, int64_t n, float scale) {
     float mx = -INFINITY;
     for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
     int64_t i = 0;
@@ -157,8 +181,38 @@ void softmax_row(float *x, int64_t n, float scale) {
         x[i] = std::exp((x[i] - mx) * scale);
         sum += x[i];
     }
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < n; ++j) x[j] *= inv;
+    return 1.0f / sum;
+}
+
+// One q or k row into dst: optional LayerNorm over D (weight w, bias b), then optional 2D RoPE
+// from the row's cos/sin table cs = [cos[D], sin[D]].
+// ref: dinov2/layers/attention.py (q_norm, k_norm, then rope), dinov2/layers/rope.py: each half
+// of D (y, then x) is rotated NeoX-style: out = x * cos + cat(-x2, x1) * sin.
+void prep_row(const float *src, float *dst, int64_t D, const float *w, const float *b, float eps, const float *cs) {
+    float tmp[256];
+    const float *y = src;
+    if (w) {
+        float mean = 0.0f, var = 0.0f;
+        for (int64_t d = 0; d < D; ++d) mean += src[d];
+        mean /= (float)D;
+        for (int64_t d = 0; d < D; ++d) var += (src[d] - mean) * (src[d] - mean);
+        const float rstd = 1.0f / std::sqrt(var / (float)D + eps);
+        for (int64_t d = 0; d < D; ++d) tmp[d] = (src[d] - mean) * rstd * w[d] + b[d];
+        y = tmp;
+    }
+    if (!cs) {
+        if (y != dst) std::memcpy(dst, y, (size_t)D * sizeof(float));
+        return;
+    }
+    const int64_t half = D / 2, quarter = D / 4;
+    for (int64_t h0 = 0; h0 < D; h0 += half) {
+        for (int64_t i = 0; i < quarter; ++i) {
+            const int64_t a = h0 + i, c = a + quarter;
+            const float ya = y[a], yc = y[c];
+            dst[a] = ya * cs[a] + -yc * cs[D + a];
+            dst[c] = yc * cs[c] + ya * cs[D + c];
+        }
+    }
 }
 
 void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
@@ -200,7 +254,7 @@ void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
                 for (int p = 0; p < np; ++p) {
                     const int64_t n = (pc + p) * NR;
                     const size_t off = (size_t)m * N + n;
-                    const epilogue e{k0 == 0, k0 + kc == K, gelu, bias ? bias + n : nullptr, res ? res + off : nullptr};
+                    const epilogue e{k0 == 0, k0 + kc == K, gelu, bias ? bias + n : nullptr, res ? res + off : nullptr, nullptr};
                     run_tile(R, kc, xs, (size_t)K, s.w.data() + (size_t)p * kc * NR, NR, Y + off, (size_t)N, e);
                 }
             }
@@ -209,58 +263,85 @@ void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
 }
 
 struct attn_scratch {
-    const void *src = nullptr;  // the (k, v) data the packs were made from, with bh
-    int64_t bh = -1;
     std::vector<float> kp;  // K^T as panels [Tk/NR][D][NR], zero-padded keys
     std::vector<float> vp;  // V as [Tk][D]
-    std::vector<float> s;   // scores / probabilities of one query strip [MR][Tk_pad]
+    std::vector<float> q;   // one strip of queries [MR][D], prepared
+    std::vector<float> s;   // scores / probabilities of one strip [MR][Tk_pad]
 };
 
-// softmax(scale * q k^T) v per (batch, head), one strip of MR queries at a time: scores by the
+// Optional inputs after q, k, v: [rope], [q_norm w, b, k_norm w, b] (see attention_cpu).
+struct attn_inputs {
+    const float *rope = nullptr;
+    int64_t rope_pos = 0;
+    const float *qw = nullptr, *qb = nullptr, *kw = nullptr, *kb = nullptr;
+};
+
+// softmax(q k^T / sqrt(D)) v per (batch, head), one strip of MR queries at a time: scores by the
 // GEMM micro-kernel into a [MR, Tk] buffer, an exact softmax over each row, then P V by the same
-// kernel. Units (b, h, strip) are split across threads in contiguous ranges, so a thread packs
-// K and V of a head once for all the strips it takes of that head.
+// kernel (1 / row sum applied in its epilogue). qk-norm and RoPE are applied while q and k are
+// packed. Units (b, h, strip) are split across threads in contiguous ranges, so a thread packs K
+// and V of a head once for all the strips it takes of that head.
 void attention_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     const ggml_tensor *q = dst->src[0], *k = dst->src[1], *v = dst->src[2];
-    const uint32_t bits = (uint32_t)(uintptr_t)userdata;  // the scale's f32 bits (attention_cpu)
-    float scale;
-    std::memcpy(&scale, &bits, sizeof scale);
+    const uint32_t bits = (uint32_t)(uintptr_t)userdata;  // the norm eps's f32 bits (attention_cpu)
+    float eps;
+    std::memcpy(&eps, &bits, sizeof eps);
+    int n_src = 3;
+    while (n_src < GGML_MAX_SRC && dst->src[n_src]) ++n_src;
+    attn_inputs in;
+    int next = 3;
+    if (n_src == 4 || n_src == 8) {
+        in.rope = (const float *)dst->src[next]->data;
+        in.rope_pos = dst->src[next++]->ne[2];
+    }
+    if (n_src >= 7) {
+        in.qw = (const float *)dst->src[next++]->data, in.qb = (const float *)dst->src[next++]->data;
+        in.kw = (const float *)dst->src[next++]->data, in.kb = (const float *)dst->src[next++]->data;
+    }
     const int64_t D = q->ne[0], NH = q->ne[1], Tq = q->ne[2], B = q->ne[3], Tk = k->ne[2];
+    const float scale = 1.0f / std::sqrt((float)D);
     const int64_t strips = (Tq + MR - 1) / MR, units = B * NH * strips;
     const int64_t u0 = units * ith / nth, u1 = units * (ith + 1) / nth;
     const int64_t kpanels = (Tk + NR - 1) / NR, ldS = kpanels * NR;
     thread_local attn_scratch s;
     s.s.resize((size_t)MR * ldS);
+    s.q.resize((size_t)MR * D);
     float *Y = (float *)dst->data;
     auto at = [](const ggml_tensor *t, int64_t i1, int64_t i2, int64_t i3) {
         return (const float *)((const char *)t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3]);
     };
+    auto rope_row = [&](int64_t t) { return in.rope ? in.rope + (size_t)(t % in.rope_pos) * 2 * D : nullptr; };
+    float row[256];
+    int64_t packed = -1;  // the (b, h) whose K and V are in s.kp / s.vp during this call
     for (int64_t u = u0; u < u1; ++u) {
         const int64_t bh = u / strips, st = u % strips, b = bh / NH, h = bh % NH;
-        if (bh != s.bh || s.src != k->data) {  // pack this head's K and V
+        if (bh != packed) {  // pack this head's K and V
             s.kp.assign((size_t)kpanels * D * NR, 0.0f);
             s.vp.resize((size_t)Tk * D);
             for (int64_t t = 0; t < Tk; ++t) {
-                const float *kr = at(k, h, t, b), *vr = at(v, h, t, b);
+                prep_row(at(k, h, t, b), row, D, in.kw, in.kb, eps, rope_row(t));
                 float *kd = s.kp.data() + (size_t)(t / NR) * D * NR + t % NR;
-                for (int64_t d = 0; d < D; ++d) kd[d * NR] = kr[d];
-                std::memcpy(s.vp.data() + (size_t)t * D, vr, (size_t)D * sizeof(float));
+                for (int64_t d = 0; d < D; ++d) kd[d * NR] = row[d];
+                std::memcpy(s.vp.data() + (size_t)t * D, at(v, h, t, b), (size_t)D * sizeof(float));
             }
-            s.bh = bh, s.src = k->data;
+            packed = bh;
         }
         const int64_t t0 = st * MR;
         const int R = (int)std::min<int64_t>(MR, Tq - t0);
-        const float *qs = at(q, h, t0, b);
-        const size_t ldq = q->nb[2] / sizeof(float);
-        const epilogue plain{true, true, false, nullptr, nullptr};
+        for (int i = 0; i < R; ++i) prep_row(at(q, h, t0 + i, b), s.q.data() + i * D, D, in.qw, in.qb, eps, rope_row(t0 + i));
+        const epilogue plain{true, true, false, nullptr, nullptr, nullptr};
         for (int64_t p = 0; p < kpanels; ++p) {
-            run_tile(R, (int)D, qs, ldq, s.kp.data() + (size_t)p * D * NR, NR, s.s.data() + p * NR, (size_t)ldS, plain);
+            run_tile(R, (int)D, s.q.data(), (size_t)D, s.kp.data() + (size_t)p * D * NR, NR, s.s.data() + p * NR,
+                     (size_t)ldS, plain);
         }
-        for (int i = 0; i < R; ++i) softmax_row(s.s.data() + (size_t)i * ldS, Tk, scale);
+        float inv_sum[MR];
+        for (int i = 0; i < R; ++i) inv_sum[i] = softmax_row(s.s.data() + (size_t)i * ldS, Tk, scale);
+        const epilogue norm{true, true, false, nullptr, nullptr, inv_sum};
         float *out = Y + ((size_t)(b * Tq + t0) * NH + h) * D;
-        for (int64_t j = 0; j < D; j += NR) {
-            run_tile(R, (int)Tk, s.s.data(), (size_t)ldS, s.vp.data() + j, (size_t)D, out + j, (size_t)(NH * D), plain);
-        }
+        const size_t ldo = (size_t)(NH * D);
+        int64_t j = 0;
+        for (; j + 2 * NR <= D; j += 2 * NR) run_tile_wide(R, (int)Tk, s.s.data(), (size_t)ldS, s.vp.data() + j, (size_t)D, out + j, ldo, norm);
+        for (; j < D; j += NR) run_tile(R, (int)Tk, s.s.data(), (size_t)ldS, s.vp.data() + j, (size_t)D, out + j, ldo, norm);
     }
 }
 
@@ -298,17 +379,35 @@ ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_
                           GGML_N_TASKS_MAX, (void *)(uintptr_t)flags);
 }
 
-ggml_tensor *attention_cpu(ggml_context *ctx, ggml_tensor *q, ggml_tensor *k, ggml_tensor *v, float scale) {
+ggml_tensor *attention_cpu(ggml_context *ctx, ggml_tensor *q, ggml_tensor *k, ggml_tensor *v,
+                          const attn_prologue *pro) {
     auto ok = [&](const ggml_tensor *t) { return t->type == GGML_TYPE_F32 && t->nb[0] == sizeof(float); };
-    if (!ok(q) || !ok(k) || !ok(v) || q->ne[0] % NR != 0 || k->ne[0] != q->ne[0] || v->ne[0] != q->ne[0] ||
+    const int64_t D = q->ne[0];
+    if (!ok(q) || !ok(k) || !ok(v) || D % NR != 0 || D > 256 || k->ne[0] != D || v->ne[0] != D ||
         k->ne[1] != q->ne[1] || v->ne[1] != q->ne[1] || v->ne[2] != k->ne[2] || k->ne[3] != q->ne[3] ||
-        v->ne[3] != q->ne[3] || q->nb[2] % sizeof(float) != 0) {
+        v->ne[3] != q->ne[3]) {
         fail(DA3_ERR_INTERNAL, "attention_cpu: unsupported operand layout");
     }
-    ggml_tensor *args[3] = {q, k, v};
+    ggml_tensor *args[8] = {q, k, v};
+    int n = 3;
+    float eps = 0.0f;
+    if (pro && pro->rope) {
+        if (pro->rope->type != GGML_TYPE_F32 || !ggml_is_contiguous(pro->rope) || pro->rope->ne[0] != D ||
+            pro->rope->ne[1] != 2) {
+            fail(DA3_ERR_INTERNAL, "attention_cpu: bad rope table");
+        }
+        args[n++] = pro->rope;
+    }
+    if (pro && pro->q_norm_w) {
+        for (ggml_tensor *t : {pro->q_norm_w, pro->q_norm_b, pro->k_norm_w, pro->k_norm_b}) {
+            if (!t || t->type != GGML_TYPE_F32 || ggml_nelements(t) != D) fail(DA3_ERR_INTERNAL, "attention_cpu: bad qk-norm");
+            args[n++] = t;
+        }
+        eps = pro->eps;
+    }
     uint32_t bits;
-    std::memcpy(&bits, &scale, sizeof bits);
-    return ggml_custom_4d(ctx, GGML_TYPE_F32, q->ne[0], q->ne[1], q->ne[2], q->ne[3], args, 3, attention_compute,
+    std::memcpy(&bits, &eps, sizeof bits);
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, D, q->ne[1], q->ne[2], q->ne[3], args, n, attention_compute,
                           GGML_N_TASKS_MAX, (void *)(uintptr_t)bits);
 }
 

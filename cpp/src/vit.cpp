@@ -215,8 +215,28 @@ static ggml_tensor *build_rope_2d(graph_ctx &g, ggml_tensor *t, ggml_tensor *pos
 }
 
 struct rope_pos {
-    ggml_tensor *y = nullptr, *x = nullptr;
+    ggml_tensor *y = nullptr, *x = nullptr;  // i32 [T] positions (ggml_rope_ext)
+    ggml_tensor *table = nullptr;           // f32 [D, 2, T] cos/sin (attention_cpu), CPU graphs only
 };
+
+// cos/sin per token and dim for attention_cpu's RoPE, in PyTorch's f32 arithmetic:
+// inv_freq = 1 / freq^(2i / (D/2)), angle = pos * inv_freq, dims [0, D/2) use y, the rest x.
+// ref: depth_anything_3/model/dinov2/layers/rope.py (_compute_frequency_components)
+static std::vector<float> rope_table(int D, float freq, const std::vector<int32_t> &py, const std::vector<int32_t> &px) {
+    const int half = D / 2, quarter = D / 4;
+    std::vector<float> inv(quarter);
+    for (int i = 0; i < quarter; ++i) inv[i] = 1.0f / std::pow(freq, (float)(2 * i) / (float)half);
+    std::vector<float> out((size_t)py.size() * 2 * D);
+    for (size_t t = 0; t < py.size(); ++t) {
+        float *c = out.data() + t * 2 * D;
+        for (int d = 0; d < D; ++d) {
+            const float angle = (float)(d < half ? py[t] : px[t]) * inv[d % half % quarter];
+            c[d] = std::cos(angle);
+            c[D + d] = std::sin(angle);
+        }
+    }
+    return out;
+}
 
 // Attention sub-block: proj(attn(h)) (+ res when given: the fused residual add).
 static ggml_tensor *build_attn(graph_ctx &g, const vit_model &m, const vit_block &b, ggml_tensor *h, bool global,
@@ -230,6 +250,20 @@ static ggml_tensor *build_attn(graph_ctx &g, const vit_model &m, const vit_block
     auto head_view = [&](int part, int64_t t, int64_t n) {
         return ggml_view_4d(ctx, qkv, D, NH, t, n, D * es, qkv->nb[1], qkv->nb[1] * t, part * C * es);
     };
+    const bool norms = qknorm && b.q_norm.w && b.q_norm.b && b.k_norm.w && b.k_norm.b;
+    if (g.cpu_kernels && D % 32 == 0 && (!qknorm || norms) && (!rp || rp->table)) {
+        // one op: qk-norm and RoPE applied as q and k are packed, then exact attention
+        attn_prologue pro;
+        if (qknorm) {
+            pro.q_norm_w = b.q_norm.w, pro.q_norm_b = b.q_norm.b, pro.k_norm_w = b.k_norm.w, pro.k_norm_b = b.k_norm.b;
+            pro.eps = hp.norm_eps;
+        }
+        if (rp) pro.rope = rp->table;
+        const int64_t Tq = global ? T * N : T, B = global ? 1 : N;
+        ggml_tensor *o = attention_cpu(ctx, head_view(0, Tq, B), head_view(1, Tq, B), head_view(2, Tq, B), &pro);
+        o = build_linear(g, ggml_reshape_3d(ctx, o, C, T, N), b.proj, res);
+        return g.name(o, pfx + (res ? "attn_res" : "attn"));
+    }
     ggml_tensor *q = head_view(0, T, N);
     ggml_tensor *k = head_view(1, T, N);
     if (qknorm) {
@@ -256,9 +290,7 @@ static ggml_tensor *build_attn(graph_ctx &g, const vit_model &m, const vit_block
 
     const float scale = 1.0f / std::sqrt((float)D);
     ggml_tensor *o;
-    if (g.cpu_kernels && D % 32 == 0) {
-        o = attention_cpu(ctx, q, k, v, scale);  // [D, NH, Tq, B]
-    } else {
+    {
         ggml_tensor *Q = ggml_permute(ctx, q, 0, 2, 1, 3);  // [D, Tq, NH, B]
         ggml_tensor *K = ggml_permute(ctx, k, 0, 2, 1, 3);
         ggml_tensor *V = ggml_permute(ctx, v, 0, 2, 1, 3);
@@ -325,6 +357,11 @@ vit_outputs build_vit(graph_ctx &g, const vit_model &m, ggml_tensor *images, ggm
         local_pos.y = g.input_i32("vit.rope_pos_y", py, T);
         local_pos.x = g.input_i32("vit.rope_pos_x", px, T);
         global_pos.y = global_pos.x = g.input_i32("vit.rope_pos_global", pg, T);
+        if (g.cpu_kernels) {
+            local_pos.table = g.input_f32("vit.rope_table", rope_table(hp.head_dim, hp.rope_freq, py, px), hp.head_dim, 2, T);
+            global_pos.table = g.input_f32("vit.rope_table_global", rope_table(hp.head_dim, hp.rope_freq, pg, pg),
+                                           hp.head_dim, 2, T);
+        }
     }
 
     vit_outputs out;
