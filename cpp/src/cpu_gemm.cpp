@@ -165,8 +165,17 @@ void load_w_block(const ggml_tensor *w, int64_t n0, int np, int64_t k0, int kc, 
 // softmax of scale * x is x * that, as PyTorch's math path computes it in f32).
 float softmax_row(float *x, int64_t n, float scale) {
     float mx = -INFINITY;
-    for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
     int64_t i = 0;
+#if defined(__GNUC__)
+    vf vm = splat(-INFINITY);
+    for (; i + VW <= n; i += VW) {
+        const vf v = loadu(x + i);
+        vm = select(v > vm, v, vm);
+    }
+    for (int l = 0; l < VW; ++l) mx = std::max(mx, vm[l]);
+#endif
+    for (; i < n; ++i) mx = std::max(mx, x[i]);
+    i = 0;
     float sum = 0.0f;
 #if defined(__GNUC__)
     vf vs = vf{};
@@ -189,6 +198,41 @@ float softmax_row(float *x, int64_t n, float scale) {
 // ref: dinov2/layers/attention.py (q_norm, k_norm, then rope), dinov2/layers/rope.py: each half
 // of D (y, then x) is rotated NeoX-style: out = x * cos + cat(-x2, x1) * sin.
 void prep_row(const float *src, float *dst, int64_t D, const float *w, const float *b, float eps, const float *cs) {
+#if defined(__GNUC__)
+    if (D % (4 * VW) == 0) {  // whole vectors per quarter of D
+        const int nv = (int)(D / VW), qv = nv / 4;
+        vf y[256 / VW];
+        for (int j = 0; j < nv; ++j) y[j] = loadu(src + j * VW);
+        if (w) {
+            vf sv = vf{};
+            for (int j = 0; j < nv; ++j) sv += y[j];
+            float mean = 0.0f;
+            for (int l = 0; l < VW; ++l) mean += sv[l];
+            mean /= (float)D;
+            vf qs = vf{};
+            for (int j = 0; j < nv; ++j) {
+                y[j] -= mean;
+                qs += y[j] * y[j];
+            }
+            float var = 0.0f;
+            for (int l = 0; l < VW; ++l) var += qs[l];
+            const float rstd = 1.0f / std::sqrt(var / (float)D + eps);
+            for (int j = 0; j < nv; ++j) y[j] = y[j] * rstd * loadu(w + j * VW) + loadu(b + j * VW);
+        }
+        if (!cs) {
+            for (int j = 0; j < nv; ++j) storeu(dst + j * VW, y[j]);
+            return;
+        }
+        for (int h0 = 0; h0 < nv; h0 += 2 * qv) {
+            for (int i = 0; i < qv; ++i) {
+                const int a = h0 + i, c = a + qv;
+                storeu(dst + a * VW, y[a] * loadu(cs + a * VW) - y[c] * loadu(cs + D + a * VW));
+                storeu(dst + c * VW, y[c] * loadu(cs + c * VW) + y[a] * loadu(cs + D + c * VW));
+            }
+        }
+        return;
+    }
+#endif
     float tmp[256];
     const float *y = src;
     if (w) {

@@ -188,11 +188,13 @@ std::vector<float> interpolate_pos_embed(const vit_model &m, int ph, int pw) {
             float wx[4];
             cubic_coeffs(rx - ix, wx);
             float *dst = out.data() + (size_t)(1 + oy * pw + ox) * C;
+            const float *tap[4][4];  // the 4x4 source pixels (clamped), hoisted out of the channel loop
+            for (int i = 0; i < 4; ++i)
+                for (int j = 0; j < 4; ++j) tap[i][j] = at(iy - 1 + i, ix - 1 + j);
             for (int c = 0; c < C; ++c) {
                 float acc = 0.0f;
                 for (int i = 0; i < 4; ++i) {
-                    const float r = at(iy - 1 + i, ix - 1)[c] * wx[0] + at(iy - 1 + i, ix)[c] * wx[1] +
-                                    at(iy - 1 + i, ix + 1)[c] * wx[2] + at(iy - 1 + i, ix + 2)[c] * wx[3];
+                    const float r = tap[i][0][c] * wx[0] + tap[i][1][c] * wx[1] + tap[i][2][c] * wx[2] + tap[i][3][c] * wx[3];
                     acc += r * wy[i];
                 }
                 dst[c] = acc;
