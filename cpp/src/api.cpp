@@ -159,6 +159,7 @@ static da3_status load_context(const char *path, const char *metric_path, const 
             ctx->wm.load(path, ctx->backend);
             da3::load_model(ctx->wm, ctx->model);
         }
+        if (ctx->backend == ctx->cpu) da3::prepare_model_for_cpu(ctx->model);
 
         ggml_backend_t backends[2] = {ctx->backend, ctx->cpu};
         const int nb = ctx->backend == ctx->cpu ? 1 : 2;

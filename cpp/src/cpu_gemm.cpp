@@ -2,6 +2,8 @@
 
 #include "common.h"
 #include "cpu_simd.h"
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
 
 #include <algorithm>
 #include <array>
@@ -32,7 +34,7 @@ constexpr int PF_DIST = 8;                   // software prefetch distance in k 
 constexpr int KC_MAX = 512;              // K-block: an MR x KC activation strip stays in L1
 constexpr size_t W_BLOCK_BYTES = 512 << 10;  // one thread's f32 weight block, kept in L2
 
-constexpr unsigned HAS_BIAS = 1u << 8, HAS_RES = 1u << 9;
+constexpr unsigned HAS_BIAS = 1u << 8, HAS_RES = 1u << 9, PACKED = 1u << 10;
 
 struct epilogue {
     bool first, last, gelu;
@@ -139,8 +141,27 @@ inline void run_tile_wide(int R, int kc, const float *xp, size_t ldx, const floa
     }
 }
 
-// Converts rows [n0, n0 + NR*np) x columns [k0, k0 + kc) of w to f32 panels [p][k][NR].
-void load_w_block(const ggml_tensor *w, int64_t n0, int np, int64_t k0, int kc, gemm_scratch &s) {
+// The f32 panels [p][k][NR] for rows [n0, n0 + NR*np) x columns [k0, k0 + kc) of w: panel p
+// starts at the returned pointer + p * stride. Packed f32 weights (pack_linear_weight) are used
+// in place; anything else is converted into s.w.
+const float *load_w_block(const ggml_tensor *w, bool packed, int64_t n0, int np, int64_t k0, int kc, gemm_scratch &s,
+                          size_t &stride) {
+    const int64_t K = w->ne[0];
+    if (packed) {
+        const int64_t p0 = n0 / NR;
+        if (w->type == GGML_TYPE_F32) {
+            stride = (size_t)K * NR;
+            return (const float *)w->data + ((size_t)p0 * K + k0) * NR;
+        }
+        // packed f16: each panel's block is contiguous
+        s.w.resize((size_t)np * kc * NR);
+        for (int p = 0; p < np; ++p) {
+            ggml_cpu_fp16_to_fp32((const ggml_fp16_t *)w->data + ((size_t)(p0 + p) * K + k0) * NR,
+                                  s.w.data() + (size_t)p * kc * NR, (int64_t)kc * NR);
+        }
+        stride = (size_t)kc * NR;
+        return s.w.data();
+    }
     s.w.resize((size_t)np * kc * NR);
     s.row.resize(kc);
     const ggml_type_traits *tt = ggml_get_type_traits(w->type);
@@ -152,6 +173,9 @@ void load_w_block(const ggml_tensor *w, int64_t n0, int np, int64_t k0, int kc, 
             const float *rowf;
             if (w->type == GGML_TYPE_F32) {
                 rowf = (const float *)src;
+            } else if (w->type == GGML_TYPE_F16) {
+                ggml_cpu_fp16_to_fp32((const ggml_fp16_t *)src, s.row.data(), kc);
+                rowf = s.row.data();
             } else {
                 tt->to_float(src, s.row.data(), kc);
                 rowf = s.row.data();
@@ -159,6 +183,8 @@ void load_w_block(const ggml_tensor *w, int64_t n0, int np, int64_t k0, int kc, 
             for (int k = 0; k < kc; ++k) panel[(size_t)k * NR + r] = rowf[k];
         }
     }
+    stride = (size_t)kc * NR;
+    return s.w.data();
 }
 
 // In place: x[i] <- exp(scale * (x[i] - max)) over the n entries; returns 1 / their sum (the
@@ -286,12 +312,13 @@ void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     const int ncp = (int)std::max<size_t>(1, W_BLOCK_BYTES / ((size_t)NR * KC * sizeof(float)));
 
     thread_local gemm_scratch s;
-    const bool gelu = flags & LINEAR_GELU;
+    const bool gelu = flags & LINEAR_GELU, packed = flags & PACKED;
     for (int64_t pc = p0; pc < p1; pc += ncp) {
         const int np = (int)std::min<int64_t>(ncp, p1 - pc);
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             const int kc = (int)std::min(KC, K - k0);
-            load_w_block(w, pc * NR, np, k0, kc, s);
+            size_t pstride;
+            const float *wb = load_w_block(w, packed, pc * NR, np, k0, kc, s, pstride);
             for (int64_t m = m0; m < m1; m += MR) {
                 const int R = (int)std::min<int64_t>(MR, m1 - m);
                 const float *xs = X + (size_t)m * K + k0;  // R rows, read in place
@@ -299,7 +326,7 @@ void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
                     const int64_t n = (pc + p) * NR;
                     const size_t off = (size_t)m * N + n;
                     const epilogue e{k0 == 0, k0 + kc == K, gelu, bias ? bias + n : nullptr, res ? res + off : nullptr, nullptr};
-                    run_tile(R, kc, xs, (size_t)K, s.w.data() + (size_t)p * kc * NR, NR, Y + off, (size_t)N, e);
+                    run_tile(R, kc, xs, (size_t)K, wb + p * pstride, NR, Y + off, (size_t)N, e);
                 }
             }
         }
@@ -396,12 +423,28 @@ bool linear_cpu_supported(const ggml_tensor *w) {
     return w->type == GGML_TYPE_F32 || ggml_get_type_traits(w->type)->to_float != nullptr;
 }
 
+bool pack_linear_weight(ggml_tensor *w) {
+    if (!linear_cpu_supported(w) || (w->type != GGML_TYPE_F32 && w->type != GGML_TYPE_F16) || !w->buffer ||
+        !ggml_backend_buffer_is_host(w->buffer)) {
+        return false;
+    }
+    const int64_t K = w->ne[0], N = w->ne[1];
+    const size_t es = ggml_element_size(w);
+    std::vector<char> rows((const char *)w->data, (const char *)w->data + ggml_nbytes(w));
+    char *dst = (char *)w->data;
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t k = 0; k < K; ++k)
+            std::memcpy(dst + (((size_t)(n / NR) * K + k) * NR + n % NR) * es, rows.data() + ((size_t)n * K + k) * es, es);
+    return true;
+}
+
 ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
-                        unsigned flags) {
+                        unsigned flags, bool packed) {
     if (!linear_cpu_supported(w) || x->type != GGML_TYPE_F32 || !ggml_is_contiguous(x) || x->ne[0] != w->ne[0]) {
         fail(DA3_ERR_INTERNAL, "linear_cpu: unsupported operand layout");
     }
     const int64_t N = w->ne[1];
+    if (packed) flags |= PACKED;
     ggml_tensor *args[4] = {x, w, nullptr, nullptr};
     int n_args = 2;
     if (b) {

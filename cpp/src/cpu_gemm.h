@@ -26,10 +26,18 @@ enum linear_flag : unsigned {
 // and a row count (output features) that is a multiple of the micro-kernel's panel width.
 bool linear_cpu_supported(const ggml_tensor *w);
 
-// x [K, M, ...] f32 contiguous (the trailing dims are rows); w [K, N]; b [N] f32 or null;
-// res f32 contiguous with the shape of the result or null. Returns [N, M, ...] f32.
+// Repacks an f32 or f16 weight in place, at load, into the kernel's panel layout
+// [N/NR][K][NR] (same type, same size): the per-call transposition is then skipped (f32) or
+// becomes a contiguous conversion (f16). Only for weights in host memory that linear_cpu
+// supports; returns whether it packed. A packed weight is only valid as linear_cpu(packed=true)'s
+// operand: no other op may read it.
+bool pack_linear_weight(ggml_tensor *w);
+
+// x [K, M, ...] f32 contiguous (the trailing dims are rows); w [K, N] (packed: as left by
+// pack_linear_weight); b [N] f32 or null; res f32 contiguous with the shape of the result or
+// null. Returns [N, M, ...] f32.
 ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
-                        unsigned flags);
+                        unsigned flags, bool packed = false);
 
 // Optional steps applied to q and k rows before the scores (as the ViT does them).
 struct attn_prologue {

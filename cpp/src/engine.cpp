@@ -122,6 +122,11 @@ void check_model_pair(const weight_map &any, const weight_map &met) {
     }
 }
 
+void prepare_model_for_cpu(model &m) {
+    pack_vit_for_cpu(m.vit);
+    pack_vit_for_cpu(m.m_vit);  // no blocks unless nested
+}
+
 void load_model_pair(const weight_map &any, const weight_map &met, model &m) {
     check_model_pair(any, met);
     load_model(any, m);

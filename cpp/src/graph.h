@@ -22,6 +22,7 @@ namespace da3 {
 struct linear {
     ggml_tensor *w = nullptr;  // [in, out] (ggml order), any type
     ggml_tensor *b = nullptr;  // [out] or null
+    bool packed = false;       // w repacked for linear_cpu (pack_linear_weight): CPU graphs only
 };
 
 struct layer_norm {

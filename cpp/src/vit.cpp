@@ -146,6 +146,12 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
     }
 }
 
+void pack_vit_for_cpu(vit_model &m) {
+    for (vit_block &b : m.blocks) {
+        for (linear *l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) l->packed = pack_linear_weight(l->w);
+    }
+}
+
 // PyTorch upsample_bicubic2d (align_corners=False, A=-0.75, clamped borders).
 // ref: aten/src/ATen/native/UpSample.h (cubic_convolution1/2, area_pixel_compute_source_index)
 static void cubic_coeffs(float t, float c[4]) {
