@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -428,13 +429,28 @@ bool pack_linear_weight(ggml_tensor *w) {
         !ggml_backend_buffer_is_host(w->buffer)) {
         return false;
     }
-    const int64_t K = w->ne[0], N = w->ne[1];
-    const size_t es = ggml_element_size(w);
-    std::vector<char> rows((const char *)w->data, (const char *)w->data + ggml_nbytes(w));
-    char *dst = (char *)w->data;
-    for (int64_t n = 0; n < N; ++n)
-        for (int64_t k = 0; k < K; ++k)
-            std::memcpy(dst + (((size_t)(n / NR) * K + k) * NR + n % NR) * es, rows.data() + ((size_t)n * K + k) * es, es);
+    auto repack = [&](auto *data) {  // element type by size: f32 as uint32_t, f16 as uint16_t
+        using T = std::remove_pointer_t<decltype(data)>;
+        const int64_t K = w->ne[0], N = w->ne[1];
+        std::vector<T> rows((size_t)NR * K);  // one panel's rows: panel p occupies the same bytes
+        for (int64_t p = 0; p < N / NR; ++p) {
+            T *panel = data + (size_t)p * NR * K;
+            std::copy(panel, panel + rows.size(), rows.begin());
+            constexpr int64_t KB = 16;  // k-blocks: the destination rows being written stay in L1
+            for (int64_t k0 = 0; k0 < K; k0 += KB) {
+                const int64_t k1 = std::min(K, k0 + KB);
+                for (int r = 0; r < NR; ++r) {
+                    const T *src = rows.data() + (size_t)r * K;
+                    for (int64_t k = k0; k < k1; ++k) panel[(size_t)k * NR + r] = src[k];
+                }
+            }
+        }
+    };
+    if (w->type == GGML_TYPE_F32) {
+        repack((uint32_t *)w->data);
+    } else {
+        repack((uint16_t *)w->data);
+    }
     return true;
 }
 

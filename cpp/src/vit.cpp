@@ -22,22 +22,44 @@ static std::vector<float> host_copy(const ggml_tensor *t) {
     return v;
 }
 
+// An f32 weight's values for editing at load: in place when its buffer is host memory (the CPU
+// backend), else a copy that commit() writes back.
+struct f32_edit {
+    ggml_tensor *t;
+    std::vector<float> copy;
+    float *data;
+    explicit f32_edit(ggml_tensor *t_) : t(t_) {
+        if (t->buffer && ggml_backend_buffer_is_host(t->buffer)) {
+            data = (float *)t->data;
+        } else {
+            copy = host_copy(t);
+            data = copy.data();
+        }
+    }
+    void commit() {
+        if (!copy.empty()) ggml_backend_tensor_set(t, copy.data(), 0, ggml_nbytes(t));
+    }
+};
+
 // Folds a LayerNorm's affine into the linear layer after it (f32 weights with a bias):
 // W (g * xn + b) + c = (W diag g) xn + (W b + c). The norm then has no affine.
 static void fold_norm_into_linear(layer_norm &n, linear &l) {
     if (!all_f32({n.w, n.b, l.w, l.b})) return;
     const int64_t K = l.w->ne[0], N = l.w->ne[1];
-    std::vector<float> W = host_copy(l.w), g = host_copy(n.w), b = host_copy(n.b), c = host_copy(l.b);
+    const std::vector<float> g = host_copy(n.w), b = host_copy(n.b);
+    f32_edit W(l.w), c(l.b);
     for (int64_t o = 0; o < N; ++o) {
-        double acc = c[o];
-        for (int64_t k = 0; k < K; ++k) {
-            acc += (double)W[o * K + k] * b[k];
-            W[o * K + k] *= g[k];
-        }
-        c[o] = (float)acc;
+        double acc[4] = {c.data[o], 0.0, 0.0, 0.0};  // independent partial sums (K % 4 == 0 here)
+        float *row = W.data + o * K;
+        int64_t k = 0;
+        for (; k + 4 <= K; k += 4)
+            for (int j = 0; j < 4; ++j) acc[j] += (double)row[k + j] * b[k + j];
+        for (; k < K; ++k) acc[0] += (double)row[k] * b[k];
+        for (k = 0; k < K; ++k) row[k] *= g[k];
+        c.data[o] = (float)((acc[0] + acc[1]) + (acc[2] + acc[3]));
     }
-    ggml_backend_tensor_set(l.w, W.data(), 0, ggml_nbytes(l.w));
-    ggml_backend_tensor_set(l.b, c.data(), 0, ggml_nbytes(l.b));
+    W.commit();
+    c.commit();
     n.w = n.b = nullptr;
 }
 
@@ -45,13 +67,15 @@ static void fold_norm_into_linear(layer_norm &n, linear &l) {
 static void fold_scale_into_linear(ggml_tensor *&scale, linear &l) {
     if (!all_f32({scale, l.w, l.b})) return;
     const int64_t K = l.w->ne[0], N = l.w->ne[1];
-    std::vector<float> W = host_copy(l.w), s = host_copy(scale), c = host_copy(l.b);
+    const std::vector<float> s = host_copy(scale);
+    f32_edit W(l.w), c(l.b);
     for (int64_t o = 0; o < N; ++o) {
-        for (int64_t k = 0; k < K; ++k) W[o * K + k] *= s[o];
-        c[o] *= s[o];
+        float *row = W.data + o * K;
+        for (int64_t k = 0; k < K; ++k) row[k] *= s[o];
+        c.data[o] *= s[o];
     }
-    ggml_backend_tensor_set(l.w, W.data(), 0, ggml_nbytes(l.w));
-    ggml_backend_tensor_set(l.b, c.data(), 0, ggml_nbytes(l.b));
+    W.commit();
+    c.commit();
     scale = nullptr;
 }
 
