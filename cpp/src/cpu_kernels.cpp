@@ -312,7 +312,41 @@ void resize_bilinear_ac_compute(ggml_tensor *dst, int ith, int nth, void *) {
     }
 }
 
+// dst[n][c][y][x] = x + (c < D ? tx[c][x] : ty[c - D][y]), D = C / 2.
+void add_uv_compute(ggml_tensor *dst, int ith, int nth, void *) {
+    const ggml_tensor *x = dst->src[0], *tx = dst->src[1], *ty = dst->src[2];
+    const int64_t W = x->ne[0], H = x->ne[1], C = x->ne[2], D = C / 2;
+    const int64_t rows = H * C * x->ne[3];
+    const int64_t r0 = rows * ith / nth, r1 = rows * (ith + 1) / nth;
+    const float *xd = (const float *)x->data, *txd = (const float *)tx->data, *tyd = (const float *)ty->data;
+    float *yd = (float *)dst->data;
+    for (int64_t r = r0; r < r1; ++r) {
+        const int64_t y = r % H, c = (r / H) % C;
+        const float *src = xd + r * W;
+        float *out = yd + r * W;
+        if (c < D) {
+            const float *e = txd + c * W;
+            for (int64_t i = 0; i < W; ++i) out[i] = src[i] + e[i];
+        } else {
+            const float e = tyd[(c - D) * H + y];
+            for (int64_t i = 0; i < W; ++i) out[i] = src[i] + e;
+        }
+    }
+}
+
 }  // namespace
+
+ggml_tensor *add_uv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *tx, ggml_tensor *ty) {
+    const int64_t W = x->ne[0], H = x->ne[1], D = x->ne[2] / 2;
+    if (x->type != GGML_TYPE_F32 || !ggml_is_contiguous(x) || x->ne[2] % 2 != 0 || tx->type != GGML_TYPE_F32 ||
+        ty->type != GGML_TYPE_F32 || !ggml_is_contiguous(tx) || !ggml_is_contiguous(ty) || ggml_nelements(tx) != W * D ||
+        ggml_nelements(ty) != H * D) {
+        fail(DA3_ERR_INTERNAL, "add_uv_cpu: unsupported operand layout");
+    }
+    ggml_tensor *args[3] = {x, tx, ty};
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[0], x->ne[1], x->ne[2], x->ne[3], args, 3, add_uv_compute,
+                          GGML_N_TASKS_MAX, nullptr);
+}
 
 ggml_tensor *gelu_erf_cpu(ggml_context *ctx, ggml_tensor *x) {
     if (x->type != GGML_TYPE_F32 || !ggml_is_contiguous(x)) fail(DA3_ERR_INTERNAL, "gelu_erf_cpu: needs contiguous f32");

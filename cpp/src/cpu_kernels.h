@@ -42,4 +42,9 @@ ggml_tensor *gelu_erf_cpu(ggml_context *ctx, ggml_tensor *x);
 // (out - 1), rows blended first, then columns.
 ggml_tensor *resize_bilinear_ac_cpu(ggml_context *ctx, ggml_tensor *x, int w, int h);
 
+// x + the DPT head's UV position embedding, in one pass: x [W, H, C, N] f32 contiguous, C even;
+// tx [W, C/2] added to channels [0, C/2) (varies along x), ty [H, C/2] to channels [C/2, C)
+// (varies along y). Replaces repeat + repeat + concat + add.
+ggml_tensor *add_uv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *tx, ggml_tensor *ty);
+
 }  // namespace da3

@@ -135,6 +135,7 @@ ggml_tensor *add_pos_embed(graph_ctx &g, ggml_tensor *x, int W, int H, const std
     const int D = C / 2;
     ggml_tensor *tx = g.input_f32(tag + ".uvx", std::move(ex), w, 1, D, 1);
     ggml_tensor *ty = g.input_f32(tag + ".uvy", std::move(ey), 1, h, D, 1);
+    if (g.cpu_kernels && ggml_is_contiguous(x)) return add_uv_cpu(ctx, x, tx, ty);
     ggml_tensor *pe = ggml_concat(ctx, ggml_repeat_4d(ctx, tx, w, h, D, 1), ggml_repeat_4d(ctx, ty, w, h, D, 1), 2);
     return ggml_add(ctx, x, pe);
 }

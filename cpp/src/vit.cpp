@@ -368,9 +368,16 @@ vit_outputs build_vit(graph_ctx &g, const vit_model &m, ggml_tensor *images, ggm
         x = resume_x;
     } else {
         // patch embedding + cls token + interpolated position embedding
-        x = ggml_conv_2d(ctx, m.patch_embed.w, images, P, P, 0, 0, 1, 1);  // [pw, ph, C, N]
-        x = add_channel_bias(g, x, m.patch_embed.b);
-        x = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_3d(ctx, x, pw * ph, C, N), 1, 0, 2, 3));  // [C, hw, N]
+        if (g.cpu_kernels) {
+            // patches as rows [3*P*P, hw, N] times the kernel: tokens come out in [C, hw, N] order
+            ggml_tensor *cols = ggml_im2col(ctx, m.patch_embed.w, images, P, P, 0, 0, 1, 1, true, GGML_TYPE_F32);
+            const linear pe{ggml_reshape_2d(ctx, m.patch_embed.w, 3 * P * P, C), m.patch_embed.b};
+            x = build_linear(g, ggml_reshape_3d(ctx, cols, 3 * P * P, pw * ph, N), pe);
+        } else {
+            x = ggml_conv_2d(ctx, m.patch_embed.w, images, P, P, 0, 0, 1, 1);  // [pw, ph, C, N]
+            x = add_channel_bias(g, x, m.patch_embed.b);
+            x = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_3d(ctx, x, pw * ph, C, N), 1, 0, 2, 3));  // [C, hw, N]
+        }
         ggml_tensor *cls = ggml_repeat_4d(ctx, ggml_reshape_3d(ctx, m.cls_token, C, 1, 1), C, 1, N, 1);
         x = ggml_concat(ctx, cls, x, 1);  // [C, T, N]
         ggml_tensor *pos = g.input_f32("vit.pos_embed_interp", interpolate_pos_embed(m, ph, pw), C, T);
