@@ -1,0 +1,218 @@
+// Our CPU GEMM and attention ops (cpu_gemm.h) against plain double-precision loops, on shapes
+// that hit every edge: row counts that are not a multiple of the micro-tile, K split into
+// several K-blocks, packed and unpacked f32/f16 weights, q8_0 and q4_K weights, fused bias /
+// GELU / residual, attention over strided views of a fused qkv with qk-norm and RoPE.
+// Exit code 0 on success; prints the failures otherwise.
+#include "cpu_gemm.h"
+
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
+#include "ggml.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <vector>
+
+using namespace da3;
+
+static int g_failures = 0;
+
+static void check(bool ok, const char *what, double err) {
+    std::printf("%-60s max rel err %.2e %s\n", what, err, ok ? "ok" : "FAIL");
+    if (!ok) ++g_failures;
+}
+
+static std::vector<float> randn(size_t n, unsigned seed, float scale = 1.0f) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> d(0.0f, scale);
+    std::vector<float> v(n);
+    for (float &x : v) x = d(rng);
+    return v;
+}
+
+// Max |a - b| over max |b|.
+static double rel_err(const std::vector<float> &a, const std::vector<double> &b) {
+    double e = 0.0, m = 1e-30;
+    for (size_t i = 0; i < a.size(); ++i) {
+        e = std::max(e, std::fabs((double)a[i] - b[i]));
+        m = std::max(m, std::fabs(b[i]));
+    }
+    return e / m;
+}
+
+struct graph {
+    ggml_backend_t be = ggml_backend_cpu_init();
+    ggml_context *ctx;
+    ggml_backend_buffer_t buf = nullptr;
+    graph() {
+        ggml_init_params ip = {ggml_tensor_overhead() * 64 + ggml_graph_overhead(), nullptr, true};
+        ctx = ggml_init(ip);
+        ggml_backend_cpu_set_n_threads(be, 3);  // an odd split across threads
+    }
+    ~graph() {
+        if (buf) ggml_backend_buffer_free(buf);
+        ggml_free(ctx);
+        ggml_backend_free(be);
+    }
+    void alloc() { buf = ggml_backend_alloc_ctx_tensors(ctx, be); }
+    // builds the graph of out (already allocated with the context's tensors) and computes it
+    std::vector<float> run(ggml_tensor *out) {
+        ggml_cgraph *gf = ggml_new_graph(ctx);
+        ggml_build_forward_expand(gf, out);
+        ggml_backend_graph_compute(be, gf);
+        std::vector<float> v(ggml_nelements(out));
+        ggml_backend_tensor_get(out, v.data(), 0, v.size() * sizeof(float));
+        return v;
+    }
+};
+
+static void test_linear(ggml_type type, bool packed, int M, int K, int N, bool gelu, bool with_res) {
+    graph g;
+    ggml_tensor *x = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, K, M);
+    ggml_tensor *w = ggml_new_tensor_2d(g.ctx, type, K, N);
+    ggml_tensor *b = ggml_new_tensor_1d(g.ctx, GGML_TYPE_F32, N);
+    ggml_tensor *r = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, N, M);
+    ggml_tensor *out = linear_cpu(g.ctx, x, w, b, with_res ? r : nullptr, gelu ? LINEAR_GELU : 0u, packed);
+    g.alloc();
+    const std::vector<float> xv = randn((size_t)K * M, 1), wv = randn((size_t)K * N, 2, 0.05f), bv = randn(N, 3),
+                             rv = randn((size_t)N * M, 4);
+    // the reference uses the weights as stored (after quantization)
+    std::vector<char> q(ggml_nbytes(w));
+    if (type == GGML_TYPE_F32) {
+        std::memcpy(q.data(), wv.data(), q.size());
+    } else {
+        ggml_quantize_chunk(type, wv.data(), q.data(), 0, N, K, nullptr);
+    }
+    std::vector<float> wd((size_t)K * N);
+    if (type == GGML_TYPE_F32) {
+        wd = wv;
+    } else {
+        ggml_get_type_traits(type)->to_float(q.data(), wd.data(), (int64_t)K * N);
+    }
+    ggml_backend_tensor_set(x, xv.data(), 0, ggml_nbytes(x));
+    ggml_backend_tensor_set(w, q.data(), 0, q.size());
+    ggml_backend_tensor_set(b, bv.data(), 0, ggml_nbytes(b));
+    ggml_backend_tensor_set(r, rv.data(), 0, ggml_nbytes(r));
+    if (packed && !pack_linear_weight(w)) {
+        check(false, "pack_linear_weight refused an f32/f16 host weight", 0.0);
+        return;
+    }
+    const std::vector<float> y = g.run(out);
+    std::vector<double> ref((size_t)N * M);
+    for (int m = 0; m < M; ++m)
+        for (int n = 0; n < N; ++n) {
+            double s = bv[n];
+            for (int k = 0; k < K; ++k) s += (double)xv[(size_t)m * K + k] * wd[(size_t)n * K + k];
+            if (gelu) s = 0.5 * s * std::erfc(-s / std::sqrt(2.0));
+            if (with_res) s += rv[(size_t)m * N + n];
+            ref[(size_t)m * N + n] = s;
+        }
+    char what[160];
+    std::snprintf(what, sizeof what, "linear %s%s M=%d K=%d N=%d%s%s", ggml_type_name(type), packed ? " packed" : "", M, K, N,
+                  gelu ? " gelu" : "", with_res ? " +res" : "");
+    check(rel_err(y, ref) < 2e-6, what, rel_err(y, ref));
+}
+
+// q, k, v as views of one [3C, T, B] tensor, as the ViT builds them.
+static void test_attention(int T, int B, int NH, bool norm, bool rope) {
+    const int D = 64, C = NH * D;
+    graph g;
+    ggml_tensor *qkv = ggml_new_tensor_3d(g.ctx, GGML_TYPE_F32, 3 * C, T, B);
+    ggml_tensor *nw[4];
+    for (ggml_tensor *&t : nw) t = ggml_new_tensor_1d(g.ctx, GGML_TYPE_F32, D);
+    ggml_tensor *table = ggml_new_tensor_3d(g.ctx, GGML_TYPE_F32, D, 2, T);
+    const size_t es = sizeof(float);
+    auto view = [&](int part) {
+        return ggml_view_4d(g.ctx, qkv, D, NH, T, B, D * es, qkv->nb[1], qkv->nb[2], part * C * es);
+    };
+    attn_prologue pro;
+    if (norm) pro.q_norm_w = nw[0], pro.q_norm_b = nw[1], pro.k_norm_w = nw[2], pro.k_norm_b = nw[3], pro.eps = 1e-5f;
+    if (rope) pro.rope = table;
+    ggml_tensor *out = attention_cpu(g.ctx, view(0), view(1), view(2), &pro);
+    g.alloc();
+    const std::vector<float> qv = randn((size_t)3 * C * T * B, 5);
+    ggml_backend_tensor_set(qkv, qv.data(), 0, ggml_nbytes(qkv));
+    std::vector<std::vector<float>> nv;
+    for (int i = 0; i < 4; ++i) {
+        nv.push_back(randn(D, 10 + i, 0.5f));
+        if (i % 2 == 0)
+            for (float &x : nv.back()) x += 1.0f;
+        ggml_backend_tensor_set(nw[i], nv.back().data(), 0, D * sizeof(float));
+    }
+    std::vector<float> tab((size_t)T * 2 * D);
+    for (int t = 0; t < T; ++t)
+        for (int d = 0; d < D; ++d) {
+            const double a = (t % 7 + d / 32) * std::pow(100.0, -(double)(d % 16) / 16.0);
+            tab[(size_t)t * 2 * D + d] = (float)std::cos(a);
+            tab[(size_t)t * 2 * D + D + d] = (float)std::sin(a);
+        }
+    ggml_backend_tensor_set(table, tab.data(), 0, ggml_nbytes(table));
+    const std::vector<float> y = g.run(out);
+
+    auto prep = [&](const float *src, int t, const std::vector<float> *w, const std::vector<float> *b, double *out) {
+        double y[64];
+        for (int d = 0; d < D; ++d) y[d] = src[d];
+        if (norm) {
+            double mean = 0, var = 0;
+            for (int d = 0; d < D; ++d) mean += y[d];
+            mean /= D;
+            for (int d = 0; d < D; ++d) var += (y[d] - mean) * (y[d] - mean);
+            const double rstd = 1.0 / std::sqrt(var / D + 1e-5);
+            for (int d = 0; d < D; ++d) y[d] = (y[d] - mean) * rstd * (*w)[d] + (*b)[d];
+        }
+        for (int d = 0; d < D; ++d) {
+            if (!rope) {
+                out[d] = y[d];
+                continue;
+            }
+            const int h0 = d / 32 * 32, i = d % 32;
+            const double rot = i < 16 ? -y[h0 + i + 16] : y[h0 + i - 16];
+            out[d] = y[d] * tab[(size_t)t * 2 * D + d] + rot * tab[(size_t)t * 2 * D + D + d];
+        }
+    };
+    std::vector<double> ref((size_t)D * NH * T * B);
+    std::vector<double> K((size_t)T * D), s(T);
+    for (int bb = 0; bb < B; ++bb)
+        for (int h = 0; h < NH; ++h) {
+            auto row = [&](int part, int t) { return qv.data() + ((size_t)bb * T + t) * 3 * C + part * C + h * D; };
+            for (int t = 0; t < T; ++t) prep(row(1, t), t, &nv[2], &nv[3], &K[(size_t)t * D]);
+            for (int tq = 0; tq < T; ++tq) {
+                double q[64], mx = -1e300, sum = 0.0;
+                prep(row(0, tq), tq, &nv[0], &nv[1], q);
+                for (int t = 0; t < T; ++t) {
+                    double dot = 0.0;
+                    for (int d = 0; d < D; ++d) dot += q[d] * K[(size_t)t * D + d];
+                    s[t] = dot / std::sqrt((double)D);
+                    mx = std::max(mx, s[t]);
+                }
+                for (int t = 0; t < T; ++t) sum += (s[t] = std::exp(s[t] - mx));
+                for (int d = 0; d < D; ++d) {
+                    double o = 0.0;
+                    for (int t = 0; t < T; ++t) o += s[t] / sum * row(2, t)[d];
+                    ref[(((size_t)bb * T + tq) * NH + h) * D + d] = o;
+                }
+            }
+        }
+    char what[160];
+    std::snprintf(what, sizeof what, "attention T=%d B=%d heads=%d%s%s", T, B, NH, norm ? " qk-norm" : "", rope ? " rope" : "");
+    check(rel_err(y, ref) < 2e-6, what, rel_err(y, ref));
+}
+
+int main() {
+    ggml_cpu_init();
+    test_linear(GGML_TYPE_F32, false, 37, 96, 64, false, false);
+    test_linear(GGML_TYPE_F32, true, 37, 600, 96, true, true);  // two K-blocks
+    test_linear(GGML_TYPE_F32, true, 1, 64, 32, false, true);
+    test_linear(GGML_TYPE_F16, true, 50, 128, 64, true, false);
+    test_linear(GGML_TYPE_F16, false, 50, 128, 64, false, true);
+    test_linear(GGML_TYPE_Q8_0, false, 29, 1088, 64, false, true);  // K-blocks of whole q8_0 blocks
+    test_linear(GGML_TYPE_Q4_K, false, 29, 768, 32, true, false);   // K-blocks of whole q4_K super-blocks
+    test_attention(45, 1, 2, false, false);
+    test_attention(45, 2, 3, true, true);
+    test_attention(70, 1, 1, true, false);
+    if (g_failures) std::fprintf(stderr, "%d failure(s)\n", g_failures);
+    return g_failures ? 1 : 0;
+}
