@@ -20,19 +20,14 @@ using namespace simd;
 
 // Micro-kernel tile: MR rows x NR = NV*VW columns, MR*NV accumulators (24 of 32 AVX-512
 // registers; 12 of 16 for AVX/SSE).
-#ifndef DA3_GEMM_NV
-#define DA3_GEMM_NV 2
-#endif
-constexpr int NV = DA3_GEMM_NV, NR = NV * VW;
-#if defined(DA3_GEMM_MR)
-constexpr int MR = DA3_GEMM_MR;
-#elif defined(__AVX512F__)
+constexpr int NV = 2, NR = NV * VW;
+#if defined(__AVX512F__)
 constexpr int MR = 12;
 #else
 constexpr int MR = 6;
 #endif
 constexpr int PF_DIST = 8;                   // software prefetch distance in k steps
-constexpr int KC_MAX = 512;              // K-block: an MR x KC activation strip stays in L1
+constexpr int KC_MAX = 512;                  // K-block: an MR x KC activation strip stays in L1
 constexpr size_t W_BLOCK_BYTES = 512 << 10;  // one thread's f32 weight block, kept in L2
 
 constexpr unsigned HAS_BIAS = 1u << 8, HAS_RES = 1u << 9, PACKED = 1u << 10;
@@ -482,11 +477,13 @@ ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_
                           GGML_N_TASKS_MAX, (void *)(uintptr_t)flags);
 }
 
+bool attention_cpu_supported(int64_t head_dim) { return head_dim % NR == 0 && head_dim <= 256; }
+
 ggml_tensor *attention_cpu(ggml_context *ctx, ggml_tensor *q, ggml_tensor *k, ggml_tensor *v,
                           const attn_prologue *pro) {
     auto ok = [&](const ggml_tensor *t) { return t->type == GGML_TYPE_F32 && t->nb[0] == sizeof(float); };
     const int64_t D = q->ne[0];
-    if (!ok(q) || !ok(k) || !ok(v) || D % NR != 0 || D > 256 || k->ne[0] != D || v->ne[0] != D ||
+    if (!ok(q) || !ok(k) || !ok(v) || !attention_cpu_supported(D) || k->ne[0] != D || v->ne[0] != D ||
         k->ne[1] != q->ne[1] || v->ne[1] != q->ne[1] || v->ne[2] != k->ne[2] || k->ne[3] != q->ne[3] ||
         v->ne[3] != q->ne[3]) {
         fail(DA3_ERR_INTERNAL, "attention_cpu: unsupported operand layout");

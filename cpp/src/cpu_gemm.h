@@ -52,7 +52,9 @@ struct attn_prologue {
 // Multi-head attention softmax(q k^T / sqrt(D)) v, exact f32 (no online-softmax rescaling: each
 // strip of queries holds its full score rows). q [D, NH, Tq, B], k and v [D, NH, Tk, B] f32 with
 // contiguous rows (nb[0] = 4; any other strides, e.g. views of a fused qkv), D a multiple of the
-// panel width and at most 256. Returns [D, NH, Tq, B] f32 contiguous, as ggml_flash_attn_ext.
+// panel width and at most 256 (attention_cpu_supported). Returns [D, NH, Tq, B] f32
+// contiguous, as ggml_flash_attn_ext.
+bool attention_cpu_supported(int64_t head_dim);
 ggml_tensor *attention_cpu(ggml_context *ctx, ggml_tensor *q, ggml_tensor *k, ggml_tensor *v,
                            const attn_prologue *pro = nullptr);
 

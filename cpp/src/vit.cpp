@@ -283,7 +283,7 @@ static ggml_tensor *build_attn(graph_ctx &g, const vit_model &m, const vit_block
         return ggml_view_4d(ctx, qkv, D, NH, t, n, D * es, qkv->nb[1], qkv->nb[1] * t, part * C * es);
     };
     const bool norms = qknorm && b.q_norm.w && b.q_norm.b && b.k_norm.w && b.k_norm.b;
-    if (g.cpu_kernels && D % 32 == 0 && (!qknorm || norms) && (!rp || rp->table)) {
+    if (g.cpu_kernels && attention_cpu_supported(D) && (!qknorm || norms) && (!rp || rp->table)) {
         // one op: qk-norm and RoPE applied as q and k are packed, then exact attention
         attn_prologue pro;
         if (qknorm) {
@@ -320,16 +320,12 @@ static ggml_tensor *build_attn(graph_ctx &g, const vit_model &m, const vit_block
     k = as_tokens(k);
     ggml_tensor *v = head_view(2, Tq, B);
 
-    const float scale = 1.0f / std::sqrt((float)D);
-    ggml_tensor *o;
-    {
-        ggml_tensor *Q = ggml_permute(ctx, q, 0, 2, 1, 3);  // [D, Tq, NH, B]
-        ggml_tensor *K = ggml_permute(ctx, k, 0, 2, 1, 3);
-        ggml_tensor *V = ggml_permute(ctx, v, 0, 2, 1, 3);
-        // f32 K/V: exact f32 dot products with an online softmax, no [Tk, Tq] matrix
-        o = ggml_flash_attn_ext(ctx, Q, K, V, nullptr, scale, 0.0f, 0.0f);  // [D, NH, Tq, B]
-        ggml_flash_attn_ext_set_prec(o, GGML_PREC_F32);
-    }
+    ggml_tensor *Q = ggml_permute(ctx, q, 0, 2, 1, 3);  // [D, Tq, NH, B]
+    ggml_tensor *K = ggml_permute(ctx, k, 0, 2, 1, 3);
+    ggml_tensor *V = ggml_permute(ctx, v, 0, 2, 1, 3);
+    // f32 K/V: exact f32 dot products with an online softmax, no [Tk, Tq] matrix
+    ggml_tensor *o = ggml_flash_attn_ext(ctx, Q, K, V, nullptr, 1.0f / std::sqrt((float)D), 0.0f, 0.0f);  // [D, NH, Tq, B]
+    ggml_flash_attn_ext_set_prec(o, GGML_PREC_F32);
     o = ggml_reshape_3d(ctx, o, C, T, N);
     o = build_linear(g, o, b.proj, res);
     return g.name(o, pfx + (res ? "attn_res" : "attn"));
@@ -340,14 +336,12 @@ static ggml_tensor *build_ffn(graph_ctx &g, const vit_model &m, const vit_block 
     if (!m.hp.swiglu) {
         return build_linear(g, build_linear(g, h, b.fc1, nullptr, /*gelu=*/true), b.fc2, res);
     }
+    // ref: dinov2/layers/swiglu_ffn.py: x1, x2 = w12(x).chunk(2); w3(silu(x1) * x2)
     ggml_tensor *y = build_linear(g, h, b.fc1);
-    {
-        // ref: dinov2/layers/swiglu_ffn.py: x1, x2 = w12(x).chunk(2); w3(silu(x1) * x2)
-        const int64_t hid = y->ne[0] / 2;
-        ggml_tensor *x1 = ggml_view_3d(g.ctx, y, hid, y->ne[1], y->ne[2], y->nb[1], y->nb[2], 0);
-        ggml_tensor *x2 = ggml_view_3d(g.ctx, y, hid, y->ne[1], y->ne[2], y->nb[1], y->nb[2], hid * ggml_element_size(y));
-        y = ggml_mul(g.ctx, ggml_silu(g.ctx, ggml_cont(g.ctx, x1)), x2);
-    }
+    const int64_t hid = y->ne[0] / 2;
+    ggml_tensor *x1 = ggml_view_3d(g.ctx, y, hid, y->ne[1], y->ne[2], y->nb[1], y->nb[2], 0);
+    ggml_tensor *x2 = ggml_view_3d(g.ctx, y, hid, y->ne[1], y->ne[2], y->nb[1], y->nb[2], hid * ggml_element_size(y));
+    y = ggml_mul(g.ctx, ggml_silu(g.ctx, ggml_cont(g.ctx, x1)), x2);
     return build_linear(g, y, b.fc2, res);
 }
 
