@@ -1,6 +1,7 @@
 #include "cpu_gemm.h"
 
 #include "common.h"
+#include "cpu_gemm_q8.h"
 #include "cpu_simd.h"
 #include "ggml-backend.h"
 #include "ggml-cpu.h"
@@ -307,8 +308,12 @@ void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     const int64_t KC = std::min(K, ((K + nkb - 1) / nkb + blck - 1) / blck * blck);
     const int ncp = (int)std::max<size_t>(1, W_BLOCK_BYTES / ((size_t)NR * KC * sizeof(float)));
 
-    thread_local gemm_scratch s;
     const bool gelu = flags & LINEAR_GELU, packed = flags & PACKED;
+    if (packed && w->type == GGML_TYPE_Q8_0) {  // int8 GEMM (pack_q8_0_weight)
+        linear_q8_rows(X, K, w, m0, m1, p0, p1, bias, res, gelu, Y);
+        return;
+    }
+    thread_local gemm_scratch s;
     for (int64_t pc = p0; pc < p1; pc += ncp) {
         const int np = (int)std::min<int64_t>(ncp, p1 - pc);
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
@@ -327,6 +332,11 @@ void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
             }
         }
     }
+}
+
+constexpr int ROW_PF = 8;  // attention: q/k/v rows fetched this many rows ahead
+inline void prefetch_row(const float *p, int64_t n) {
+    for (int64_t i = 0; i < n; i += 64 / (int64_t)sizeof(float)) __builtin_prefetch(p + i);
 }
 
 struct attn_scratch {
@@ -386,6 +396,10 @@ void attention_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
             s.kp.assign((size_t)kpanels * D * NR, 0.0f);
             s.vp.resize((size_t)Tk * D);
             for (int64_t t = 0; t < Tk; ++t) {
+                if (t + ROW_PF < Tk) {  // rows are a qkv stride apart: too far for the hardware prefetcher
+                    prefetch_row(at(k, h, t + ROW_PF, b), D);
+                    prefetch_row(at(v, h, t + ROW_PF, b), D);
+                }
                 prep_row(at(k, h, t, b), row, D, in.kw, in.kb, eps, rope_row(t));
                 float *kd = s.kp.data() + (size_t)(t / NR) * D * NR + t % NR;
                 for (int64_t d = 0; d < D; ++d) kd[d * NR] = row[d];
@@ -396,6 +410,7 @@ void attention_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
         const int64_t t0 = st * MR;
         const int R = (int)std::min<int64_t>(MR, Tq - t0);
         for (int i = 0; i < R; ++i) prep_row(at(q, h, t0 + i, b), s.q.data() + i * D, D, in.qw, in.qb, eps, rope_row(t0 + i));
+        for (int64_t t = t0 + MR; t < std::min(Tq, t0 + 2 * MR); ++t) prefetch_row(at(q, h, t, b), D);  // the next strip
         const epilogue plain{true, true, false, nullptr, nullptr, nullptr};
         for (int64_t p = 0; p < kpanels; ++p) {
             run_tile(R, (int)D, s.q.data(), (size_t)D, s.kp.data() + (size_t)p * D * NR, NR, s.s.data() + p * NR,
@@ -420,6 +435,7 @@ bool linear_cpu_supported(const ggml_tensor *w) {
 }
 
 bool pack_linear_weight(ggml_tensor *w) {
+    if (w->type == GGML_TYPE_Q8_0) return NR == 32 && linear_cpu_supported(w) && pack_q8_0_weight(w);
     if (!linear_cpu_supported(w) || (w->type != GGML_TYPE_F32 && w->type != GGML_TYPE_F16) || !w->buffer ||
         !ggml_backend_buffer_is_host(w->buffer)) {
         return false;

@@ -28,9 +28,11 @@ bool linear_cpu_supported(const ggml_tensor *w);
 
 // Repacks an f32 or f16 weight in place, at load, into the kernel's panel layout
 // [N/NR][K][NR] (same type, same size): the per-call transposition is then skipped (f32) or
-// becomes a contiguous conversion (f16). Only for weights in host memory that linear_cpu
-// supports; returns whether it packed. A packed weight is only valid as linear_cpu(packed=true)'s
-// operand: no other op may read it.
+// becomes a contiguous conversion (f16). A q8_0 weight is repacked for the int8 GEMM
+// (cpu_gemm_q8.h) when the build has it: q8_0 layers then quantize their activations to q8_0
+// and multiply in int8, as ggml's q8_0 matmul does. Only for weights in host memory that
+// linear_cpu supports; returns whether it packed. A packed weight is only valid as
+// linear_cpu(packed=true)'s operand: no other op may read it.
 bool pack_linear_weight(ggml_tensor *w);
 
 // x [K, M, ...] f32 contiguous (the trailing dims are rows); w [K, N] (packed: as left by

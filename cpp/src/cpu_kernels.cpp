@@ -22,6 +22,7 @@ constexpr int OCB = 4, NX_MAX = 2;
 #endif
 
 constexpr unsigned HAS_BIAS = 1u << 8, HAS_RES = 1u << 9;
+constexpr uint64_t HAS_W = 1, HAS_B = 2;  // layer_norm_cpu
 
 struct conv_scratch {
     std::vector<float> wf;    // weights as f32, PyTorch layout [Cout, Cin, KS, KS]
@@ -275,6 +276,59 @@ void gelu_erf_compute(ggml_tensor *dst, int ith, int nth, void *) {
     for (; i < i1; ++i) yd[i] = 0.5f * xd[i] * std::erfc(xd[i] * -kInvSqrt2);
 }
 
+void layer_norm_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
+    // userdata: eps's f32 bits | HAS_W << 32 | HAS_B << 32 (layer_norm_cpu)
+    const uint64_t ud = (uint64_t)(uintptr_t)userdata, fl = ud >> 32;
+    const ggml_tensor *x = dst->src[0];
+    int next = 1;
+    const float *w = (fl & HAS_W) ? (const float *)dst->src[next++]->data : nullptr;
+    const float *b = (fl & HAS_B) ? (const float *)dst->src[next++]->data : nullptr;
+    float eps;
+    const uint32_t bits = (uint32_t)ud;
+    std::memcpy(&eps, &bits, sizeof eps);
+    const int64_t n = x->ne[0], rows = ggml_nrows(x);
+    const int64_t r0 = rows * ith / nth, r1 = rows * (ith + 1) / nth;
+    for (int64_t r = r0; r < r1; ++r) {
+        const float *src = (const float *)x->data + r * n;
+        float *out = (float *)dst->data + r * n;
+        float sum = 0.0f, sq = 0.0f;
+        int64_t i = 0;
+#if defined(__GNUC__)
+        vf vs = vf{};
+        for (; i + VW <= n; i += VW) vs += loadu(src + i);
+        for (int l = 0; l < VW; ++l) sum += vs[l];
+#endif
+        for (; i < n; ++i) sum += src[i];
+        const float mean = sum / (float)n;
+        i = 0;
+#if defined(__GNUC__)
+        vf vq = vf{};
+        for (; i + VW <= n; i += VW) {
+            const vf d = loadu(src + i) - mean;
+            vq += d * d;
+        }
+        for (int l = 0; l < VW; ++l) sq += vq[l];
+#endif
+        for (; i < n; ++i) sq += (src[i] - mean) * (src[i] - mean);
+        const float rstd = 1.0f / std::sqrt(sq / (float)n + eps);
+        i = 0;
+#if defined(__GNUC__)
+        for (; i + VW <= n; i += VW) {
+            vf v = (loadu(src + i) - mean) * rstd;
+            if (w) v *= loadu(w + i);
+            if (b) v += loadu(b + i);
+            storeu(out + i, v);
+        }
+#endif
+        for (; i < n; ++i) {
+            float v = (src[i] - mean) * rstd;
+            if (w) v *= w[i];
+            if (b) v += b[i];
+            out[i] = v;
+        }
+    }
+}
+
 void resize_bilinear_ac_compute(ggml_tensor *dst, int ith, int nth, void *) {
     const ggml_tensor *x = dst->src[0];
     const int wi = (int)x->ne[0], hi = (int)x->ne[1];
@@ -346,6 +400,25 @@ ggml_tensor *add_uv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *tx, ggml
     ggml_tensor *args[3] = {x, tx, ty};
     return ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[0], x->ne[1], x->ne[2], x->ne[3], args, 3, add_uv_compute,
                           GGML_N_TASKS_MAX, nullptr);
+}
+
+ggml_tensor *layer_norm_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, float eps) {
+    auto vec_ok = [&](const ggml_tensor *t) {
+        return !t || (t->type == GGML_TYPE_F32 && ggml_is_contiguous(t) && ggml_nelements(t) == x->ne[0]);
+    };
+    if (x->type != GGML_TYPE_F32 || !ggml_is_contiguous(x) || !vec_ok(w) || !vec_ok(b)) {
+        fail(DA3_ERR_INTERNAL, "layer_norm_cpu: unsupported operand layout");
+    }
+    static_assert(sizeof(uintptr_t) >= 8, "layer_norm_cpu packs eps and flags into the userdata pointer");
+    ggml_tensor *args[3] = {x, nullptr, nullptr};
+    int n = 1;
+    uint64_t fl = 0;
+    if (w) args[n++] = w, fl |= HAS_W;
+    if (b) args[n++] = b, fl |= HAS_B;
+    uint32_t bits;
+    std::memcpy(&bits, &eps, sizeof bits);
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[0], x->ne[1], x->ne[2], x->ne[3], args, n, layer_norm_compute,
+                          GGML_N_TASKS_MAX, (void *)(uintptr_t)(bits | fl << 32));
 }
 
 ggml_tensor *gelu_erf_cpu(ggml_context *ctx, ggml_tensor *x) {

@@ -270,6 +270,33 @@ static std::vector<float> rope_table(int D, float freq, const std::vector<int32_
     return out;
 }
 
+// RoPE positions per token: local blocks (row+1, col+1), global blocks (1, 1); token 0 (cls) at (0, 0).
+static void rope_positions(int ph, int pw, std::vector<int32_t> &py, std::vector<int32_t> &px, std::vector<int32_t> &pg) {
+    const size_t T = 1 + (size_t)ph * pw;
+    py.assign(T, 0), px.assign(T, 0), pg.assign(T, 1);
+    pg[0] = 0;
+    for (int p = 0; p < ph * pw; ++p) {
+        py[1 + p] = p / pw + 1;
+        px[1 + p] = p % pw + 1;
+    }
+}
+
+const vit_model::grid_inputs &vit_model::grid(int ph, int pw) const {
+    const auto key = std::make_pair(ph, pw);
+    auto it = grid_cache.find(key);
+    if (it != grid_cache.end()) return it->second;
+    if (grid_cache.size() >= 8) grid_cache.clear();  // a handful of input sizes is the usual case
+    grid_inputs gi;
+    gi.pos_embed = interpolate_pos_embed(*this, ph, pw);
+    if (hp.rope_start != -1) {
+        std::vector<int32_t> py, px, pg;
+        rope_positions(ph, pw, py, px, pg);
+        gi.rope_local = rope_table(hp.head_dim, hp.rope_freq, py, px);
+        gi.rope_global = rope_table(hp.head_dim, hp.rope_freq, pg, pg);
+    }
+    return grid_cache.emplace(key, std::move(gi)).first->second;
+}
+
 // Attention sub-block: proj(attn(h)) (+ res when given: the fused residual add).
 static ggml_tensor *build_attn(graph_ctx &g, const vit_model &m, const vit_block &b, ggml_tensor *h, bool global,
                                const rope_pos *rp, bool qknorm, const std::string &pfx, ggml_tensor *res) {
@@ -374,26 +401,21 @@ vit_outputs build_vit(graph_ctx &g, const vit_model &m, ggml_tensor *images, ggm
         }
         ggml_tensor *cls = ggml_repeat_4d(ctx, ggml_reshape_3d(ctx, m.cls_token, C, 1, 1), C, 1, N, 1);
         x = ggml_concat(ctx, cls, x, 1);  // [C, T, N]
-        ggml_tensor *pos = g.input_f32("vit.pos_embed_interp", interpolate_pos_embed(m, ph, pw), C, T);
+        ggml_tensor *pos = g.input_f32("vit.pos_embed_interp", m.grid(ph, pw).pos_embed, C, T);
         x = g.name(ggml_add(ctx, x, pos), "vit.embed");
     }
 
-    // RoPE positions: local blocks (row+1, col+1), global blocks (1, 1); token 0 at (0, 0)
     rope_pos local_pos, global_pos;
     if (hp.rope_start != -1) {
-        std::vector<int32_t> py(T, 0), px(T, 0), pg(T, 1);
-        pg[0] = 0;
-        for (int p = 0; p < ph * pw; ++p) {
-            py[1 + p] = p / pw + 1;
-            px[1 + p] = p % pw + 1;
-        }
+        std::vector<int32_t> py, px, pg;
+        rope_positions(ph, pw, py, px, pg);
         local_pos.y = g.input_i32("vit.rope_pos_y", py, T);
         local_pos.x = g.input_i32("vit.rope_pos_x", px, T);
         global_pos.y = global_pos.x = g.input_i32("vit.rope_pos_global", pg, T);
         if (g.cpu_kernels) {
-            local_pos.table = g.input_f32("vit.rope_table", rope_table(hp.head_dim, hp.rope_freq, py, px), hp.head_dim, 2, T);
-            global_pos.table = g.input_f32("vit.rope_table_global", rope_table(hp.head_dim, hp.rope_freq, pg, pg),
-                                           hp.head_dim, 2, T);
+            const vit_model::grid_inputs &gi = m.grid(ph, pw);
+            local_pos.table = g.input_f32("vit.rope_table", gi.rope_local, hp.head_dim, 2, T);
+            global_pos.table = g.input_f32("vit.rope_table_global", gi.rope_global, hp.head_dim, 2, T);
         }
     }
 

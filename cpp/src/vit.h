@@ -6,7 +6,9 @@
 #include "graph.h"
 #include "weights.h"
 
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace da3 {
@@ -46,6 +48,16 @@ struct vit_model {
     layer_norm norm;
     std::vector<vit_block> blocks;
     std::vector<float> pos_embed_host;    // copy of pos_embed for host-side interpolation
+
+    // Graph inputs computed on the host that depend only on the patch grid (ph, pw): kept per
+    // grid, so repeated calls at one size skip the bicubic interpolation and the sin/cos.
+    // Guarded by the owning context's inference lock (da3_context serializes its calls).
+    struct grid_inputs {
+        std::vector<float> pos_embed;                 // [1 + ph*pw, C]
+        std::vector<float> rope_local, rope_global;   // [T, 2, D] (CPU graphs)
+    };
+    mutable std::map<std::pair<int, int>, grid_inputs> grid_cache;
+    const grid_inputs &grid(int ph, int pw) const;
 };
 
 // Reads hparams under meta prefix ("vit." or "m_vit.") and tensors under the same prefix.

@@ -1,9 +1,11 @@
 // Our CPU GEMM and attention ops (cpu_gemm.h) against plain double-precision loops, on shapes
 // that hit every edge: row counts that are not a multiple of the micro-tile, K split into
 // several K-blocks, packed and unpacked f32/f16 weights, q8_0 and q4_K weights, fused bias /
-// GELU / residual, attention over strided views of a fused qkv with qk-norm and RoPE.
+// GELU / residual, attention over strided views of a fused qkv with qk-norm and RoPE; the int8
+// (VNNI) q8_0 GEMM against the same loops on activations quantized as ggml quantizes them.
 // Exit code 0 on success; prints the failures otherwise.
 #include "cpu_gemm.h"
+#include "cpu_gemm_q8.h"
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
@@ -96,16 +98,32 @@ static void test_linear(ggml_type type, bool packed, int M, int K, int N, bool g
     ggml_backend_tensor_set(w, q.data(), 0, q.size());
     ggml_backend_tensor_set(b, bv.data(), 0, ggml_nbytes(b));
     ggml_backend_tensor_set(r, rv.data(), 0, ggml_nbytes(r));
+    const bool int8 = packed && type == GGML_TYPE_Q8_0;
+    if (int8 && !q8_gemm_available()) {
+        std::printf("linear q8_0 packed M=%d K=%d N=%d: skipped (no int8 GEMM in this build)\n", M, K, N);
+        return;
+    }
     if (packed && !pack_linear_weight(w)) {
-        check(false, "pack_linear_weight refused an f32/f16 host weight", 0.0);
+        check(false, "pack_linear_weight refused a host weight it supports", 0.0);
         return;
     }
     const std::vector<float> y = g.run(out);
+    // int8 path: the activations as the kernel quantizes them (q8_0: d = max|x| / 127 per block
+    // of 32, q = x * (1 / d) rounded to nearest even)
+    std::vector<double> xr(xv.begin(), xv.end());
+    if (int8) {
+        for (size_t b0 = 0; b0 < xv.size(); b0 += 32) {
+            float amax = 0.0f;
+            for (int k = 0; k < 32; ++k) amax = std::max(amax, std::fabs(xv[b0 + k]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            for (int k = 0; k < 32; ++k) xr[b0 + k] = (double)std::nearbyint(xv[b0 + k] * id) * d;
+        }
+    }
     std::vector<double> ref((size_t)N * M);
     for (int m = 0; m < M; ++m)
         for (int n = 0; n < N; ++n) {
             double s = bv[n];
-            for (int k = 0; k < K; ++k) s += (double)xv[(size_t)m * K + k] * wd[(size_t)n * K + k];
+            for (int k = 0; k < K; ++k) s += xr[(size_t)m * K + k] * wd[(size_t)n * K + k];
             if (gelu) s = 0.5 * s * std::erfc(-s / std::sqrt(2.0));
             if (with_res) s += rv[(size_t)m * N + n];
             ref[(size_t)m * N + n] = s;
@@ -210,6 +228,8 @@ int main() {
     test_linear(GGML_TYPE_F16, false, 50, 128, 64, false, true);
     test_linear(GGML_TYPE_Q8_0, false, 29, 1088, 64, false, true);  // K-blocks of whole q8_0 blocks
     test_linear(GGML_TYPE_Q4_K, false, 29, 768, 32, true, false);   // K-blocks of whole q4_K super-blocks
+    test_linear(GGML_TYPE_Q8_0, true, 29, 1088, 96, true, true);    // int8 GEMM: tiles of 6 rows, 3 panels
+    test_linear(GGML_TYPE_Q8_0, true, 1, 32, 32, false, false);
     test_attention(45, 1, 2, false, false);
     test_attention(45, 2, 3, true, true);
     test_attention(70, 1, 1, true, false);
