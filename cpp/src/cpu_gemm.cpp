@@ -31,13 +31,14 @@ constexpr int PF_DIST = 8;                   // software prefetch distance in k 
 constexpr int KC_MAX = 512;                  // K-block: an MR x KC activation strip stays in L1
 constexpr size_t W_BLOCK_BYTES = 512 << 10;  // one thread's f32 weight block, kept in L2
 
-constexpr unsigned HAS_BIAS = 1u << 8, HAS_RES = 1u << 9, PACKED = 1u << 10;
+constexpr unsigned HAS_BIAS = 1u << 8, HAS_RES = 1u << 9, PACKED = 1u << 10, HAS_SCALE = 1u << 11;
 
 struct epilogue {
     bool first, last, gelu;
     const float *bias;       // at the tile's first column, or null
     const float *res;        // at the tile's first element, or null
     const float *row_scale;  // one factor per tile row, applied first, or null
+    const float *col_scale;  // at the tile's first column (after the activation), or null
 };
 
 struct gemm_scratch {
@@ -76,6 +77,7 @@ void micro_kernel(int kc, const float *xp, size_t ldx, const float *wp, size_t l
             if (e.last) {
                 if (e.bias) v += loadu(e.bias + j * VW);
                 if (e.gelu) v = vgelu(v);
+                if (e.col_scale) v *= loadu(e.col_scale + j * VW);
                 if (e.res) v += loadu(e.res + i * ldc + j * VW);
             }
             storeu(cp, v);
@@ -105,6 +107,7 @@ void scalar_kernel(int R, int ncol, int kc, const float *xp, size_t ldx, const f
             if (e.last) {
                 if (e.bias) v += e.bias[j];
                 if (e.gelu) v = 0.5f * v * std::erfc(v * -0.70710678118654752f);
+                if (e.col_scale) v *= e.col_scale[j];
                 if (e.res) v += e.res[i * ldc + j];
             }
             cv = v;
@@ -289,6 +292,7 @@ void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     int next = 2;
     const float *bias = (flags & HAS_BIAS) ? (const float *)dst->src[next++]->data : nullptr;
     const float *res = (flags & HAS_RES) ? (const float *)dst->src[next++]->data : nullptr;
+    const float *scale = (flags & HAS_SCALE) ? (const float *)dst->src[next++]->data : nullptr;
     const int64_t K = w->ne[0], N = w->ne[1], M = ggml_nelements(x) / K;
     const float *X = (const float *)x->data;
     float *Y = (float *)dst->data;
@@ -310,7 +314,7 @@ void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
 
     const bool gelu = flags & LINEAR_GELU, packed = flags & PACKED;
     if (packed && w->type == GGML_TYPE_Q8_0) {  // int8 GEMM (pack_q8_0_weight)
-        linear_q8_rows(X, K, w, m0, m1, p0, p1, bias, res, gelu, Y);
+        linear_q8_rows(X, K, w, m0, m1, p0, p1, bias, scale, res, gelu, Y);
         return;
     }
     thread_local gemm_scratch s;
@@ -326,7 +330,8 @@ void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
                 for (int p = 0; p < np; ++p) {
                     const int64_t n = (pc + p) * NR;
                     const size_t off = (size_t)m * N + n;
-                    const epilogue e{k0 == 0, k0 + kc == K, gelu, bias ? bias + n : nullptr, res ? res + off : nullptr, nullptr};
+                    const epilogue e{k0 == 0, k0 + kc == K, gelu, bias ? bias + n : nullptr, res ? res + off : nullptr,
+                                     nullptr, scale ? scale + n : nullptr};
                     run_tile(R, kc, xs, (size_t)K, wb + p * pstride, NR, Y + off, (size_t)N, e);
                 }
             }
@@ -411,14 +416,14 @@ void attention_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
         const int R = (int)std::min<int64_t>(MR, Tq - t0);
         for (int i = 0; i < R; ++i) prep_row(at(q, h, t0 + i, b), s.q.data() + i * D, D, in.qw, in.qb, eps, rope_row(t0 + i));
         for (int64_t t = t0 + MR; t < std::min(Tq, t0 + 2 * MR); ++t) prefetch_row(at(q, h, t, b), D);  // the next strip
-        const epilogue plain{true, true, false, nullptr, nullptr, nullptr};
+        const epilogue plain{true, true, false, nullptr, nullptr, nullptr, nullptr};
         for (int64_t p = 0; p < kpanels; ++p) {
             run_tile(R, (int)D, s.q.data(), (size_t)D, s.kp.data() + (size_t)p * D * NR, NR, s.s.data() + p * NR,
                      (size_t)ldS, plain);
         }
         float inv_sum[MR];
         for (int i = 0; i < R; ++i) inv_sum[i] = softmax_row(s.s.data() + (size_t)i * ldS, Tk, scale);
-        const epilogue norm{true, true, false, nullptr, nullptr, inv_sum};
+        const epilogue norm{true, true, false, nullptr, nullptr, inv_sum, nullptr};
         float *out = Y + ((size_t)(b * Tq + t0) * NH + h) * D;
         const size_t ldo = (size_t)(NH * D);
         int64_t j = 0;
@@ -466,13 +471,13 @@ bool pack_linear_weight(ggml_tensor *w) {
 }
 
 ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
-                        unsigned flags, bool packed) {
+                        unsigned flags, bool packed, ggml_tensor *scale) {
     if (!linear_cpu_supported(w) || x->type != GGML_TYPE_F32 || !ggml_is_contiguous(x) || x->ne[0] != w->ne[0]) {
         fail(DA3_ERR_INTERNAL, "linear_cpu: unsupported operand layout");
     }
     const int64_t N = w->ne[1];
     if (packed) flags |= PACKED;
-    ggml_tensor *args[4] = {x, w, nullptr, nullptr};
+    ggml_tensor *args[5] = {x, w, nullptr, nullptr, nullptr};
     int n_args = 2;
     if (b) {
         if (b->type != GGML_TYPE_F32 || ggml_nelements(b) != N || !ggml_is_contiguous(b)) {
@@ -488,6 +493,13 @@ ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_
         }
         args[n_args++] = res;
         flags |= HAS_RES;
+    }
+    if (scale) {
+        if (scale->type != GGML_TYPE_F32 || ggml_nelements(scale) != N || !ggml_is_contiguous(scale)) {
+            fail(DA3_ERR_INTERNAL, "linear_cpu: bad scale");
+        }
+        args[n_args++] = scale;
+        flags |= HAS_SCALE;
     }
     return ggml_custom_4d(ctx, GGML_TYPE_F32, N, x->ne[1], x->ne[2], x->ne[3], args, n_args, linear_compute,
                           GGML_N_TASKS_MAX, (void *)(uintptr_t)flags);

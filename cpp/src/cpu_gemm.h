@@ -9,7 +9,8 @@
 // what f32 costs, not more; the dequantized block lives only in a per-thread scratch buffer.
 // The same micro-kernel computes attention (scores, then probabilities times values).
 //
-// Fused epilogue: y = act(x W^T + b) + res, act = identity or exact-erf GELU.
+// Fused epilogue: y = act(x W^T + b) * scale + res, act = identity or exact-erf GELU, scale a
+// per-column factor (the ViT's layer scale when it is not folded into the weights).
 // Numerics: f32 products summed in k order within K-blocks of at most 512, block sums added in
 // order; differs from ggml's matmul only by float rounding.
 #pragma once
@@ -37,9 +38,10 @@ bool pack_linear_weight(ggml_tensor *w);
 
 // x [K, M, ...] f32 contiguous (the trailing dims are rows); w [K, N] (packed: as left by
 // pack_linear_weight); b [N] f32 or null; res f32 contiguous with the shape of the result or
-// null. Returns [N, M, ...] f32.
+// null; scale [N] f32 or null: a per-column factor (layer scale) applied after the activation,
+// before the residual add. Returns [N, M, ...] f32.
 ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
-                        unsigned flags, bool packed = false);
+                        unsigned flags, bool packed = false, ggml_tensor *scale = nullptr);
 
 // Optional steps applied to q and k rows before the scores (as the ViT does them).
 struct attn_prologue {

@@ -64,7 +64,7 @@ void quantize_rows(const float *x, int64_t rows, int64_t K, q8_scratch &s) {
 // then y += d_x * d_w * sum in f32; the epilogue adds bias, GELU, residual.
 template <int R>
 void q8_tile(int64_t nb, const int8_t *qx, int64_t K, const float *dx, const int32_t *cx, const uint8_t *wp,
-             float *y, int64_t ldy, const float *bias, const float *res, bool gelu) {
+             float *y, int64_t ldy, const float *bias, const float *scale, const float *res, bool gelu) {
     __m512 f[R][2];
     for (int i = 0; i < R; ++i) f[i][0] = f[i][1] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
@@ -97,6 +97,7 @@ void q8_tile(int64_t nb, const int8_t *qx, int64_t K, const float *dx, const int
             simd::vf v = (simd::vf)f[i][j];
             if (bias) v += simd::loadu(bias + j * 16);
             if (gelu) v = simd::vgelu(v);
+            if (scale) v *= simd::loadu(scale + j * 16);
             if (res) v += simd::loadu(res + i * ldy + j * 16);
             simd::storeu(y + i * ldy + j * 16, v);
         }
@@ -104,7 +105,7 @@ void q8_tile(int64_t nb, const int8_t *qx, int64_t K, const float *dx, const int
 }
 
 using q8_tile_fn = void (*)(int64_t, const int8_t *, int64_t, const float *, const int32_t *, const uint8_t *, float *,
-                            int64_t, const float *, const float *, bool);
+                            int64_t, const float *, const float *, const float *, bool);
 constexpr q8_tile_fn kTiles[MRQ] = {&q8_tile<1>, &q8_tile<2>, &q8_tile<3>, &q8_tile<4>, &q8_tile<5>, &q8_tile<6>};
 #endif
 
@@ -143,7 +144,7 @@ bool pack_q8_0_weight(ggml_tensor *w) {
 }
 
 void linear_q8_rows(const float *X, int64_t K, const ggml_tensor *w, int64_t m0, int64_t m1, int64_t p0, int64_t p1,
-                    const float *bias, const float *res, bool gelu, float *Y) {
+                    const float *bias, const float *scale, const float *res, bool gelu, float *Y) {
 #if defined(DA3_Q8_VNNI)
     const int64_t N = w->ne[1], nb = K / QK;
     thread_local q8_scratch s;
@@ -159,12 +160,14 @@ void linear_q8_rows(const float *X, int64_t K, const ggml_tensor *w, int64_t m0,
             for (int64_t p = pc; p < pe; ++p) {
                 const int64_t n = p * PW;
                 kTiles[R - 1](nb, s.q.data() + r * K, K, s.d.data() + r * nb, s.c.data() + r * nb, W + p * panel_bytes,
-                              Y + m * N + n, N, bias ? bias + n : nullptr, res ? res + m * N + n : nullptr, gelu);
+                              Y + m * N + n, N, bias ? bias + n : nullptr, scale ? scale + n : nullptr,
+                              res ? res + m * N + n : nullptr, gelu);
             }
         }
     }
 #else
-    (void)X, (void)K, (void)w, (void)m0, (void)m1, (void)p0, (void)p1, (void)bias, (void)res, (void)gelu, (void)Y;
+    (void)X, (void)K, (void)w, (void)m0, (void)m1, (void)p0, (void)p1, (void)bias, (void)scale, (void)res, (void)gelu,
+        (void)Y;
     fail(DA3_ERR_INTERNAL, "linear_q8_rows: this build has no int8 GEMM");
 #endif
 }

@@ -24,10 +24,10 @@ bool q8_gemm_available();
 // Returns false (nothing changed) when the kernel is not compiled in or the shape does not fit.
 bool pack_q8_0_weight(ggml_tensor *w);
 
-// Y[m, n] = act(X[m, :] . W[n, :] + b[n]) + res[m, n] for rows [m0, m1) and 32-column panels
-// [p0, p1) of a weight packed by pack_q8_0_weight. X [M, K] f32 rows, Y and res [M, N] f32,
-// b [N] or null, gelu: exact-erf GELU before the residual add.
+// Y[m, n] = act(X[m, :] . W[n, :] + b[n]) * s[n] + res[m, n] for rows [m0, m1) and 32-column
+// panels [p0, p1) of a weight packed by pack_q8_0_weight. X [M, K] f32 rows, Y and res [M, N]
+// f32, b and s [N] or null, gelu: exact-erf GELU (linear_cpu's epilogue).
 void linear_q8_rows(const float *X, int64_t K, const ggml_tensor *w, int64_t m0, int64_t m1, int64_t p0, int64_t p1,
-                    const float *bias, const float *res, bool gelu, float *Y);
+                    const float *bias, const float *scale, const float *res, bool gelu, float *Y);
 
 }  // namespace da3

@@ -42,14 +42,15 @@ ggml_tensor *graph_ctx::input_i32(const std::string &base, std::vector<int32_t> 
     return t;
 }
 
-ggml_tensor *build_linear(graph_ctx &g, ggml_tensor *x, const linear &l, ggml_tensor *res, bool gelu) {
+ggml_tensor *build_linear(graph_ctx &g, ggml_tensor *x, const linear &l, ggml_tensor *res, bool gelu, ggml_tensor *scale) {
     // the packed GEMM pays off from a few dozen rows (tokens); below, ggml's matmul is as good
     constexpr int64_t kMinRows = 32;
     if (l.packed || (g.cpu_kernels && linear_cpu_supported(l.w) && ggml_nrows(x) >= kMinRows)) {
         if (!g.cpu_kernels) fail(DA3_ERR_INTERNAL, "build_linear: packed weights outside a CPU graph");
         if (!ggml_is_contiguous(x)) x = ggml_cont(g.ctx, x);
         if (res && !ggml_is_contiguous(res)) res = ggml_cont(g.ctx, res);
-        return linear_cpu(g.ctx, x, l.w, l.b, res, gelu ? LINEAR_GELU : 0u, l.packed);
+        if (scale && scale->type != GGML_TYPE_F32) scale = ggml_cast(g.ctx, scale, GGML_TYPE_F32);
+        return linear_cpu(g.ctx, x, l.w, l.b, res, gelu ? LINEAR_GELU : 0u, l.packed, scale);
     }
     ggml_tensor *y = ggml_mul_mat(g.ctx, l.w, x);
     if (l.b) {
@@ -57,6 +58,9 @@ ggml_tensor *build_linear(graph_ctx &g, ggml_tensor *x, const linear &l, ggml_te
     }
     if (gelu) {
         y = g.cpu_kernels ? gelu_erf_cpu(g.ctx, y) : ggml_gelu_erf(g.ctx, y);
+    }
+    if (scale) {
+        y = ggml_mul(g.ctx, y, scale);
     }
     if (res) {
         y = ggml_add(g.ctx, y, res);

@@ -63,10 +63,11 @@ struct graph_ctx {
     ggml_tensor *input_i32(const std::string &n, std::vector<int32_t> data, int64_t ne0);
 };
 
-// y = act(x W^T + b) + res over ne0; act = exact-erf GELU when gelu, else identity; res null or
-// the shape of the result. Our packed GEMM (cpu_gemm.h) when g.cpu_kernels and the weight
+// y = act(x W^T + b) * scale + res over ne0; act = exact-erf GELU when gelu, else identity;
+// scale null or [N] (a layer scale); res null or the shape of the result. Our packed GEMM (cpu_gemm.h) when g.cpu_kernels and the weight
 // suits it, ggml ops otherwise.
-ggml_tensor *build_linear(graph_ctx &g, ggml_tensor *x, const linear &l, ggml_tensor *res = nullptr, bool gelu = false);
+ggml_tensor *build_linear(graph_ctx &g, ggml_tensor *x, const linear &l, ggml_tensor *res = nullptr, bool gelu = false,
+                          ggml_tensor *scale = nullptr);
 
 // LayerNorm over ne0 (PyTorch nn.LayerNorm over the last dim).
 ggml_tensor *build_norm(graph_ctx &g, ggml_tensor *x, const layer_norm &n, float eps);

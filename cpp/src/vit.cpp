@@ -297,9 +297,11 @@ const vit_model::grid_inputs &vit_model::grid(int ph, int pw) const {
     return grid_cache.emplace(key, std::move(gi)).first->second;
 }
 
-// Attention sub-block: proj(attn(h)) (+ res when given: the fused residual add).
+// Attention sub-block: proj(attn(h)) (* ls, + res when given: the fused layer scale and
+// residual add).
 static ggml_tensor *build_attn(graph_ctx &g, const vit_model &m, const vit_block &b, ggml_tensor *h, bool global,
-                               const rope_pos *rp, bool qknorm, const std::string &pfx, ggml_tensor *res) {
+                               const rope_pos *rp, bool qknorm, const std::string &pfx, ggml_tensor *res,
+                               ggml_tensor *ls) {
     const vit_hparams &hp = m.hp;
     const int64_t C = h->ne[0], T = h->ne[1], N = h->ne[2], D = hp.head_dim, NH = hp.num_heads;
     ggml_context *ctx = g.ctx;
@@ -320,7 +322,7 @@ static ggml_tensor *build_attn(graph_ctx &g, const vit_model &m, const vit_block
         if (rp) pro.rope = rp->table;
         const int64_t Tq = global ? T * N : T, B = global ? 1 : N;
         ggml_tensor *o = attention_cpu(ctx, head_view(0, Tq, B), head_view(1, Tq, B), head_view(2, Tq, B), &pro);
-        o = build_linear(g, ggml_reshape_3d(ctx, o, C, T, N), b.proj, res);
+        o = build_linear(g, ggml_reshape_3d(ctx, o, C, T, N), b.proj, res, false, ls);
         return g.name(o, pfx + (res ? "attn_res" : "attn"));
     }
     ggml_tensor *q = head_view(0, T, N);
@@ -354,14 +356,15 @@ static ggml_tensor *build_attn(graph_ctx &g, const vit_model &m, const vit_block
     ggml_tensor *o = ggml_flash_attn_ext(ctx, Q, K, V, nullptr, 1.0f / std::sqrt((float)D), 0.0f, 0.0f);  // [D, NH, Tq, B]
     ggml_flash_attn_ext_set_prec(o, GGML_PREC_F32);
     o = ggml_reshape_3d(ctx, o, C, T, N);
-    o = build_linear(g, o, b.proj, res);
+    o = build_linear(g, o, b.proj, res, false, ls);
     return g.name(o, pfx + (res ? "attn_res" : "attn"));
 }
 
-// MLP sub-block: fc2(act(fc1(h))) (+ res when given).
-static ggml_tensor *build_ffn(graph_ctx &g, const vit_model &m, const vit_block &b, ggml_tensor *h, ggml_tensor *res) {
+// MLP sub-block: fc2(act(fc1(h))) (* ls, + res when given).
+static ggml_tensor *build_ffn(graph_ctx &g, const vit_model &m, const vit_block &b, ggml_tensor *h, ggml_tensor *res,
+                              ggml_tensor *ls) {
     if (!m.hp.swiglu) {
-        return build_linear(g, build_linear(g, h, b.fc1, nullptr, /*gelu=*/true), b.fc2, res);
+        return build_linear(g, build_linear(g, h, b.fc1, nullptr, /*gelu=*/true), b.fc2, res, false, ls);
     }
     // ref: dinov2/layers/swiglu_ffn.py: x1, x2 = w12(x).chunk(2); w3(silu(x1) * x2)
     ggml_tensor *y = build_linear(g, h, b.fc1);
@@ -369,7 +372,7 @@ static ggml_tensor *build_ffn(graph_ctx &g, const vit_model &m, const vit_block 
     ggml_tensor *x1 = ggml_view_3d(g.ctx, y, hid, y->ne[1], y->ne[2], y->nb[1], y->nb[2], 0);
     ggml_tensor *x2 = ggml_view_3d(g.ctx, y, hid, y->ne[1], y->ne[2], y->nb[1], y->nb[2], hid * ggml_element_size(y));
     y = ggml_mul(g.ctx, ggml_silu(g.ctx, ggml_cont(g.ctx, x1)), x2);
-    return build_linear(g, y, b.fc2, res);
+    return build_linear(g, y, b.fc2, res, false, ls);
 }
 
 vit_outputs build_vit(graph_ctx &g, const vit_model &m, ggml_tensor *images, ggml_tensor *cam_tokens, int stop_block,
@@ -451,12 +454,11 @@ vit_outputs build_vit(graph_ctx &g, const vit_model &m, ggml_tensor *images, ggm
         const rope_pos *rp = hp.has_rope(i) ? (global ? &global_pos : &local_pos) : nullptr;
 
         ggml_tensor *h = build_norm(g, x, b.norm1, hp.ln_eps);
-        // residual adds fused into proj / fc2 where the layer scale is folded (or absent)
-        h = build_attn(g, m, b, h, global, rp, hp.has_qknorm(i), pfx, b.ls1 ? nullptr : x);
-        x = b.ls1 ? ggml_add(ctx, x, ggml_mul(ctx, h, b.ls1)) : h;
+        // x + ls * f(norm(x)): layer scales (unless folded into the weights) and residual adds
+        // fused into proj / fc2
+        x = build_attn(g, m, b, h, global, rp, hp.has_qknorm(i), pfx, x, b.ls1);
         h = build_norm(g, x, b.norm2, hp.ln_eps);
-        h = build_ffn(g, m, b, h, b.ls2 ? nullptr : x);
-        x = b.ls2 ? ggml_add(ctx, x, ggml_mul(ctx, h, b.ls2)) : h;
+        x = build_ffn(g, m, b, h, x, b.ls2);
         x = g.name(x, "vit.blk." + std::to_string(i));
         if (!global) local_x = x;
 

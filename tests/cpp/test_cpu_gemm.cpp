@@ -71,16 +71,19 @@ struct graph {
     }
 };
 
-static void test_linear(ggml_type type, bool packed, int M, int K, int N, bool gelu, bool with_res) {
+static void test_linear(ggml_type type, bool packed, int M, int K, int N, bool gelu, bool with_res,
+                        bool with_scale = false) {
     graph g;
     ggml_tensor *x = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, K, M);
     ggml_tensor *w = ggml_new_tensor_2d(g.ctx, type, K, N);
     ggml_tensor *b = ggml_new_tensor_1d(g.ctx, GGML_TYPE_F32, N);
     ggml_tensor *r = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, N, M);
-    ggml_tensor *out = linear_cpu(g.ctx, x, w, b, with_res ? r : nullptr, gelu ? LINEAR_GELU : 0u, packed);
+    ggml_tensor *sc = ggml_new_tensor_1d(g.ctx, GGML_TYPE_F32, N);
+    ggml_tensor *out = linear_cpu(g.ctx, x, w, b, with_res ? r : nullptr, gelu ? LINEAR_GELU : 0u, packed,
+                                  with_scale ? sc : nullptr);
     g.alloc();
     const std::vector<float> xv = randn((size_t)K * M, 1), wv = randn((size_t)K * N, 2, 0.05f), bv = randn(N, 3),
-                             rv = randn((size_t)N * M, 4);
+                             rv = randn((size_t)N * M, 4), sv = randn(N, 6);
     // the reference uses the weights as stored (after quantization)
     std::vector<char> q(ggml_nbytes(w));
     if (type == GGML_TYPE_F32) {
@@ -98,6 +101,7 @@ static void test_linear(ggml_type type, bool packed, int M, int K, int N, bool g
     ggml_backend_tensor_set(w, q.data(), 0, q.size());
     ggml_backend_tensor_set(b, bv.data(), 0, ggml_nbytes(b));
     ggml_backend_tensor_set(r, rv.data(), 0, ggml_nbytes(r));
+    ggml_backend_tensor_set(sc, sv.data(), 0, ggml_nbytes(sc));
     const bool int8 = packed && type == GGML_TYPE_Q8_0;
     if (int8 && !q8_gemm_available()) {
         std::printf("linear q8_0 packed M=%d K=%d N=%d: skipped (no int8 GEMM in this build)\n", M, K, N);
@@ -125,12 +129,13 @@ static void test_linear(ggml_type type, bool packed, int M, int K, int N, bool g
             double s = bv[n];
             for (int k = 0; k < K; ++k) s += xr[(size_t)m * K + k] * wd[(size_t)n * K + k];
             if (gelu) s = 0.5 * s * std::erfc(-s / std::sqrt(2.0));
+            if (with_scale) s *= sv[n];
             if (with_res) s += rv[(size_t)m * N + n];
             ref[(size_t)m * N + n] = s;
         }
     char what[160];
-    std::snprintf(what, sizeof what, "linear %s%s M=%d K=%d N=%d%s%s", ggml_type_name(type), packed ? " packed" : "", M, K, N,
-                  gelu ? " gelu" : "", with_res ? " +res" : "");
+    std::snprintf(what, sizeof what, "linear %s%s M=%d K=%d N=%d%s%s%s", ggml_type_name(type), packed ? " packed" : "", M, K,
+                  N, gelu ? " gelu" : "", with_scale ? " *scale" : "", with_res ? " +res" : "");
     check(rel_err(y, ref) < 2e-6, what, rel_err(y, ref));
 }
 
@@ -222,13 +227,13 @@ static void test_attention(int T, int B, int NH, bool norm, bool rope) {
 int main() {
     ggml_cpu_init();
     test_linear(GGML_TYPE_F32, false, 37, 96, 64, false, false);
-    test_linear(GGML_TYPE_F32, true, 37, 600, 96, true, true);  // two K-blocks
+    test_linear(GGML_TYPE_F32, true, 37, 600, 96, true, true, true);  // two K-blocks
     test_linear(GGML_TYPE_F32, true, 1, 64, 32, false, true);
     test_linear(GGML_TYPE_F16, true, 50, 128, 64, true, false);
-    test_linear(GGML_TYPE_F16, false, 50, 128, 64, false, true);
+    test_linear(GGML_TYPE_F16, false, 50, 128, 64, false, true, true);
     test_linear(GGML_TYPE_Q8_0, false, 29, 1088, 64, false, true);  // K-blocks of whole q8_0 blocks
     test_linear(GGML_TYPE_Q4_K, false, 29, 768, 32, true, false);   // K-blocks of whole q4_K super-blocks
-    test_linear(GGML_TYPE_Q8_0, true, 29, 1088, 96, true, true);    // int8 GEMM: tiles of 6 rows, 3 panels
+    test_linear(GGML_TYPE_Q8_0, true, 29, 1088, 96, true, true, true);  // int8 GEMM: tiles of 6 rows, 3 panels
     test_linear(GGML_TYPE_Q8_0, true, 1, 32, 32, false, false);
     test_attention(45, 1, 2, false, false);
     test_attention(45, 2, 3, true, true);
