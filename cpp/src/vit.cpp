@@ -161,8 +161,8 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
             b.fc2 = {wm.get(bp + "mlp_fc2.weight", {F, C}), wm.find(bp + "mlp_fc2.bias")};
         }
         // f32 files: norm affines and layer scales folded into the adjacent linear layers
-        // (4 element-wise passes less per block; float rounding only). The "attn" tap then
-        // includes ls1.
+        // (float rounding only); other files apply them in the LayerNorm op and the GEMM
+        // epilogue. The per-block "attn_res" tap holds x + ls1 * attn.
         fold_norm_into_linear(b.norm1, b.qkv);
         fold_norm_into_linear(b.norm2, b.fc1);
         fold_scale_into_linear(b.ls1, b.proj);
