@@ -306,17 +306,18 @@ void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     const int64_t m0 = std::min(M, strips * pm / tm * MR), m1 = std::min(M, strips * (pm + 1) / tm * MR);
     if (p0 >= p1 || m0 >= m1) return;
 
+    const bool gelu = flags & LINEAR_GELU, packed = flags & PACKED;
+    if (packed && w->type == GGML_TYPE_Q8_0) {  // int8 GEMM (pack_q8_0_weight)
+        linear_q8_rows(X, K, w, m0, m1, p0, p1, bias, scale, res, gelu, Y);
+        return;
+    }
+
     // K-blocks of equal size, a multiple of the weight type's block size
     const int64_t blck = ggml_blck_size(w->type);
     const int64_t nkb = (K + KC_MAX - 1) / KC_MAX;
     const int64_t KC = std::min(K, ((K + nkb - 1) / nkb + blck - 1) / blck * blck);
     const int ncp = (int)std::max<size_t>(1, W_BLOCK_BYTES / ((size_t)NR * KC * sizeof(float)));
 
-    const bool gelu = flags & LINEAR_GELU, packed = flags & PACKED;
-    if (packed && w->type == GGML_TYPE_Q8_0) {  // int8 GEMM (pack_q8_0_weight)
-        linear_q8_rows(X, K, w, m0, m1, p0, p1, bias, scale, res, gelu, Y);
-        return;
-    }
     thread_local gemm_scratch s;
     for (int64_t pc = p0; pc < p1; pc += ncp) {
         const int np = (int)std::min<int64_t>(ncp, p1 - pc);

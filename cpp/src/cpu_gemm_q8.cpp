@@ -147,6 +147,8 @@ void linear_q8_rows(const float *X, int64_t K, const ggml_tensor *w, int64_t m0,
                     const float *bias, const float *scale, const float *res, bool gelu, float *Y) {
 #if defined(DA3_Q8_VNNI)
     const int64_t N = w->ne[1], nb = K / QK;
+    // each thread quantizes the rows it takes (threads on other panels of the same rows repeat
+    // it: about 1/N of this GEMM's work)
     thread_local q8_scratch s;
     quantize_rows(X + m0 * K, m1 - m0, K, s);
     const size_t panel_bytes = (size_t)nb * PANEL_BLOCK;

@@ -38,8 +38,8 @@ ggml_tensor *conv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_te
 ggml_tensor *gelu_erf_cpu(ggml_context *ctx, ggml_tensor *x);
 
 // LayerNorm over ne[0] of every row, y = (x - mean) / sqrt(var + eps) * w + b (w, b [ne[0]] f32
-// or null), in one pass over the data (ggml: norm, then mul, then add). Mean and variance in f32
-// (two-pass), as PyTorch's CPU kernel. x f32 contiguous; returns a tensor of the same shape.
+// or null), as one op (ggml: norm, then mul, then add, three passes). Mean, then variance of the
+// centred values, summed in f32. x f32 contiguous; returns a tensor of the same shape.
 ggml_tensor *layer_norm_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, float eps);
 
 // Bilinear resize of [W, H, C, N] f32 to (w, h) with align_corners=True, as PyTorch's

@@ -69,7 +69,10 @@ ggml_tensor *build_linear(graph_ctx &g, ggml_tensor *x, const linear &l, ggml_te
 }
 
 ggml_tensor *build_norm(graph_ctx &g, ggml_tensor *x, const layer_norm &n, float eps) {
-    if (g.cpu_kernels && x->type == GGML_TYPE_F32 && ggml_is_contiguous(x)) return layer_norm_cpu(g.ctx, x, n.w, n.b, eps);
+    auto f32_or_null = [](const ggml_tensor *t) { return !t || t->type == GGML_TYPE_F32; };
+    if (g.cpu_kernels && x->type == GGML_TYPE_F32 && ggml_is_contiguous(x) && f32_or_null(n.w) && f32_or_null(n.b)) {
+        return layer_norm_cpu(g.ctx, x, n.w, n.b, eps);  // one pass instead of norm, mul, add
+    }
     ggml_tensor *y = ggml_norm(g.ctx, x, eps);
     if (n.w) {
         y = ggml_mul(g.ctx, y, n.w);

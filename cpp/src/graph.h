@@ -64,8 +64,8 @@ struct graph_ctx {
 };
 
 // y = act(x W^T + b) * scale + res over ne0; act = exact-erf GELU when gelu, else identity;
-// scale null or [N] (a layer scale); res null or the shape of the result. Our packed GEMM (cpu_gemm.h) when g.cpu_kernels and the weight
-// suits it, ggml ops otherwise.
+// scale null or [N] (a layer scale); res null or the shape of the result. Our packed GEMM
+// (cpu_gemm.h) when g.cpu_kernels and the weight suits it, ggml ops otherwise.
 ggml_tensor *build_linear(graph_ctx &g, ggml_tensor *x, const linear &l, ggml_tensor *res = nullptr, bool gelu = false,
                           ggml_tensor *scale = nullptr);
 

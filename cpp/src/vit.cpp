@@ -297,8 +297,8 @@ const vit_model::grid_inputs &vit_model::grid(int ph, int pw) const {
     return grid_cache.emplace(key, std::move(gi)).first->second;
 }
 
-// Attention sub-block: proj(attn(h)) (* ls, + res when given: the fused layer scale and
-// residual add).
+// Attention sub-block with its residual: res + ls * proj(attn(h)) (ls null: folded or absent),
+// the layer scale and the add fused into proj.
 static ggml_tensor *build_attn(graph_ctx &g, const vit_model &m, const vit_block &b, ggml_tensor *h, bool global,
                                const rope_pos *rp, bool qknorm, const std::string &pfx, ggml_tensor *res,
                                ggml_tensor *ls) {
@@ -323,7 +323,7 @@ static ggml_tensor *build_attn(graph_ctx &g, const vit_model &m, const vit_block
         const int64_t Tq = global ? T * N : T, B = global ? 1 : N;
         ggml_tensor *o = attention_cpu(ctx, head_view(0, Tq, B), head_view(1, Tq, B), head_view(2, Tq, B), &pro);
         o = build_linear(g, ggml_reshape_3d(ctx, o, C, T, N), b.proj, res, false, ls);
-        return g.name(o, pfx + (res ? "attn_res" : "attn"));
+        return g.name(o, pfx + "attn_res");
     }
     ggml_tensor *q = head_view(0, T, N);
     ggml_tensor *k = head_view(1, T, N);
@@ -357,10 +357,10 @@ static ggml_tensor *build_attn(graph_ctx &g, const vit_model &m, const vit_block
     ggml_flash_attn_ext_set_prec(o, GGML_PREC_F32);
     o = ggml_reshape_3d(ctx, o, C, T, N);
     o = build_linear(g, o, b.proj, res, false, ls);
-    return g.name(o, pfx + (res ? "attn_res" : "attn"));
+    return g.name(o, pfx + "attn_res");
 }
 
-// MLP sub-block: fc2(act(fc1(h))) (* ls, + res when given).
+// MLP sub-block with its residual: res + ls * fc2(act(fc1(h))), fused into fc2 likewise.
 static ggml_tensor *build_ffn(graph_ctx &g, const vit_model &m, const vit_block &b, ggml_tensor *h, ggml_tensor *res,
                               ggml_tensor *ls) {
     if (!m.hp.swiglu) {

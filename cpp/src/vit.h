@@ -63,8 +63,8 @@ struct vit_model {
 // Reads hparams under meta prefix ("vit." or "m_vit.") and tensors under the same prefix.
 void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m);
 
-// CPU backend only, after loading: repacks the block linears' f32/f16 weights in place for the
-// packed GEMM (cpu_gemm.h pack_linear_weight) and marks them packed.
+// CPU backend only, after loading: repacks the block linears' f32/f16 (and, in VNNI builds,
+// q8_0) weights in place for our GEMM (cpu_gemm.h pack_linear_weight) and marks them packed.
 void pack_vit_for_cpu(vit_model &m);
 
 // Bicubic interpolation of the patch position embedding to a (ph, pw) grid exactly as
