@@ -506,6 +506,13 @@ ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_
                           GGML_N_TASKS_MAX, (void *)(uintptr_t)flags);
 }
 
+int gemm_tile_rows() { return MR; }
+int gemm_tile_cols() { return NR; }
+void gemm_tile_f32(int R, int kc, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc) {
+    const epilogue plain{true, true, false, nullptr, nullptr, nullptr, nullptr};
+    run_tile(R, kc, A, lda, B, ldb, C, ldc, plain);
+}
+
 bool attention_cpu_supported(int64_t head_dim) { return head_dim % NR == 0 && head_dim <= 256; }
 
 ggml_tensor *attention_cpu(ggml_context *ctx, ggml_tensor *q, ggml_tensor *k, ggml_tensor *v,

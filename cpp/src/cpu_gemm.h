@@ -17,6 +17,8 @@
 
 #include "ggml.h"
 
+#include <cstddef>
+
 namespace da3 {
 
 enum linear_flag : unsigned {
@@ -42,6 +44,13 @@ bool pack_linear_weight(ggml_tensor *w);
 // before the residual add. Returns [N, M, ...] f32.
 ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
                         unsigned flags, bool packed = false, ggml_tensor *scale = nullptr);
+
+// One tile of a plain f32 product by the linears' micro-kernel, for other ops' inner loops (the
+// Winograd convolution, cpu_kernels.cpp): C[i][j] = sum_k A[i*lda + k] * B[k*ldb + j] for
+// i < R <= gemm_tile_rows(), j < gemm_tile_cols(); C rows ldc apart, overwritten.
+int gemm_tile_rows();
+int gemm_tile_cols();
+void gemm_tile_f32(int R, int kc, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc);
 
 // Optional steps applied to q and k rows before the scores (as the ViT does them).
 struct attn_prologue {

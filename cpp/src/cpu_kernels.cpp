@@ -1,6 +1,7 @@
 #include "cpu_kernels.h"
 
 #include "common.h"
+#include "cpu_gemm.h"
 #include "cpu_simd.h"
 
 #include <algorithm>
@@ -48,6 +49,7 @@ struct conv_args {
     int KS, W, H, cin, cout, N;
     bool relu_in, relu_out;
     const float *x, *res;
+    const float *bias;  // [cout] (zeros when the conv has none)
     float *y;
 };
 
@@ -66,6 +68,20 @@ int pick_nx(int width) {
 }
 
 #if defined(__GNUC__)
+// dst[i] = relu ? max(src[i], 0) : src[i] for i < n
+inline void copy_row(float *dst, const float *src, int n, bool relu) {
+    if (!relu) {
+        std::memcpy(dst, src, (size_t)n * sizeof(float));
+        return;
+    }
+    int i = 0;
+    for (; i + VW <= n; i += VW) {
+        const vf v = loadu(src + i);
+        storeu(dst + i, select(v > 0.0f, v, vf{}));
+    }
+    for (; i < n; ++i) dst[i] = src[i] > 0.0f ? src[i] : 0.0f;
+}
+
 // acc[o][j] = bias + sum over (ci, ky, kx) of w * input, for OCB outputs and NX*VW columns from
 // x0. Input row (ci, ky) starts at rows + (ci*KS + ky)*L; tap kx reads column x0 + kx + j*VW.
 template <int KS, int NX>
@@ -133,11 +149,7 @@ void conv3x3_rows(const conv_args &a, conv_scratch &s, int r0, int r1) {
                     continue;
                 }
                 const float *src = a.x + (((size_t)n * cin + ci) * H + yy) * W;
-                if (a.relu_in) {
-                    for (int i = 0; i < W; ++i) dst[i] = src[i] > 0.0f ? src[i] : 0.0f;
-                } else {
-                    std::memcpy(dst, src, (size_t)W * sizeof(float));
-                }
+                copy_row(dst, src, W, a.relu_in);
             }
         }
         for (int bi = 0; bi < nblk; ++bi) {
@@ -182,7 +194,254 @@ void conv1x1_strips(const conv_args &a, conv_scratch &s, int64_t s0, int64_t s1)
         }
     }
 }
+
+// ---- 3x3 by Winograd F(4x4, 3x3) ----
+// ref: Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016), F(4x4, 3x3)
+// with points 0, +-1, +-2, inf: per 6x6 input tile d (stride 4) and filter g,
+// Y = A^T [(G g G^T) . (B^T d B)] A gives a 4x4 output tile; the 36 products over channels are
+// 36 GEMMs [Cout x Cin] x [Cin x tiles] (the linears' micro-kernel), 4x fewer multiplies than
+// the direct sum. Transforms are vectorized over tiles: rows first (vectors along x), then the
+// columns of every 4th x, gathered by shuffles.
+
+// B^T d for 6 values (one column of a tile), in place of the matrix product.
+template <class T>
+inline void wino_in6(const T d[6], T t[6]) {
+    const T a = d[4] - 4.0f * d[2], b = d[3] - 4.0f * d[1];
+    const T c = d[4] - d[2], e = 2.0f * (d[3] - d[1]);
+    t[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
+    t[1] = a + b;
+    t[2] = a - b;
+    t[3] = c + e;
+    t[4] = c - e;
+    t[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
+}
+
+// A^T m for 6 values: 4 outputs.
+template <class T>
+inline void wino_out6(const T m[6], T y[4]) {
+    const T s12 = m[1] + m[2], d12 = m[1] - m[2], s34 = m[3] + m[4], d34 = m[3] - m[4];
+    y[0] = m[0] + s12 + s34;
+    y[1] = d12 + 2.0f * d34;
+    y[2] = s12 + 4.0f * s34;
+    y[3] = d12 + 8.0f * d34 + m[5];
+}
+
+// G g for 3 values: 6 outputs.
+inline void wino_filter3(const float g[3], float t[6]) {
+    t[0] = 0.25f * g[0];
+    t[1] = (g[0] + g[1] + g[2]) * (-1.0f / 6);
+    t[2] = (g[0] - g[1] + g[2]) * (-1.0f / 6);
+    t[3] = g[0] * (1.0f / 24) + g[1] * (1.0f / 12) + g[2] * (1.0f / 6);
+    t[4] = g[0] * (1.0f / 24) - g[1] * (1.0f / 12) + g[2] * (1.0f / 6);
+    t[5] = g[2];
+}
+
+// U = G g G^T for every (co, ci): u[xi][co][ci], xi = 6 * row + col of the 6x6 transform.
+void wino_weights(const float *w, int cin, int cout, std::vector<float> &u) {
+    u.resize((size_t)36 * cout * cin);
+    const size_t xi_stride = (size_t)cout * cin;
+    for (int co = 0; co < cout; ++co)
+        for (int ci = 0; ci < cin; ++ci) {
+            const float *g = w + ((size_t)co * cin + ci) * 9;  // [ky][kx]
+            float cols[3][6];                                   // G g, per kx
+            for (int kx = 0; kx < 3; ++kx) {
+                const float gk[3] = {g[kx], g[3 + kx], g[6 + kx]};
+                wino_filter3(gk, cols[kx]);
+            }
+            float *dst = u.data() + (size_t)co * cin + ci;
+            for (int i = 0; i < 6; ++i) {
+                const float r[3] = {cols[0][i], cols[1][i], cols[2][i]};
+                float t[6];
+                wino_filter3(r, t);
+                for (int j = 0; j < 6; ++j) dst[(i * 6 + j) * xi_stride] = t[j];
+            }
+        }
+}
+
+// Deinterleaving by 4: c[j][l] = element 4 l + j of the 4 VW floats in a[0..3]; interleave4 is the
+// inverse. __builtin_shuffle picks lanes from two vectors, so two levels of shuffles each.
+struct shuffle_masks {
+    vi pick0, pick1;  // (x, y) -> [lanes 4l + k of x:y for l < VW/2 | the same for k + 2], k = 0, 1
+    vi lo, hi;        // (p, q) -> [first halves of p, q] / [second halves of p, q]
+    vi ilv;           // (p, r) -> lane l takes column l % 4 of tile l / 4 (p: columns 0, 2; r: 1, 3)
+    shuffle_masks() {
+        for (int l = 0; l < VW; ++l) {
+            const bool first = l < VW / 2;
+            pick0[l] = first ? 4 * l : 4 * (l - VW / 2) + 2;
+            pick1[l] = pick0[l] + 1;
+            lo[l] = first ? l : l + VW / 2;
+            hi[l] = first ? l + VW / 2 : l + VW;
+            ilv[l] = (l % 4 % 2 ? VW : 0) + (l % 4 / 2) * (VW / 2) + l / 4;
+        }
+    }
+};
+inline void deinterleave4(const shuffle_masks &k, const vf a[4], vf c[4]) {
+    const vf p0 = __builtin_shuffle(a[0], a[1], k.pick0), q0 = __builtin_shuffle(a[2], a[3], k.pick0);  // c0 | c2
+    const vf p1 = __builtin_shuffle(a[0], a[1], k.pick1), q1 = __builtin_shuffle(a[2], a[3], k.pick1);  // c1 | c3
+    c[0] = __builtin_shuffle(p0, q0, k.lo), c[2] = __builtin_shuffle(p0, q0, k.hi);
+    c[1] = __builtin_shuffle(p1, q1, k.lo), c[3] = __builtin_shuffle(p1, q1, k.hi);
+}
+inline void interleave4(const shuffle_masks &k, const vf c[4], vf a[4]) {
+    // p = [c0 | c2] first halves, q = second halves; r, s the same for c1, c3
+    const vf p = __builtin_shuffle(c[0], c[2], k.lo), q = __builtin_shuffle(c[0], c[2], k.hi);
+    const vf r = __builtin_shuffle(c[1], c[3], k.lo), s = __builtin_shuffle(c[1], c[3], k.hi);
+    const vi next = k.ilv + VW / 4;  // the next VW / 4 tiles
+    a[0] = __builtin_shuffle(p, r, k.ilv), a[1] = __builtin_shuffle(p, r, next);
+    a[2] = __builtin_shuffle(q, s, k.ilv), a[3] = __builtin_shuffle(q, s, next);
+}
+
+struct wino_scratch {
+    std::vector<float> u;     // [36][cout][cin]
+    std::vector<float> rows;  // 6 input rows of one segment (ReLU, zero padding) [6][4 * TV]
+    std::vector<float> cols;  // B^T d rows split by column mod 4: [6][4][TV + 1]
+    std::vector<float> v;     // [36][cin][NP] transformed input of one chunk of tiles
+    std::vector<float> m;     // [36][MR][NP] products for MR output channels
+};
+
+// Input transform of tiles [tx0, tx1) of tile row ty of image n, every channel, into
+// v[xi][ci][off + tx - tx0]; vector stores may write up to VW - 1 tiles past tx1.
+void wino_input(const conv_args &a, wino_scratch &s, int n, int ty, int tx0, int tx1, size_t off, size_t NP) {
+    const int W = a.W, H = a.H, cin = a.cin, nt = tx1 - tx0;
+    const int TV = (nt + VW) / VW * VW;  // tiles + 1 (c[0] of tile nt), whole vectors
+    static const shuffle_masks km;
+    const size_t LR = (size_t)4 * TV, LC = (size_t)TV + 1;
+    s.rows.resize(6 * LR);
+    s.cols.assign(24 * LC, 0.0f);  // index TV stays 0
+    // rows[i][k] = column 4 tx0 - 1 + k of input row 4 ty - 1 + i (0 outside the map)
+    const int c0 = 4 * tx0 - 1, k0 = std::max(0, -c0), k1 = std::min<int>((int)LR, W - c0);
+    for (int ci = 0; ci < cin; ++ci) {
+        const float *plane = a.x + ((size_t)n * cin + ci) * H * W;
+        for (int i = 0; i < 6; ++i) {
+            float *dst = s.rows.data() + i * LR;
+            const int y = 4 * ty - 1 + i;
+            if (y < 0 || y >= H) {
+                std::fill(dst, dst + LR, 0.0f);
+                continue;
+            }
+            std::fill(dst, dst + k0, 0.0f);
+            copy_row(dst + k0, plane + (size_t)y * W + c0 + k0, k1 - k0, a.relu_in);
+            std::fill(dst + k1, dst + LR, 0.0f);
+        }
+        // tile t reads rows[.][4t ... 4t + 5]: after B^T down the rows, c[j][t] = index 4t + j
+        // (j < 4, by deinterleaving); indices 4t + 4, 4t + 5 are c[0][t + 1], c[1][t + 1]
+        for (int t0 = 0; t0 < TV; t0 += VW) {
+            vf d[6][4];
+            for (int i = 0; i < 6; ++i)
+                for (int q = 0; q < 4; ++q) d[i][q] = loadu(s.rows.data() + i * LR + 4 * t0 + q * VW);
+            for (int q = 0; q < 4; ++q) {
+                vf col[6], t[6];
+                for (int i = 0; i < 6; ++i) col[i] = d[i][q];
+                wino_in6(col, t);
+                for (int i = 0; i < 6; ++i) d[i][q] = t[i];
+            }
+            for (int i = 0; i < 6; ++i) {
+                vf c[4];
+                deinterleave4(km, d[i], c);
+                for (int j = 0; j < 4; ++j) storeu(s.cols.data() + (size_t)(i * 4 + j) * LC + t0, c[j]);
+            }
+        }
+        // B along the columns, VW tiles at a time
+        for (int t0 = 0; t0 < nt; t0 += VW) {
+            for (int i = 0; i < 6; ++i) {
+                const float *cp = s.cols.data() + (size_t)i * 4 * LC + t0;
+                vf e[6], t[6];
+                for (int j = 0; j < 4; ++j) e[j] = loadu(cp + j * LC);
+                e[4] = loadu(cp + 1), e[5] = loadu(cp + LC + 1);
+                wino_in6(e, t);
+                for (int j = 0; j < 6; ++j) storeu(s.v.data() + ((size_t)(i * 6 + j) * cin + ci) * NP + off + t0, t[j]);
+            }
+        }
+    }
+}
+
+// Output transform of tiles [tx0, tx1) of tile row ty of image n, output channels [co0, co1),
+// from m[xi][co - co0][off + tx - tx0] (rows NP apart), then bias, ReLU, residual; writes output
+// columns [4 tx0, min(W, 4 tx1)) of rows 4 ty ... 4 ty + 3.
+void wino_output(const conv_args &a, const float *mb, int co0, int co1, int n, int ty, int tx0, int tx1, size_t off,
+                 size_t NP) {
+    const int W = a.W, H = a.H, cout = a.cout, nt = tx1 - tx0, xend = std::min(W, 4 * tx1);
+    const size_t xi_stride = (size_t)(co1 - co0) * NP;
+    static const shuffle_masks km;
+    for (int co = co0; co < co1; ++co) {
+        const vf bias = splat(a.bias[co]);
+        const float *m = mb + (size_t)(co - co0) * NP + off;
+        for (int t0 = 0; t0 < nt; t0 += VW) {
+            vf h[6][4];  // A^T along the columns
+            for (int i = 0; i < 6; ++i) {
+                vf e[6];
+                for (int j = 0; j < 6; ++j) e[j] = loadu(m + (i * 6 + j) * xi_stride + t0);
+                wino_out6(e, h[i]);
+            }
+            vf y[4][4];  // A^T down the rows: [row][column mod 4]
+            for (int c = 0; c < 4; ++c) {
+                vf e[6], o[4];
+                for (int i = 0; i < 6; ++i) e[i] = h[i][c];
+                wino_out6(e, o);
+                for (int rr = 0; rr < 4; ++rr) y[rr][c] = o[rr];
+            }
+            const int x0 = 4 * (tx0 + t0), ncol = std::min(4 * VW, xend - x0);
+            for (int rr = 0; rr < 4 && 4 * ty + rr < H; ++rr) {
+                for (int c = 0; c < 4; ++c) {
+                    y[rr][c] += bias;
+                    if (a.relu_out) y[rr][c] = select(y[rr][c] > 0.0f, y[rr][c], vf{});
+                }
+                vf row[4];
+                interleave4(km, y[rr], row);
+                const size_t o = (((size_t)n * cout + co) * H + 4 * ty + rr) * W + x0;
+                int q = 0;
+                for (; (q + 1) * VW <= ncol; ++q) storeu(a.y + o + q * VW, a.res ? row[q] + loadu(a.res + o + q * VW) : row[q]);
+                for (int i = q * VW; i < ncol; ++i) a.y[o + i] = row[q][i - q * VW] + (a.res ? a.res[o + i] : 0.0f);
+            }
+        }
+    }
+}
+
+// Tile rows [r0, r1) of the N * ceil(H/4): their tiles, flattened row after row, in chunks of one
+// GEMM panel (NR tiles). Per chunk: the input transform (kept in L2), then per MR output
+// channels the 36 GEMM tiles and at once their output transform (the products stay in L1/L2).
+void conv3x3_wino(const conv_args &a, wino_scratch &s, int r0, int r1) {
+    const int tw = (a.W + 3) / 4, th = (a.H + 3) / 4, cin = a.cin, cout = a.cout;
+    const int MRg = gemm_tile_rows(), TC = gemm_tile_cols();
+    const int64_t total = (int64_t)(r1 - r0) * tw;
+    const size_t NP = (size_t)TC + VW;  // + VW: vector stores past a chunk's last tile
+    s.v.resize((size_t)36 * cin * NP);
+    s.m.resize((size_t)36 * MRg * NP);
+    // the tile-row segments of chunk [f0, f1), at their offsets within the chunk
+    auto segments = [&](int64_t f0, int64_t f1, auto &&fn) {
+        for (int64_t f = f0; f < f1;) {
+            const int row = r0 + (int)(f / tw), tx0 = (int)(f % tw);
+            const int tx1 = (int)std::min<int64_t>(tw, tx0 + (f1 - f));
+            fn(row / th, row % th, tx0, tx1, (size_t)(f - f0));
+            f += tx1 - tx0;
+        }
+    };
+    for (int64_t f0 = 0; f0 < total; f0 += TC) {
+        const int64_t f1 = std::min(total, f0 + TC);
+        segments(f0, f1, [&](int n, int ty, int tx0, int tx1, size_t off) { wino_input(a, s, n, ty, tx0, tx1, off, NP); });
+        for (int co0 = 0; co0 < cout; co0 += MRg) {
+            const int R = std::min(MRg, cout - co0);
+            for (int xi = 0; xi < 36; ++xi) {
+                gemm_tile_f32(R, cin, s.u.data() + ((size_t)xi * cout + co0) * cin, (size_t)cin,
+                              s.v.data() + (size_t)xi * cin * NP, NP, s.m.data() + (size_t)xi * R * NP, NP);
+            }
+            segments(f0, f1, [&](int n, int ty, int tx0, int tx1, size_t off) {
+                wino_output(a, s.m.data(), co0, co0 + R, n, ty, tx0, tx1, off, NP);
+            });
+        }
+    }
+}
 #endif
+
+// Winograd pays off when a GEMM panel of tiles is mostly real tiles (wide maps) and the channel
+// counts amortize the transforms; the small maps of the head's coarse levels stay direct.
+bool use_winograd(const conv_args &a) {
+#if defined(__GNUC__)
+    return a.W >= 64 && a.H >= 4 && a.cin >= 16 && a.cout >= 16;
+#else
+    (void)a;
+    return false;
+#endif
+}
 
 void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     const unsigned flags = (unsigned)(uintptr_t)userdata;
@@ -207,13 +466,21 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     } else {
         std::memcpy(s.wf.data(), w->data, nw * sizeof(float));
     }
-    pack_weights(s.wf.data(), a.cin, a.cout, taps, s.wpk);
+    const bool wino = a.KS == 3 && use_winograd(a);
+    if (!wino) pack_weights(s.wf.data(), a.cin, a.cout, taps, s.wpk);
     const int nblk = (a.cout + OCB - 1) / OCB;
     s.bias.assign((size_t)nblk * OCB, 0.0f);
     if (b) std::memcpy(s.bias.data(), b->data, (size_t)a.cout * sizeof(float));
+    a.bias = s.bias.data();
 
 #if defined(__GNUC__)
-    if (a.KS == 3) {
+    if (wino) {
+        thread_local wino_scratch ws;
+        wino_weights(s.wf.data(), a.cin, a.cout, ws.u);
+        const int total = a.N * ((a.H + 3) / 4), per = (total + nth - 1) / nth;
+        const int r0 = std::min(total, ith * per), r1 = std::min(total, r0 + per);
+        if (r0 < r1) conv3x3_wino(a, ws, r0, r1);
+    } else if (a.KS == 3) {
         const int total = a.N * a.H, per = (total + nth - 1) / nth;
         const int r0 = std::min(total, ith * per), r1 = std::min(total, r0 + per);
         switch (pick_nx(a.W)) {
@@ -367,6 +634,19 @@ void resize_bilinear_ac_compute(ggml_tensor *dst, int ith, int nth, void *) {
 }
 
 // dst[n][c][y][x] = x + (c < D ? tx[c][x] : ty[c - D][y]), D = C / 2.
+// Rows of dst <- row of a, then row of b (any row strides; elements contiguous within a row).
+void concat_rows_compute(ggml_tensor *dst, int ith, int nth, void *) {
+    const ggml_tensor *a = dst->src[0], *b = dst->src[1];
+    const int64_t R1 = a->ne[1], R2 = a->ne[2], rows = R1 * R2 * a->ne[3];
+    const size_t na = (size_t)a->ne[0] * sizeof(float), nb = (size_t)b->ne[0] * sizeof(float);
+    for (int64_t r = rows * ith / nth; r < rows * (ith + 1) / nth; ++r) {
+        const int64_t i1 = r % R1, i2 = r / R1 % R2, i3 = r / (R1 * R2);
+        char *out = (char *)dst->data + r * dst->nb[1];
+        std::memcpy(out, (const char *)a->data + i1 * a->nb[1] + i2 * a->nb[2] + i3 * a->nb[3], na);
+        std::memcpy(out + na, (const char *)b->data + i1 * b->nb[1] + i2 * b->nb[2] + i3 * b->nb[3], nb);
+    }
+}
+
 void add_uv_compute(ggml_tensor *dst, int ith, int nth, void *) {
     const ggml_tensor *x = dst->src[0], *tx = dst->src[1], *ty = dst->src[2];
     const int64_t W = x->ne[0], H = x->ne[1], C = x->ne[2], D = C / 2;
@@ -389,6 +669,16 @@ void add_uv_compute(ggml_tensor *dst, int ith, int nth, void *) {
 }
 
 }  // namespace
+
+ggml_tensor *concat_rows_cpu(ggml_context *ctx, ggml_tensor *a, ggml_tensor *b) {
+    if (a->type != GGML_TYPE_F32 || b->type != GGML_TYPE_F32 || a->nb[0] != sizeof(float) || b->nb[0] != sizeof(float) ||
+        a->ne[1] != b->ne[1] || a->ne[2] != b->ne[2] || a->ne[3] != b->ne[3]) {
+        fail(DA3_ERR_INTERNAL, "concat_rows_cpu: unsupported operand layout");
+    }
+    ggml_tensor *args[2] = {a, b};
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, a->ne[0] + b->ne[0], a->ne[1], a->ne[2], a->ne[3], args, 2,
+                          concat_rows_compute, GGML_N_TASKS_MAX, nullptr);
+}
 
 ggml_tensor *add_uv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *tx, ggml_tensor *ty) {
     const int64_t W = x->ne[0], H = x->ne[1], D = x->ne[2] / 2;

@@ -52,4 +52,9 @@ ggml_tensor *resize_bilinear_ac_cpu(ggml_context *ctx, ggml_tensor *x, int w, in
 // (varies along y). Replaces repeat + repeat + concat + add.
 ggml_tensor *add_uv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *tx, ggml_tensor *ty);
 
+// Concatenation along ne[0], row by row: [Ca, ...] and [Cb, ...] f32 with the same ne[1..3] and
+// contiguous rows (any row strides, e.g. views that skip a token) -> [Ca + Cb, ...] contiguous.
+// One memcpy per row half (ggml's concat computes every element's index).
+ggml_tensor *concat_rows_cpu(ggml_context *ctx, ggml_tensor *a, ggml_tensor *b);
+
 }  // namespace da3

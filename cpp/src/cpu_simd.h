@@ -6,6 +6,9 @@
 
 #include <cstdint>
 #include <cstring>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace da3 {
 namespace simd {
@@ -36,8 +39,26 @@ inline vf splat(float x) {
 inline vf select(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
 
 // e^x, Cephes expf: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n from the
-// exponent bits; relative error ~1e-7 on [-87, 88] (clamped outside).
+// exponent bits; relative error ~1e-7 on [-87, 88] (clamped outside). AVX-512: n by vrndscaleps
+// (nearest) and 2^n by vscalefps, the same polynomial.
 inline vf vexp(vf x) {
+#if defined(__AVX512F__)
+    // maskz forms with a full mask: the plain ones pass GCC 12 an "uninitialized" source; x as
+    // the second operand of min/max, which is what they return for a NaN, so NaN propagates
+    __m512 v = _mm512_maskz_max_ps(0xffff, _mm512_set1_ps(-87.0f),
+                                   _mm512_maskz_min_ps(0xffff, _mm512_set1_ps(88.0f), (__m512)x));
+    const __m512 n = _mm512_maskz_roundscale_ps(0xffff, _mm512_mul_ps(v, _mm512_set1_ps(1.44269504088896341f)),
+                                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), v);
+    v = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), v);
+    __m512 y = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500e-4f), v, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, v, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, v, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, v, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, v, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(v, v), _mm512_add_ps(v, _mm512_set1_ps(1.0f)));
+    return (vf)_mm512_maskz_scalef_ps(0xffff, y, n);
+#else
     x = select(x < -87.0f, splat(-87.0f), x);
     x = select(x > 88.0f, splat(88.0f), x);
     const vf fx = x * 1.44269504088896341f + 0.5f;
@@ -53,12 +74,24 @@ inline vf vexp(vf x) {
     y = y * z + x + 1.0f;
     const vi e = (__builtin_convertvector(fn, vi) + 127) << 23;
     return y * (vf)e;
+#endif
+}
+
+// 1 / a: AVX-512 rcp14 and one Newton step (relative error ~1e-8 for normal a), else a divide.
+inline vf vrcp(vf a) {
+#if defined(__AVX512F__)
+    const __m512 r = _mm512_maskz_rcp14_ps(0xffff, (__m512)a);
+    return (vf)_mm512_fmadd_ps(r, _mm512_fnmadd_ps((__m512)a, r, _mm512_set1_ps(1.0f)), r);
+#else
+    return 1.0f / a;
+#endif
 }
 
 // erfc(x), Numerical Recipes erfcc (fractional error < 1.2e-7 for every x).
 inline vf verfc(vf x) {
     const vf z = (vf)((vi)x & 0x7fffffff);
-    const vf t = 1.0f / (1.0f + 0.5f * z);
+    const vf zc = select(z < 1e4f, z, splat(1e4f));  // finite for vrcp; erfc(1e4) is 0 anyway
+    const vf t = vrcp(1.0f + 0.5f * zc);
     vf p = 0.17087277f * t - 0.82215223f;
     p = p * t + 1.48851587f;
     p = p * t - 1.13520398f;
