@@ -1,6 +1,7 @@
 #include "cpu_gemm.h"
 
 #include "common.h"
+#include "cpu_gemm_q4k.h"
 #include "cpu_gemm_q8.h"
 #include "cpu_simd.h"
 #include "ggml-backend.h"
@@ -311,6 +312,10 @@ void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
         linear_q8_rows(X, K, w, m0, m1, p0, p1, bias, scale, res, gelu, Y);
         return;
     }
+    if (packed && w->type == GGML_TYPE_Q4_K) {  // int8 GEMM (pack_q4_K_weight)
+        linear_q4k_rows(X, K, w, m0, m1, p0, p1, bias, scale, res, gelu, Y);
+        return;
+    }
 
     // K-blocks of equal size, a multiple of the weight type's block size
     const int64_t blck = ggml_blck_size(w->type);
@@ -442,6 +447,7 @@ bool linear_cpu_supported(const ggml_tensor *w) {
 
 bool pack_linear_weight(ggml_tensor *w) {
     if (w->type == GGML_TYPE_Q8_0) return NR == 32 && linear_cpu_supported(w) && pack_q8_0_weight(w);
+    if (w->type == GGML_TYPE_Q4_K) return NR == 32 && linear_cpu_supported(w) && pack_q4_K_weight(w);
     if (!linear_cpu_supported(w) || (w->type != GGML_TYPE_F32 && w->type != GGML_TYPE_F16) || !w->buffer ||
         !ggml_backend_buffer_is_host(w->buffer)) {
         return false;

@@ -31,10 +31,10 @@ bool linear_cpu_supported(const ggml_tensor *w);
 
 // Repacks an f32 or f16 weight in place, at load, into the kernel's panel layout
 // [N/NR][K][NR] (same type, same size): the per-call transposition is then skipped (f32) or
-// becomes a contiguous conversion (f16). A q8_0 weight is repacked for the int8 GEMM
-// (cpu_gemm_q8.h) when the build has it: q8_0 layers then quantize their activations to q8_0
-// and multiply in int8, as ggml's q8_0 matmul does. Only for weights in host memory that
-// linear_cpu supports; returns whether it packed. A packed weight is only valid as
+// becomes a contiguous conversion (f16). q8_0 and q4_K weights are repacked for the int8 GEMMs
+// (cpu_gemm_q8.h, cpu_gemm_q4k.h) when the build has them: those layers then quantize their
+// activations to q8_0 and multiply in int8, as ggml's quantized matmuls do. Only for weights in
+// host memory that linear_cpu supports; returns whether it packed. A packed weight is only valid as
 // linear_cpu(packed=true)'s operand: no other op may read it.
 bool pack_linear_weight(ggml_tensor *w);
 

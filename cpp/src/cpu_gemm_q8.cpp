@@ -8,8 +8,7 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
-#define DA3_Q8_VNNI 1
+#if defined(DA3_INT8_GEMM)
 #include <immintrin.h>
 #if defined(__GNUC__) && !defined(__clang__)
 // GCC 12 flags the intrinsics' own _mm512_undefined_* pass-through operands
@@ -27,43 +26,13 @@ constexpr size_t PANEL_BLOCK = 2 * PW + (size_t)PW * QK;        // one panel's b
 constexpr size_t W_CHUNK_BYTES = 512 << 10;                     // panels kept in L2 per pass
 static_assert(PANEL_BLOCK == PW * Q8_BLOCK, "the repack must keep the tensor's size");
 
-#if defined(DA3_Q8_VNNI)
+#if defined(DA3_INT8_GEMM)
 constexpr int MRQ = 6;  // rows per tile: 6 x 2 int32 + 6 x 2 f32 accumulators
-
-struct q8_scratch {
-    std::vector<int8_t> q;   // [rows][K]
-    std::vector<float> d;    // [rows][K/32] block scales
-    std::vector<int32_t> c;  // [rows][K/32] -128 * sum(q) of the block (see the header)
-};
-
-// q8_0 of each row, as ggml's quantize_row_q8_0: d = max|x| / 127, q = round(x * (1 / d)).
-void quantize_rows(const float *x, int64_t rows, int64_t K, q8_scratch &s) {
-    const int64_t nb = K / QK;
-    s.q.resize((size_t)rows * K);
-    s.d.resize((size_t)rows * nb);
-    s.c.resize((size_t)rows * nb);
-    const __m512 sign = _mm512_set1_ps(-0.0f);
-    for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t b = 0; b < nb; ++b) {
-            const float *src = x + r * K + b * QK;
-            const __m512 v0 = _mm512_loadu_ps(src), v1 = _mm512_loadu_ps(src + 16);
-            const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, v0), _mm512_andnot_ps(sign, v1)));
-            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-            const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, _mm512_set1_ps(id)));  // nearest, ties to even
-            const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, _mm512_set1_ps(id)));
-            int8_t *q = s.q.data() + r * K + b * QK;
-            _mm_storeu_si128((__m128i *)q, _mm512_cvtsepi32_epi8(i0));
-            _mm_storeu_si128((__m128i *)(q + 16), _mm512_cvtsepi32_epi8(i1));
-            s.d[(size_t)r * nb + b] = d;
-            s.c[(size_t)r * nb + b] = -128 * _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
-        }
-    }
-}
 
 // One R x 32 tile over all of K: per block, int32 sums by vpdpbusd (4 k per lane and step),
 // then y += d_x * d_w * sum in f32; the epilogue adds bias, GELU, residual.
 template <int R>
-void q8_tile(int64_t nb, const int8_t *qx, int64_t K, const float *dx, const int32_t *cx, const uint8_t *wp,
+void q8_tile(int64_t nb, const int8_t *qx, int64_t K, const float *dx, const int32_t *sx, const uint8_t *wp,
              float *y, int64_t ldy, const float *bias, const float *scale, const float *res, bool gelu) {
     __m512 f[R][2];
     for (int i = 0; i < R; ++i) f[i][0] = f[i][1] = _mm512_setzero_ps();
@@ -71,7 +40,7 @@ void q8_tile(int64_t nb, const int8_t *qx, int64_t K, const float *dx, const int
         const uint8_t *blk = wp + b * PANEL_BLOCK;
         const uint8_t *q = blk + 2 * PW;
         __m512i a[R][2];
-        for (int i = 0; i < R; ++i) a[i][0] = a[i][1] = _mm512_set1_epi32(cx[i * nb + b]);
+        for (int i = 0; i < R; ++i) a[i][0] = a[i][1] = _mm512_set1_epi32(-128 * sx[i * nb + b]);  // see the header
 #pragma GCC unroll 8
         for (int g = 0; g < QK / 4; ++g) {
             const __m512i w0 = _mm512_loadu_si512(q + g * 4 * PW), w1 = _mm512_loadu_si512(q + g * 4 * PW + 64);
@@ -111,8 +80,33 @@ constexpr q8_tile_fn kTiles[MRQ] = {&q8_tile<1>, &q8_tile<2>, &q8_tile<3>, &q8_t
 
 }  // namespace
 
+#if defined(DA3_INT8_GEMM)
+void quantize_act_q8(const float *x, int64_t rows, int64_t K, q8_act &s) {
+    const int64_t nb = K / QK;
+    s.q.resize((size_t)rows * K);
+    s.d.resize((size_t)rows * nb);
+    s.sum.resize((size_t)rows * nb);
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t b = 0; b < nb; ++b) {
+            const float *src = x + r * K + b * QK;
+            const __m512 v0 = _mm512_loadu_ps(src), v1 = _mm512_loadu_ps(src + 16);
+            const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, v0), _mm512_andnot_ps(sign, v1)));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, _mm512_set1_ps(id)));  // nearest, ties to even
+            const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, _mm512_set1_ps(id)));
+            int8_t *q = s.q.data() + r * K + b * QK;
+            _mm_storeu_si128((__m128i *)q, _mm512_cvtsepi32_epi8(i0));
+            _mm_storeu_si128((__m128i *)(q + 16), _mm512_cvtsepi32_epi8(i1));
+            s.d[(size_t)r * nb + b] = d;
+            s.sum[(size_t)r * nb + b] = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+        }
+    }
+}
+#endif
+
 bool q8_gemm_available() {
-#if defined(DA3_Q8_VNNI)
+#if defined(DA3_INT8_GEMM)
     return true;
 #else
     return false;
@@ -145,12 +139,12 @@ bool pack_q8_0_weight(ggml_tensor *w) {
 
 void linear_q8_rows(const float *X, int64_t K, const ggml_tensor *w, int64_t m0, int64_t m1, int64_t p0, int64_t p1,
                     const float *bias, const float *scale, const float *res, bool gelu, float *Y) {
-#if defined(DA3_Q8_VNNI)
+#if defined(DA3_INT8_GEMM)
     const int64_t N = w->ne[1], nb = K / QK;
     // each thread quantizes the rows it takes (threads on other panels of the same rows repeat
     // it: about 1/N of this GEMM's work)
-    thread_local q8_scratch s;
-    quantize_rows(X + m0 * K, m1 - m0, K, s);
+    thread_local q8_act s;
+    quantize_act_q8(X + m0 * K, m1 - m0, K, s);
     const size_t panel_bytes = (size_t)nb * PANEL_BLOCK;
     const int64_t ncp = std::max<int64_t>(1, (int64_t)(W_CHUNK_BYTES / panel_bytes));
     const uint8_t *W = (const uint8_t *)w->data;
@@ -161,7 +155,7 @@ void linear_q8_rows(const float *X, int64_t K, const ggml_tensor *w, int64_t m0,
             const int64_t r = m - m0;
             for (int64_t p = pc; p < pe; ++p) {
                 const int64_t n = p * PW;
-                kTiles[R - 1](nb, s.q.data() + r * K, K, s.d.data() + r * nb, s.c.data() + r * nb, W + p * panel_bytes,
+                kTiles[R - 1](nb, s.q.data() + r * K, K, s.d.data() + r * nb, s.sum.data() + r * nb, W + p * panel_bytes,
                               Y + m * N + n, N, bias ? bias + n : nullptr, scale ? scale + n : nullptr,
                               res ? res + m * N + n : nullptr, gelu);
             }

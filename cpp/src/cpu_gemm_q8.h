@@ -13,6 +13,11 @@
 #include "ggml.h"
 
 #include <cstdint>
+#include <vector>
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#define DA3_INT8_GEMM 1  // the int8 GEMMs (this file, cpu_gemm_q4k.h) are compiled in
+#endif
 
 namespace da3 {
 
@@ -23,6 +28,19 @@ bool q8_gemm_available();
 // 32 f16 scales, then the quants as [k/4][32 columns][4] bytes, each q + 128. N % 32 == 0.
 // Returns false (nothing changed) when the kernel is not compiled in or the shape does not fit.
 bool pack_q8_0_weight(ggml_tensor *w);
+
+// Activation rows quantized to q8_0 (shared by the int8 GEMMs).
+struct q8_act {
+    std::vector<int8_t> q;     // [rows][K]
+    std::vector<float> d;      // [rows][K/32] block scales
+    std::vector<int32_t> sum;  // [rows][K/32] sum of the block's q
+};
+
+#if defined(DA3_INT8_GEMM)
+// As ggml's quantize_row_q8_0, per row and block of 32: d = max|x| / 127, q = round(x * (1 / d))
+// (nearest, ties to even). K % 32 == 0.
+void quantize_act_q8(const float *x, int64_t rows, int64_t K, q8_act &s);
+#endif
 
 // Y[m, n] = act(X[m, :] . W[n, :] + b[n]) * s[n] + res[m, n] for rows [m0, m1) and 32-column
 // panels [p0, p1) of a weight packed by pack_q8_0_weight. X [M, K] f32 rows, Y and res [M, N]

@@ -2,9 +2,11 @@
 // that hit every edge: row counts that are not a multiple of the micro-tile, K split into
 // several K-blocks, packed and unpacked f32/f16 weights, q8_0 and q4_K weights, fused bias /
 // GELU / residual, attention over strided views of a fused qkv with qk-norm and RoPE; the int8
-// (VNNI) q8_0 GEMM against the same loops on activations quantized as ggml quantizes them.
+// (VNNI) q8_0 and q4_K GEMMs against the same loops on activations quantized as ggml quantizes
+// them to q8_0.
 // Exit code 0 on success; prints the failures otherwise.
 #include "cpu_gemm.h"
+#include "cpu_gemm_q4k.h"
 #include "cpu_gemm_q8.h"
 
 #include "ggml-alloc.h"
@@ -102,9 +104,10 @@ static void test_linear(ggml_type type, bool packed, int M, int K, int N, bool g
     ggml_backend_tensor_set(b, bv.data(), 0, ggml_nbytes(b));
     ggml_backend_tensor_set(r, rv.data(), 0, ggml_nbytes(r));
     ggml_backend_tensor_set(sc, sv.data(), 0, ggml_nbytes(sc));
-    const bool int8 = packed && type == GGML_TYPE_Q8_0;
-    if (int8 && !q8_gemm_available()) {
-        std::printf("linear q8_0 packed M=%d K=%d N=%d: skipped (no int8 GEMM in this build)\n", M, K, N);
+    const bool int8 = packed && (type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_K);
+    if (int8 && !(type == GGML_TYPE_Q8_0 ? q8_gemm_available() : q4k_gemm_available())) {
+        std::printf("linear %s packed M=%d K=%d N=%d: skipped (no int8 GEMM in this build)\n", ggml_type_name(type), M,
+                    K, N);
         return;
     }
     if (packed && !pack_linear_weight(w)) {
@@ -235,6 +238,10 @@ int main() {
     test_linear(GGML_TYPE_Q4_K, false, 29, 768, 32, true, false);   // K-blocks of whole q4_K super-blocks
     test_linear(GGML_TYPE_Q8_0, true, 29, 1088, 96, true, true, true);  // int8 GEMM: tiles of 6 rows, 3 panels
     test_linear(GGML_TYPE_Q8_0, true, 1, 32, 32, false, false);
+    test_linear(GGML_TYPE_Q4_K, true, 1, 256, 32, false, false);  // int8 q4_K GEMM
+    test_linear(GGML_TYPE_Q4_K, true, 13, 768, 96, true, true, true);
+    test_linear(GGML_TYPE_Q4_K, true, 29, 3072, 32, false, true);
+    test_linear(GGML_TYPE_Q4_K, true, 41, 256, 96, true, false, true);
     test_attention(45, 1, 2, false, false);
     test_attention(45, 2, 3, true, true);
     test_attention(70, 1, 1, true, false);
