@@ -40,6 +40,7 @@ void q8_tile(int64_t nb, const int8_t *qx, int64_t K, const float *dx, const int
         const uint8_t *blk = wp + b * PANEL_BLOCK;
         const uint8_t *q = blk + 2 * PW;
         __m512i a[R][2];
+#pragma GCC unroll 6
         for (int i = 0; i < R; ++i) a[i][0] = a[i][1] = _mm512_set1_epi32(-128 * sx[i * nb + b]);  // see the header
 #pragma GCC unroll 8
         for (int g = 0; g < QK / 4; ++g) {
@@ -55,6 +56,7 @@ void q8_tile(int64_t nb, const int8_t *qx, int64_t K, const float *dx, const int
         }
         const __m512 s0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
         const __m512 s1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32)));
+#pragma GCC unroll 6  // keeps the f32 accumulators in registers
         for (int i = 0; i < R; ++i) {
             const __m512 d = _mm512_set1_ps(dx[i * nb + b]);
             f[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[i][0]), _mm512_mul_ps(s0, d), f[i][0]);
