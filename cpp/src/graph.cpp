@@ -104,6 +104,16 @@ ggml_tensor *build_conv2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int str
         y = ggml_mul_mat(g.ctx, w, xt);  // [Cout, W*H, N]
         y = ggml_cont(g.ctx, ggml_permute(g.ctx, y, 1, 0, 2, 3));
         y = ggml_reshape_4d(g.ctx, y, W, H, c.w->ne[3], N);
+    } else if (g.cpu_kernels && (!c.b || c.b->type == GGML_TYPE_F32)) {
+        // as ggml_conv_2d (im2col, then a matmul with the kernel as [KW*KH*Cin, Cout]) with our
+        // GEMM, bias fused
+        const int64_t N = x->ne[3], Cin = c.w->ne[2], Cout = c.w->ne[3];
+        ggml_tensor *cols = ggml_im2col(g.ctx, c.w, x, stride, stride, pad, pad, 1, 1, true, GGML_TYPE_F32);
+        const int64_t OW = cols->ne[1], OH = cols->ne[2], K = c.w->ne[0] * c.w->ne[1] * Cin;
+        const linear l{ggml_reshape_2d(g.ctx, c.w, K, Cout), c.b};
+        y = build_linear(g, ggml_reshape_2d(g.ctx, cols, K, OW * OH * N), l);  // [Cout, OW*OH*N]
+        return ggml_cont_4d(g.ctx, ggml_permute(g.ctx, ggml_reshape_4d(g.ctx, y, Cout, OW, OH, N), 2, 0, 1, 3), OW, OH,
+                            Cout, N);
     } else {
         y = ggml_conv_2d(g.ctx, c.w, x, stride, stride, pad, pad, 1, 1);
     }

@@ -55,7 +55,7 @@ ggml_tensor *conv_transpose_ks(graph_ctx &g, ggml_tensor *x, const conv2d &c) {
     // input [W, H, Cin, N] -> [Cin, W*H*N]
     ggml_tensor *xm = ggml_cont(ctx, ggml_permute(ctx, x, 1, 2, 0, 3));
     xm = ggml_reshape_2d(ctx, xm, Cin, W * H * N);
-    ggml_tensor *r = ggml_mul_mat(ctx, wm, xm);  // (kx, ky, co, x, y, n)
+    ggml_tensor *r = build_linear(g, xm, linear{wm, nullptr});  // (kx, ky, co, x, y, n)
     r = ggml_reshape_4d(ctx, r, KW, KH * Cout, W, H * N);
     r = ggml_cont(ctx, ggml_permute(ctx, r, 0, 2, 1, 3));  // (kx, x, ky, co, y, n)
     r = ggml_reshape_4d(ctx, r, KW * W * KH, Cout, H, N);
@@ -261,9 +261,7 @@ head_out build_head(graph_ctx &g, const dpt_head &w, ggml_tensor *const feats[4]
         }
         // 1x1 conv on tokens: [Cin, T, N] -> [Cout, T, N] -> map [pw, ph, Cout, N]
         const int oc = hp.out_channels[k];
-        ggml_tensor *wp = ggml_reshape_2d(ctx, w.proj[k].w, hp.dim_in, oc);
-        x = ggml_mul_mat(ctx, wp, x);
-        x = ggml_add(ctx, x, w.proj[k].b);
+        x = build_linear(g, x, linear{ggml_reshape_2d(ctx, w.proj[k].w, hp.dim_in, oc), w.proj[k].b});
         // (a real tensor, not a reshape view: a tap on a view is not kept by the allocator)
         x = ggml_cont_4d(ctx, ggml_permute(ctx, x, 1, 0, 2, 3), pw, ph, oc, N);
         if (hp.pos_embed) {
