@@ -22,7 +22,7 @@ constexpr int OCB = 4, NX_MAX = 2;
 constexpr int OCB = 4, NX_MAX = 2;
 #endif
 
-constexpr unsigned HAS_BIAS = 1u << 8, HAS_RES = 1u << 9;
+constexpr unsigned HAS_BIAS = 1u << 8, HAS_RES = 1u << 9, HAS_WINO = 1u << 10;
 constexpr uint64_t HAS_W = 1, HAS_B = 2;  // layer_norm_cpu
 
 struct conv_scratch {
@@ -50,6 +50,7 @@ struct conv_args {
     bool relu_in, relu_out;
     const float *x, *res;
     const float *bias;  // [cout] (zeros when the conv has none)
+    const float *u;     // Winograd: transformed weights [36][cout][cin] (wino_weights), else null
     float *y;
 };
 
@@ -65,6 +66,49 @@ int pick_nx(int width) {
         if (c < best_cost) best_cost = c, best = nx;
     }
     return best;
+}
+
+// G g for 3 values: 6 outputs.
+inline void wino_filter3(const float g[3], float t[6]) {
+    t[0] = 0.25f * g[0];
+    t[1] = (g[0] + g[1] + g[2]) * (-1.0f / 6);
+    t[2] = (g[0] - g[1] + g[2]) * (-1.0f / 6);
+    t[3] = g[0] * (1.0f / 24) + g[1] * (1.0f / 12) + g[2] * (1.0f / 6);
+    t[4] = g[0] * (1.0f / 24) - g[1] * (1.0f / 12) + g[2] * (1.0f / 6);
+    t[5] = g[2];
+}
+
+// U = G g G^T for output channels [co0, co1) of w [3, 3, cin, cout] (f32 or f16):
+// u[xi][co][ci], xi = 6 * row + col of the 6x6 transform.
+void wino_weights(const ggml_tensor *w, int co0, int co1, float *u) {
+    const int cin = (int)w->ne[2], cout = (int)w->ne[3];
+    const size_t xi_stride = (size_t)cout * cin;
+    for (int co = co0; co < co1; ++co)
+        for (int ci = 0; ci < cin; ++ci) {
+            const size_t i0 = ((size_t)co * cin + ci) * 9;
+            float g[9];  // [ky][kx]
+            for (int k = 0; k < 9; ++k) {
+                g[k] = w->type == GGML_TYPE_F16 ? ggml_fp16_to_fp32(((const ggml_fp16_t *)w->data)[i0 + k])
+                                                : ((const float *)w->data)[i0 + k];
+            }
+            float cols[3][6];  // G g, per kx
+            for (int kx = 0; kx < 3; ++kx) {
+                const float gk[3] = {g[kx], g[3 + kx], g[6 + kx]};
+                wino_filter3(gk, cols[kx]);
+            }
+            float *dst = u + (size_t)co * cin + ci;
+            for (int i = 0; i < 6; ++i) {
+                const float r[3] = {cols[0][i], cols[1][i], cols[2][i]};
+                float t[6];
+                wino_filter3(r, t);
+                for (int j = 0; j < 6; ++j) dst[(i * 6 + j) * xi_stride] = t[j];
+            }
+        }
+}
+
+void wino_weights_compute(ggml_tensor *dst, int ith, int nth, void *) {
+    const int cout = (int)dst->src[0]->ne[3];
+    wino_weights(dst->src[0], cout * ith / nth, cout * (ith + 1) / nth, (float *)dst->data);
 }
 
 #if defined(__GNUC__)
@@ -226,38 +270,6 @@ inline void wino_out6(const T m[6], T y[4]) {
     y[3] = d12 + 8.0f * d34 + m[5];
 }
 
-// G g for 3 values: 6 outputs.
-inline void wino_filter3(const float g[3], float t[6]) {
-    t[0] = 0.25f * g[0];
-    t[1] = (g[0] + g[1] + g[2]) * (-1.0f / 6);
-    t[2] = (g[0] - g[1] + g[2]) * (-1.0f / 6);
-    t[3] = g[0] * (1.0f / 24) + g[1] * (1.0f / 12) + g[2] * (1.0f / 6);
-    t[4] = g[0] * (1.0f / 24) - g[1] * (1.0f / 12) + g[2] * (1.0f / 6);
-    t[5] = g[2];
-}
-
-// U = G g G^T for every (co, ci): u[xi][co][ci], xi = 6 * row + col of the 6x6 transform.
-void wino_weights(const float *w, int cin, int cout, std::vector<float> &u) {
-    u.resize((size_t)36 * cout * cin);
-    const size_t xi_stride = (size_t)cout * cin;
-    for (int co = 0; co < cout; ++co)
-        for (int ci = 0; ci < cin; ++ci) {
-            const float *g = w + ((size_t)co * cin + ci) * 9;  // [ky][kx]
-            float cols[3][6];                                   // G g, per kx
-            for (int kx = 0; kx < 3; ++kx) {
-                const float gk[3] = {g[kx], g[3 + kx], g[6 + kx]};
-                wino_filter3(gk, cols[kx]);
-            }
-            float *dst = u.data() + (size_t)co * cin + ci;
-            for (int i = 0; i < 6; ++i) {
-                const float r[3] = {cols[0][i], cols[1][i], cols[2][i]};
-                float t[6];
-                wino_filter3(r, t);
-                for (int j = 0; j < 6; ++j) dst[(i * 6 + j) * xi_stride] = t[j];
-            }
-        }
-}
-
 // Deinterleaving by 4: c[j][l] = element 4 l + j of the 4 VW floats in a[0..3]; interleave4 is the
 // inverse. __builtin_shuffle picks lanes from two vectors, so two levels of shuffles each.
 struct shuffle_masks {
@@ -291,7 +303,6 @@ inline void interleave4(const shuffle_masks &k, const vf c[4], vf a[4]) {
 }
 
 struct wino_scratch {
-    std::vector<float> u;     // [36][cout][cin]
     std::vector<float> rows;  // 6 input rows of one segment (ReLU, zero padding) [6][4 * TV]
     std::vector<float> cols;  // B^T d rows split by column mod 4: [6][4][TV + 1]
     std::vector<float> v;     // [36][cin][NP] transformed input of one chunk of tiles
@@ -421,7 +432,7 @@ void conv3x3_wino(const conv_args &a, wino_scratch &s, int r0, int r1) {
         for (int co0 = 0; co0 < cout; co0 += MRg) {
             const int R = std::min(MRg, cout - co0);
             for (int xi = 0; xi < 36; ++xi) {
-                gemm_tile_f32(R, cin, s.u.data() + ((size_t)xi * cout + co0) * cin, (size_t)cin,
+                gemm_tile_f32(R, cin, a.u + ((size_t)xi * cout + co0) * cin, (size_t)cin,
                               s.v.data() + (size_t)xi * cin * NP, NP, s.m.data() + (size_t)xi * R * NP, NP);
             }
             segments(f0, f1, [&](int n, int ty, int tx0, int tx1, size_t off) {
@@ -434,11 +445,11 @@ void conv3x3_wino(const conv_args &a, wino_scratch &s, int r0, int r1) {
 
 // Winograd pays off when a GEMM panel of tiles is mostly real tiles (wide maps) and the channel
 // counts amortize the transforms; the small maps of the head's coarse levels stay direct.
-bool use_winograd(const conv_args &a) {
+bool use_winograd(int64_t W, int64_t H, int64_t cin, int64_t cout) {
 #if defined(__GNUC__)
-    return a.W >= 64 && a.H >= 4 && a.cin >= 16 && a.cout >= 16;
+    return W >= 64 && H >= 4 && cin >= 16 && cout >= 16;
 #else
-    (void)a;
+    (void)W, (void)H, (void)cin, (void)cout;
     return false;
 #endif
 }
@@ -450,6 +461,7 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     int next = 2;
     const ggml_tensor *b = (flags & HAS_BIAS) ? dst->src[next++] : nullptr;
     const ggml_tensor *res = (flags & HAS_RES) ? dst->src[next++] : nullptr;
+    const ggml_tensor *u = (flags & HAS_WINO) ? dst->src[next++] : nullptr;
     conv_args a;
     a.KS = (int)w->ne[0];
     a.W = (int)x->ne[0], a.H = (int)x->ne[1], a.cin = (int)x->ne[2], a.N = (int)x->ne[3];
@@ -457,26 +469,28 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     a.relu_in = flags & CONV_RELU_IN, a.relu_out = flags & CONV_RELU_OUT;
     a.x = (const float *)x->data, a.res = res ? (const float *)res->data : nullptr, a.y = (float *)dst->data;
 
+    a.u = u ? (const float *)u->data : nullptr;
+
     thread_local conv_scratch s;
     const int taps = a.KS * a.KS;
-    const size_t nw = (size_t)a.cout * a.cin * taps;
-    s.wf.resize(nw);
-    if (w->type == GGML_TYPE_F16) {
-        ggml_fp16_to_fp32_row((const ggml_fp16_t *)w->data, s.wf.data(), (int64_t)nw);
-    } else {
-        std::memcpy(s.wf.data(), w->data, nw * sizeof(float));
+    if (!u) {
+        const size_t nw = (size_t)a.cout * a.cin * taps;
+        s.wf.resize(nw);
+        if (w->type == GGML_TYPE_F16) {
+            ggml_fp16_to_fp32_row((const ggml_fp16_t *)w->data, s.wf.data(), (int64_t)nw);
+        } else {
+            std::memcpy(s.wf.data(), w->data, nw * sizeof(float));
+        }
+        pack_weights(s.wf.data(), a.cin, a.cout, taps, s.wpk);
     }
-    const bool wino = a.KS == 3 && use_winograd(a);
-    if (!wino) pack_weights(s.wf.data(), a.cin, a.cout, taps, s.wpk);
     const int nblk = (a.cout + OCB - 1) / OCB;
     s.bias.assign((size_t)nblk * OCB, 0.0f);
     if (b) std::memcpy(s.bias.data(), b->data, (size_t)a.cout * sizeof(float));
     a.bias = s.bias.data();
 
 #if defined(__GNUC__)
-    if (wino) {
+    if (u) {
         thread_local wino_scratch ws;
-        wino_weights(s.wf.data(), a.cin, a.cout, ws.u);
         const int total = a.N * ((a.H + 3) / 4), per = (total + nth - 1) / nth;
         const int r0 = std::min(total, ith * per), r1 = std::min(total, r0 + per);
         if (r0 < r1) conv3x3_wino(a, ws, r0, r1);
@@ -736,7 +750,7 @@ ggml_tensor *conv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_te
         fail(DA3_ERR_INTERNAL, "conv_cpu: unsupported operand layout");
     }
     const int64_t cout = w->ne[3];
-    ggml_tensor *args[4] = {x, w, nullptr, nullptr};
+    ggml_tensor *args[5] = {x, w, nullptr, nullptr, nullptr};
     int n_args = 2;
     if (b) {
         if (b->type != GGML_TYPE_F32 || ggml_nelements(b) != cout) fail(DA3_ERR_INTERNAL, "conv_cpu: bad bias");
@@ -750,6 +764,14 @@ ggml_tensor *conv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_te
         }
         args[n_args++] = res;
         flags |= HAS_RES;
+    }
+    if (ks == 3 && use_winograd(x->ne[0], x->ne[1], x->ne[2], cout)) {
+        // the weight transform as its own node, split across threads (recomputed per call: about
+        // 1 % of the convolution's work)
+        ggml_tensor *u = ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[2], cout, 36, 1, &w, 1, wino_weights_compute,
+                                        GGML_N_TASKS_MAX, nullptr);
+        args[n_args++] = u;
+        flags |= HAS_WINO;
     }
     return ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[0], x->ne[1], cout, x->ne[3], args, n_args, conv_compute,
                           GGML_N_TASKS_MAX, (void *)(uintptr_t)flags);
