@@ -82,8 +82,11 @@ inline void wino_filter3(const float g[3], float t[6]) {
 // u[xi][co][ci], xi = 6 * row + col of the 6x6 transform.
 void wino_weights(const ggml_tensor *w, int co0, int co1, float *u) {
     const int cin = (int)w->ne[2], cout = (int)w->ne[3];
-    const size_t xi_stride = (size_t)cout * cin;
-    for (int co = co0; co < co1; ++co)
+    // one output channel at a time into tmp [36][cin], then 36 row copies: writing u directly
+    // would put 36 streams cout * cin floats apart (the same L1 set for power-of-two sizes)
+    thread_local std::vector<float> tmp;
+    tmp.resize((size_t)36 * cin);
+    for (int co = co0; co < co1; ++co) {
         for (int ci = 0; ci < cin; ++ci) {
             const size_t i0 = ((size_t)co * cin + ci) * 9;
             float g[9];  // [ky][kx]
@@ -96,14 +99,17 @@ void wino_weights(const ggml_tensor *w, int co0, int co1, float *u) {
                 const float gk[3] = {g[kx], g[3 + kx], g[6 + kx]};
                 wino_filter3(gk, cols[kx]);
             }
-            float *dst = u + (size_t)co * cin + ci;
             for (int i = 0; i < 6; ++i) {
                 const float r[3] = {cols[0][i], cols[1][i], cols[2][i]};
                 float t[6];
                 wino_filter3(r, t);
-                for (int j = 0; j < 6; ++j) dst[(i * 6 + j) * xi_stride] = t[j];
+                for (int j = 0; j < 6; ++j) tmp[(size_t)(i * 6 + j) * cin + ci] = t[j];
             }
         }
+        for (int xi = 0; xi < 36; ++xi) {
+            std::memcpy(u + ((size_t)xi * cout + co) * cin, tmp.data() + (size_t)xi * cin, (size_t)cin * sizeof(float));
+        }
+    }
 }
 
 void wino_weights_compute(ggml_tensor *dst, int ith, int nth, void *) {

@@ -89,9 +89,11 @@ void layer_norm_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
 
 void resize_bilinear_ac_compute(ggml_tensor *dst, int ith, int nth, void *) {
     const ggml_tensor *x = dst->src[0];
+    const float *uvx = dst->src[1] ? (const float *)dst->src[1]->data : nullptr;  // see resize_bilinear_ac_cpu
+    const float *uvy = dst->src[2] ? (const float *)dst->src[2]->data : nullptr;
     const int wi = (int)x->ne[0], hi = (int)x->ne[1];
     const int wo = (int)dst->ne[0], ho = (int)dst->ne[1];
-    const int64_t planes = dst->ne[2] * dst->ne[3];
+    const int64_t C = dst->ne[2], planes = C * dst->ne[3];
     // ref: PyTorch UpSample.h area_pixel_compute_scale / compute_source_index (align_corners)
     const float sx = wo > 1 ? (float)(wi - 1) / (float)(wo - 1) : 0.0f;
     const float sy = ho > 1 ? (float)(hi - 1) / (float)(ho - 1) : 0.0f;
@@ -99,7 +101,7 @@ void resize_bilinear_ac_compute(ggml_tensor *dst, int ith, int nth, void *) {
     thread_local std::vector<float> wx, row;
     x0.resize(wo);
     wx.resize(wo);
-    row.resize((size_t)wi + 1);
+    row.resize((size_t)wi + 2 * VW + 1);  // + read-ahead of the vector column pass
     for (int j = 0; j < wo; ++j) {
         const float src = sx * (float)j;
         x0[j] = std::min((int)src, wi - 1);
@@ -117,10 +119,35 @@ void resize_bilinear_ac_compute(ggml_tensor *dst, int ith, int nth, void *) {
         const int y0 = std::min((int)src, hi - 1), y1 = std::min(y0 + 1, hi - 1);
         const float wy1 = src - (float)y0, wy0 = 1.0f - wy1;
         const float *a = xd + ((size_t)p * hi + y0) * wi, *b = xd + ((size_t)p * hi + y1) * wi;
-        for (int k = 0; k < wi; ++k) row[k] = wy0 * a[k] + wy1 * b[k];
-        row[wi] = row[wi - 1];
+        int k = 0;
+#if defined(__GNUC__)
+        for (; k + VW <= wi; k += VW) storeu(row.data() + k, wy0 * loadu(a + k) + wy1 * loadu(b + k));
+#endif
+        for (; k < wi; ++k) row[k] = wy0 * a[k] + wy1 * b[k];
+        std::fill(row.begin() + wi, row.end(), row[wi - 1]);
         float *out = yd + ((size_t)p * ho + i) * wo;
-        for (int j = 0; j < wo; ++j) out[j] = (1.0f - wx[j]) * row[x0[j]] + wx[j] * row[x0[j] + 1];
+        // UV embedding: channels [0, C/2) add uvx[c][j], the others uvy[c - C/2][i]
+        const int64_t c = p % C;
+        const float *ex = uvx && c < C / 2 ? uvx + c * wo : nullptr;
+        const float ey = uvy && c >= C / 2 ? uvy[(c - C / 2) * ho + i] : 0.0f;
+        int j = 0;
+#if defined(__GNUC__)
+        // VW output columns read at most 2 VW source columns from x0[j]: one two-vector shuffle
+        for (; j + VW <= wo && x0[j + VW - 1] + 1 - x0[j] < 2 * VW; j += VW) {
+            vi idx;
+            for (int l = 0; l < VW; ++l) idx[l] = x0[j + l] - x0[j];
+            const float *base = row.data() + x0[j];
+            const vf lo = loadu(base), hi_ = loadu(base + VW);
+            const vf v0 = __builtin_shuffle(lo, hi_, idx), v1 = __builtin_shuffle(lo, hi_, idx + 1);
+            const vf w = loadu(wx.data() + j);
+            vf v = (1.0f - w) * v0 + w * v1;  // as the scalar loop below
+            v += ex ? loadu(ex + j) : splat(ey);
+            storeu(out + j, v);
+        }
+#endif
+        for (; j < wo; ++j) {
+            out[j] = (1.0f - wx[j]) * row[x0[j]] + wx[j] * row[x0[j] + 1] + (ex ? ex[j] : ey);
+        }
     }
 }
 
@@ -209,12 +236,20 @@ ggml_tensor *gelu_erf_cpu(ggml_context *ctx, ggml_tensor *x) {
                           GGML_N_TASKS_MAX, nullptr);
 }
 
-ggml_tensor *resize_bilinear_ac_cpu(ggml_context *ctx, ggml_tensor *x, int w, int h) {
+ggml_tensor *resize_bilinear_ac_cpu(ggml_context *ctx, ggml_tensor *x, int w, int h, ggml_tensor *uvx,
+                                    ggml_tensor *uvy) {
     if (x->type != GGML_TYPE_F32 || !ggml_is_contiguous(x) || w <= 0 || h <= 0) {
         fail(DA3_ERR_INTERNAL, "resize_bilinear_ac_cpu: needs contiguous f32 and a positive size");
     }
-    ggml_tensor *args[1] = {x};
-    return ggml_custom_4d(ctx, GGML_TYPE_F32, w, h, x->ne[2], x->ne[3], args, 1, resize_bilinear_ac_compute,
+    const int64_t D = x->ne[2] / 2;
+    if ((uvx == nullptr) != (uvy == nullptr) ||
+        (uvx && (x->ne[2] % 2 != 0 || uvx->type != GGML_TYPE_F32 || uvy->type != GGML_TYPE_F32 ||
+                 !ggml_is_contiguous(uvx) || !ggml_is_contiguous(uvy) || ggml_nelements(uvx) != w * D ||
+                 ggml_nelements(uvy) != h * D))) {
+        fail(DA3_ERR_INTERNAL, "resize_bilinear_ac_cpu: bad UV tables");
+    }
+    ggml_tensor *args[3] = {x, uvx, uvy};
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, w, h, x->ne[2], x->ne[3], args, uvx ? 3 : 1, resize_bilinear_ac_compute,
                           GGML_N_TASKS_MAX, nullptr);
 }
 

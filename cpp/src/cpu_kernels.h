@@ -44,8 +44,10 @@ ggml_tensor *layer_norm_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, g
 
 // Bilinear resize of [W, H, C, N] f32 to (w, h) with align_corners=True, as PyTorch's
 // F.interpolate(mode="bilinear", align_corners=True): source coordinate = dst * (in - 1) /
-// (out - 1), rows blended first, then columns.
-ggml_tensor *resize_bilinear_ac_cpu(ggml_context *ctx, ggml_tensor *x, int w, int h);
+// (out - 1), rows blended first, then columns. With uvx [w, C/2] and uvy [h, C/2] (both or
+// neither), the head's UV embedding is added to the result as add_uv_cpu does, in the same pass.
+ggml_tensor *resize_bilinear_ac_cpu(ggml_context *ctx, ggml_tensor *x, int w, int h, ggml_tensor *uvx = nullptr,
+                                    ggml_tensor *uvy = nullptr);
 
 // x + the DPT head's UV position embedding, in one pass: x [W, H, C, N] f32 contiguous, C even;
 // tx [W, C/2] added to channels [0, C/2) (varies along x), ty [H, C/2] to channels [C/2, C)

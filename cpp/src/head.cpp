@@ -122,19 +122,26 @@ void uv_axis_tables(int w, int h, int C, double aspect, float ratio, std::vector
     }
 }
 
-// x [w, h, C, N] + 0.1 * UV embedding of the (w, h) grid, aspect W/H of the processed image.
-ggml_tensor *add_pos_embed(graph_ctx &g, ggml_tensor *x, int W, int H, const std::string &tag) {
-    const int w = (int)x->ne[0], h = (int)x->ne[1], C = (int)x->ne[2];
+// The UV embedding's two axis tables for a (w, h) grid of C channels (0.1 x, aspect W/H of the
+// processed image) as graph inputs: tx [w, 1, C/2] (channels [0, C/2)), ty [1, h, C/2].
+void pos_embed_inputs(graph_ctx &g, int w, int h, int C, int W, int H, const std::string &tag, ggml_tensor *&tx,
+                      ggml_tensor *&ty) {
     if (C % 4 != 0) {
         fail(DA3_ERR_UNSUPPORTED,
              "head: UV position embedding needs a channel count divisible by 4, got " + std::to_string(C));
     }
     std::vector<float> ex, ey;
     uv_axis_tables(w, h, C, (double)W / (double)H, 0.1f, ex, ey);
+    tx = g.input_f32(tag + ".uvx", std::move(ex), w, 1, C / 2, 1);
+    ty = g.input_f32(tag + ".uvy", std::move(ey), 1, h, C / 2, 1);
+}
+
+// x [w, h, C, N] + 0.1 * UV embedding of the (w, h) grid, aspect W/H of the processed image.
+ggml_tensor *add_pos_embed(graph_ctx &g, ggml_tensor *x, int W, int H, const std::string &tag) {
+    const int w = (int)x->ne[0], h = (int)x->ne[1], D = (int)x->ne[2] / 2;
+    ggml_tensor *tx, *ty;
+    pos_embed_inputs(g, w, h, (int)x->ne[2], W, H, tag, tx, ty);
     ggml_context *ctx = g.ctx;
-    const int D = C / 2;
-    ggml_tensor *tx = g.input_f32(tag + ".uvx", std::move(ex), w, 1, D, 1);
-    ggml_tensor *ty = g.input_f32(tag + ".uvy", std::move(ey), 1, h, D, 1);
     if (g.cpu_kernels && ggml_is_contiguous(x)) return add_uv_cpu(ctx, x, tx, ty);
     ggml_tensor *pe = ggml_concat(ctx, ggml_repeat_4d(ctx, tx, w, h, D, 1), ggml_repeat_4d(ctx, ty, w, h, D, 1), 2);
     return ggml_add(ctx, x, pe);
@@ -293,9 +300,13 @@ head_out build_head(graph_ctx &g, const dpt_head &w, ggml_tensor *const feats[4]
     out = g.name(conv3x3(g, out, w.out1), "head.out1");
     const int h_out = (int)((double)(ph * hp.patch_size) / hp.down_ratio);
     const int w_out = (int)((double)(pw * hp.patch_size) / hp.down_ratio);
-    out = build_resize_bilinear(g, out, w_out, h_out, true);
-    if (hp.pos_embed) {
-        out = add_pos_embed(g, out, W, H, "head.main");
+    if (hp.pos_embed && g.cpu_kernels && (out->ne[0] != w_out || out->ne[1] != h_out)) {
+        ggml_tensor *tx, *ty;  // resize and UV embedding in one pass
+        pos_embed_inputs(g, w_out, h_out, (int)out->ne[2], W, H, "head.main", tx, ty);
+        out = resize_bilinear_ac_cpu(ctx, ggml_is_contiguous(out) ? out : ggml_cont(ctx, out), w_out, h_out, tx, ty);
+    } else {
+        out = build_resize_bilinear(g, out, w_out, h_out, true);
+        if (hp.pos_embed) out = add_pos_embed(g, out, W, H, "head.main");
     }
 
     head_out r;
