@@ -4,7 +4,8 @@ Both sides run the SAME seeded random weights (the test harness ``tests/referenc
 official ``depth_anything_3`` network, perturbed, converted to GGUF per precision) on the
 same preprocessed image. Each side lives in its own worker subprocess (so its peak RSS is its
 own); the parent alternates single calls between them, ``--reps`` times, and prints a
-markdown table: median seconds, ratio ours/PyTorch, peak RSS (VmHWM), model load time (GGUF
+markdown table: median seconds, ratio ours/PyTorch (median over adjacent pairs of calls, as
+the machine's speed may drift during a run), peak RSS (VmHWM), model load time (GGUF
 open -> weights ready, and -> first result), RSS growth over ``--leak-calls`` repeated calls, and GFLOP/s per stage
 (backbone, head, camera) from one profiled call (``profile=True`` runs nodes one by one:
 used only for the per-stage split, never for the headline time).
@@ -368,7 +369,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             tw.ask("run")   # warm-up
         for _, prec, gguf in [j for j in jobs if j[0] == preset]:
             ow = _Worker("ours", gguf, x_path, args.threads, preset, env)
-            o_times = []
+            o_times, pair_times = [], []  # PyTorch calls interleaved with this file's
             for _ in range(args.reps):
                 # a pause before each call: the other side's worker threads stop spinning
                 # (OpenMP / ggml thread pools busy-wait a while after a call) and the cores are
@@ -377,11 +378,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 o_times.append(ow.ask("run")["t"])
                 if tw is not None:
                     time.sleep(args.settle)
-                    t_times.append(tw.ask("run")["t"])
+                    pair_times.append(tw.ask("run")["t"])
+            t_times += pair_times
             prof = ow.ask("profile")
             leak = ow.ask(f"leak {args.leak_calls}")["rss_growth_kb"] if args.leak_calls > 0 else None
             end = ow.close()
-            rows.append(dict(preset=preset, prec=prec, t=statistics.median(o_times), prof=prof,
+            # the ratio is the median over adjacent (ours, PyTorch) pairs: this VM's speed drifts
+            # within a run, and pairs taken seconds apart see the same machine
+            pair = dict(t=statistics.median(pair_times),
+                        ratio=statistics.median(o / t for o, t in zip(o_times, pair_times))) if pair_times else None
+            rows.append(dict(preset=preset, prec=prec, t=statistics.median(o_times), prof=prof, pair=pair,
                              load=ow.start["load_s"], first=ow.start["first_s"], hwm=end["hwm_kb"], leak=leak))
             print(f"# {preset} {prec}: ours {[round(t, 3) for t in o_times]} s, profile {prof}", file=sys.stderr)
         if tw is not None:
@@ -390,7 +396,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"# {preset} PyTorch: {[round(t, 3) for t in t_times]} s", file=sys.stderr)
 
     print(f"Machine: {_machine()}; {args.threads} threads; input {hw[1]}x{hw[0]} (1 view); "
-          f"median of {args.reps} calls per side, alternated.\n")
+          f"median of {args.reps} calls per side, alternated; PyTorch: the calls alternated with that row's; "
+          f"ratio: median of the per-pair ratios.\n")
     print("| model | weights | ours (s) | PyTorch fp32 (s) | ours / PyTorch | peak RSS ours / PyTorch (MB) "
           "| load / first result (ms) | RSS growth, {} calls (MB) | GFLOP/s backbone / head; camera time |".format(args.leak_calls))
     print("|---|---|---|---|---|---|---|---|---|")
@@ -404,7 +411,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             rate = "— / —"
         cam = r["prof"].get("camera")
         rate += f" / {cam * 1e3:.2f} ms" if cam is not None else " / —"
-        print(f"| {r['preset']} | {r['prec']} | {r['t']:.3f} | {tt['t']:.3f} | {r['t'] / tt['t']:.2f} | "
+        print(f"| {r['preset']} | {r['prec']} | {r['t']:.3f} | {r['pair']['t']:.3f} | {r['pair']['ratio']:.2f} | "
               f"{_fmt_mb(r['hwm'])} / {_fmt_mb(tt['hwm'])} | {r['load'] * 1e3:.0f} / {r['first'] * 1e3:.0f} | {_fmt_mb(r['leak'], 1)} | {rate} |"
               if tt else
               f"| {r['preset']} | {r['prec']} | {r['t']:.3f} | — | — | {_fmt_mb(r['hwm'])} / — | {r['load'] * 1e3:.0f} / {r['first'] * 1e3:.0f} | "
