@@ -5,9 +5,11 @@
 // GEMM (GotoBLAS-style loop nest): the weight rows of a K-block are converted to f32 once per
 // thread and stored as NR-wide column panels [k][NR]; activations are packed MR rows at a time;
 // an MR x NR micro-kernel keeps its tile in registers. Weights of any ggml type with a
-// to_float (f32, f16, q8_0, q4_K, ...) go through the same kernel, so quantized files cost about
-// what f32 costs, not more; the dequantized block lives only in a per-thread scratch buffer.
-// The same micro-kernel computes attention (scores, then probabilities times values).
+// to_float (f32, f16, q8_0, q4_K, ...) can go through the same kernel (the dequantized block
+// lives only in a per-thread scratch buffer); q8_0 and q4_K weights packed at load run as int8
+// GEMMs instead (cpu_gemm_q8.h, cpu_gemm_q4k.h) in builds with AVX-512 VNNI.
+// The same micro-kernel computes attention (scores, then probabilities times values) and the
+// Winograd convolution's products (gemm_tile_f32).
 //
 // Fused epilogue: y = act(x W^T + b) * scale + res, act = identity or exact-erf GELU, scale a
 // per-column factor (the ViT's layer scale when it is not folded into the weights).

@@ -9,14 +9,6 @@
 #include <cstring>
 #include <vector>
 
-#if defined(DA3_INT8_GEMM)
-#include <immintrin.h>
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC 12 flags the intrinsics' own _mm512_undefined_* pass-through operands
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#endif
-
 namespace da3 {
 namespace {
 
@@ -107,16 +99,7 @@ void q4k_tile(int64_t nsb, const int8_t *qx, int64_t K, const float *dx, const f
             }
         }
     }
-    for (int i = 0; i < R; ++i) {
-        for (int j = 0; j < 2; ++j) {
-            simd::vf v = (simd::vf)f[i][j];
-            if (bias) v += simd::loadu(bias + j * 16);
-            if (gelu) v = simd::vgelu(v);
-            if (scale) v *= simd::loadu(scale + j * 16);
-            if (res) v += simd::loadu(res + i * ldy + j * 16);
-            simd::storeu(y + i * ldy + j * 16, v);
-        }
-    }
+    store_tile32<R>(f, y, ldy, bias, scale, res, gelu);
 }
 
 using q4k_tile_fn = void (*)(int64_t, const int8_t *, int64_t, const float *, const float *, const uint8_t *, float *,
@@ -136,22 +119,18 @@ bool q4k_gemm_available() {
 }
 
 bool pack_q4_K_weight(ggml_tensor *w) {
-    if (!q4k_gemm_available() || w->type != GGML_TYPE_Q4_K || ggml_blck_size(w->type) != QKK ||
-        ggml_type_size(w->type) != Q4K_BLOCK || !ggml_is_contiguous(w) || w->ne[0] % QKK != 0 || w->ne[2] != 1 ||
-        w->ne[3] != 1 || w->ne[1] % PW != 0 || !w->buffer || !ggml_backend_buffer_is_host(w->buffer)) {
+    if (!q4k_gemm_available() || !int8_packable(w, GGML_TYPE_Q4_K, QKK) || ggml_blck_size(w->type) != QKK ||
+        ggml_type_size(w->type) != Q4K_BLOCK) {
         return false;
     }
-    const int64_t nsb = w->ne[0] / QKK, N = w->ne[1];
+    const int64_t nsb = w->ne[0] / QKK;
     const size_t row_bytes = (size_t)nsb * Q4K_BLOCK;
-    std::vector<uint8_t> rows(PW * row_bytes);  // one panel's rows: the panel occupies the same bytes
-    for (int64_t p = 0; p < N / PW; ++p) {
-        uint8_t *panel = (uint8_t *)w->data + (size_t)p * PW * row_bytes;
-        std::memcpy(rows.data(), panel, rows.size());
+    repack_panels(w, row_bytes, [&](uint8_t *panel, const uint8_t *rows) {
         for (int64_t sb = 0; sb < nsb; ++sb) {
             uint8_t *dst = panel + (size_t)sb * SB_BYTES;
             std::memset(dst + OFF_SC, 0, OFF_Q - OFF_SC);
             for (int c = 0; c < PW; ++c) {
-                const uint8_t *src = rows.data() + (size_t)c * row_bytes + (size_t)sb * Q4K_BLOCK;
+                const uint8_t *src = rows + (size_t)c * row_bytes + (size_t)sb * Q4K_BLOCK;
                 const int half = c / 16, ci = c % 16;
                 std::memcpy(dst + 2 * c, src, 2);             // d
                 std::memcpy(dst + OFF_DMIN + 2 * c, src + 2, 2);  // dmin
@@ -171,7 +150,7 @@ bool pack_q4_K_weight(ggml_tensor *w) {
                 }
             }
         }
-    }
+    });
     return true;
 }
 
@@ -188,19 +167,12 @@ void linear_q4k_rows(const float *X, int64_t K, const ggml_tensor *w, int64_t m0
     const size_t panel_bytes = (size_t)nsb * SB_BYTES;
     const int64_t ncp = std::max<int64_t>(1, (int64_t)(W_CHUNK_BYTES / panel_bytes));
     const uint8_t *W = (const uint8_t *)w->data;
-    for (int64_t pc = p0; pc < p1; pc += ncp) {
-        const int64_t pe = std::min(p1, pc + ncp);
-        for (int64_t m = m0; m < m1; m += MRQ) {
-            const int R = (int)std::min<int64_t>(MRQ, m1 - m);
-            const int64_t r = m - m0;
-            for (int64_t p = pc; p < pe; ++p) {
-                const int64_t n = p * PW;
-                kTiles[R - 1](nsb, s.q.data() + r * K, K, s.d.data() + r * nb, dsx.data() + r * nb, W + p * panel_bytes,
-                              Y + m * N + n, N, bias ? bias + n : nullptr, scale ? scale + n : nullptr,
-                              res ? res + m * N + n : nullptr, gelu);
-            }
-        }
-    }
+    int8_gemm_loop<MRQ>(m0, m1, p0, p1, ncp, [&](int R, int64_t m, int64_t p) {
+        const int64_t n = p * PW, r = m - m0;
+        kTiles[R - 1](nsb, s.q.data() + r * K, K, s.d.data() + r * nb, dsx.data() + r * nb, W + p * panel_bytes,
+                      Y + m * N + n, N, bias ? bias + n : nullptr, scale ? scale + n : nullptr,
+                      res ? res + m * N + n : nullptr, gelu);
+    });
 #else
     (void)X, (void)K, (void)w, (void)m0, (void)m1, (void)p0, (void)p1, (void)bias, (void)scale, (void)res, (void)gelu,
         (void)Y;

@@ -8,14 +8,6 @@
 #include <cstring>
 #include <vector>
 
-#if defined(DA3_INT8_GEMM)
-#include <immintrin.h>
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC 12 flags the intrinsics' own _mm512_undefined_* pass-through operands
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#endif
-
 namespace da3 {
 namespace {
 
@@ -63,16 +55,7 @@ void q8_tile(int64_t nb, const int8_t *qx, int64_t K, const float *dx, const int
             f[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[i][1]), _mm512_mul_ps(s1, d), f[i][1]);
         }
     }
-    for (int i = 0; i < R; ++i) {
-        for (int j = 0; j < 2; ++j) {
-            simd::vf v = (simd::vf)f[i][j];
-            if (bias) v += simd::loadu(bias + j * 16);
-            if (gelu) v = simd::vgelu(v);
-            if (scale) v *= simd::loadu(scale + j * 16);
-            if (res) v += simd::loadu(res + i * ldy + j * 16);
-            simd::storeu(y + i * ldy + j * 16, v);
-        }
-    }
+    store_tile32<R>(f, y, ldy, bias, scale, res, gelu);
 }
 
 using q8_tile_fn = void (*)(int64_t, const int8_t *, int64_t, const float *, const int32_t *, const uint8_t *, float *,
@@ -115,27 +98,28 @@ bool q8_gemm_available() {
 #endif
 }
 
+bool int8_packable(const ggml_tensor *w, ggml_type type, int64_t k_block) {
+    return q8_gemm_available() && w->type == type && ggml_blck_size(type) <= k_block && ggml_is_contiguous(w) &&
+           w->ne[0] % k_block == 0 && w->ne[2] == 1 && w->ne[3] == 1 && w->ne[1] % PW == 0 && w->buffer &&
+           ggml_backend_buffer_is_host(w->buffer);
+}
+
 bool pack_q8_0_weight(ggml_tensor *w) {
-    if (!q8_gemm_available() || w->type != GGML_TYPE_Q8_0 || ggml_blck_size(w->type) != QK ||
-        ggml_type_size(w->type) != Q8_BLOCK || !ggml_is_contiguous(w) || w->ne[2] != 1 || w->ne[3] != 1 ||
-        w->ne[1] % PW != 0 || !w->buffer || !ggml_backend_buffer_is_host(w->buffer)) {
+    if (!int8_packable(w, GGML_TYPE_Q8_0, QK) || ggml_blck_size(w->type) != QK || ggml_type_size(w->type) != Q8_BLOCK) {
         return false;
     }
-    const int64_t nb = w->ne[0] / QK, N = w->ne[1];
+    const int64_t nb = w->ne[0] / QK;
     const size_t row_bytes = (size_t)nb * Q8_BLOCK;
-    std::vector<uint8_t> rows(PW * row_bytes);  // one panel's rows: the panel occupies the same bytes
-    for (int64_t p = 0; p < N / PW; ++p) {
-        uint8_t *panel = (uint8_t *)w->data + (size_t)p * PW * row_bytes;
-        std::memcpy(rows.data(), panel, rows.size());
+    repack_panels(w, row_bytes, [&](uint8_t *panel, const uint8_t *rows) {
         for (int64_t b = 0; b < nb; ++b) {
             uint8_t *blk = panel + (size_t)b * PANEL_BLOCK;
             for (int c = 0; c < PW; ++c) {
-                const uint8_t *src = rows.data() + (size_t)c * row_bytes + (size_t)b * Q8_BLOCK;
+                const uint8_t *src = rows + (size_t)c * row_bytes + (size_t)b * Q8_BLOCK;
                 std::memcpy(blk + 2 * c, src, 2);  // f16 scale
                 for (int k = 0; k < QK; ++k) blk[2 * PW + (k / 4) * 4 * PW + c * 4 + k % 4] = src[2 + k] ^ 0x80;  // q + 128
             }
         }
-    }
+    });
     return true;
 }
 
@@ -150,19 +134,12 @@ void linear_q8_rows(const float *X, int64_t K, const ggml_tensor *w, int64_t m0,
     const size_t panel_bytes = (size_t)nb * PANEL_BLOCK;
     const int64_t ncp = std::max<int64_t>(1, (int64_t)(W_CHUNK_BYTES / panel_bytes));
     const uint8_t *W = (const uint8_t *)w->data;
-    for (int64_t pc = p0; pc < p1; pc += ncp) {
-        const int64_t pe = std::min(p1, pc + ncp);
-        for (int64_t m = m0; m < m1; m += MRQ) {
-            const int R = (int)std::min<int64_t>(MRQ, m1 - m);
-            const int64_t r = m - m0;
-            for (int64_t p = pc; p < pe; ++p) {
-                const int64_t n = p * PW;
-                kTiles[R - 1](nb, s.q.data() + r * K, K, s.d.data() + r * nb, s.sum.data() + r * nb, W + p * panel_bytes,
-                              Y + m * N + n, N, bias ? bias + n : nullptr, scale ? scale + n : nullptr,
-                              res ? res + m * N + n : nullptr, gelu);
-            }
-        }
-    }
+    int8_gemm_loop<MRQ>(m0, m1, p0, p1, ncp, [&](int R, int64_t m, int64_t p) {
+        const int64_t n = p * PW, r = m - m0;
+        kTiles[R - 1](nb, s.q.data() + r * K, K, s.d.data() + r * nb, s.sum.data() + r * nb, W + p * panel_bytes,
+                      Y + m * N + n, N, bias ? bias + n : nullptr, scale ? scale + n : nullptr,
+                      res ? res + m * N + n : nullptr, gelu);
+    });
 #else
     (void)X, (void)K, (void)w, (void)m0, (void)m1, (void)p0, (void)p1, (void)bias, (void)scale, (void)res, (void)gelu,
         (void)Y;
