@@ -474,7 +474,6 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     a.cout = (int)w->ne[3];
     a.relu_in = flags & CONV_RELU_IN, a.relu_out = flags & CONV_RELU_OUT;
     a.x = (const float *)x->data, a.res = res ? (const float *)res->data : nullptr, a.y = (float *)dst->data;
-
     a.u = u ? (const float *)u->data : nullptr;
 
     thread_local conv_scratch s;

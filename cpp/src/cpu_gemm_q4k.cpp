@@ -3,9 +3,7 @@
 #include "common.h"
 #include "cpu_gemm_q8.h"
 #include "cpu_simd.h"
-#include "ggml-backend.h"
 
-#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -18,7 +16,6 @@ constexpr size_t Q4K_BLOCK = 144;                         // a super-block's byt
 constexpr int PW = 32;                                    // panel width (output columns)
 constexpr size_t SB_BYTES = PW * Q4K_BLOCK;               // one panel's super-block (header layout)
 constexpr size_t OFF_DMIN = 64, OFF_SC = 128, OFF_M = 256, OFF_HI = 384, OFF_Q = 512;
-constexpr size_t W_CHUNK_BYTES = 512 << 10;               // panels kept in L2 per pass
 static_assert(OFF_Q + QKK * PW / 2 == SB_BYTES, "the repack must keep the tensor's size");
 
 // Sub-block j's 6-bit scale and min of a GGUF super-block (6-bit fields of scales[12]: j < 4 in
@@ -119,7 +116,7 @@ bool q4k_gemm_available() {
 }
 
 bool pack_q4_K_weight(ggml_tensor *w) {
-    if (!q4k_gemm_available() || !int8_packable(w, GGML_TYPE_Q4_K, QKK) || ggml_blck_size(w->type) != QKK ||
+    if (!int8_packable(w, GGML_TYPE_Q4_K, QKK) || ggml_blck_size(w->type) != QKK ||
         ggml_type_size(w->type) != Q4K_BLOCK) {
         return false;
     }
@@ -165,9 +162,8 @@ void linear_q4k_rows(const float *X, int64_t K, const ggml_tensor *w, int64_t m0
     dsx.resize(s.d.size());
     for (size_t i = 0; i < dsx.size(); ++i) dsx[i] = s.d[i] * (float)s.sum[i];
     const size_t panel_bytes = (size_t)nsb * SB_BYTES;
-    const int64_t ncp = std::max<int64_t>(1, (int64_t)(W_CHUNK_BYTES / panel_bytes));
     const uint8_t *W = (const uint8_t *)w->data;
-    int8_gemm_loop<MRQ>(m0, m1, p0, p1, ncp, [&](int R, int64_t m, int64_t p) {
+    int8_gemm_loop<MRQ>(m0, m1, p0, p1, panel_bytes, [&](int R, int64_t m, int64_t p) {
         const int64_t n = p * PW, r = m - m0;
         kTiles[R - 1](nsb, s.q.data() + r * K, K, s.d.data() + r * nb, dsx.data() + r * nb, W + p * panel_bytes,
                       Y + m * N + n, N, bias ? bias + n : nullptr, scale ? scale + n : nullptr,

@@ -4,7 +4,6 @@
 #include "cpu_simd.h"
 #include "ggml-backend.h"
 
-#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -15,7 +14,6 @@ constexpr int QK = 32;                                         // q8_0 block: f1
 constexpr size_t Q8_BLOCK = 2 + QK;                             // its bytes in a GGUF row
 constexpr int PW = 32;                                          // panel width (output columns)
 constexpr size_t PANEL_BLOCK = 2 * PW + (size_t)PW * QK;        // one panel's block: 32 * Q8_BLOCK
-constexpr size_t W_CHUNK_BYTES = 512 << 10;                     // panels kept in L2 per pass
 static_assert(PANEL_BLOCK == PW * Q8_BLOCK, "the repack must keep the tensor's size");
 
 #if defined(DA3_INT8_GEMM)
@@ -132,9 +130,8 @@ void linear_q8_rows(const float *X, int64_t K, const ggml_tensor *w, int64_t m0,
     thread_local q8_act s;
     quantize_act_q8(X + m0 * K, m1 - m0, K, s);
     const size_t panel_bytes = (size_t)nb * PANEL_BLOCK;
-    const int64_t ncp = std::max<int64_t>(1, (int64_t)(W_CHUNK_BYTES / panel_bytes));
     const uint8_t *W = (const uint8_t *)w->data;
-    int8_gemm_loop<MRQ>(m0, m1, p0, p1, ncp, [&](int R, int64_t m, int64_t p) {
+    int8_gemm_loop<MRQ>(m0, m1, p0, p1, panel_bytes, [&](int R, int64_t m, int64_t p) {
         const int64_t n = p * PW, r = m - m0;
         kTiles[R - 1](nb, s.q.data() + r * K, K, s.d.data() + r * nb, s.sum.data() + r * nb, W + p * panel_bytes,
                       Y + m * N + n, N, bias ? bias + n : nullptr, scale ? scale + n : nullptr,

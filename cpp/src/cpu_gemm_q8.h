@@ -78,11 +78,12 @@ inline void store_tile32(const __m512 (&f)[R][2], float *y, int64_t ldy, const f
     }
 }
 
-// The int8 GEMMs' loop nest over one thread's rows [m0, m1) and 32-column panels [p0, p1):
-// panels in chunks of ncp (kept in L2 while every MR-row strip of activations passes over
-// them), tile(R, m, p) computing rows [m, m + R) of panel p.
+// The int8 GEMMs' loop nest over one thread's rows [m0, m1) and 32-column panels [p0, p1) of
+// panel_bytes each: panels in chunks of about 512 KB (kept in L2 while every MR-row strip of
+// activations passes over them), tile(R, m, p) computing rows [m, m + R) of panel p.
 template <int MR, class Tile>
-inline void int8_gemm_loop(int64_t m0, int64_t m1, int64_t p0, int64_t p1, int64_t ncp, Tile &&tile) {
+inline void int8_gemm_loop(int64_t m0, int64_t m1, int64_t p0, int64_t p1, size_t panel_bytes, Tile &&tile) {
+    const int64_t ncp = panel_bytes < (512u << 10) ? (int64_t)((512u << 10) / panel_bytes) : 1;
     for (int64_t pc = p0; pc < p1; pc += ncp) {
         const int64_t pe = pc + ncp < p1 ? pc + ncp : p1;
         for (int64_t m = m0; m < m1; m += MR) {

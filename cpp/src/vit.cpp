@@ -465,7 +465,6 @@ vit_outputs build_vit(graph_ctx &g, const vit_model &m, ggml_tensor *images, ggm
         if (k_out < 4 && i == hp.out_layers[k_out]) {
             const int k = k_out++;
             ggml_tensor *normed = build_norm(g, x, m.norm, hp.norm_eps);
-            ggml_tensor *feat = hp.cat_token && !g.cpu_kernels ? ggml_concat(ctx, local_x, normed, 0) : normed;  // [F, T, N]
             // token 0 of cat(local_x, x) (or x), un-normalized: the camera token [F, N]
             ggml_tensor *tok0 = ggml_view_2d(ctx, x, C, N, x->nb[2], 0);
             if (hp.cat_token) tok0 = ggml_concat(ctx, ggml_view_2d(ctx, local_x, C, N, local_x->nb[2], 0), tok0, 0);
@@ -473,11 +472,12 @@ vit_outputs build_vit(graph_ctx &g, const vit_model &m, ggml_tensor *images, ggm
             auto skip_tok0 = [&](ggml_tensor *t) {
                 return ggml_view_3d(ctx, t, t->ne[0], T - 1, N, t->nb[1], t->nb[2], t->nb[1]);
             };
+            // patch tokens of cat(local_x, normed) (or normed) [F, T - 1, N]
             ggml_tensor *patches;
-            if (g.cpu_kernels && hp.cat_token) {  // one copy instead of concat + cont
+            if (hp.cat_token && g.cpu_kernels) {  // one copy instead of concat + cont
                 patches = concat_rows_cpu(ctx, skip_tok0(local_x), skip_tok0(normed));
             } else {
-                patches = ggml_cont(ctx, skip_tok0(feat));
+                patches = ggml_cont(ctx, skip_tok0(hp.cat_token ? ggml_concat(ctx, local_x, normed, 0) : normed));
             }
             out.feats[k] = g.name(patches, "vit.feat." + std::to_string(k));
         }
