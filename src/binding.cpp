@@ -86,6 +86,7 @@ struct Model {
         d["image_mean"] = std::vector<float>(mi.image_mean, mi.image_mean + 3);
         d["image_std"] = std::vector<float>(mi.image_std, mi.image_std + 3);
         d["weights_bytes"] = mi.weights_bytes;
+        d["weights_read_bytes"] = mi.weights_read_bytes;
         d["n_threads"] = mi.n_threads;
         d["backend"] = mi.backend;
         return d;

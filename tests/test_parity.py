@@ -213,3 +213,53 @@ def test_multiview_resume_from_reference_stage(core, cases):
         np.testing.assert_array_equal(resumed[key], full[key], err_msg=key)
     if int(ref["ref_view"]) == int(resumed["ref_view"][0]):
         assert rel_range(resumed["depth"], ref["depth"]) <= F32_REL
+
+
+def test_optional_branches_read_on_first_use(core, cases):
+    """The camera encoder (cam_enc.*) and the aux ray head (*_aux*) are read from the file by the
+    first call that needs them (cpp/src/weights.h, weight_group), so a model that never gets
+    input poses or use_ray_pose keeps them out of memory. Those first calls match PyTorch."""
+    import gguf
+
+    poses, ray = cases.CASES_BY_NAME["small_3v_poses"], cases.CASES_BY_NAME["small_raypose"]
+    assert poses.model == ray.model
+    path = cases.model_gguf(poses.model, "f32")
+    size = {"core": 0, "cam_enc": 0, "aux": 0}
+    for t in gguf.GGUFReader(path).tensors:
+        group = "cam_enc" if t.name.startswith("cam_enc.") else "aux" if "_aux" in t.name else "core"
+        size[group] += int(t.n_bytes)
+    assert size["cam_enc"] > 0 and size["aux"] > 0
+
+    model = core.Model(str(path), n_threads=0)
+    info = model.info()
+    assert info["weights_read_bytes"] == size["core"] < info["weights_bytes"]
+
+    ref, _ = cases.load_case(cases.case_reference(poses))
+    out = model.infer_tensor(np.ascontiguousarray(ref["input"]), extrinsics=ref["extrinsics_in"],
+                             intrinsics=ref["intrinsics_in"])
+    assert model.info()["weights_read_bytes"] == size["core"] + size["cam_enc"]
+    assert rel_range(out["depth"], ref["depth"]) <= F32_REL
+
+    ref, _ = cases.load_case(cases.case_reference(ray))
+    out = model.infer_tensor(np.ascontiguousarray(ref["input"]), use_ray_pose=True, compute_aux=True)
+    assert model.info()["weights_read_bytes"] == sum(size.values())
+    assert rel_range(out["ray"], ref["ray"]) <= F32_REL
+
+
+def test_head_resize_fused_into_convolutions_is_exact(core, cases):
+    """On the CPU the head's last two resizes (the finest fusion's 2x upsample before
+    output_conv1, the resize to the output size plus UV before output_conv2) are computed inside
+    the following 3x3 convolutions and never stored. Asking for the resized maps as taps builds
+    them instead: the results must be bit-identical, and match PyTorch."""
+    case = cases.CASES_BY_NAME["small_raypose"]
+    ref, _ = cases.load_case(cases.case_reference(case))
+    model = engine_model(core, cases.model_gguf(case.model, "f32"))
+    x = np.ascontiguousarray(ref["input"])
+    fused = model.infer_tensor(x, use_ray_pose=True, compute_aux=True)
+    built = model.infer_tensor(x, use_ray_pose=True, compute_aux=True,
+                               taps=["head.fuse.0", "head.fuse_aux.0", "head.out2_in"])
+    assert "head.fuse.0" in built and "head.fuse_aux.0" in built and "head.out2_in" in built
+    for key in ("depth", "conf", "ray", "ray_conf"):
+        np.testing.assert_array_equal(fused[key], built[key], err_msg=key)
+    assert rel_range(fused["depth"], ref["depth"]) <= F32_REL
+    assert rel_range(fused["ray"], ref["ray"]) <= F32_REL

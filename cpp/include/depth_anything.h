@@ -126,6 +126,8 @@ typedef struct da3_model_info {
     int image_mean_std_from_file;
     float image_mean[3], image_std[3];
     size_t weights_bytes;   /* bytes of weights in backend buffers */
+    size_t weights_read_bytes; /* of those, read from the file so far: the camera encoder and the
+                                  aux ray head are read on the first call that needs them */
     int n_threads;          /* CPU threads this context uses */
     char backend[64];       /* name of the device the graph runs on, e.g. "CPU", "Vulkan0" */
 } da3_model_info;

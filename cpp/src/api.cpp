@@ -218,6 +218,7 @@ da3_status da3_get_model_info(const da3_context *ctx, da3_model_info *info) {
         info->image_mean_std_from_file = 1;
         for (int c = 0; c < 3; ++c) info->image_mean[c] = m.mean[c], info->image_std[c] = m.std[c];
         info->weights_bytes = ctx->wm.weights_bytes() + ctx->m_wm.weights_bytes();
+        info->weights_read_bytes = ctx->wm.weights_read_bytes() + ctx->m_wm.weights_read_bytes();
         info->n_threads = ctx->params.n_threads;
         std::strncpy(info->backend, ggml_backend_name(ctx->backend), sizeof(info->backend) - 1);
     });

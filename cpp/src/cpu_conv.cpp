@@ -23,26 +23,45 @@ constexpr int OCB = 4, NX_MAX = 2;
 constexpr int OCB = 4, NX_MAX = 2;
 #endif
 
-constexpr unsigned HAS_BIAS = 1u << 8, HAS_RES = 1u << 9, HAS_WINO = 1u << 10;
+constexpr unsigned HAS_BIAS = 1u << 8, HAS_RES = 1u << 9, HAS_WINO = 1u << 10, HAS_RESIZE = 1u << 11, HAS_UV = 1u << 12,
+                   HAS_PACKED = 1u << 13;
 
 struct conv_scratch {
-    std::vector<float> wf;    // weights as f32, PyTorch layout [Cout, Cin, KS, KS]
-    std::vector<float> wpk;   // packed per output block: [blk][ci][ky][kx][OCB]
     std::vector<float> bias;  // [nblk * OCB]
     std::vector<float> rows;  // 3x3: zero-padded input rows [ci][ky][L]
     std::vector<float> tmp;   // one strip of one output channel
 };
 
-// Packs w [Cout, Cin, KS, KS] into blocks of OCB output channels (zero-filled past Cout).
-void pack_weights(const float *w, int cin, int cout, int taps, std::vector<float> &out) {
-    const int nblk = (cout + OCB - 1) / OCB;
-    out.assign((size_t)nblk * cin * taps * OCB, 0.0f);
-    for (int co = 0; co < cout; ++co) {
-        float *blk = out.data() + (size_t)(co / OCB) * cin * taps * OCB;
-        for (int ci = 0; ci < cin; ++ci)
-            for (int k = 0; k < taps; ++k)
-                blk[((size_t)ci * taps + k) * OCB + co % OCB] = w[((size_t)co * cin + ci) * taps + k];
+// Output blocks [b0, b1) of w [Cout, Cin, KS, KS] (f32 or f16) packed as f32 into
+// out[blk][ci][ky][kx][OCB] (zero-filled past Cout).
+void pack_weights(const ggml_tensor *w, int b0, int b1, float *out) {
+    const int taps = (int)(w->ne[0] * w->ne[1]), cin = (int)w->ne[2], cout = (int)w->ne[3];
+    const size_t per_blk = (size_t)cin * taps * OCB;
+    std::fill(out + b0 * per_blk, out + b1 * per_blk, 0.0f);
+    for (int co = b0 * OCB; co < std::min(cout, b1 * OCB); ++co) {
+        float *blk = out + (size_t)(co / OCB) * per_blk;
+        for (int ci = 0; ci < cin; ++ci) {
+            const size_t i0 = ((size_t)co * cin + ci) * taps;
+            for (int k = 0; k < taps; ++k) {
+                blk[((size_t)ci * taps + k) * OCB + co % OCB] =
+                    w->type == GGML_TYPE_F16 ? ggml_fp16_to_fp32(((const ggml_fp16_t *)w->data)[i0 + k])
+                                             : ((const float *)w->data)[i0 + k];
+            }
+        }
     }
+}
+
+void pack_weights_compute(ggml_tensor *dst, int ith, int nth, void *) {
+    const int nblk = (int)((dst->src[0]->ne[3] + OCB - 1) / OCB);
+    pack_weights(dst->src[0], nblk * ith / nth, nblk * (ith + 1) / nth, (float *)dst->data);
+}
+
+// The direct kernels' packed weights as their own node, split across threads (per call; the
+// allocator reuses the memory once the convolution is done).
+ggml_tensor *pack_weights_node(ggml_context *ctx, ggml_tensor *w) {
+    const int64_t nblk = (w->ne[3] + OCB - 1) / OCB;
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, nblk * w->ne[2] * w->ne[1] * w->ne[0] * OCB, 1, 1, 1, &w, 1,
+                          pack_weights_compute, GGML_N_TASKS_MAX, nullptr);
 }
 
 struct conv_args {
@@ -51,7 +70,15 @@ struct conv_args {
     const float *x, *res;
     const float *bias;  // [cout] (zeros when the conv has none)
     const float *u;     // Winograd: transformed weights [36][cout][cin] (wino_weights), else null
+    const float *wpk;   // direct kernels: packed weights (pack_weights), else null
     float *y;
+    // conv3x3_resized_cpu (x null): the input is the align-corners bilinear resize of rs
+    // [rs_w, rs_h, cin, N] to (W, H) plus the UV embedding (uvx [W, cin/2], uvy [H, cin/2]; or
+    // null), computed as the rows are read; rs_x0, rs_wx: resize_columns_ac for W.
+    const float *rs = nullptr, *uvx = nullptr, *uvy = nullptr;
+    int rs_w = 0, rs_h = 0;
+    const int *rs_x0 = nullptr;
+    const float *rs_wx = nullptr;
 };
 
 // Output columns per strip (NX vectors): the widest that does not waste much on the padding
@@ -115,6 +142,13 @@ void wino_weights(const ggml_tensor *w, int co0, int co1, float *u) {
 void wino_weights_compute(ggml_tensor *dst, int ith, int nth, void *) {
     const int cout = (int)dst->src[0]->ne[3];
     wino_weights(dst->src[0], cout * ith / nth, cout * (ith + 1) / nth, (float *)dst->data);
+}
+
+// The weight transform as its own node, split across threads (recomputed per call: about 1 % of
+// the convolution's work).
+ggml_tensor *wino_weights_node(ggml_context *ctx, ggml_tensor *w) {
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[2], w->ne[3], 36, 1, &w, 1, wino_weights_compute, GGML_N_TASKS_MAX,
+                          nullptr);
 }
 
 #if defined(__GNUC__)
@@ -203,7 +237,7 @@ void conv3x3_rows(const conv_args &a, conv_scratch &s, int r0, int r1) {
             }
         }
         for (int bi = 0; bi < nblk; ++bi) {
-            const float *wblk = s.wpk.data() + (size_t)bi * cin * 9 * OCB;
+            const float *wblk = a.wpk + (size_t)bi * cin * 9 * OCB;
             const int oc0 = bi * OCB, noc = std::min(OCB, cout - oc0);
             for (int x0 = 0; x0 < W; x0 += SW) {
                 vf acc[OCB][NX];
@@ -239,7 +273,7 @@ void conv1x1_strips(const conv_args &a, conv_scratch &s, int64_t s0, int64_t s1)
         for (int bi = 0; bi < nblk; ++bi) {
             const int oc0 = bi * OCB, noc = std::min(OCB, a.cout - oc0);
             vf acc[OCB][NX];
-            strip_kernel<1, NX>(rows, L, s.wpk.data() + (size_t)bi * a.cin * OCB, a.cin, s.bias.data() + oc0, acc, xs);
+            strip_kernel<1, NX>(rows, L, a.wpk + (size_t)bi * a.cin * OCB, a.cin, s.bias.data() + oc0, acc, xs);
             store_strip<NX>(a, acc, noc, ((size_t)n * a.cout + oc0) * P + x0, P, ncol, s.tmp.data());
         }
     }
@@ -310,6 +344,7 @@ inline void interleave4(const shuffle_masks &k, const vf c[4], vf a[4]) {
 
 struct wino_scratch {
     std::vector<float> rows;  // 6 input rows of one segment (ReLU, zero padding) [6][4 * TV]
+    std::vector<float> rtmp;  // resized input rows: resize_row_ac scratch
     std::vector<float> cols;  // B^T d rows split by column mod 4: [6][4][TV + 1]
     std::vector<float> v;     // [36][cin][NP] transformed input of one chunk of tiles
     std::vector<float> m;     // [36][MR][NP] products for MR output channels
@@ -327,7 +362,7 @@ void wino_input(const conv_args &a, wino_scratch &s, int n, int ty, int tx0, int
     // rows[i][k] = column 4 tx0 - 1 + k of input row 4 ty - 1 + i (0 outside the map)
     const int c0 = 4 * tx0 - 1, k0 = std::max(0, -c0), k1 = std::min<int>((int)LR, W - c0);
     for (int ci = 0; ci < cin; ++ci) {
-        const float *plane = a.x + ((size_t)n * cin + ci) * H * W;
+        const float *plane = a.rs ? nullptr : a.x + ((size_t)n * cin + ci) * H * W;
         for (int i = 0; i < 6; ++i) {
             float *dst = s.rows.data() + i * LR;
             const int y = 4 * ty - 1 + i;
@@ -336,7 +371,16 @@ void wino_input(const conv_args &a, wino_scratch &s, int n, int ty, int tx0, int
                 continue;
             }
             std::fill(dst, dst + k0, 0.0f);
-            copy_row(dst + k0, plane + (size_t)y * W + c0 + k0, k1 - k0, a.relu_in);
+            if (a.rs) {
+                const int half = cin / 2;
+                const float *ex = a.uvx && ci < half ? a.uvx + (size_t)ci * W : nullptr;
+                const float ey = a.uvy && ci >= half ? a.uvy[(size_t)(ci - half) * H + y] : 0.0f;
+                resize_row_ac(a.rs + ((size_t)n * cin + ci) * a.rs_h * a.rs_w, a.rs_w, a.rs_h, H, y, a.rs_x0, a.rs_wx,
+                              c0 + k0, c0 + k1, ex, ey, s.rtmp.data(), dst + k0);
+                if (a.relu_in) copy_row(dst + k0, dst + k0, k1 - k0, true);
+            } else {
+                copy_row(dst + k0, plane + (size_t)y * W + c0 + k0, k1 - k0, a.relu_in);
+            }
             std::fill(dst + k1, dst + LR, 0.0f);
         }
         // tile t reads rows[.][4t ... 4t + 5]: after B^T down the rows, c[j][t] = index 4t + j
@@ -423,6 +467,7 @@ void conv3x3_wino(const conv_args &a, wino_scratch &s, int r0, int r1) {
     const size_t NP = (size_t)TC + VW;  // + VW: vector stores past a chunk's last tile
     s.v.resize((size_t)36 * cin * NP);
     s.m.resize((size_t)36 * MRg * NP);
+    if (a.rs) s.rtmp.resize(resize_row_tmp_size(a.rs_w));
     // the tile-row segments of chunk [f0, f1), at their offsets within the chunk
     auto segments = [&](int64_t f0, int64_t f1, auto &&fn) {
         for (int64_t f = f0; f < f1;) {
@@ -468,26 +513,29 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     const ggml_tensor *b = (flags & HAS_BIAS) ? dst->src[next++] : nullptr;
     const ggml_tensor *res = (flags & HAS_RES) ? dst->src[next++] : nullptr;
     const ggml_tensor *u = (flags & HAS_WINO) ? dst->src[next++] : nullptr;
+    const ggml_tensor *pk = (flags & HAS_PACKED) ? dst->src[next++] : nullptr;
+    const ggml_tensor *uvx = (flags & HAS_UV) ? dst->src[next++] : nullptr;
+    const ggml_tensor *uvy = (flags & HAS_UV) ? dst->src[next++] : nullptr;
     conv_args a;
     a.KS = (int)w->ne[0];
-    a.W = (int)x->ne[0], a.H = (int)x->ne[1], a.cin = (int)x->ne[2], a.N = (int)x->ne[3];
+    a.W = (int)dst->ne[0], a.H = (int)dst->ne[1], a.cin = (int)x->ne[2], a.N = (int)x->ne[3];
     a.cout = (int)w->ne[3];
     a.relu_in = flags & CONV_RELU_IN, a.relu_out = flags & CONV_RELU_OUT;
     a.x = (const float *)x->data, a.res = res ? (const float *)res->data : nullptr, a.y = (float *)dst->data;
     a.u = u ? (const float *)u->data : nullptr;
+    a.wpk = pk ? (const float *)pk->data : nullptr;
+    thread_local std::vector<int> rs_x0;
+    thread_local std::vector<float> rs_wx;
+    if (flags & HAS_RESIZE) {
+        a.rs = a.x, a.x = nullptr;
+        a.rs_w = (int)x->ne[0], a.rs_h = (int)x->ne[1];
+        a.uvx = uvx ? (const float *)uvx->data : nullptr, a.uvy = uvy ? (const float *)uvy->data : nullptr;
+        rs_x0.resize(a.W), rs_wx.resize(a.W);
+        resize_columns_ac(a.rs_w, a.W, rs_x0.data(), rs_wx.data());
+        a.rs_x0 = rs_x0.data(), a.rs_wx = rs_wx.data();
+    }
 
     thread_local conv_scratch s;
-    const int taps = a.KS * a.KS;
-    if (!u) {
-        const size_t nw = (size_t)a.cout * a.cin * taps;
-        s.wf.resize(nw);
-        if (w->type == GGML_TYPE_F16) {
-            ggml_fp16_to_fp32_row((const ggml_fp16_t *)w->data, s.wf.data(), (int64_t)nw);
-        } else {
-            std::memcpy(s.wf.data(), w->data, nw * sizeof(float));
-        }
-        pack_weights(s.wf.data(), a.cin, a.cout, taps, s.wpk);
-    }
     const int nblk = (a.cout + OCB - 1) / OCB;
     s.bias.assign((size_t)nblk * OCB, 0.0f);
     if (b) std::memcpy(s.bias.data(), b->data, (size_t)a.cout * sizeof(float));
@@ -534,7 +582,8 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
                             if (yy < 0 || yy >= a.H || xs < 0 || xs >= a.W) continue;
                             float v = a.x[(((size_t)n * a.cin + ci) * a.H + yy) * a.W + xs];
                             if (a.relu_in && v < 0.0f) v = 0.0f;
-                            acc += s.wf[(((size_t)co * a.cin + ci) * a.KS + ky) * a.KS + kx] * v;
+                            acc += a.wpk[((size_t)(co / OCB) * a.cin * a.KS * a.KS + ((size_t)ci * a.KS + ky) * a.KS + kx) * OCB +
+                                         co % OCB] * v;
                         }
                 if (a.relu_out && acc < 0.0f) acc = 0.0f;
                 const size_t off = (((size_t)n * a.cout + co) * a.H + y) * a.W + xx;
@@ -571,15 +620,39 @@ ggml_tensor *conv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_te
         flags |= HAS_RES;
     }
     if (ks == 3 && use_winograd(x->ne[0], x->ne[1], x->ne[2], cout)) {
-        // the weight transform as its own node, split across threads (recomputed per call: about
-        // 1 % of the convolution's work)
-        ggml_tensor *u = ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[2], cout, 36, 1, &w, 1, wino_weights_compute,
-                                        GGML_N_TASKS_MAX, nullptr);
-        args[n_args++] = u;
+        args[n_args++] = wino_weights_node(ctx, w);
         flags |= HAS_WINO;
+    } else {
+        args[n_args++] = pack_weights_node(ctx, w);
+        flags |= HAS_PACKED;
     }
     return ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[0], x->ne[1], cout, x->ne[3], args, n_args, conv_compute,
                           GGML_N_TASKS_MAX, (void *)(uintptr_t)flags);
+}
+
+bool conv3x3_fuses_resize(int64_t w, int64_t h, const ggml_tensor *x, const ggml_tensor *wt) {
+    return use_winograd(w, h, x->ne[2], wt->ne[3]);
+}
+
+ggml_tensor *conv3x3_resized_cpu(ggml_context *ctx, ggml_tensor *x, int w, int h, ggml_tensor *uvx, ggml_tensor *uvy,
+                                 ggml_tensor *wt, ggml_tensor *b, unsigned flags) {
+    const int64_t cin = x->ne[2], cout = wt->ne[3];
+    if (x->type != GGML_TYPE_F32 || !ggml_is_contiguous(x) || wt->ne[0] != 3 || wt->ne[1] != 3 || wt->ne[2] != cin ||
+        (wt->type != GGML_TYPE_F32 && wt->type != GGML_TYPE_F16) || !ggml_is_contiguous(wt) ||
+        !conv3x3_fuses_resize(w, h, x, wt) || (uvx == nullptr) != (uvy == nullptr) ||
+        (uvx && (uvx->type != GGML_TYPE_F32 || uvy->type != GGML_TYPE_F32 || cin % 2 ||
+                 ggml_nelements(uvx) != w * cin / 2 || ggml_nelements(uvy) != h * cin / 2)) ||
+        (b && (b->type != GGML_TYPE_F32 || ggml_nelements(b) != cout))) {
+        fail(DA3_ERR_INTERNAL, "conv3x3_resized_cpu: unsupported operand layout");
+    }
+    ggml_tensor *args[6] = {x, wt};
+    int n_args = 2;
+    flags |= HAS_RESIZE | HAS_WINO;
+    if (b) args[n_args++] = b, flags |= HAS_BIAS;
+    args[n_args++] = wino_weights_node(ctx, wt);
+    if (uvx) args[n_args++] = uvx, args[n_args++] = uvy, flags |= HAS_UV;
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, w, h, cout, x->ne[3], args, n_args, conv_compute, GGML_N_TASKS_MAX,
+                          (void *)(uintptr_t)flags);
 }
 
 }  // namespace da3

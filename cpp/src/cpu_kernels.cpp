@@ -94,60 +94,23 @@ void resize_bilinear_ac_compute(ggml_tensor *dst, int ith, int nth, void *) {
     const int wi = (int)x->ne[0], hi = (int)x->ne[1];
     const int wo = (int)dst->ne[0], ho = (int)dst->ne[1];
     const int64_t C = dst->ne[2], planes = C * dst->ne[3];
-    // ref: PyTorch UpSample.h area_pixel_compute_scale / compute_source_index (align_corners)
-    const float sx = wo > 1 ? (float)(wi - 1) / (float)(wo - 1) : 0.0f;
-    const float sy = ho > 1 ? (float)(hi - 1) / (float)(ho - 1) : 0.0f;
     thread_local std::vector<int> x0;
-    thread_local std::vector<float> wx, row;
+    thread_local std::vector<float> wx, tmp;
     x0.resize(wo);
     wx.resize(wo);
-    row.resize((size_t)wi + 2 * VW + 1);  // + read-ahead of the vector column pass
-    for (int j = 0; j < wo; ++j) {
-        const float src = sx * (float)j;
-        x0[j] = std::min((int)src, wi - 1);
-        wx[j] = src - (float)x0[j];
-    }
+    tmp.resize(resize_row_tmp_size(wi));
+    resize_columns_ac(wi, wo, x0.data(), wx.data());
     const int64_t rows = planes * ho;
     const int64_t per = (rows + nth - 1) / nth;
     const int64_t r0 = std::min(rows, ith * per), r1 = std::min(rows, r0 + per);
-    const float *xd = (const float *)x->data;
-    float *yd = (float *)dst->data;
     for (int64_t r = r0; r < r1; ++r) {
-        const int64_t p = r / ho;
+        const int64_t p = r / ho, c = p % C;
         const int i = (int)(r % ho);
-        const float src = sy * (float)i;
-        const int y0 = std::min((int)src, hi - 1), y1 = std::min(y0 + 1, hi - 1);
-        const float wy1 = src - (float)y0, wy0 = 1.0f - wy1;
-        const float *a = xd + ((size_t)p * hi + y0) * wi, *b = xd + ((size_t)p * hi + y1) * wi;
-        int k = 0;
-#if defined(__GNUC__)
-        for (; k + VW <= wi; k += VW) storeu(row.data() + k, wy0 * loadu(a + k) + wy1 * loadu(b + k));
-#endif
-        for (; k < wi; ++k) row[k] = wy0 * a[k] + wy1 * b[k];
-        std::fill(row.begin() + wi, row.end(), row[wi - 1]);
-        float *out = yd + ((size_t)p * ho + i) * wo;
         // UV embedding: channels [0, C/2) add uvx[c][j], the others uvy[c - C/2][i]
-        const int64_t c = p % C;
         const float *ex = uvx && c < C / 2 ? uvx + c * wo : nullptr;
         const float ey = uvy && c >= C / 2 ? uvy[(c - C / 2) * ho + i] : 0.0f;
-        int j = 0;
-#if defined(__GNUC__)
-        // VW output columns read at most 2 VW source columns from x0[j]: one two-vector shuffle
-        for (; j + VW <= wo && x0[j + VW - 1] + 1 - x0[j] < 2 * VW; j += VW) {
-            vi idx;
-            for (int l = 0; l < VW; ++l) idx[l] = x0[j + l] - x0[j];
-            const float *base = row.data() + x0[j];
-            const vf lo = loadu(base), hi_ = loadu(base + VW);
-            const vf v0 = __builtin_shuffle(lo, hi_, idx), v1 = __builtin_shuffle(lo, hi_, idx + 1);
-            const vf w = loadu(wx.data() + j);
-            vf v = (1.0f - w) * v0 + w * v1;  // as the scalar loop below
-            v += ex ? loadu(ex + j) : splat(ey);
-            storeu(out + j, v);
-        }
-#endif
-        for (; j < wo; ++j) {
-            out[j] = (1.0f - wx[j]) * row[x0[j]] + wx[j] * row[x0[j] + 1] + (ex ? ex[j] : ey);
-        }
+        resize_row_ac((const float *)x->data + (size_t)p * hi * wi, wi, hi, ho, i, x0.data(), wx.data(), 0, wo, ex, ey,
+                      tmp.data(), (float *)dst->data + ((size_t)p * ho + i) * wo);
     }
 }
 
@@ -187,6 +150,52 @@ void add_uv_compute(ggml_tensor *dst, int ith, int nth, void *) {
 }
 
 }  // namespace
+
+void resize_columns_ac(int wi, int wo, int *x0, float *wx) {
+    // ref: PyTorch UpSample.h area_pixel_compute_scale / compute_source_index (align_corners)
+    const float sx = wo > 1 ? (float)(wi - 1) / (float)(wo - 1) : 0.0f;
+    for (int j = 0; j < wo; ++j) {
+        const float src = sx * (float)j;
+        x0[j] = std::min((int)src, wi - 1);
+        wx[j] = src - (float)x0[j];
+    }
+}
+
+void resize_row_ac(const float *plane, int wi, int hi, int ho, int i, const int *x0, const float *wx, int j0, int j1,
+                   const float *ex, float ey, float *tmp, float *out) {
+    const float sy = ho > 1 ? (float)(hi - 1) / (float)(ho - 1) : 0.0f;
+    const float src = sy * (float)i;
+    const int y0 = std::min((int)src, hi - 1), y1 = std::min(y0 + 1, hi - 1);
+    const float wy1 = src - (float)y0, wy0 = 1.0f - wy1;
+    const float *a = plane + (size_t)y0 * wi, *b = plane + (size_t)y1 * wi;
+    // rows blended over the source columns [s0, s1) that outputs [j0, j1) read, into tmp
+    const int s0 = x0[j0], s1 = std::min(wi, x0[j1 - 1] + 2), ns = s1 - s0;
+    int k = 0;
+#if defined(__GNUC__)
+    for (; k + VW <= ns; k += VW) storeu(tmp + k, wy0 * loadu(a + s0 + k) + wy1 * loadu(b + s0 + k));
+#endif
+    for (; k < ns; ++k) tmp[k] = wy0 * a[s0 + k] + wy1 * b[s0 + k];
+    std::fill(tmp + ns, tmp + ns + 2 * VW + 1, tmp[ns - 1]);  // read-ahead of the vector pass
+    int j = j0;
+#if defined(__GNUC__)
+    // VW output columns read at most 2 VW source columns from x0[j]: one two-vector shuffle
+    for (; j + VW <= j1 && x0[j + VW - 1] + 1 - x0[j] < 2 * VW; j += VW) {
+        vi idx;
+        for (int l = 0; l < VW; ++l) idx[l] = x0[j + l] - x0[j];
+        const float *base = tmp + (x0[j] - s0);
+        const vf lo = loadu(base), hi_ = loadu(base + VW);
+        const vf v0 = __builtin_shuffle(lo, hi_, idx), v1 = __builtin_shuffle(lo, hi_, idx + 1);
+        const vf w = loadu(wx + j);
+        vf v = (1.0f - w) * v0 + w * v1;  // as the scalar loop below
+        v += ex ? loadu(ex + j) : splat(ey);
+        storeu(out + (j - j0), v);
+    }
+#endif
+    for (; j < j1; ++j) {
+        const float *r = tmp + (x0[j] - s0);
+        out[j - j0] = (1.0f - wx[j]) * r[0] + wx[j] * r[1] + (ex ? ex[j] : ey);
+    }
+}
 
 ggml_tensor *concat_rows_cpu(ggml_context *ctx, ggml_tensor *a, ggml_tensor *b) {
     if (a->type != GGML_TYPE_F32 || b->type != GGML_TYPE_F32 || a->nb[0] != sizeof(float) || b->nb[0] != sizeof(float) ||

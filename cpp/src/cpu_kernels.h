@@ -31,6 +31,16 @@ enum conv_flag : unsigned {
 ggml_tensor *conv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
                          unsigned flags);
 
+// conv_cpu (3x3, stride 1, padding 1, no residual) on the align-corners bilinear resize of x
+// [w0, h0, Cin, N] to (w, h) plus the head's UV embedding (uvx [w, Cin/2], uvy [h, Cin/2], as
+// resize_bilinear_ac_cpu; both or neither), without materializing the resized map: its rows are
+// computed as the Winograd input transform reads them (each about 1.5 times). Same values as
+// resize_bilinear_ac_cpu then conv_cpu. Returns [w, h, Cout, N]; only where
+// conv3x3_fuses_resize(w, h, x, wt) holds.
+bool conv3x3_fuses_resize(int64_t w, int64_t h, const ggml_tensor *x, const ggml_tensor *wt);
+ggml_tensor *conv3x3_resized_cpu(ggml_context *ctx, ggml_tensor *x, int w, int h, ggml_tensor *uvx, ggml_tensor *uvy,
+                                 ggml_tensor *wt, ggml_tensor *b, unsigned flags);
+
 // GELU with the exact erf form, 0.5 x erfc(-x / sqrt 2), vectorized (ggml's CPU op calls
 // erff per element). erfc: rational approximation with fractional error < 1.2e-7
 // (Numerical Recipes, erfcc), exp: Cephes-style, so the result is within ~3e-7 relative of
@@ -48,6 +58,15 @@ ggml_tensor *layer_norm_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, g
 // neither), the head's UV embedding is added to the result as add_uv_cpu does, in the same pass.
 ggml_tensor *resize_bilinear_ac_cpu(ggml_context *ctx, ggml_tensor *x, int w, int h, ggml_tensor *uvx = nullptr,
                                     ggml_tensor *uvy = nullptr);
+
+// Row helpers of that resize, shared with conv3x3_resized_cpu. resize_columns_ac: per output
+// column j < wo, the left source column x0[j] and its weight wx[j]. resize_row_ac: output row i
+// (of ho) of one [wi, hi] plane, columns [j0, j1) into out[0, j1 - j0), plus ex[j] (ex not null)
+// or ey; tmp: resize_row_tmp_size(wi) floats of scratch.
+void resize_columns_ac(int wi, int wo, int *x0, float *wx);
+void resize_row_ac(const float *plane, int wi, int hi, int ho, int i, const int *x0, const float *wx, int j0, int j1,
+                   const float *ex, float ey, float *tmp, float *out);
+inline size_t resize_row_tmp_size(int wi) { return (size_t)wi + 2 * 16 + 1; }  // 16: the widest VW
 
 // x + the DPT head's UV position embedding, in one pass: x [W, H, C, N] f32 contiguous, C even;
 // tx [W, C/2] added to channels [0, C/2) (varies along x), ty [H, C/2] to channels [C/2, C)

@@ -362,6 +362,11 @@ std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, in
     if (p.use_ray_pose && !m.head.hp.has_aux) {
         fail(DA3_ERR_UNSUPPORTED, "this model file has no aux ray head: use_ray_pose is not possible");
     }
+    const bool aux = p.use_ray_pose || p.compute_aux;
+    for (da3::weight_map *wm : {&ctx->wm, &ctx->m_wm}) {  // optional branches: read on first use
+        if (with_pose) wm->ensure_loaded(weight_group::cam_enc);
+        if (aux) wm->ensure_loaded(weight_group::aux);
+    }
     const size_t per_view = (size_t)3 * h * w;
 
     // reference view: with >= 3 views and no input poses, chosen from the cls tokens entering
@@ -411,7 +416,6 @@ std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, in
     }
     vit_outputs vo = build_vit(r.g, m.vit, img, cam_tokens, -1, resume, resume_block);
     const int ph = h / P, pw = w / P;
-    const bool aux = p.use_ray_pose || p.compute_aux;
     head_out ho = build_head(r.g, m.head, vo.feats, ph, pw, h, w, aux);
     r.output(ho.logits);
     if (ho.sky_logits) r.output(ho.sky_logits);

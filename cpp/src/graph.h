@@ -56,6 +56,9 @@ struct graph_ctx {
 
     // Names `t` and records it as a tap when requested. Returns t.
     ggml_tensor *name(ggml_tensor *t, const std::string &n);
+    // Whether the caller asked for the tap `n` (before the prefix): an op that would fuse that
+    // tensor away must then build it.
+    bool wants(const std::string &n) const { return requested_taps.count(prefix + n) > 0; }
 
     // New graph inputs whose contents come from the host (uploaded after allocation).
     ggml_tensor *input_f32(const std::string &n, std::vector<float> data, int64_t ne0, int64_t ne1 = 1,

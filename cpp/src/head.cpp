@@ -72,15 +72,21 @@ ggml_tensor *residual_conv_unit(graph_ctx &g, ggml_tensor *x, const conv2d &c1, 
 // FeatureFusionBlock. The 1x1 out_conv is applied before the align_corners bilinear resize:
 // both are linear and the bilinear weights sum to 1, so this equals PyTorch's resize-then-conv
 // at a quarter of the cost for the x2 upsample.
-ggml_tensor *fusion(graph_ctx &g, const fusion_block &fb, ggml_tensor *x0, ggml_tensor *x1, int out_w, int out_h) {
+// FeatureFusionBlock before its resize: the 1x1 out_conv runs first, at the lower resolution
+// (it commutes with the bilinear resize, whose weights sum to 1; float rounding only).
+ggml_tensor *fusion_unresized(graph_ctx &g, const fusion_block &fb, ggml_tensor *x0, ggml_tensor *x1) {
     ggml_tensor *y = x0;
     if (x1 && fb.has_rc1) {
         y = ggml_add(g.ctx, y, residual_conv_unit(g, x1, fb.rc1_c1, fb.rc1_c2));
     }
     y = residual_conv_unit(g, y, fb.rc2_c1, fb.rc2_c2);
-    y = conv1x1(g, y, fb.out);
-    return build_resize_bilinear(g, y, out_w, out_h, true);
+    return conv1x1(g, y, fb.out);
 }
+
+ggml_tensor *fusion(graph_ctx &g, const fusion_block &fb, ggml_tensor *x0, ggml_tensor *x1, int out_w, int out_h) {
+    return build_resize_bilinear(g, fusion_unresized(g, fb, x0, x1), out_w, out_h, true);
+}
+
 
 // Separable UV sin/cos tables: the first C/2 channels of the embedding depend only on the
 // column (ex [C/2, w]), the others only on the row (ey [C/2, h]); values already * ratio.
@@ -146,6 +152,46 @@ ggml_tensor *add_pos_embed(graph_ctx &g, ggml_tensor *x, int W, int H, const std
     ggml_tensor *pe = ggml_concat(ctx, ggml_repeat_4d(ctx, tx, w, h, D, 1), ggml_repeat_4d(ctx, ty, w, h, D, 1), 2);
     return ggml_add(ctx, x, pe);
 }
+
+// A map to be resized to (w, h) (align corners) before 3x3 convolutions, plus the UV embedding
+// (inputs named uv_tag) when `uv`. conv3x3_on() fuses the resize into each convolution where the
+// CPU kernels can (conv3x3_resized_cpu: the resized map is never stored) unless the tap `tap` is
+// asked for; otherwise the resized map is built once, named `tap`, and shared.
+struct resized_map {
+    ggml_tensor *x;
+    int w, h;
+    std::string tap, uv_tag;
+    bool uv;
+    int W, H;                 // processed image size (UV aspect)
+    bool cpu_resize = false;  // resized by our CPU ops (fused, or resize_bilinear_ac_cpu)
+    ggml_tensor *tx = nullptr, *ty = nullptr, *built = nullptr;
+
+    resized_map(graph_ctx &g, ggml_tensor *x_, int w_, int h_, std::string tap_, bool uv_, std::string uv_tag_, int W_,
+                int H_)
+        : x(x_), w(w_), h(h_), tap(std::move(tap_)), uv_tag(std::move(uv_tag_)), uv(uv_), W(W_), H(H_) {
+        cpu_resize = g.cpu_kernels && (x->ne[0] != w || x->ne[1] != h);
+        if (cpu_resize) {
+            if (!ggml_is_contiguous(x)) x = ggml_cont(g.ctx, x);
+            if (uv) pos_embed_inputs(g, w, h, (int)x->ne[2], W, H, uv_tag, tx, ty);
+        }
+    }
+
+    ggml_tensor *conv3x3_on(graph_ctx &g, const conv2d &c, unsigned flags) {
+        if (cpu_resize && !g.wants(tap) && conv3x3_fuses_resize(w, h, x, c.w)) {
+            return conv3x3_resized_cpu(g.ctx, x, w, h, tx, ty, c.w, c.b, flags);
+        }
+        if (!built) {
+            if (cpu_resize) {
+                built = resize_bilinear_ac_cpu(g.ctx, x, w, h, tx, ty);  // resize and UV in one pass
+            } else {
+                built = build_resize_bilinear(g, x, w, h, true);
+                if (uv) built = add_pos_embed(g, built, W, H, uv_tag);
+            }
+            g.name(built, tap);
+        }
+        return build_conv3x3(g, built, c, flags);
+    }
+};
 
 // LayerNorm over the channel dim of [W, H, C, N].
 ggml_tensor *channel_norm(graph_ctx &g, ggml_tensor *x, const layer_norm &n) {
@@ -294,27 +340,20 @@ head_out build_head(graph_ctx &g, const dpt_head &w, ggml_tensor *const feats[4]
     g.name(out, "head.fuse.3");
     out = g.name(fusion(g, w.rn[2], out, rn[2], W_(rn[1]), H_(rn[1])), "head.fuse.2");
     out = g.name(fusion(g, w.rn[1], out, rn[1], W_(rn[0]), H_(rn[0])), "head.fuse.1");
-    out = g.name(fusion(g, w.rn[0], out, rn[0], 2 * W_(rn[0]), 2 * H_(rn[0])), "head.fuse.0");
+    // the finest fusion's 2x resize feeds output_conv1 directly (fused where possible)
+    resized_map fused0(g, fusion_unresized(g, w.rn[0], out, rn[0]), 2 * W_(rn[0]), 2 * H_(rn[0]), "head.fuse.0", false,
+                       "", W, H);
 
     // 3) neck: output_conv1 at the fused resolution, then up to the output size (+ UV)
-    out = g.name(conv3x3(g, out, w.out1), "head.out1");
+    out = g.name(fused0.conv3x3_on(g, w.out1, 0), "head.out1");
     const int h_out = (int)((double)(ph * hp.patch_size) / hp.down_ratio);
     const int w_out = (int)((double)(pw * hp.patch_size) / hp.down_ratio);
-    if (hp.pos_embed && g.cpu_kernels && (out->ne[0] != w_out || out->ne[1] != h_out)) {
-        ggml_tensor *tx, *ty;  // resize and UV embedding in one pass
-        pos_embed_inputs(g, w_out, h_out, (int)out->ne[2], W, H, "head.main", tx, ty);
-        out = resize_bilinear_ac_cpu(ctx, ggml_is_contiguous(out) ? out : ggml_cont(ctx, out), w_out, h_out, tx, ty);
-    } else {
-        out = build_resize_bilinear(g, out, w_out, h_out, true);
-        if (hp.pos_embed) out = add_pos_embed(g, out, W, H, "head.main");
-    }
+    resized_map up(g, out, w_out, h_out, "head.out2_in", hp.pos_embed, "head.main", W, H);
 
     head_out r;
-    ggml_tensor *y = build_conv3x3(g, out, w.out2a, CONV_RELU_OUT);
-    r.logits = g.name(conv1x1(g, y, w.out2b), "head.logits");
+    r.logits = g.name(conv1x1(g, up.conv3x3_on(g, w.out2a, CONV_RELU_OUT), w.out2b), "head.logits");
     if (hp.has_sky) {
-        ggml_tensor *s = build_conv3x3(g, out, w.sky_out2a, CONV_RELU_OUT);
-        r.sky_logits = g.name(conv1x1(g, s, w.sky_out2b), "head.sky_logits");
+        r.sky_logits = g.name(conv1x1(g, up.conv3x3_on(g, w.sky_out2a, CONV_RELU_OUT), w.sky_out2b), "head.sky_logits");
     }
 
     // 4) aux ray branch: its own fusion chain; only the finest level is used.
@@ -322,10 +361,10 @@ head_out build_head(graph_ctx &g, const dpt_head &w, ggml_tensor *const feats[4]
         ggml_tensor *a = fusion(g, w.rn_aux[3], rn[3], nullptr, W_(rn[2]), H_(rn[2]));
         a = fusion(g, w.rn_aux[2], a, rn[2], W_(rn[1]), H_(rn[1]));
         a = fusion(g, w.rn_aux[1], a, rn[1], W_(rn[0]), H_(rn[0]));
-        a = fusion(g, w.rn_aux[0], a, rn[0], 2 * W_(rn[0]), 2 * H_(rn[0]));
-        g.name(a, "head.fuse_aux.0");
+        resized_map fa(g, fusion_unresized(g, w.rn_aux[0], a, rn[0]), 2 * W_(rn[0]), 2 * H_(rn[0]), "head.fuse_aux.0",
+                       false, "", W, H);
         for (int j = 0; j < hp.aux_out1_convs; ++j) {
-            a = conv3x3(g, a, w.out1_aux[j]);
+            a = j == 0 ? fa.conv3x3_on(g, w.out1_aux[j], 0) : conv3x3(g, a, w.out1_aux[j]);
         }
         if (hp.pos_embed) {
             a = add_pos_embed(g, a, W, H, "head.aux");

@@ -145,7 +145,14 @@ private:
 
 }  // namespace
 
+weight_group weight_group_of(const std::string &name) {
+    if (name.rfind("cam_enc.", 0) == 0) return weight_group::cam_enc;
+    if (name.find("_aux") != std::string::npos) return weight_group::aux;
+    return weight_group::core;
+}
+
 weight_map::~weight_map() {
+    if (file_) std::fclose(file_);
     if (buf_) ggml_backend_buffer_free(buf_);
     if (ctx_) ggml_free(ctx_);
     if (gguf_) gguf_free(gguf_);
@@ -223,8 +230,6 @@ void weight_map::open(const std::string &path) {
 
 void weight_map::upload(ggml_backend *backend) {
     if (!gguf_ || buf_) fail(DA3_ERR_INTERNAL, path_ + ": weight_map::upload without open, or twice");
-    const size_t data_off = gguf_get_data_offset(gguf_);
-    const int64_t n_tensors = gguf_get_n_tensors(gguf_);
     buf_ = ggml_backend_alloc_ctx_tensors(ctx_, backend);
     if (!buf_) {
         fail(DA3_ERR_OUT_OF_MEMORY, path_ + ": cannot allocate the weight buffer");
@@ -232,11 +237,34 @@ void weight_map::upload(ggml_backend *backend) {
     ggml_backend_buffer_set_usage(buf_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
     weights_bytes_ = ggml_backend_buffer_get_size(buf_);
 
-    FILE *f = std::fopen(path_.c_str(), "rb");
-    if (!f) fail(DA3_ERR_IO, path_ + ": cannot open for reading");
+    file_ = std::fopen(path_.c_str(), "rb");
+    if (!file_) fail(DA3_ERR_IO, path_ + ": cannot open for reading");
+    const int64_t n_tensors = gguf_get_n_tensors(gguf_);
+    for (int64_t i = 0; i < n_tensors; ++i) {
+        pending_[(int)weight_group_of(gguf_get_tensor_name(gguf_, i))].push_back(i);
+    }
+    ensure_loaded(weight_group::core);
+}
+
+void weight_map::ensure_loaded(weight_group g) {
+    std::vector<int64_t> &ids = pending_[(int)g];
+    if (ids.empty()) return;
+    if (!file_) fail(DA3_ERR_INTERNAL, path_ + ": weight_map::ensure_loaded before upload");
+    read_tensors(ids);
+    ids.clear();
+    bool done = true;
+    for (auto &p : pending_) done = done && p.empty();
+    if (done) {
+        std::fclose(file_);
+        file_ = nullptr;
+    }
+}
+
+void weight_map::read_tensors(const std::vector<int64_t> &ids) {
+    const size_t data_off = gguf_get_data_offset(gguf_);
     std::vector<uint8_t> staging;
     const bool host = ggml_backend_buffer_is_host(buf_);
-    for (int64_t i = 0; i < n_tensors; ++i) {
+    for (int64_t i : ids) {
         ggml_tensor *t = ggml_get_tensor(ctx_, gguf_get_tensor_name(gguf_, i));
         const size_t off = data_off + gguf_get_tensor_offset(gguf_, i);
         const size_t nbytes = ggml_nbytes(t);
@@ -245,13 +273,12 @@ void weight_map::upload(ggml_backend *backend) {
             staging.resize(nbytes);
             dst = staging.data();
         }
-        if (fseeko(f, (off_t)off, SEEK_SET) != 0 || std::fread(dst, 1, nbytes, f) != nbytes) {
-            std::fclose(f);
+        if (fseeko(file_, (off_t)off, SEEK_SET) != 0 || std::fread(dst, 1, nbytes, file_) != nbytes) {
             format_error(std::string("truncated: cannot read data of tensor '") + ggml_get_name(t) + "'");
         }
         if (!host) ggml_backend_tensor_set(t, staging.data(), 0, nbytes);
+        read_bytes_ += nbytes;
     }
-    std::fclose(f);
 }
 
 ggml_tensor *weight_map::find(const std::string &name) const {

@@ -1,5 +1,7 @@
 // GGUF file access: metadata getters and named weight lookup with shape checks.
-// The file is parsed by ggml's gguf reader; tensors are placed in one backend buffer.
+// The file is parsed by ggml's gguf reader; tensors are placed in one backend buffer. The data of
+// optional branches is read on first use (weight_group), so that they cost no resident memory
+// until then: the CPU buffer's pages stay untouched.
 #pragma once
 
 #include "common.h"
@@ -7,7 +9,9 @@
 
 #include "ggml.h"
 
+#include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -18,6 +22,15 @@ struct ggml_backend_buffer;
 
 namespace da3 {
 
+// Weights read at load (core) or on the first call that needs them.
+enum class weight_group {
+    core,
+    cam_enc,  // camera encoder "cam_enc.*": only pose-conditioned calls (~21 % of da3-base f32)
+    aux,      // aux ray head "*_aux*": only use_ray_pose / compute_aux
+};
+constexpr int kWeightGroups = 3;
+weight_group weight_group_of(const std::string &tensor_name);
+
 // Metadata and tensors of one loaded GGUF. Every error names the file and the problem.
 class weight_map {
 public:
@@ -26,12 +39,16 @@ public:
     weight_map(const weight_map &) = delete;
     weight_map &operator=(const weight_map &) = delete;
 
-    // Parses `path` and uploads all tensors into a buffer of `backend`. Throws da3::error.
+    // Parses `path` and uploads the core tensors into a buffer of `backend`. Throws da3::error.
     // = open() (header, metadata, tensor table checked against the file; tensors known by
-    // name and shape, no data yet) + upload() (allocation and tensor data).
+    // name and shape, no data yet) + upload() (allocation of every tensor, data of the core
+    // group; the file stays open for the other groups).
     void load(const std::string &path, ggml_backend *backend);
     void open(const std::string &path);
     void upload(ggml_backend *backend);
+    // Reads the data of group `g` unless done already (not thread-safe: callers serialize).
+    // Throws DA3_ERR_FORMAT when the file can no longer be read.
+    void ensure_loaded(weight_group g);
 
     const std::string &path() const { return path_; }
 
@@ -57,6 +74,8 @@ public:
     std::string get_general_str_or(const std::string &full_key, const std::string &def) const;
 
     size_t weights_bytes() const { return weights_bytes_; }
+    // Bytes of tensor data read so far (core + groups loaded on demand).
+    size_t weights_read_bytes() const { return read_bytes_.load(std::memory_order_relaxed); }
     // Name of the dominant quantized type of the ViT matmul weights ("f32", "f16", "q8_0", ...).
     std::string weight_type() const;
 
@@ -64,6 +83,7 @@ public:
 
 private:
     int64_t key_id(const std::string &key) const;
+    void read_tensors(const std::vector<int64_t> &ids);
 
     std::string path_;
     gguf_context *gguf_ = nullptr;
@@ -71,6 +91,9 @@ private:
     ggml_backend_buffer *buf_ = nullptr;
     std::unordered_map<std::string, ggml_tensor *> tensors_;
     size_t weights_bytes_ = 0;
+    std::atomic<size_t> read_bytes_{0};  // read by model info while a call may load a group
+    FILE *file_ = nullptr;                           // open while a group is pending
+    std::vector<int64_t> pending_[kWeightGroups];  // tensor ids per group, not read yet
 };
 
 // Typed helpers used by the per-part loaders.

@@ -337,8 +337,10 @@ class DepthAnything3:
     def info(self) -> dict:
         """Model description from the core (preset, embed_dim, depth, out_layers,
         has_camera_decoder, has_camera_encoder, has_aux_head, has_sky, is_metric,
-        weight_type, image_mean, image_std, weights_bytes, ...). A copy."""
-        return dict(self._info)
+        weight_type, image_mean, image_std, weights_bytes, weights_read_bytes, ...). A copy,
+        read now: ``weights_read_bytes`` grows when the camera encoder (first call with input
+        poses) or the aux ray head (first ``use_ray_pose``) is read from the file."""
+        return dict(self._model.info())
 
     @property
     def variant(self) -> str:

@@ -2,7 +2,9 @@
 // 3x3 maps narrow enough for the direct kernel and wide enough for the Winograd F(4x4, 3x3) path
 // (widths and heights not multiples of the 4x4 tile, several images, tile chunks that span tile
 // rows), 1x1, f32 and f16 weights, with and without bias, input/output ReLU and residual, and
-// thread counts that split the tile rows unevenly. Exit code 0 on success; prints the failures.
+// thread counts that split the tile rows unevenly; and conv3x3_resized_cpu (the input resized
+// from another size, align corners, with and without the UV embedding) against the resize done
+// in double first. Exit code 0 on success; prints the failures.
 #include "cpu_kernels.h"
 
 #include "ggml-alloc.h"
@@ -25,18 +27,45 @@ struct conv_case {
     unsigned flags;
     bool bias, res, f16;
     int threads;
+    int rw = 0, rh = 0;  // conv3x3_resized_cpu: the input is [rw, rh] resized to [W, H]
+    bool uv = false;     // ... plus a UV embedding
 };
+
+// Align-corners bilinear resize of planes [n][c][rh][rw] to [W, H] in double, plus
+// uvx[c][x] (c < C/2) or uvy[c - C/2][y] when given.
+static std::vector<float> resize_ref(const std::vector<float> &x, int planes, int C, int rw, int rh, int W, int H,
+                                     const std::vector<float> &uvx, const std::vector<float> &uvy) {
+    std::vector<float> out((size_t)planes * W * H);
+    for (int p = 0; p < planes; ++p)
+        for (int y = 0; y < H; ++y)
+            for (int xx = 0; xx < W; ++xx) {
+                const double sy = H > 1 ? (double)y * (rh - 1) / (H - 1) : 0.0;
+                const double sx = W > 1 ? (double)xx * (rw - 1) / (W - 1) : 0.0;
+                const int y0 = std::min((int)sy, rh - 1), x0 = std::min((int)sx, rw - 1);
+                const int y1 = std::min(y0 + 1, rh - 1), x1 = std::min(x0 + 1, rw - 1);
+                const double fy = sy - y0, fx = sx - x0;
+                auto at = [&](int yy, int xs) { return (double)x[((size_t)p * rh + yy) * rw + xs]; };
+                double v = (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x1)) + fy * ((1 - fx) * at(y1, x0) + fx * at(y1, x1));
+                const int c = p % C;
+                if (!uvx.empty()) v += c < C / 2 ? uvx[(size_t)c * W + xx] : uvy[(size_t)(c - C / 2) * H + y];
+                out[((size_t)p * H + y) * W + xx] = (float)v;
+            }
+    return out;
+}
 
 static void run_case(const conv_case &c) {
     ggml_backend_t be = ggml_backend_cpu_init();
     ggml_backend_cpu_set_n_threads(be, c.threads);
     ggml_init_params ip = {ggml_tensor_overhead() * 16 + ggml_graph_overhead(), nullptr, true};
     ggml_context *ctx = ggml_init(ip);
-    ggml_tensor *x = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, c.W, c.H, c.cin, c.N);
+    const bool rs = c.rw > 0;
+    ggml_tensor *x = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, rs ? c.rw : c.W, rs ? c.rh : c.H, c.cin, c.N);
+    ggml_tensor *uvx = c.uv ? ggml_new_tensor_2d(ctx, GGML_TYPE_F32, c.W, c.cin / 2) : nullptr;
+    ggml_tensor *uvy = c.uv ? ggml_new_tensor_2d(ctx, GGML_TYPE_F32, c.H, c.cin / 2) : nullptr;
     ggml_tensor *w = ggml_new_tensor_4d(ctx, c.f16 ? GGML_TYPE_F16 : GGML_TYPE_F32, c.ks, c.ks, c.cin, c.cout);
     ggml_tensor *b = c.bias ? ggml_new_tensor_1d(ctx, GGML_TYPE_F32, c.cout) : nullptr;
     ggml_tensor *r = c.res ? ggml_new_tensor_4d(ctx, GGML_TYPE_F32, c.W, c.H, c.cout, c.N) : nullptr;
-    ggml_tensor *y = conv_cpu(ctx, x, w, b, r, c.flags);
+    ggml_tensor *y = rs ? conv3x3_resized_cpu(ctx, x, c.W, c.H, uvx, uvy, w, b, c.flags) : conv_cpu(ctx, x, w, b, r, c.flags);
     ggml_cgraph *gf = ggml_new_graph(ctx);
     ggml_build_forward_expand(gf, y);
     ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, be);
@@ -55,11 +84,13 @@ static void run_case(const conv_case &c) {
             ggml_backend_tensor_set(t, v.data(), 0, v.size() * sizeof(float));
         }
     };
-    std::vector<float> xv, wv, bv(c.cout, 0.0f), rv;
+    std::vector<float> xv, wv, bv(c.cout, 0.0f), rv, uxv, uyv;
     fill(x, xv);
     fill(w, wv);
     if (b) fill(b, bv);
     if (r) fill(r, rv);
+    if (c.uv) fill(uvx, uxv), fill(uvy, uyv);
+    if (rs) xv = resize_ref(xv, c.N * c.cin, c.cin, c.rw, c.rh, c.W, c.H, uxv, uyv);
     ggml_backend_graph_compute(be, gf);
     std::vector<float> out(ggml_nelements(y));
     ggml_backend_tensor_get(y, out.data(), 0, out.size() * sizeof(float));
@@ -90,6 +121,7 @@ static void run_case(const conv_case &c) {
     // and 1/24 cost about an order of magnitude more (measured: 2e-6 to 6e-6)
     const double rel = err / mag, tol = 2e-5;
     const bool ok = rel <= tol && std::isfinite(rel);
+    if (rs) std::printf("resized from %dx%d%s: ", c.rw, c.rh, c.uv ? " + uv" : "");
     std::printf("%dx%d %d->%d x%d k%d relu_in=%d relu_out=%d bias=%d res=%d %s threads=%d: max rel err %.2e %s\n", c.W,
                 c.H, c.cin, c.cout, c.N, c.ks, (c.flags & CONV_RELU_IN) ? 1 : 0, (c.flags & CONV_RELU_OUT) ? 1 : 0,
                 c.bias, c.res, c.f16 ? "f16" : "f32", c.threads, rel, ok ? "ok" : "FAIL");
@@ -113,6 +145,11 @@ int main() {
         {30, 9, 16, 16, 1, 3, IN, true, true, false, 2},
         {70, 6, 8, 12, 2, 3, OUT, true, false, true, 3},
         {33, 10, 8, 12, 2, 1, 0, true, true, false, 2},
+        // Winograd on a resized input: 2x, non-integer factors, odd sizes, with the UV embedding
+        {80, 12, 16, 16, 1, 3, 0, true, false, false, 2, 40, 6},
+        {130, 23, 20, 16, 2, 3, OUT, true, false, true, 3, 37, 11, true},
+        {504, 9, 32, 16, 1, 3, OUT, false, false, false, 1, 288, 5, true},
+        {97, 7, 16, 24, 1, 3, IN | OUT, true, false, false, 2, 97, 3},
     };
     for (const conv_case &c : cases) run_case(c);
     if (g_failures) std::printf("%d case(s) failed\n", g_failures);
