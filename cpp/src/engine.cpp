@@ -271,6 +271,13 @@ struct graph_run {
         if (!ggml_backend_sched_alloc_graph(ctx->sched, g.gf)) {
             fail(DA3_ERR_OUT_OF_MEMORY, "cannot allocate compute buffers for this input size");
         }
+        if (ggml_graph_n_nodes(g.gf) > 0) {  // huge pages for the activations too (CPU buffers)
+            ggml_backend_buffer_t buf = ggml_graph_node(g.gf, ggml_graph_n_nodes(g.gf) - 1)->buffer;
+            if (buf && ggml_backend_buffer_is_host(buf) && ggml_backend_buffer_get_base(buf) != ctx->compute_buf_advised) {
+                ctx->compute_buf_advised = ggml_backend_buffer_get_base(buf);
+                advise_huge_pages(ctx->compute_buf_advised, ggml_backend_buffer_get_size(buf));
+            }
+        }
         for (auto &in : g.inputs) {
             if (!in.t->buffer) continue;  // not reachable from the outputs of this graph
             if (!in.f32.empty()) ggml_backend_tensor_set(in.t, in.f32.data(), 0, in.f32.size() * sizeof(float));

@@ -82,6 +82,7 @@ struct da3_context {
     da3::model model;
     std::mutex mu;  // serializes inference on this context
     std::vector<uint8_t> graph_meta;  // ggml context memory for graph building
+    void *compute_buf_advised = nullptr;  // compute buffer last given advise_huge_pages
 
     ~da3_context();
 };

@@ -8,6 +8,9 @@
 #include <cstring>
 #include <map>
 #include <sys/stat.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 namespace da3 {
 
@@ -145,6 +148,18 @@ private:
 
 }  // namespace
 
+void advise_huge_pages(void *base, size_t size) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    // whole 2 MB pages inside [base, base + size): fewer page faults while the data is read, fewer
+    // TLB misses while the GEMMs stream it (a hint: ignored where transparent huge pages are off)
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    const uintptr_t b = ((uintptr_t)base + huge - 1) & ~(huge - 1), e = ((uintptr_t)base + size) & ~(huge - 1);
+    if (e > b) madvise((void *)b, e - b, MADV_HUGEPAGE);
+#else
+    (void)base, (void)size;
+#endif
+}
+
 weight_group weight_group_of(const std::string &name) {
     if (name.rfind("cam_enc.", 0) == 0) return weight_group::cam_enc;
     if (name.find("_aux") != std::string::npos) return weight_group::aux;
@@ -236,6 +251,7 @@ void weight_map::upload(ggml_backend *backend) {
     }
     ggml_backend_buffer_set_usage(buf_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
     weights_bytes_ = ggml_backend_buffer_get_size(buf_);
+    if (ggml_backend_buffer_is_host(buf_)) advise_huge_pages(ggml_backend_buffer_get_base(buf_), weights_bytes_);
 
     file_ = std::fopen(path_.c_str(), "rb");
     if (!file_) fail(DA3_ERR_IO, path_ + ": cannot open for reading");

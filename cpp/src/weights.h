@@ -31,6 +31,9 @@ enum class weight_group {
 constexpr int kWeightGroups = 3;
 weight_group weight_group_of(const std::string &tensor_name);
 
+// Hint that host memory [base, base + size) be backed by transparent huge pages (Linux).
+void advise_huge_pages(void *base, size_t size);
+
 // Metadata and tensors of one loaded GGUF. Every error names the file and the problem.
 class weight_map {
 public:
