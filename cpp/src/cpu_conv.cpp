@@ -595,16 +595,21 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
 
 }  // namespace
 
-ggml_tensor *conv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
-                     unsigned flags) {
-    const int64_t ks = w->ne[0];
+// conv_cpu and conv3x3_resized_cpu: the output is [W, H, Cout, N]; x is resized to (W, H) inside
+// the convolution when its size differs (Winograd only), with the UV embedding uvx/uvy if given.
+static ggml_tensor *conv_node(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
+                              unsigned flags, int64_t W, int64_t H, ggml_tensor *uvx, ggml_tensor *uvy) {
+    const int64_t ks = w->ne[0], cin = x->ne[2], cout = w->ne[3];
+    const bool resize = W != x->ne[0] || H != x->ne[1];
+    const bool wino = ks == 3 && use_winograd(W, H, cin, cout);
     if (x->type != GGML_TYPE_F32 || !ggml_is_contiguous(x) || (ks != 1 && ks != 3) || w->ne[1] != ks ||
-        w->ne[2] != x->ne[2] || (w->type != GGML_TYPE_F32 && w->type != GGML_TYPE_F16) || !ggml_is_contiguous(w) ||
-        (ks == 1 && (flags & CONV_RELU_IN))) {
+        w->ne[2] != cin || (w->type != GGML_TYPE_F32 && w->type != GGML_TYPE_F16) || !ggml_is_contiguous(w) ||
+        (ks == 1 && (flags & CONV_RELU_IN)) || (resize && !wino) || (uvx == nullptr) != (uvy == nullptr) ||
+        (uvx && (!resize || uvx->type != GGML_TYPE_F32 || uvy->type != GGML_TYPE_F32 || cin % 2 ||
+                 ggml_nelements(uvx) != W * cin / 2 || ggml_nelements(uvy) != H * cin / 2))) {
         fail(DA3_ERR_INTERNAL, "conv_cpu: unsupported operand layout");
     }
-    const int64_t cout = w->ne[3];
-    ggml_tensor *args[5] = {x, w, nullptr, nullptr, nullptr};
+    ggml_tensor *args[7] = {x, w};
     int n_args = 2;
     if (b) {
         if (b->type != GGML_TYPE_F32 || ggml_nelements(b) != cout) fail(DA3_ERR_INTERNAL, "conv_cpu: bad bias");
@@ -612,47 +617,39 @@ ggml_tensor *conv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_te
         flags |= HAS_BIAS;
     }
     if (res) {
-        if (res->type != GGML_TYPE_F32 || !ggml_is_contiguous(res) || res->ne[0] != x->ne[0] || res->ne[1] != x->ne[1] ||
+        if (res->type != GGML_TYPE_F32 || !ggml_is_contiguous(res) || res->ne[0] != W || res->ne[1] != H ||
             res->ne[2] != cout || res->ne[3] != x->ne[3]) {
             fail(DA3_ERR_INTERNAL, "conv_cpu: bad residual");
         }
         args[n_args++] = res;
         flags |= HAS_RES;
     }
-    if (ks == 3 && use_winograd(x->ne[0], x->ne[1], x->ne[2], cout)) {
+    if (wino) {
         args[n_args++] = wino_weights_node(ctx, w);
         flags |= HAS_WINO;
     } else {
         args[n_args++] = pack_weights_node(ctx, w);
         flags |= HAS_PACKED;
     }
-    return ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[0], x->ne[1], cout, x->ne[3], args, n_args, conv_compute,
-                          GGML_N_TASKS_MAX, (void *)(uintptr_t)flags);
+    if (resize) flags |= HAS_RESIZE;
+    if (uvx) args[n_args++] = uvx, args[n_args++] = uvy, flags |= HAS_UV;
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, W, H, cout, x->ne[3], args, n_args, conv_compute, GGML_N_TASKS_MAX,
+                          (void *)(uintptr_t)flags);
+}
+
+ggml_tensor *conv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
+                     unsigned flags) {
+    return conv_node(ctx, x, w, b, res, flags, x->ne[0], x->ne[1], nullptr, nullptr);
 }
 
 bool conv3x3_fuses_resize(int64_t w, int64_t h, const ggml_tensor *x, const ggml_tensor *wt) {
-    return use_winograd(w, h, x->ne[2], wt->ne[3]);
+    return wt->ne[0] == 3 && use_winograd(w, h, x->ne[2], wt->ne[3]);
 }
 
 ggml_tensor *conv3x3_resized_cpu(ggml_context *ctx, ggml_tensor *x, int w, int h, ggml_tensor *uvx, ggml_tensor *uvy,
                                  ggml_tensor *wt, ggml_tensor *b, unsigned flags) {
-    const int64_t cin = x->ne[2], cout = wt->ne[3];
-    if (x->type != GGML_TYPE_F32 || !ggml_is_contiguous(x) || wt->ne[0] != 3 || wt->ne[1] != 3 || wt->ne[2] != cin ||
-        (wt->type != GGML_TYPE_F32 && wt->type != GGML_TYPE_F16) || !ggml_is_contiguous(wt) ||
-        !conv3x3_fuses_resize(w, h, x, wt) || (uvx == nullptr) != (uvy == nullptr) ||
-        (uvx && (uvx->type != GGML_TYPE_F32 || uvy->type != GGML_TYPE_F32 || cin % 2 ||
-                 ggml_nelements(uvx) != w * cin / 2 || ggml_nelements(uvy) != h * cin / 2)) ||
-        (b && (b->type != GGML_TYPE_F32 || ggml_nelements(b) != cout))) {
-        fail(DA3_ERR_INTERNAL, "conv3x3_resized_cpu: unsupported operand layout");
-    }
-    ggml_tensor *args[6] = {x, wt};
-    int n_args = 2;
-    flags |= HAS_RESIZE | HAS_WINO;
-    if (b) args[n_args++] = b, flags |= HAS_BIAS;
-    args[n_args++] = wino_weights_node(ctx, wt);
-    if (uvx) args[n_args++] = uvx, args[n_args++] = uvy, flags |= HAS_UV;
-    return ggml_custom_4d(ctx, GGML_TYPE_F32, w, h, cout, x->ne[3], args, n_args, conv_compute, GGML_N_TASKS_MAX,
-                          (void *)(uintptr_t)flags);
+    if (!conv3x3_fuses_resize(w, h, x, wt)) fail(DA3_ERR_INTERNAL, "conv3x3_resized_cpu: not a Winograd shape");
+    return conv_node(ctx, x, wt, b, nullptr, flags, w, h, uvx, uvy);
 }
 
 }  // namespace da3

@@ -69,11 +69,9 @@ ggml_tensor *residual_conv_unit(graph_ctx &g, ggml_tensor *x, const conv2d &c1, 
     return build_conv3x3(g, y, c2, CONV_RELU_IN, x);
 }
 
-// FeatureFusionBlock. The 1x1 out_conv is applied before the align_corners bilinear resize:
-// both are linear and the bilinear weights sum to 1, so this equals PyTorch's resize-then-conv
-// at a quarter of the cost for the x2 upsample.
-// FeatureFusionBlock before its resize: the 1x1 out_conv runs first, at the lower resolution
-// (it commutes with the bilinear resize, whose weights sum to 1; float rounding only).
+// FeatureFusionBlock without its final align_corners bilinear resize. The 1x1 out_conv is
+// applied before that resize: both are linear and the bilinear weights sum to 1, so this equals
+// PyTorch's resize-then-conv at a quarter of the cost for the x2 upsample.
 ggml_tensor *fusion_unresized(graph_ctx &g, const fusion_block &fb, ggml_tensor *x0, ggml_tensor *x1) {
     ggml_tensor *y = x0;
     if (x1 && fb.has_rc1) {
@@ -86,7 +84,6 @@ ggml_tensor *fusion_unresized(graph_ctx &g, const fusion_block &fb, ggml_tensor 
 ggml_tensor *fusion(graph_ctx &g, const fusion_block &fb, ggml_tensor *x0, ggml_tensor *x1, int out_w, int out_h) {
     return build_resize_bilinear(g, fusion_unresized(g, fb, x0, x1), out_w, out_h, true);
 }
-
 
 // Separable UV sin/cos tables: the first C/2 channels of the embedding depend only on the
 // column (ex [C/2, w]), the others only on the row (ey [C/2, h]); values already * ratio.
@@ -187,7 +184,7 @@ struct resized_map {
                 built = build_resize_bilinear(g, x, w, h, true);
                 if (uv) built = add_pos_embed(g, built, W, H, uv_tag);
             }
-            g.name(built, tap);
+            if (built != x) g.name(built, tap);  // no resize and no UV: x keeps its own name
         }
         return build_conv3x3(g, built, c, flags);
     }
