@@ -215,6 +215,22 @@ def test_multiview_resume_from_reference_stage(core, cases):
         assert rel_range(resumed["depth"], ref["depth"]) <= F32_REL
 
 
+def test_head_built_view_by_view_is_exact(core, cases):
+    """With several views the CPU graph builds the head one view after the other (its maps then
+    take one view's memory, not N). Asking for a head tap builds all views together: the outputs,
+    aux rays included, must be bit-identical."""
+    case = cases.CASES_BY_NAME["small_3v"]
+    ref, _ = cases.load_case(cases.case_reference(case))
+    model = engine_model(core, cases.model_gguf(case.model, "f32"))
+    x = np.ascontiguousarray(ref["input"][:2])
+    per_view = model.infer_tensor(x, compute_aux=True)
+    together = model.infer_tensor(x, compute_aux=True, taps=["head.logits"])
+    assert together["head.logits"].shape[0] == 2
+    for key in ("depth", "conf", "ray", "ray_conf", "extrinsics", "intrinsics"):
+        np.testing.assert_array_equal(per_view[key], together[key], err_msg=key)
+    assert not np.array_equal(per_view["depth"][0], per_view["depth"][1])  # the views differ
+
+
 def test_optional_branches_read_on_first_use(core, cases):
     """The camera encoder (cam_enc.*) and the aux ray head (*_aux*) are read from the file by the
     first call that needs them (cpp/src/weights.h, weight_group), so a model that never gets

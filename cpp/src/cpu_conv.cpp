@@ -69,7 +69,7 @@ struct conv_args {
     bool relu_in, relu_out;
     const float *x, *res;
     const float *bias;  // [cout] (zeros when the conv has none)
-    const float *u;     // Winograd: transformed weights [36][cout][cin] (wino_weights), else null
+    const float *u;     // Winograd: transformed weights, packed (wino_weights), else null
     const float *wpk;   // direct kernels: packed weights (pack_weights), else null
     float *y;
     // conv3x3_resized_cpu (x null): the input is the align-corners bilinear resize of rs
@@ -105,50 +105,55 @@ inline void wino_filter3(const float g[3], float t[6]) {
     t[5] = g[2];
 }
 
-// U = G g G^T for output channels [co0, co1) of w [3, 3, cin, cout] (f32 or f16):
-// u[xi][co][ci], xi = 6 * row + col of the 6x6 transform.
-void wino_weights(const ggml_tensor *w, int co0, int co1, float *u) {
-    const int cin = (int)w->ne[2], cout = (int)w->ne[3];
-    // one output channel at a time into tmp [36][cin], then 36 row copies: writing u directly
-    // would put 36 streams cout * cin floats apart (the same L1 set for power-of-two sizes)
+// U = G g G^T for the blocks [b0, b1) of MR = gemm_tile_rows() output channels of w
+// [3, 3, cin, cout] (f32 or f16), packed as the GEMM's A operand: u[xi][blk][ci][r] is output
+// channel blk * MR + r (0 past cout), xi = 6 * row + col of the 6x6 transform.
+void wino_weights(const ggml_tensor *w, int b0, int b1, float *u) {
+    const int cin = (int)w->ne[2], cout = (int)w->ne[3], MR = gemm_tile_rows(), nblk = (cout + MR - 1) / MR;
+    // one block at a time into tmp [36][cin][MR], then 36 contiguous copies
     thread_local std::vector<float> tmp;
-    tmp.resize((size_t)36 * cin);
-    for (int co = co0; co < co1; ++co) {
-        for (int ci = 0; ci < cin; ++ci) {
-            const size_t i0 = ((size_t)co * cin + ci) * 9;
-            float g[9];  // [ky][kx]
-            for (int k = 0; k < 9; ++k) {
-                g[k] = w->type == GGML_TYPE_F16 ? ggml_fp16_to_fp32(((const ggml_fp16_t *)w->data)[i0 + k])
-                                                : ((const float *)w->data)[i0 + k];
-            }
-            float cols[3][6];  // G g, per kx
-            for (int kx = 0; kx < 3; ++kx) {
-                const float gk[3] = {g[kx], g[3 + kx], g[6 + kx]};
-                wino_filter3(gk, cols[kx]);
-            }
-            for (int i = 0; i < 6; ++i) {
-                const float r[3] = {cols[0][i], cols[1][i], cols[2][i]};
-                float t[6];
-                wino_filter3(r, t);
-                for (int j = 0; j < 6; ++j) tmp[(size_t)(i * 6 + j) * cin + ci] = t[j];
+    tmp.resize((size_t)36 * cin * MR);
+    for (int blk = b0; blk < b1; ++blk) {
+        std::fill(tmp.begin(), tmp.end(), 0.0f);
+        for (int co = blk * MR; co < std::min(cout, (blk + 1) * MR); ++co) {
+            for (int ci = 0; ci < cin; ++ci) {
+                const size_t i0 = ((size_t)co * cin + ci) * 9;
+                float g[9];  // [ky][kx]
+                for (int k = 0; k < 9; ++k) {
+                    g[k] = w->type == GGML_TYPE_F16 ? ggml_fp16_to_fp32(((const ggml_fp16_t *)w->data)[i0 + k])
+                                                    : ((const float *)w->data)[i0 + k];
+                }
+                float cols[3][6];  // G g, per kx
+                for (int kx = 0; kx < 3; ++kx) {
+                    const float gk[3] = {g[kx], g[3 + kx], g[6 + kx]};
+                    wino_filter3(gk, cols[kx]);
+                }
+                for (int i = 0; i < 6; ++i) {
+                    const float r[3] = {cols[0][i], cols[1][i], cols[2][i]};
+                    float t[6];
+                    wino_filter3(r, t);
+                    for (int j = 0; j < 6; ++j) tmp[((size_t)(i * 6 + j) * cin + ci) * MR + co - blk * MR] = t[j];
+                }
             }
         }
         for (int xi = 0; xi < 36; ++xi) {
-            std::memcpy(u + ((size_t)xi * cout + co) * cin, tmp.data() + (size_t)xi * cin, (size_t)cin * sizeof(float));
+            std::memcpy(u + ((size_t)xi * nblk + blk) * cin * MR, tmp.data() + (size_t)xi * cin * MR,
+                        (size_t)cin * MR * sizeof(float));
         }
     }
 }
 
 void wino_weights_compute(ggml_tensor *dst, int ith, int nth, void *) {
-    const int cout = (int)dst->src[0]->ne[3];
-    wino_weights(dst->src[0], cout * ith / nth, cout * (ith + 1) / nth, (float *)dst->data);
+    const int nblk = (int)dst->ne[2];
+    wino_weights(dst->src[0], nblk * ith / nth, nblk * (ith + 1) / nth, (float *)dst->data);
 }
 
 // The weight transform as its own node, split across threads (recomputed per call: about 1 % of
 // the convolution's work).
 ggml_tensor *wino_weights_node(ggml_context *ctx, ggml_tensor *w) {
-    return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[2], w->ne[3], 36, 1, &w, 1, wino_weights_compute, GGML_N_TASKS_MAX,
-                          nullptr);
+    const int MR = gemm_tile_rows();
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, MR, w->ne[2], (w->ne[3] + MR - 1) / MR, 36, &w, 1, wino_weights_compute,
+                          GGML_N_TASKS_MAX, nullptr);
 }
 
 #if defined(__GNUC__)
@@ -462,7 +467,7 @@ void wino_output(const conv_args &a, const float *mb, int co0, int co1, int n, i
 // channels the 36 GEMM tiles and at once their output transform (the products stay in L1/L2).
 void conv3x3_wino(const conv_args &a, wino_scratch &s, int r0, int r1) {
     const int tw = (a.W + 3) / 4, th = (a.H + 3) / 4, cin = a.cin, cout = a.cout;
-    const int MRg = gemm_tile_rows(), TC = gemm_tile_cols();
+    const int MRg = gemm_tile_rows(), TC = gemm_tile_cols(), nblk = (cout + MRg - 1) / MRg;
     const int64_t total = (int64_t)(r1 - r0) * tw;
     const size_t NP = (size_t)TC + VW;  // + VW: vector stores past a chunk's last tile
     s.v.resize((size_t)36 * cin * NP);
@@ -483,8 +488,8 @@ void conv3x3_wino(const conv_args &a, wino_scratch &s, int r0, int r1) {
         for (int co0 = 0; co0 < cout; co0 += MRg) {
             const int R = std::min(MRg, cout - co0);
             for (int xi = 0; xi < 36; ++xi) {
-                gemm_tile_f32(R, cin, a.u + ((size_t)xi * cout + co0) * cin, (size_t)cin,
-                              s.v.data() + (size_t)xi * cin * NP, NP, s.m.data() + (size_t)xi * R * NP, NP);
+                gemm_tile_f32_packed_a(R, cin, a.u + ((size_t)xi * nblk + co0 / MRg) * cin * MRg,
+                                       s.v.data() + (size_t)xi * cin * NP, NP, s.m.data() + (size_t)xi * R * NP, NP);
             }
             segments(f0, f1, [&](int n, int ty, int tx0, int tx1, size_t off) {
                 wino_output(a, s.m.data(), co0, co0 + R, n, ty, tx0, tx1, off, NP);

@@ -86,6 +86,28 @@ void micro_kernel(int kc, const float *xp, size_t ldx, const float *wp, size_t l
     }
 }
 
+// c[i][j] = sum_k ap[k*MR + i] * bp[k*ldb + j] for j < NR, all MR rows computed, rows i < R stored.
+// A is packed ([kc][MR]: the attention's query strip, the Winograd weights), so the MR broadcasts
+// of a k step are at fixed offsets from one pointer (micro_kernel's rows ldx apart need a register
+// each).
+void packed_a_kernel(int R, int kc, const float *ap, const float *bp, size_t ldb, float *c, size_t ldc) {
+    vf acc[MR][NV];
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NV; ++j) acc[i][j] = vf{};
+    for (int k = 0; k < kc; ++k) {
+        for (int l = 0; l < NR; l += 64 / (int)sizeof(float)) __builtin_prefetch(bp + (size_t)(k + PF_DIST) * ldb + l);
+        vf b[NV];
+        for (int j = 0; j < NV; ++j) b[j] = loadu(bp + (size_t)k * ldb + j * VW);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) {
+            const vf a = splat(ap[k * MR + i]);
+            for (int j = 0; j < NV; ++j) acc[i][j] += a * b[j];
+        }
+    }
+    for (int i = 0; i < R; ++i)
+        for (int j = 0; j < NV; ++j) storeu(c + i * ldc + j * VW, acc[i][j]);
+}
+
 using kernel_fn = void (*)(int, const float *, size_t, const float *, size_t, float *, size_t, const epilogue &);
 template <int W, size_t... I>
 constexpr std::array<kernel_fn, sizeof...(I)> make_kernels(std::index_sequence<I...>) {
@@ -112,6 +134,14 @@ void scalar_kernel(int R, int ncol, int kc, const float *xp, size_t ldx, const f
                 if (e.res) v += e.res[i * ldc + j];
             }
             cv = v;
+        }
+}
+void packed_a_kernel(int R, int kc, const float *ap, const float *bp, size_t ldb, float *c, size_t ldc) {
+    for (int i = 0; i < R; ++i)
+        for (int j = 0; j < NR; ++j) {
+            float s = 0.0f;
+            for (int k = 0; k < kc; ++k) s += ap[k * MR + i] * bp[(size_t)k * ldb + j];
+            c[i * ldc + j] = s;
         }
 }
 #endif
@@ -353,7 +383,7 @@ inline void prefetch_row(const float *p, int64_t n) {
 struct attn_scratch {
     std::vector<float> kp;  // K^T as panels [Tk/NR][D][NR], zero-padded keys
     std::vector<float> vp;  // V as [Tk][D]
-    std::vector<float> q;   // one strip of queries [MR][D], prepared
+    std::vector<float> qt;  // one strip of queries, prepared, transposed [D][MR] (rows past Tq: 0)
     std::vector<float> s;   // scores / probabilities of one strip [MR][Tk_pad]
 };
 
@@ -393,7 +423,7 @@ void attention_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     const int64_t kpanels = (Tk + NR - 1) / NR, ldS = kpanels * NR;
     thread_local attn_scratch s;
     s.s.resize((size_t)MR * ldS);
-    s.q.resize((size_t)MR * D);
+    s.qt.resize((size_t)MR * D);
     float *Y = (float *)dst->data;
     auto at = [](const ggml_tensor *t, int64_t i1, int64_t i2, int64_t i3) {
         return (const float *)((const char *)t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3]);
@@ -420,12 +450,13 @@ void attention_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
         }
         const int64_t t0 = st * MR;
         const int R = (int)std::min<int64_t>(MR, Tq - t0);
-        for (int i = 0; i < R; ++i) prep_row(at(q, h, t0 + i, b), s.q.data() + i * D, D, in.qw, in.qb, eps, rope_row(t0 + i));
+        for (int i = 0; i < MR; ++i) {
+            if (i < R) prep_row(at(q, h, t0 + i, b), row, D, in.qw, in.qb, eps, rope_row(t0 + i));
+            for (int64_t d = 0; d < D; ++d) s.qt[d * MR + i] = i < R ? row[d] : 0.0f;
+        }
         for (int64_t t = t0 + MR; t < std::min(Tq, t0 + 2 * MR); ++t) prefetch_row(at(q, h, t, b), D);  // the next strip
-        const epilogue plain{true, true, false, nullptr, nullptr, nullptr, nullptr};
         for (int64_t p = 0; p < kpanels; ++p) {
-            run_tile(R, (int)D, s.q.data(), (size_t)D, s.kp.data() + (size_t)p * D * NR, NR, s.s.data() + p * NR,
-                     (size_t)ldS, plain);
+            packed_a_kernel(MR, (int)D, s.qt.data(), s.kp.data() + (size_t)p * D * NR, NR, s.s.data() + p * NR, (size_t)ldS);
         }
         float inv_sum[MR];
         for (int i = 0; i < R; ++i) inv_sum[i] = softmax_row(s.s.data() + (size_t)i * ldS, Tk, scale);
@@ -514,9 +545,8 @@ ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_
 
 int gemm_tile_rows() { return MR; }
 int gemm_tile_cols() { return NR; }
-void gemm_tile_f32(int R, int kc, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc) {
-    const epilogue plain{true, true, false, nullptr, nullptr, nullptr, nullptr};
-    run_tile(R, kc, A, lda, B, ldb, C, ldc, plain);
+void gemm_tile_f32_packed_a(int R, int kc, const float *Ap, const float *B, size_t ldb, float *C, size_t ldc) {
+    packed_a_kernel(R, kc, Ap, B, ldb, C, ldc);
 }
 
 bool attention_cpu_supported(int64_t head_dim) { return head_dim % NR == 0 && head_dim <= 256; }

@@ -9,7 +9,7 @@
 // lives only in a per-thread scratch buffer); q8_0 and q4_K weights packed at load run as int8
 // GEMMs instead (cpu_gemm_q8.h, cpu_gemm_q4k.h) in builds with AVX-512 VNNI.
 // The same micro-kernel computes attention (scores, then probabilities times values) and the
-// Winograd convolution's products (gemm_tile_f32).
+// Winograd convolution's products (gemm_tile_f32_packed_a).
 //
 // Fused epilogue: y = act(x W^T + b) * scale + res, act = identity or exact-erf GELU, scale a
 // per-column factor (the ViT's layer scale when it is not folded into the weights).
@@ -48,11 +48,12 @@ ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_
                         unsigned flags, bool packed = false, ggml_tensor *scale = nullptr);
 
 // One tile of a plain f32 product by the linears' micro-kernel, for other ops' inner loops (the
-// Winograd convolution, cpu_kernels.cpp): C[i][j] = sum_k A[i*lda + k] * B[k*ldb + j] for
-// i < R <= gemm_tile_rows(), j < gemm_tile_cols(); C rows ldc apart, overwritten.
+// Winograd convolution, cpu_conv.cpp): C[i][j] = sum_k A[k*MR + i] * B[k*ldb + j] for
+// i < R <= MR = gemm_tile_rows(), j < gemm_tile_cols(), with A packed [kc][MR] (rows past R are
+// multiplied too, so they must be finite); C rows ldc apart, overwritten.
 int gemm_tile_rows();
 int gemm_tile_cols();
-void gemm_tile_f32(int R, int kc, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc);
+void gemm_tile_f32_packed_a(int R, int kc, const float *Ap, const float *B, size_t ldb, float *C, size_t ldc);
 
 // Optional steps applied to q and k rows before the scores (as the ViT does them).
 struct attn_prologue {

@@ -181,7 +181,8 @@ void resize_row_ac(const float *plane, int wi, int hi, int ho, int i, const int 
     // VW output columns read at most 2 VW source columns from x0[j]: one two-vector shuffle
     for (; j + VW <= j1 && x0[j + VW - 1] + 1 - x0[j] < 2 * VW; j += VW) {
         vi idx;
-        for (int l = 0; l < VW; ++l) idx[l] = x0[j + l] - x0[j];
+        std::memcpy(&idx, x0 + j, sizeof idx);
+        idx -= x0[j];
         const float *base = tmp + (x0[j] - s0);
         const vf lo = loadu(base), hi_ = loadu(base + VW);
         const vf v0 = __builtin_shuffle(lo, hi_, idx), v1 = __builtin_shuffle(lo, hi_, idx + 1);

@@ -17,6 +17,14 @@ ggml_tensor *graph_ctx::name(ggml_tensor *t, const std::string &base) {
     return t;
 }
 
+bool graph_ctx::wants_any(const std::string &p) const {
+    const std::string full = prefix + p;
+    for (const std::string &n : requested_taps) {
+        if (n.compare(0, full.size(), full) == 0) return true;
+    }
+    return false;
+}
+
 ggml_tensor *graph_ctx::input_f32(const std::string &base, std::vector<float> data, int64_t ne0, int64_t ne1,
                                   int64_t ne2, int64_t ne3) {
     const std::string n = prefix + base;

@@ -59,6 +59,8 @@ struct graph_ctx {
     // Whether the caller asked for the tap `n` (before the prefix): an op that would fuse that
     // tensor away must then build it.
     bool wants(const std::string &n) const { return requested_taps.count(prefix + n) > 0; }
+    // Whether the caller asked for any tap whose name starts with `p` (before the prefix).
+    bool wants_any(const std::string &p) const;
 
     // New graph inputs whose contents come from the host (uploaded after allocation).
     ggml_tensor *input_f32(const std::string &n, std::vector<float> data, int64_t ne0, int64_t ne1 = 1,

@@ -286,8 +286,11 @@ void load_head(const weight_map &wm, const std::string &prefix, const std::strin
     out = h;
 }
 
-head_out build_head(graph_ctx &g, const dpt_head &w, ggml_tensor *const feats[4], int ph, int pw, int H, int W,
-                    bool compute_aux) {
+namespace {
+
+// The head on all N views of feats at once (maps [w, h, C, N]).
+head_out build_head_batched(graph_ctx &g, const dpt_head &w, ggml_tensor *const feats[4], int ph, int pw, int H, int W,
+                            bool compute_aux) {
     const head_hparams &hp = w.hp;
     ggml_context *ctx = g.ctx;
     if (compute_aux && !hp.has_aux) {
@@ -371,6 +374,51 @@ head_out build_head(graph_ctx &g, const dpt_head &w, ggml_tensor *const feats[4]
         a = ggml_relu(ctx, a);
         r.aux_logits = g.name(conv1x1(g, a, w.out2b_aux), "head.aux_logits");
     }
+    return r;
+}
+
+// ts[0..n) [W, H, C, 1] -> [W, H, C, n], concatenated pairwise (each element copied log2 n times).
+ggml_tensor *concat_views(ggml_context *ctx, std::vector<ggml_tensor *> ts) {
+    while (ts.size() > 1) {
+        std::vector<ggml_tensor *> next;
+        for (size_t i = 0; i + 1 < ts.size(); i += 2) next.push_back(ggml_concat(ctx, ts[i], ts[i + 1], 3));
+        if (ts.size() % 2) next.push_back(ts.back());
+        ts = std::move(next);
+    }
+    return ts[0];
+}
+
+}  // namespace
+
+head_out build_head(graph_ctx &g, const dpt_head &w, ggml_tensor *const feats[4], int ph, int pw, int H, int W,
+                    bool compute_aux) {
+    const int64_t N = feats[0]->ne[2];
+    // The head works per view. With several views on the CPU it is built one view after the
+    // other, each view's outputs appended to the graph before the next view starts, so the
+    // allocator reuses one view's maps for the next: the compute buffer holds the maps of one
+    // view instead of N, and they stay closer to the caches. Same arithmetic per view (our CPU
+    // ops compute each image independently), so the results are identical. Head taps are [.., N]
+    // tensors: asking for one builds all views together.
+    if (N == 1 || !g.cpu_kernels || g.wants_any("head.")) return build_head_batched(g, w, feats, ph, pw, H, W, compute_aux);
+    std::vector<ggml_tensor *> logits, sky, aux;
+    for (int64_t v = 0; v < N; ++v) {
+        ggml_tensor *fv[4];
+        for (int k = 0; k < 4; ++k) {
+            const ggml_tensor *f = feats[k];
+            fv[k] = ggml_view_3d(g.ctx, feats[k], f->ne[0], f->ne[1], 1, f->nb[1], f->nb[2], (size_t)v * f->nb[2]);
+        }
+        const head_out o = build_head_batched(g, w, fv, ph, pw, H, W, compute_aux);
+        for (ggml_tensor *t : {o.logits, o.sky_logits, o.aux_logits}) {
+            if (t) ggml_build_forward_expand(g.gf, t);
+        }
+        logits.push_back(o.logits);
+        if (o.sky_logits) sky.push_back(o.sky_logits);
+        if (o.aux_logits) aux.push_back(o.aux_logits);
+    }
+    head_out r;
+    r.logits = concat_views(g.ctx, logits);
+    if (!sky.empty()) r.sky_logits = concat_views(g.ctx, sky);
+    if (!aux.empty()) r.aux_logits = concat_views(g.ctx, aux);
     return r;
 }
 
