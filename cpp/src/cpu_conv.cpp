@@ -24,7 +24,7 @@ constexpr int OCB = 4, NX_MAX = 2;
 #endif
 
 constexpr unsigned HAS_BIAS = 1u << 8, HAS_RES = 1u << 9, HAS_WINO = 1u << 10, HAS_RESIZE = 1u << 11, HAS_UV = 1u << 12,
-                   HAS_PACKED = 1u << 13;
+                   HAS_PACKED = 1u << 13, HAS_1X1 = 1u << 14, HAS_1X1_BIAS = 1u << 15;
 
 struct conv_scratch {
     std::vector<float> bias;  // [nblk * OCB]
@@ -79,6 +79,10 @@ struct conv_args {
     int rs_w = 0, rs_h = 0;
     const int *rs_x0 = nullptr;
     const float *rs_wx = nullptr;
+    // Winograd with a 1x1 convolution after it (w2 [c2][cout] f32, b2 [c2]): y is [W, H, c2, N]
+    // and gets b2 + sum over co (ascending) of w2 * the 3x3 output, as conv1x1 sums
+    const float *w2 = nullptr, *b2 = nullptr;
+    int c2 = 0;
 };
 
 // Output columns per strip (NX vectors): the widest that does not waste much on the padding
@@ -420,6 +424,23 @@ void wino_input(const conv_args &a, wino_scratch &s, int n, int ty, int tx0, int
     }
 }
 
+// The fused 1x1 (conv_args::w2): 3x3 output channel co of row y, columns [x0, x0 + ncol), added
+// into the c2 outputs (the first channel starts them at b2).
+inline void accumulate_1x1(const conv_args &a, const vf row[4], int co, int n, int y, int x0, int ncol) {
+    for (int o2 = 0; o2 < a.c2; ++o2) {
+        float *out = a.y + (((size_t)n * a.c2 + o2) * a.H + y) * a.W + x0;
+        const vf wv = splat(a.w2[(size_t)o2 * a.cout + co]), b = splat(a.b2[o2]);
+        int q = 0;
+        for (; (q + 1) * VW <= ncol; ++q) storeu(out + q * VW, (co == 0 ? b : loadu(out + q * VW)) + wv * row[q]);
+        if (q * VW < ncol) {  // a partial vector through a copy: the same vector arithmetic
+            float part[VW] = {};
+            if (co != 0) std::memcpy(part, out + q * VW, (size_t)(ncol - q * VW) * sizeof(float));
+            storeu(part, (co == 0 ? b : loadu(part)) + wv * row[q]);
+            std::memcpy(out + q * VW, part, (size_t)(ncol - q * VW) * sizeof(float));
+        }
+    }
+}
+
 // Output transform of tiles [tx0, tx1) of tile row ty of image n, output channels [co0, co1),
 // from m[xi][co - co0][off + tx - tx0] (rows NP apart), then bias, ReLU, residual; writes output
 // columns [4 tx0, min(W, 4 tx1)) of rows 4 ty ... 4 ty + 3.
@@ -453,6 +474,10 @@ void wino_output(const conv_args &a, const float *mb, int co0, int co1, int n, i
                 }
                 vf row[4];
                 interleave4(km, y[rr], row);
+                if (a.w2) {
+                    accumulate_1x1(a, row, co, n, 4 * ty + rr, x0, ncol);
+                    continue;
+                }
                 const size_t o = (((size_t)n * cout + co) * H + 4 * ty + rr) * W + x0;
                 int q = 0;
                 for (; (q + 1) * VW <= ncol; ++q) storeu(a.y + o + q * VW, a.res ? row[q] + loadu(a.res + o + q * VW) : row[q]);
@@ -521,9 +546,24 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     const ggml_tensor *pk = (flags & HAS_PACKED) ? dst->src[next++] : nullptr;
     const ggml_tensor *uvx = (flags & HAS_UV) ? dst->src[next++] : nullptr;
     const ggml_tensor *uvy = (flags & HAS_UV) ? dst->src[next++] : nullptr;
+    const ggml_tensor *w2 = (flags & HAS_1X1) ? dst->src[next++] : nullptr;
+    const ggml_tensor *b2 = (flags & HAS_1X1_BIAS) ? dst->src[next++] : nullptr;
     conv_args a;
     a.KS = (int)w->ne[0];
     a.W = (int)dst->ne[0], a.H = (int)dst->ne[1], a.cin = (int)x->ne[2], a.N = (int)x->ne[3];
+    thread_local std::vector<float> w2f, b2f;
+    if (w2) {  // [1, 1, cout, c2] f32 or f16 -> [c2][cout] f32, bias or zeros
+        a.c2 = (int)w2->ne[3];
+        w2f.resize(ggml_nelements(w2));
+        if (w2->type == GGML_TYPE_F16) {
+            ggml_fp16_to_fp32_row((const ggml_fp16_t *)w2->data, w2f.data(), ggml_nelements(w2));
+        } else {
+            std::memcpy(w2f.data(), w2->data, w2f.size() * sizeof(float));
+        }
+        b2f.assign(a.c2, 0.0f);
+        if (b2) std::memcpy(b2f.data(), b2->data, (size_t)a.c2 * sizeof(float));
+        a.w2 = w2f.data(), a.b2 = b2f.data();
+    }
     a.cout = (int)w->ne[3];
     a.relu_in = flags & CONV_RELU_IN, a.relu_out = flags & CONV_RELU_OUT;
     a.x = (const float *)x->data, a.res = res ? (const float *)res->data : nullptr, a.y = (float *)dst->data;
@@ -603,7 +643,8 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
 // conv_cpu and conv3x3_resized_cpu: the output is [W, H, Cout, N]; x is resized to (W, H) inside
 // the convolution when its size differs (Winograd only), with the UV embedding uvx/uvy if given.
 static ggml_tensor *conv_node(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
-                              unsigned flags, int64_t W, int64_t H, ggml_tensor *uvx, ggml_tensor *uvy) {
+                              unsigned flags, int64_t W, int64_t H, ggml_tensor *uvx, ggml_tensor *uvy,
+                              ggml_tensor *w2 = nullptr, ggml_tensor *b2 = nullptr) {
     const int64_t ks = w->ne[0], cin = x->ne[2], cout = w->ne[3];
     const bool resize = W != x->ne[0] || H != x->ne[1];
     const bool wino = ks == 3 && use_winograd(W, H, cin, cout);
@@ -611,10 +652,13 @@ static ggml_tensor *conv_node(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w,
         w->ne[2] != cin || (w->type != GGML_TYPE_F32 && w->type != GGML_TYPE_F16) || !ggml_is_contiguous(w) ||
         (ks == 1 && (flags & CONV_RELU_IN)) || (resize && !wino) || (uvx == nullptr) != (uvy == nullptr) ||
         (uvx && (!resize || uvx->type != GGML_TYPE_F32 || uvy->type != GGML_TYPE_F32 || cin % 2 ||
-                 ggml_nelements(uvx) != W * cin / 2 || ggml_nelements(uvy) != H * cin / 2))) {
+                 ggml_nelements(uvx) != W * cin / 2 || ggml_nelements(uvy) != H * cin / 2)) ||
+        (w2 && (!wino || res || w2->ne[0] != 1 || w2->ne[1] != 1 || w2->ne[2] != cout ||
+                (w2->type != GGML_TYPE_F32 && w2->type != GGML_TYPE_F16) || !ggml_is_contiguous(w2) ||
+                (b2 && (b2->type != GGML_TYPE_F32 || ggml_nelements(b2) != w2->ne[3]))))) {
         fail(DA3_ERR_INTERNAL, "conv_cpu: unsupported operand layout");
     }
-    ggml_tensor *args[7] = {x, w};
+    ggml_tensor *args[9] = {x, w};
     int n_args = 2;
     if (b) {
         if (b->type != GGML_TYPE_F32 || ggml_nelements(b) != cout) fail(DA3_ERR_INTERNAL, "conv_cpu: bad bias");
@@ -638,8 +682,10 @@ static ggml_tensor *conv_node(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w,
     }
     if (resize) flags |= HAS_RESIZE;
     if (uvx) args[n_args++] = uvx, args[n_args++] = uvy, flags |= HAS_UV;
-    return ggml_custom_4d(ctx, GGML_TYPE_F32, W, H, cout, x->ne[3], args, n_args, conv_compute, GGML_N_TASKS_MAX,
-                          (void *)(uintptr_t)flags);
+    if (w2) args[n_args++] = w2, flags |= HAS_1X1;
+    if (w2 && b2) args[n_args++] = b2, flags |= HAS_1X1_BIAS;
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, W, H, w2 ? w2->ne[3] : cout, x->ne[3], args, n_args, conv_compute,
+                          GGML_N_TASKS_MAX, (void *)(uintptr_t)flags);
 }
 
 ggml_tensor *conv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
@@ -652,9 +698,9 @@ bool conv3x3_fuses_resize(int64_t w, int64_t h, const ggml_tensor *x, const ggml
 }
 
 ggml_tensor *conv3x3_resized_cpu(ggml_context *ctx, ggml_tensor *x, int w, int h, ggml_tensor *uvx, ggml_tensor *uvy,
-                                 ggml_tensor *wt, ggml_tensor *b, unsigned flags) {
+                                 ggml_tensor *wt, ggml_tensor *b, unsigned flags, ggml_tensor *w1x1, ggml_tensor *b1x1) {
     if (!conv3x3_fuses_resize(w, h, x, wt)) fail(DA3_ERR_INTERNAL, "conv3x3_resized_cpu: not a Winograd shape");
-    return conv_node(ctx, x, wt, b, nullptr, flags, w, h, uvx, uvy);
+    return conv_node(ctx, x, wt, b, nullptr, flags, w, h, uvx, uvy, w1x1, b1x1);
 }
 
 }  // namespace da3

@@ -37,9 +37,13 @@ ggml_tensor *conv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_te
 // computed as the Winograd input transform reads them (each about 1.5 times). Same values as
 // resize_bilinear_ac_cpu then conv_cpu. Returns [w, h, Cout, N]; only where
 // conv3x3_fuses_resize(w, h, x, wt) holds.
+// With w1x1 [1, 1, Cout, C2] (f32 or f16) and b1x1 [C2] f32 (or null), a 1x1 convolution of that
+// result follows in the same pass (as the head's last 3x3 + ReLU + 1x1): returns [w, h, C2, N],
+// the 3x3 output is never stored, and the values are those of conv_cpu's 1x1 on it.
 bool conv3x3_fuses_resize(int64_t w, int64_t h, const ggml_tensor *x, const ggml_tensor *wt);
 ggml_tensor *conv3x3_resized_cpu(ggml_context *ctx, ggml_tensor *x, int w, int h, ggml_tensor *uvx, ggml_tensor *uvy,
-                                 ggml_tensor *wt, ggml_tensor *b, unsigned flags);
+                                 ggml_tensor *wt, ggml_tensor *b, unsigned flags, ggml_tensor *w1x1 = nullptr,
+                                 ggml_tensor *b1x1 = nullptr);
 
 // GELU with the exact erf form, 0.5 x erfc(-x / sqrt 2), vectorized (ggml's CPU op calls
 // erff per element). erfc: rational approximation with fractional error < 1.2e-7

@@ -173,8 +173,12 @@ struct resized_map {
         }
     }
 
+    bool fuses(const graph_ctx &g, const conv2d &c) const {
+        return cpu_resize && !g.wants(tap) && conv3x3_fuses_resize(w, h, x, c.w);
+    }
+
     ggml_tensor *conv3x3_on(graph_ctx &g, const conv2d &c, unsigned flags) {
-        if (cpu_resize && !g.wants(tap) && conv3x3_fuses_resize(w, h, x, c.w)) {
+        if (fuses(g, c)) {
             return conv3x3_resized_cpu(g.ctx, x, w, h, tx, ty, c.w, c.b, flags);
         }
         if (!built) {
@@ -187,6 +191,13 @@ struct resized_map {
             if (built != x) g.name(built, tap);  // no resize and no UV: x keeps its own name
         }
         return build_conv3x3(g, built, c, flags);
+    }
+
+    // conv1x1(conv3x3_on(c, flags), c1), in one pass where the resize is fused (the 3x3 output
+    // is then never stored either).
+    ggml_tensor *conv3x3_1x1_on(graph_ctx &g, const conv2d &c, unsigned flags, const conv2d &c1) {
+        if (fuses(g, c)) return conv3x3_resized_cpu(g.ctx, x, w, h, tx, ty, c.w, c.b, flags, c1.w, c1.b);
+        return conv1x1(g, conv3x3_on(g, c, flags), c1);
     }
 };
 
@@ -351,9 +362,9 @@ head_out build_head_batched(graph_ctx &g, const dpt_head &w, ggml_tensor *const 
     resized_map up(g, out, w_out, h_out, "head.out2_in", hp.pos_embed, "head.main", W, H);
 
     head_out r;
-    r.logits = g.name(conv1x1(g, up.conv3x3_on(g, w.out2a, CONV_RELU_OUT), w.out2b), "head.logits");
+    r.logits = g.name(up.conv3x3_1x1_on(g, w.out2a, CONV_RELU_OUT, w.out2b), "head.logits");
     if (hp.has_sky) {
-        r.sky_logits = g.name(conv1x1(g, up.conv3x3_on(g, w.sky_out2a, CONV_RELU_OUT), w.sky_out2b), "head.sky_logits");
+        r.sky_logits = g.name(up.conv3x3_1x1_on(g, w.sky_out2a, CONV_RELU_OUT, w.sky_out2b), "head.sky_logits");
     }
 
     // 4) aux ray branch: its own fusion chain; only the finest level is used.

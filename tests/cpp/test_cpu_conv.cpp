@@ -4,7 +4,8 @@
 // rows), 1x1, f32 and f16 weights, with and without bias, input/output ReLU and residual, and
 // thread counts that split the tile rows unevenly; and conv3x3_resized_cpu (the input resized
 // from another size, align corners, with and without the UV embedding) against the resize done
-// in double first. Exit code 0 on success; prints the failures.
+// in double first, also followed by a 1x1 convolution in the same op. Exit code 0 on success;
+// prints the failures.
 #include "cpu_kernels.h"
 
 #include "ggml-alloc.h"
@@ -29,6 +30,7 @@ struct conv_case {
     int threads;
     int rw = 0, rh = 0;  // conv3x3_resized_cpu: the input is [rw, rh] resized to [W, H]
     bool uv = false;     // ... plus a UV embedding
+    int c2 = 0;          // ... then a 1x1 convolution to c2 channels in the same op (with bias)
 };
 
 // Align-corners bilinear resize of planes [n][c][rh][rw] to [W, H] in double, plus
@@ -65,7 +67,10 @@ static void run_case(const conv_case &c) {
     ggml_tensor *w = ggml_new_tensor_4d(ctx, c.f16 ? GGML_TYPE_F16 : GGML_TYPE_F32, c.ks, c.ks, c.cin, c.cout);
     ggml_tensor *b = c.bias ? ggml_new_tensor_1d(ctx, GGML_TYPE_F32, c.cout) : nullptr;
     ggml_tensor *r = c.res ? ggml_new_tensor_4d(ctx, GGML_TYPE_F32, c.W, c.H, c.cout, c.N) : nullptr;
-    ggml_tensor *y = rs ? conv3x3_resized_cpu(ctx, x, c.W, c.H, uvx, uvy, w, b, c.flags) : conv_cpu(ctx, x, w, b, r, c.flags);
+    ggml_tensor *w2 = c.c2 ? ggml_new_tensor_4d(ctx, c.f16 ? GGML_TYPE_F16 : GGML_TYPE_F32, 1, 1, c.cout, c.c2) : nullptr;
+    ggml_tensor *b2 = c.c2 ? ggml_new_tensor_1d(ctx, GGML_TYPE_F32, c.c2) : nullptr;
+    ggml_tensor *y = rs ? conv3x3_resized_cpu(ctx, x, c.W, c.H, uvx, uvy, w, b, c.flags, w2, b2)
+                        : conv_cpu(ctx, x, w, b, r, c.flags);
     ggml_cgraph *gf = ggml_new_graph(ctx);
     ggml_build_forward_expand(gf, y);
     ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, be);
@@ -84,19 +89,20 @@ static void run_case(const conv_case &c) {
             ggml_backend_tensor_set(t, v.data(), 0, v.size() * sizeof(float));
         }
     };
-    std::vector<float> xv, wv, bv(c.cout, 0.0f), rv, uxv, uyv;
+    std::vector<float> xv, wv, bv(c.cout, 0.0f), rv, uxv, uyv, w2v, b2v;
     fill(x, xv);
     fill(w, wv);
     if (b) fill(b, bv);
     if (r) fill(r, rv);
     if (c.uv) fill(uvx, uxv), fill(uvy, uyv);
+    if (c.c2) fill(w2, w2v), fill(b2, b2v);
     if (rs) xv = resize_ref(xv, c.N * c.cin, c.cin, c.rw, c.rh, c.W, c.H, uxv, uyv);
     ggml_backend_graph_compute(be, gf);
     std::vector<float> out(ggml_nelements(y));
     ggml_backend_tensor_get(y, out.data(), 0, out.size() * sizeof(float));
 
     const int R = c.ks / 2;
-    double err = 0.0, mag = 1e-30;
+    std::vector<double> ref((size_t)c.N * c.cout * c.H * c.W);
     for (int n = 0; n < c.N; ++n)
         for (int co = 0; co < c.cout; ++co)
             for (int yy = 0; yy < c.H; ++yy)
@@ -114,14 +120,30 @@ static void run_case(const conv_case &c) {
                     if ((c.flags & CONV_RELU_OUT) && acc < 0.0) acc = 0.0;
                     const size_t off = (((size_t)n * c.cout + co) * c.H + yy) * c.W + xx;
                     if (r) acc += rv[off];
-                    err = std::max(err, std::fabs(out[off] - acc));
-                    mag = std::max(mag, std::fabs(acc));
+                    ref[off] = acc;
                 }
+    if (c.c2) {  // the 1x1 on the 3x3 output
+        const size_t P = (size_t)c.H * c.W;
+        std::vector<double> ref2((size_t)c.N * c.c2 * P);
+        for (int n = 0; n < c.N; ++n)
+            for (int o = 0; o < c.c2; ++o)
+                for (size_t px = 0; px < P; ++px) {
+                    double acc = b2v[o];
+                    for (int co = 0; co < c.cout; ++co) acc += w2v[(size_t)o * c.cout + co] * ref[((size_t)n * c.cout + co) * P + px];
+                    ref2[((size_t)n * c.c2 + o) * P + px] = acc;
+                }
+        ref.swap(ref2);
+    }
+    double err = 0.0, mag = 1e-30;
+    for (size_t i = 0; i < ref.size(); ++i) {
+        err = std::max(err, std::fabs(out[i] - ref[i]));
+        mag = std::max(mag, std::fabs(ref[i]));
+    }
     // direct sums: f32 rounding (~1e-7); Winograd F(4x4, 3x3): transforms with factors up to 8
     // and 1/24 cost about an order of magnitude more (measured: 2e-6 to 6e-6)
     const double rel = err / mag, tol = 2e-5;
     const bool ok = rel <= tol && std::isfinite(rel);
-    if (rs) std::printf("resized from %dx%d%s: ", c.rw, c.rh, c.uv ? " + uv" : "");
+    if (rs) std::printf("resized from %dx%d%s%s: ", c.rw, c.rh, c.uv ? " + uv" : "", c.c2 ? " + 1x1" : "");
     std::printf("%dx%d %d->%d x%d k%d relu_in=%d relu_out=%d bias=%d res=%d %s threads=%d: max rel err %.2e %s\n", c.W,
                 c.H, c.cin, c.cout, c.N, c.ks, (c.flags & CONV_RELU_IN) ? 1 : 0, (c.flags & CONV_RELU_OUT) ? 1 : 0,
                 c.bias, c.res, c.f16 ? "f16" : "f32", c.threads, rel, ok ? "ok" : "FAIL");
@@ -150,6 +172,11 @@ int main() {
         {130, 23, 20, 16, 2, 3, OUT, true, false, true, 3, 37, 11, true},
         {504, 9, 32, 16, 1, 3, OUT, false, false, false, 1, 288, 5, true},
         {97, 7, 16, 24, 1, 3, IN | OUT, true, false, false, 2, 97, 3},
+        // ... followed by a 1x1 in the same op (the head's output_conv2 + logits): output widths
+        // with partial vectors, more channels than one GEMM tile row block, f16 weights
+        {504, 9, 32, 32, 1, 3, OUT, true, false, false, 2, 288, 5, true, 2},
+        {131, 10, 16, 28, 2, 3, OUT, true, false, true, 3, 40, 6, true, 1},
+        {97, 7, 16, 17, 1, 3, 0, false, false, false, 1, 50, 4, false, 3},
     };
     for (const conv_case &c : cases) run_case(c);
     if (g_failures) std::printf("%d case(s) failed\n", g_failures);
