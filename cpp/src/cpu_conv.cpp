@@ -24,7 +24,7 @@ constexpr int OCB = 4, NX_MAX = 2;
 #endif
 
 constexpr unsigned HAS_BIAS = 1u << 8, HAS_RES = 1u << 9, HAS_WINO = 1u << 10, HAS_RESIZE = 1u << 11, HAS_UV = 1u << 12,
-                   HAS_PACKED = 1u << 13, HAS_1X1 = 1u << 14, HAS_1X1_BIAS = 1u << 15;
+                   HAS_PACKED = 1u << 13, HAS_1X1 = 1u << 14, HAS_1X1_BIAS = 1u << 15, HAS_RES2 = 1u << 16;
 
 struct conv_scratch {
     std::vector<float> bias;  // [nblk * OCB]
@@ -67,7 +67,7 @@ ggml_tensor *pack_weights_node(ggml_context *ctx, ggml_tensor *w) {
 struct conv_args {
     int KS, W, H, cin, cout, N;
     bool relu_in, relu_out;
-    const float *x, *res;
+    const float *x, *res, *res2;  // res2: a second residual, added after res
     const float *bias;  // [cout] (zeros when the conv has none)
     const float *u;     // Winograd: transformed weights, packed (wino_weights), else null
     const float *wpk;   // direct kernels: packed weights (pack_weights), else null
@@ -84,6 +84,13 @@ struct conv_args {
     const float *w2 = nullptr, *b2 = nullptr;
     int c2 = 0;
 };
+
+// v + res + res2 at element i (the residuals present, in that order).
+inline float add_residuals(const conv_args &a, float v, size_t i) {
+    if (a.res) v += a.res[i];
+    if (a.res2) v += a.res2[i];
+    return v;
+}
 
 // Output columns per strip (NX vectors): the widest that does not waste much on the padding
 // of the last strip (a narrower strip costs more per column: more loads per FMA).
@@ -213,10 +220,11 @@ inline void store_strip(const conv_args &a, const vf acc[OCB][NX], int noc, size
             vf v = acc[o][j];
             if (a.relu_out) v = select(v > 0.0f, v, vf{});
             if (a.res && ncol == NX * VW) v += loadu(a.res + off + j * VW);
+            if (a.res2 && ncol == NX * VW) v += loadu(a.res2 + off + j * VW);
             storeu(out + j * VW, v);
         }
         if (ncol != NX * VW) {
-            for (int i = 0; i < ncol; ++i) a.y[off + i] = tmp[i] + (a.res ? a.res[off + i] : 0.0f);
+            for (int i = 0; i < ncol; ++i) a.y[off + i] = add_residuals(a, tmp[i], off + i);
         }
     }
 }
@@ -480,8 +488,13 @@ void wino_output(const conv_args &a, const float *mb, int co0, int co1, int n, i
                 }
                 const size_t o = (((size_t)n * cout + co) * H + 4 * ty + rr) * W + x0;
                 int q = 0;
-                for (; (q + 1) * VW <= ncol; ++q) storeu(a.y + o + q * VW, a.res ? row[q] + loadu(a.res + o + q * VW) : row[q]);
-                for (int i = q * VW; i < ncol; ++i) a.y[o + i] = row[q][i - q * VW] + (a.res ? a.res[o + i] : 0.0f);
+                for (; (q + 1) * VW <= ncol; ++q) {
+                    vf v = row[q];
+                    if (a.res) v += loadu(a.res + o + q * VW);
+                    if (a.res2) v += loadu(a.res2 + o + q * VW);
+                    storeu(a.y + o + q * VW, v);
+                }
+                for (int i = q * VW; i < ncol; ++i) a.y[o + i] = add_residuals(a, row[q][i - q * VW], o + i);
             }
         }
     }
@@ -542,6 +555,7 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     int next = 2;
     const ggml_tensor *b = (flags & HAS_BIAS) ? dst->src[next++] : nullptr;
     const ggml_tensor *res = (flags & HAS_RES) ? dst->src[next++] : nullptr;
+    const ggml_tensor *res2 = (flags & HAS_RES2) ? dst->src[next++] : nullptr;
     const ggml_tensor *u = (flags & HAS_WINO) ? dst->src[next++] : nullptr;
     const ggml_tensor *pk = (flags & HAS_PACKED) ? dst->src[next++] : nullptr;
     const ggml_tensor *uvx = (flags & HAS_UV) ? dst->src[next++] : nullptr;
@@ -567,6 +581,7 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     a.cout = (int)w->ne[3];
     a.relu_in = flags & CONV_RELU_IN, a.relu_out = flags & CONV_RELU_OUT;
     a.x = (const float *)x->data, a.res = res ? (const float *)res->data : nullptr, a.y = (float *)dst->data;
+    a.res2 = res2 ? (const float *)res2->data : nullptr;
     a.u = u ? (const float *)u->data : nullptr;
     a.wpk = pk ? (const float *)pk->data : nullptr;
     thread_local std::vector<int> rs_x0;
@@ -632,7 +647,7 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
                         }
                 if (a.relu_out && acc < 0.0f) acc = 0.0f;
                 const size_t off = (((size_t)n * a.cout + co) * a.H + y) * a.W + xx;
-                a.y[off] = acc + (a.res ? a.res[off] : 0.0f);
+                a.y[off] = add_residuals(a, acc, off);
             }
     }
 #endif
@@ -643,8 +658,9 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
 // conv_cpu and conv3x3_resized_cpu: the output is [W, H, Cout, N]; x is resized to (W, H) inside
 // the convolution when its size differs (Winograd only), with the UV embedding uvx/uvy if given.
 static ggml_tensor *conv_node(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
-                              unsigned flags, int64_t W, int64_t H, ggml_tensor *uvx, ggml_tensor *uvy,
-                              ggml_tensor *w2 = nullptr, ggml_tensor *b2 = nullptr) {
+                              ggml_tensor *res2, unsigned flags, int64_t W, int64_t H, ggml_tensor *uvx,
+                              ggml_tensor *uvy, ggml_tensor *w2 = nullptr, ggml_tensor *b2 = nullptr) {
+    if (res2 && !res) res = res2, res2 = nullptr;
     const int64_t ks = w->ne[0], cin = x->ne[2], cout = w->ne[3];
     const bool resize = W != x->ne[0] || H != x->ne[1];
     const bool wino = ks == 3 && use_winograd(W, H, cin, cout);
@@ -658,20 +674,21 @@ static ggml_tensor *conv_node(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w,
                 (b2 && (b2->type != GGML_TYPE_F32 || ggml_nelements(b2) != w2->ne[3]))))) {
         fail(DA3_ERR_INTERNAL, "conv_cpu: unsupported operand layout");
     }
-    ggml_tensor *args[9] = {x, w};
+    ggml_tensor *args[10] = {x, w};
     int n_args = 2;
     if (b) {
         if (b->type != GGML_TYPE_F32 || ggml_nelements(b) != cout) fail(DA3_ERR_INTERNAL, "conv_cpu: bad bias");
         args[n_args++] = b;
         flags |= HAS_BIAS;
     }
-    if (res) {
-        if (res->type != GGML_TYPE_F32 || !ggml_is_contiguous(res) || res->ne[0] != W || res->ne[1] != H ||
-            res->ne[2] != cout || res->ne[3] != x->ne[3]) {
+    for (ggml_tensor *r : {res, res2}) {
+        if (!r) continue;
+        if (r->type != GGML_TYPE_F32 || !ggml_is_contiguous(r) || r->ne[0] != W || r->ne[1] != H || r->ne[2] != cout ||
+            r->ne[3] != x->ne[3]) {
             fail(DA3_ERR_INTERNAL, "conv_cpu: bad residual");
         }
-        args[n_args++] = res;
-        flags |= HAS_RES;
+        args[n_args++] = r;
+        flags |= r == res ? HAS_RES : HAS_RES2;
     }
     if (wino) {
         args[n_args++] = wino_weights_node(ctx, w);
@@ -689,8 +706,8 @@ static ggml_tensor *conv_node(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w,
 }
 
 ggml_tensor *conv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
-                     unsigned flags) {
-    return conv_node(ctx, x, w, b, res, flags, x->ne[0], x->ne[1], nullptr, nullptr);
+                     unsigned flags, ggml_tensor *res2) {
+    return conv_node(ctx, x, w, b, res, res2, flags, x->ne[0], x->ne[1], nullptr, nullptr);
 }
 
 bool conv3x3_fuses_resize(int64_t w, int64_t h, const ggml_tensor *x, const ggml_tensor *wt) {
@@ -700,7 +717,7 @@ bool conv3x3_fuses_resize(int64_t w, int64_t h, const ggml_tensor *x, const ggml
 ggml_tensor *conv3x3_resized_cpu(ggml_context *ctx, ggml_tensor *x, int w, int h, ggml_tensor *uvx, ggml_tensor *uvy,
                                  ggml_tensor *wt, ggml_tensor *b, unsigned flags, ggml_tensor *w1x1, ggml_tensor *b1x1) {
     if (!conv3x3_fuses_resize(w, h, x, wt)) fail(DA3_ERR_INTERNAL, "conv3x3_resized_cpu: not a Winograd shape");
-    return conv_node(ctx, x, wt, b, nullptr, flags, w, h, uvx, uvy, w1x1, b1x1);
+    return conv_node(ctx, x, wt, b, nullptr, nullptr, flags, w, h, uvx, uvy, w1x1, b1x1);
 }
 
 }  // namespace da3

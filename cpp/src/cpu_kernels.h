@@ -9,7 +9,7 @@
 // ReLU and the residual add. This op computes the convolution directly from the feature map,
 // register-blocked over output channels and columns, with those element-wise steps fused:
 //
-//   y = act_out(conv(act_in(x), w) + b) + res      (3x3: stride 1, padding 1; 1x1)
+//   y = act_out(conv(act_in(x), w) + b) + res + res2      (3x3: stride 1, padding 1; 1x1)
 //
 // A 1x1 convolution reads the [W, H, C] planes in place (no permutes around a matmul).
 //
@@ -27,9 +27,11 @@ enum conv_flag : unsigned {
 };
 
 // x [W, H, Cin, N] f32 (contiguous); w [K, K, Cin, Cout] f32 or f16 (PyTorch layout), K = 1
-// or 3; b [Cout] f32 or null; res [W, H, Cout, N] f32 or null. Returns [W, H, Cout, N] f32.
+// or 3; b [Cout] f32 or null; res, res2 [W, H, Cout, N] f32 or null (res2 is added after res: a
+// sum that follows, as the DPT fusion's x0 + RCU(x1), without a pass of its own).
+// Returns [W, H, Cout, N] f32.
 ggml_tensor *conv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
-                         unsigned flags);
+                      unsigned flags, ggml_tensor *res2 = nullptr);
 
 // conv_cpu (3x3, stride 1, padding 1, no residual) on the align-corners bilinear resize of x
 // [w0, h0, Cin, N] to (w, h) plus the head's UV embedding (uvx [w, Cin/2], uvy [h, Cin/2], as

@@ -128,14 +128,16 @@ ggml_tensor *build_conv2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int str
     return add_channel_bias(g, y, c.b);
 }
 
-ggml_tensor *build_conv3x3(graph_ctx &g, ggml_tensor *x, const conv2d &c, unsigned flags, ggml_tensor *res) {
+ggml_tensor *build_conv3x3(graph_ctx &g, ggml_tensor *x, const conv2d &c, unsigned flags, ggml_tensor *res,
+                           ggml_tensor *res2) {
     if (g.cpu_kernels) {
-        return conv_cpu(g.ctx, ggml_is_contiguous(x) ? x : ggml_cont(g.ctx, x), c.w, c.b, res, flags);
+        return conv_cpu(g.ctx, ggml_is_contiguous(x) ? x : ggml_cont(g.ctx, x), c.w, c.b, res, flags, res2);
     }
     if (flags & CONV_RELU_IN) x = ggml_relu(g.ctx, x);
     ggml_tensor *y = build_conv2d(g, x, c, 1, 1);
     if (flags & CONV_RELU_OUT) y = ggml_relu(g.ctx, y);
-    return res ? ggml_add(g.ctx, y, res) : y;
+    if (res) y = ggml_add(g.ctx, y, res);
+    return res2 ? ggml_add(g.ctx, y, res2) : y;
 }
 
 ggml_tensor *build_resize_bilinear(graph_ctx &g, ggml_tensor *x, int w, int h, bool align_corners) {

@@ -81,8 +81,10 @@ ggml_tensor *build_norm(graph_ctx &g, ggml_tensor *x, const layer_norm &n, float
 ggml_tensor *build_conv2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int stride, int pad);
 
 // 3x3 convolution, stride 1, padding 1, with fused extras (cpu_kernels.h flags):
-// act_out(conv(act_in(x)) + b) + res. The fused CPU kernel when g.cpu_kernels, ggml ops otherwise.
-ggml_tensor *build_conv3x3(graph_ctx &g, ggml_tensor *x, const conv2d &c, unsigned flags = 0, ggml_tensor *res = nullptr);
+// act_out(conv(act_in(x)) + b) + res + res2. The fused CPU kernel when g.cpu_kernels, ggml ops
+// otherwise.
+ggml_tensor *build_conv3x3(graph_ctx &g, ggml_tensor *x, const conv2d &c, unsigned flags = 0, ggml_tensor *res = nullptr,
+                           ggml_tensor *res2 = nullptr);
 
 // Bilinear resize of [W, H, C, N] to (w, h); align_corners as in F.interpolate.
 ggml_tensor *build_resize_bilinear(graph_ctx &g, ggml_tensor *x, int w, int h, bool align_corners);

@@ -63,10 +63,11 @@ ggml_tensor *conv_transpose_ks(graph_ctx &g, ggml_tensor *x, const conv2d &c) {
     return add_channel_bias(g, r, c.b);
 }
 
-// RCU: x + conv2(relu(conv1(relu(x))))
-ggml_tensor *residual_conv_unit(graph_ctx &g, ggml_tensor *x, const conv2d &c1, const conv2d &c2) {
+// RCU: x + conv2(relu(conv1(relu(x)))), then + `after` if given (in that order, in the conv's pass)
+ggml_tensor *residual_conv_unit(graph_ctx &g, ggml_tensor *x, const conv2d &c1, const conv2d &c2,
+                                ggml_tensor *after = nullptr) {
     ggml_tensor *y = build_conv3x3(g, x, c1, CONV_RELU_IN);
-    return build_conv3x3(g, y, c2, CONV_RELU_IN, x);
+    return build_conv3x3(g, y, c2, CONV_RELU_IN, x, after);
 }
 
 // FeatureFusionBlock without its final align_corners bilinear resize. The 1x1 out_conv is
@@ -75,7 +76,7 @@ ggml_tensor *residual_conv_unit(graph_ctx &g, ggml_tensor *x, const conv2d &c1, 
 ggml_tensor *fusion_unresized(graph_ctx &g, const fusion_block &fb, ggml_tensor *x0, ggml_tensor *x1) {
     ggml_tensor *y = x0;
     if (x1 && fb.has_rc1) {
-        y = ggml_add(g.ctx, y, residual_conv_unit(g, x1, fb.rc1_c1, fb.rc1_c2));
+        y = residual_conv_unit(g, x1, fb.rc1_c1, fb.rc1_c2, x0);  // x0 + RCU(x1), the same sum
     }
     y = residual_conv_unit(g, y, fb.rc2_c1, fb.rc2_c2);
     return conv1x1(g, y, fb.out);

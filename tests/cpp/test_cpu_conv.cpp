@@ -1,11 +1,11 @@
 // Our fused CPU convolution op (cpu_kernels.h: conv_cpu) against plain double-precision loops:
 // 3x3 maps narrow enough for the direct kernel and wide enough for the Winograd F(4x4, 3x3) path
 // (widths and heights not multiples of the 4x4 tile, several images, tile chunks that span tile
-// rows), 1x1, f32 and f16 weights, with and without bias, input/output ReLU and residual, and
-// thread counts that split the tile rows unevenly; and conv3x3_resized_cpu (the input resized
-// from another size, align corners, with and without the UV embedding) against the resize done
-// in double first, also followed by a 1x1 convolution in the same op. Exit code 0 on success;
-// prints the failures.
+// rows), 1x1, f32 and f16 weights, with and without bias, input/output ReLU, one or two
+// residuals, and thread counts that split the tile rows unevenly; and conv3x3_resized_cpu (the
+// input resized from another size, align corners, with and without the UV embedding) against
+// the resize done in double first, also followed by a 1x1 convolution in the same op. Exit code
+// 0 on success; prints the failures.
 #include "cpu_kernels.h"
 
 #include "ggml-alloc.h"
@@ -31,6 +31,7 @@ struct conv_case {
     int rw = 0, rh = 0;  // conv3x3_resized_cpu: the input is [rw, rh] resized to [W, H]
     bool uv = false;     // ... plus a UV embedding
     int c2 = 0;          // ... then a 1x1 convolution to c2 channels in the same op (with bias)
+    bool res2 = false;   // conv_cpu: a second residual, added after res
 };
 
 // Align-corners bilinear resize of planes [n][c][rh][rw] to [W, H] in double, plus
@@ -67,10 +68,11 @@ static void run_case(const conv_case &c) {
     ggml_tensor *w = ggml_new_tensor_4d(ctx, c.f16 ? GGML_TYPE_F16 : GGML_TYPE_F32, c.ks, c.ks, c.cin, c.cout);
     ggml_tensor *b = c.bias ? ggml_new_tensor_1d(ctx, GGML_TYPE_F32, c.cout) : nullptr;
     ggml_tensor *r = c.res ? ggml_new_tensor_4d(ctx, GGML_TYPE_F32, c.W, c.H, c.cout, c.N) : nullptr;
+    ggml_tensor *r2 = c.res2 ? ggml_new_tensor_4d(ctx, GGML_TYPE_F32, c.W, c.H, c.cout, c.N) : nullptr;
     ggml_tensor *w2 = c.c2 ? ggml_new_tensor_4d(ctx, c.f16 ? GGML_TYPE_F16 : GGML_TYPE_F32, 1, 1, c.cout, c.c2) : nullptr;
     ggml_tensor *b2 = c.c2 ? ggml_new_tensor_1d(ctx, GGML_TYPE_F32, c.c2) : nullptr;
     ggml_tensor *y = rs ? conv3x3_resized_cpu(ctx, x, c.W, c.H, uvx, uvy, w, b, c.flags, w2, b2)
-                        : conv_cpu(ctx, x, w, b, r, c.flags);
+                        : conv_cpu(ctx, x, w, b, r, c.flags, r2);
     ggml_cgraph *gf = ggml_new_graph(ctx);
     ggml_build_forward_expand(gf, y);
     ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, be);
@@ -89,11 +91,12 @@ static void run_case(const conv_case &c) {
             ggml_backend_tensor_set(t, v.data(), 0, v.size() * sizeof(float));
         }
     };
-    std::vector<float> xv, wv, bv(c.cout, 0.0f), rv, uxv, uyv, w2v, b2v;
+    std::vector<float> xv, wv, bv(c.cout, 0.0f), rv, r2v, uxv, uyv, w2v, b2v;
     fill(x, xv);
     fill(w, wv);
     if (b) fill(b, bv);
     if (r) fill(r, rv);
+    if (r2) fill(r2, r2v);
     if (c.uv) fill(uvx, uxv), fill(uvy, uyv);
     if (c.c2) fill(w2, w2v), fill(b2, b2v);
     if (rs) xv = resize_ref(xv, c.N * c.cin, c.cin, c.rw, c.rh, c.W, c.H, uxv, uyv);
@@ -120,6 +123,7 @@ static void run_case(const conv_case &c) {
                     if ((c.flags & CONV_RELU_OUT) && acc < 0.0) acc = 0.0;
                     const size_t off = (((size_t)n * c.cout + co) * c.H + yy) * c.W + xx;
                     if (r) acc += rv[off];
+                    if (r2) acc += r2v[off];
                     ref[off] = acc;
                 }
     if (c.c2) {  // the 1x1 on the 3x3 output
@@ -144,9 +148,9 @@ static void run_case(const conv_case &c) {
     const double rel = err / mag, tol = 2e-5;
     const bool ok = rel <= tol && std::isfinite(rel);
     if (rs) std::printf("resized from %dx%d%s%s: ", c.rw, c.rh, c.uv ? " + uv" : "", c.c2 ? " + 1x1" : "");
-    std::printf("%dx%d %d->%d x%d k%d relu_in=%d relu_out=%d bias=%d res=%d %s threads=%d: max rel err %.2e %s\n", c.W,
-                c.H, c.cin, c.cout, c.N, c.ks, (c.flags & CONV_RELU_IN) ? 1 : 0, (c.flags & CONV_RELU_OUT) ? 1 : 0,
-                c.bias, c.res, c.f16 ? "f16" : "f32", c.threads, rel, ok ? "ok" : "FAIL");
+    std::printf("%dx%d %d->%d x%d k%d relu_in=%d relu_out=%d bias=%d res=%d res2=%d %s threads=%d: max rel err %.2e %s\n",
+                c.W, c.H, c.cin, c.cout, c.N, c.ks, (c.flags & CONV_RELU_IN) ? 1 : 0, (c.flags & CONV_RELU_OUT) ? 1 : 0,
+                c.bias, c.res, c.res2, c.f16 ? "f16" : "f32", c.threads, rel, ok ? "ok" : "FAIL");
     if (!ok) ++g_failures;
     ggml_backend_buffer_free(buf);
     ggml_free(ctx);
@@ -177,6 +181,10 @@ int main() {
         {504, 9, 32, 32, 1, 3, OUT, true, false, false, 2, 288, 5, true, 2},
         {131, 10, 16, 28, 2, 3, OUT, true, false, true, 3, 40, 6, true, 1},
         {97, 7, 16, 17, 1, 3, 0, false, false, false, 1, 50, 4, false, 3},
+        // two residuals (the DPT fusion's x0 + RCU(x1)): Winograd and direct, and res2 alone
+        {144, 9, 16, 24, 1, 3, IN, true, true, false, 2, 0, 0, false, 0, true},
+        {36, 5, 16, 16, 2, 3, IN, true, true, true, 3, 0, 0, false, 0, true},
+        {70, 6, 16, 16, 1, 3, IN, false, false, false, 2, 0, 0, false, 0, true},
     };
     for (const conv_case &c : cases) run_case(c);
     if (g_failures) std::printf("%d case(s) failed\n", g_failures);
