@@ -231,6 +231,21 @@ def test_head_built_view_by_view_is_exact(core, cases):
     assert not np.array_equal(per_view["depth"][0], per_view["depth"][1])  # the views differ
 
 
+def test_load_threads_give_the_same_model(core, cases):
+    """Loading reads the file, folds the f32 norms and layer scales into the linears and repacks
+    them with the context's threads (a block per thread). One thread or three: the same model,
+    so the same outputs (the kernels' results do not depend on the thread count either)."""
+    case = cases.CASES_BY_NAME["small_3v"]
+    ref, _ = cases.load_case(cases.case_reference(case))
+    path = str(cases.model_gguf(case.model, "f32"))
+    x = np.ascontiguousarray(ref["input"][:1])
+    one, three = core.Model(path, n_threads=1), core.Model(path, n_threads=3)
+    assert one.info()["weights_read_bytes"] == three.info()["weights_read_bytes"] > 0
+    a, b = one.infer_tensor(x), three.infer_tensor(x)
+    for key in ("depth", "conf", "extrinsics", "intrinsics"):
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
 def test_optional_branches_read_on_first_use(core, cases):
     """The camera encoder (cam_enc.*) and the aux ray head (*_aux*) are read from the file by the
     first call that needs them (cpp/src/weights.h, weight_group), so a model that never gets

@@ -152,14 +152,14 @@ static da3_status load_context(const char *path, const char *metric_path, const 
             ctx->wm.open(path);
             ctx->m_wm.open(metric_path);
             da3::check_model_pair(ctx->wm, ctx->m_wm);
-            ctx->wm.upload(ctx->backend);
-            ctx->m_wm.upload(ctx->backend);
+            ctx->wm.upload(ctx->backend, n_threads);
+            ctx->m_wm.upload(ctx->backend, n_threads);
             da3::load_model_pair(ctx->wm, ctx->m_wm, ctx->model);
         } else {
-            ctx->wm.load(path, ctx->backend);
+            ctx->wm.load(path, ctx->backend, n_threads);
             da3::load_model(ctx->wm, ctx->model);
         }
-        if (ctx->backend == ctx->cpu) da3::prepare_model_for_cpu(ctx->model);
+        if (ctx->backend == ctx->cpu) da3::prepare_model_for_cpu(ctx->model, n_threads);
 
         ggml_backend_t backends[2] = {ctx->backend, ctx->cpu};
         const int nb = ctx->backend == ctx->cpu ? 1 : 2;

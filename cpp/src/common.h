@@ -3,9 +3,15 @@
 
 #include "depth_anything.h"
 
+#include <algorithm>
+#include <exception>
+#include <functional>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
 
 namespace da3 {
 
@@ -24,6 +30,33 @@ private:
 
 // Thread-local text returned by da3_last_error(); defined in api.cpp.
 void set_last_error(const std::string &msg);
+
+// Runs fn(i) for every i in [0, n) on up to n_threads threads (the caller's among them), items
+// interleaved across threads. The first exception thrown is rethrown once all have finished;
+// items of a thread that could not be started run on the caller's.
+inline void parallel_for(int n, int n_threads, const std::function<void(int)> &fn) {
+    const int nt = std::max(1, std::min(n_threads, n));
+    std::vector<std::exception_ptr> errors(nt);
+    auto run = [&](int t) {
+        try {
+            for (int i = t; i < n; i += nt) fn(i);
+        } catch (...) {
+            errors[t] = std::current_exception();
+        }
+    };
+    std::vector<std::thread> threads;
+    int started = 1;
+    try {
+        for (; started < nt; ++started) threads.emplace_back(run, started);
+    } catch (const std::system_error &) {
+    }
+    for (int t = started; t < nt; ++t) run(t);
+    run(0);
+    for (std::thread &th : threads) th.join();
+    for (const std::exception_ptr &e : errors) {
+        if (e) std::rethrow_exception(e);
+    }
+}
 
 // Runs `f` at the C API boundary: exceptions become a status plus the last-error text.
 template <typename F>

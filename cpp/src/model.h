@@ -42,8 +42,8 @@ void load_model(const weight_map &wm, model &m);
 void check_model_pair(const weight_map &anyview, const weight_map &metric);
 void load_model_pair(const weight_map &anyview, const weight_map &metric, model &m);
 // After loading, for a model that runs on the CPU backend: weights repacked for our CPU kernels
-// (they are then only usable by CPU graphs).
-void prepare_model_for_cpu(model &m);
+// by n_threads threads (they are then only usable by CPU graphs).
+void prepare_model_for_cpu(model &m, int n_threads = 1);
 
 // One named float32 output in PyTorch (row-major) order.
 struct host_tensor {

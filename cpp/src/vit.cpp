@@ -160,20 +160,24 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
             b.fc1 = {wm.get(bp + "mlp_fc1.weight", {C, F}), wm.find(bp + "mlp_fc1.bias")};
             b.fc2 = {wm.get(bp + "mlp_fc2.weight", {F, C}), wm.find(bp + "mlp_fc2.bias")};
         }
-        // f32 files: norm affines and layer scales folded into the adjacent linear layers
-        // (float rounding only); other files apply them in the LayerNorm op and the GEMM
-        // epilogue. The per-block "attn_res" tap holds x + ls1 * attn.
+    }
+    // f32 files: norm affines and layer scales folded into the adjacent linear layers (float
+    // rounding only); other files apply them in the LayerNorm op and the GEMM epilogue. The
+    // per-block "attn_res" tap holds x + ls1 * attn. Blocks are independent: one per thread.
+    parallel_for(hp.depth, wm.load_threads(), [&](int i) {
+        vit_block &b = m.blocks[i];
         fold_norm_into_linear(b.norm1, b.qkv);
         fold_norm_into_linear(b.norm2, b.fc1);
         fold_scale_into_linear(b.ls1, b.proj);
         fold_scale_into_linear(b.ls2, b.fc2);
-    }
+    });
 }
 
-void pack_vit_for_cpu(vit_model &m) {
-    for (vit_block &b : m.blocks) {
+void pack_vit_for_cpu(vit_model &m, int n_threads) {
+    parallel_for((int)m.blocks.size(), n_threads, [&](int i) {
+        vit_block &b = m.blocks[i];
         for (linear *l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) l->packed = pack_linear_weight(l->w);
-    }
+    });
 }
 
 // PyTorch upsample_bicubic2d (align_corners=False, A=-0.75, clamped borders).

@@ -4,10 +4,13 @@
 #include "ggml-backend.h"
 #include "gguf.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <sys/stat.h>
+#include <unistd.h>
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
@@ -177,9 +180,9 @@ void weight_map::format_error(const std::string &what) const {
     fail(DA3_ERR_FORMAT, path_ + ": " + what);
 }
 
-void weight_map::load(const std::string &path, ggml_backend *backend) {
+void weight_map::load(const std::string &path, ggml_backend *backend, int n_threads) {
     open(path);
-    upload(backend);
+    upload(backend, n_threads);
 }
 
 void weight_map::open(const std::string &path) {
@@ -243,7 +246,7 @@ void weight_map::open(const std::string &path) {
     }
 }
 
-void weight_map::upload(ggml_backend *backend) {
+void weight_map::upload(ggml_backend *backend, int n_threads) {
     if (!gguf_ || buf_) fail(DA3_ERR_INTERNAL, path_ + ": weight_map::upload without open, or twice");
     buf_ = ggml_backend_alloc_ctx_tensors(ctx_, backend);
     if (!buf_) {
@@ -251,7 +254,9 @@ void weight_map::upload(ggml_backend *backend) {
     }
     ggml_backend_buffer_set_usage(buf_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
     weights_bytes_ = ggml_backend_buffer_get_size(buf_);
-    if (ggml_backend_buffer_is_host(buf_)) advise_huge_pages(ggml_backend_buffer_get_base(buf_), weights_bytes_);
+    host_ = ggml_backend_buffer_is_host(buf_);
+    n_threads_ = std::max(1, n_threads);
+    if (host_) advise_huge_pages(ggml_backend_buffer_get_base(buf_), weights_bytes_);
 
     file_ = std::fopen(path_.c_str(), "rb");
     if (!file_) fail(DA3_ERR_IO, path_ + ": cannot open for reading");
@@ -278,23 +283,59 @@ void weight_map::ensure_loaded(weight_group g) {
 
 void weight_map::read_tensors(const std::vector<int64_t> &ids) {
     const size_t data_off = gguf_get_data_offset(gguf_);
-    std::vector<uint8_t> staging;
-    const bool host = ggml_backend_buffer_is_host(buf_);
-    for (int64_t i : ids) {
-        ggml_tensor *t = ggml_get_tensor(ctx_, gguf_get_tensor_name(gguf_, i));
-        const size_t off = data_off + gguf_get_tensor_offset(gguf_, i);
-        const size_t nbytes = ggml_nbytes(t);
-        void *dst = t->data;
-        if (!host) {
+    auto tensor = [&](int64_t i) { return ggml_get_tensor(ctx_, gguf_get_tensor_name(gguf_, i)); };
+    auto truncated = [&](int64_t i) {
+        format_error(std::string("truncated: cannot read data of tensor '") + ggml_get_name(tensor(i)) + "'");
+    };
+    if (!host_) {  // through a staging copy, one tensor at a time
+        std::vector<uint8_t> staging;
+        for (int64_t i : ids) {
+            ggml_tensor *t = tensor(i);
+            const size_t nbytes = ggml_nbytes(t);
             staging.resize(nbytes);
-            dst = staging.data();
+            if (fseeko(file_, (off_t)(data_off + gguf_get_tensor_offset(gguf_, i)), SEEK_SET) != 0 ||
+                std::fread(staging.data(), 1, nbytes, file_) != nbytes) {
+                truncated(i);
+            }
+            ggml_backend_tensor_set(t, staging.data(), 0, nbytes);
+            read_bytes_ += nbytes;
         }
-        if (fseeko(file_, (off_t)off, SEEK_SET) != 0 || std::fread(dst, 1, nbytes, file_) != nbytes) {
-            format_error(std::string("truncated: cannot read data of tensor '") + ggml_get_name(t) + "'");
-        }
-        if (!host) ggml_backend_tensor_set(t, staging.data(), 0, nbytes);
-        read_bytes_ += nbytes;
+        return;
     }
+    // host memory: straight into the tensors, by n_threads_ threads (positional reads, the
+    // largest tensors first, each to the least loaded thread): the copies out of the page cache
+    // and the first touch of the buffer's pages run in parallel
+    struct item {
+        ggml_tensor *t;
+        size_t off, nbytes;
+        int64_t id;
+    };
+    std::vector<item> items;
+    for (int64_t i : ids) {
+        ggml_tensor *t = tensor(i);
+        items.push_back({t, data_off + gguf_get_tensor_offset(gguf_, i), ggml_nbytes(t), i});
+    }
+    std::sort(items.begin(), items.end(), [](const item &a, const item &b) { return a.nbytes > b.nbytes; });
+    const int nt = std::max(1, std::min<int>(n_threads_, (int)items.size()));
+    std::vector<std::vector<item>> parts(nt);
+    std::vector<size_t> bytes(nt, 0);
+    for (const item &it : items) {
+        const int t = (int)(std::min_element(bytes.begin(), bytes.end()) - bytes.begin());
+        parts[t].push_back(it);
+        bytes[t] += it.nbytes;
+    }
+    const int fd = fileno(file_);
+    parallel_for(nt, nt, [&](int t) {
+        for (const item &it : parts[t]) {
+            for (size_t done = 0; done < it.nbytes;) {
+                const ssize_t r = pread(fd, (char *)it.t->data + done, it.nbytes - done, (off_t)(it.off + done));
+                if (r < 0 && errno == EINTR) continue;
+                if (r <= 0) truncated(it.id);
+                done += (size_t)r;
+            }
+            read_bytes_ += it.nbytes;
+        }
+    });
 }
 
 ggml_tensor *weight_map::find(const std::string &name) const {

@@ -45,10 +45,11 @@ public:
     // Parses `path` and uploads the core tensors into a buffer of `backend`. Throws da3::error.
     // = open() (header, metadata, tensor table checked against the file; tensors known by
     // name and shape, no data yet) + upload() (allocation of every tensor, data of the core
-    // group; the file stays open for the other groups).
-    void load(const std::string &path, ggml_backend *backend);
+    // group; the file stays open for the other groups). Host buffers are filled by up to
+    // n_threads threads, which the load-time weight transforms also use (load_threads()).
+    void load(const std::string &path, ggml_backend *backend, int n_threads = 1);
     void open(const std::string &path);
-    void upload(ggml_backend *backend);
+    void upload(ggml_backend *backend, int n_threads = 1);
     // Reads the data of group `g` unless done already (not thread-safe: callers serialize).
     // Throws DA3_ERR_FORMAT when the file can no longer be read.
     void ensure_loaded(weight_group g);
@@ -77,6 +78,9 @@ public:
     std::string get_general_str_or(const std::string &full_key, const std::string &def) const;
 
     size_t weights_bytes() const { return weights_bytes_; }
+    // Threads for load-time work on the weights in place: upload's n_threads for host buffers,
+    // else 1 (device buffers are edited through ggml_backend_tensor_get/set, one at a time).
+    int load_threads() const { return host_ ? n_threads_ : 1; }
     // Bytes of tensor data read so far (core + groups loaded on demand).
     size_t weights_read_bytes() const { return read_bytes_.load(std::memory_order_relaxed); }
     // Name of the dominant quantized type of the ViT matmul weights ("f32", "f16", "q8_0", ...).
@@ -96,6 +100,8 @@ private:
     size_t weights_bytes_ = 0;
     std::atomic<size_t> read_bytes_{0};  // read by model info while a call may load a group
     FILE *file_ = nullptr;                           // open while a group is pending
+    bool host_ = false;                              // buf_ is in host memory
+    int n_threads_ = 1;
     std::vector<int64_t> pending_[kWeightGroups];  // tensor ids per group, not read yet
 };
 
