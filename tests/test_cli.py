@@ -377,3 +377,24 @@ def test_ctrl_c_stops_batch_cleanly(tmp_path):
     for stem in stems:  # every image has all of its files or none
         assert {f"{stem}.npz", f"{stem}_depth.png", f"{stem}_depth_vis.png"} <= set(names), stem
     assert 0 < len(stems) < 40
+
+
+@pytest.mark.skipif(not (GGUF.is_file() and SOH_000.is_file()), reason="shared fixtures missing")
+def test_bench_ours_with_multiview(tmp_path, capsys):
+    """``da3cpp bench --model``: our side only, the table row and the multi-view line (one call
+    with 2 views against 2 single calls, timed in the worker)."""
+    if da3._core is None:
+        pytest.skip(f"compiled core not loadable: {da3._core_reason}")
+    from depth_anything_cpp import bench
+
+    rc = bench.main(["--model", str(GGUF), "--reps", "1", "--leak-calls", "2", "--views", "2",
+                     "--cache", str(tmp_path), "--shared", str(SHARED)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    row = next(line for line in out.splitlines() if line.startswith("| da3-small | f16 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert float(cells[2]) > 0 and cells[3] == "—"          # ours timed, no PyTorch side
+    line = next(line for line in out.splitlines() if line.startswith("Multi-view, da3-small f16"))
+    ratio = float(line.split("2 views ")[1].split()[0])
+    assert 0.3 < ratio < 5.0
+    assert bench.main(["--model", str(GGUF), "--views", "1", "--cache", str(tmp_path)]) == 2

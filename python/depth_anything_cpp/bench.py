@@ -152,6 +152,19 @@ def _worker(kind: str, model: str, input_path: str, threads: int, preset: str) -
         def profile():
             r = m.infer_tensor(x, profile=True)
             return {k[5:]: float(np.asarray(v).ravel()[0]) for k, v in r.items() if k.startswith("time.")}
+
+        def views(n):
+            # n distinct views (flips, then small offsets) of the input, as one call and as n calls
+            v = x[0]  # x: [1, 3, H, W]
+            flips = [v, v[..., ::-1], v[..., ::-1, :], v[..., ::-1, ::-1]]
+            xs = np.ascontiguousarray(np.stack([flips[i % 4] + 0.01 * (i // 4) for i in range(n)]))
+            t = time.perf_counter()
+            for i in range(n):
+                m.infer_tensor(xs[i:i + 1])
+            single = time.perf_counter() - t
+            t = time.perf_counter()
+            m.infer_tensor(xs)
+            return {"single": single, "multi": time.perf_counter() - t}
     else:
         import torch
 
@@ -182,6 +195,8 @@ def _worker(kind: str, model: str, input_path: str, threads: int, preset: str) -
             reply({"t": time.perf_counter() - t})
         elif cmd[0] == "profile":
             reply(profile())
+        elif cmd[0] == "views":
+            reply(views(int(cmd[1])))
         elif cmd[0] == "leak":
             before = _status_kb("VmRSS")
             for _ in range(int(cmd[1])):
@@ -288,6 +303,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="threads for both sides (default 2)")
     p.add_argument("--reps", type=int, default=5, help="timed calls per side (default 5)")
     p.add_argument("--leak-calls", type=int, default=20, help="calls for the RSS growth check (0: skip)")
+    p.add_argument("--views", default="",
+                   help="comma list of view counts N: one call with N views against N single calls, "
+                        "ours, the first precision of each preset (default: none)")
     p.add_argument("--settle", type=float, default=0.0,
                    help="seconds of idle before each timed call (default 0: back to back)")
     p.add_argument("--no-torch", action="store_true", help="do not run the PyTorch side")
@@ -359,6 +377,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for p in precs:
                 jobs.append((preset, p, str(cache / f"{preset}_s0" / f"{preset}_s0-{p}.gguf")))
 
+    try:
+        view_counts = [int(v) for v in args.views.split(",") if v]
+    except ValueError:
+        view_counts = [0]
+    if any(n < 2 for n in view_counts):
+        print(f"error: --views takes view counts of at least 2, got {args.views!r}", file=sys.stderr)
+        return 2
+    precs_of: Dict[str, List[str]] = {}
+    for preset, prec, _ in jobs:
+        precs_of.setdefault(preset, []).append(prec)
     rows = []
     torch_by_preset: Dict[str, dict] = {}
     for preset in dict.fromkeys(j[0] for j in jobs):
@@ -380,6 +408,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     time.sleep(args.settle)
                     pair_times.append(tw.ask("run")["t"])
             t_times += pair_times
+            multi = {}
+            if prec == precs_of[preset][0]:
+                for n in view_counts:  # adjacent (N single calls, one N-view call) pairs
+                    pairs = [ow.ask(f"views {n}") for _ in range(args.reps)]
+                    multi[n] = dict(ratio=statistics.median(q["multi"] / q["single"] for q in pairs),
+                                    multi=statistics.median(q["multi"] for q in pairs),
+                                    single=statistics.median(q["single"] for q in pairs))
             prof = ow.ask("profile")
             leak = ow.ask(f"leak {args.leak_calls}")["rss_growth_kb"] if args.leak_calls > 0 else None
             end = ow.close()
@@ -388,7 +423,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             pair = dict(t=statistics.median(pair_times),
                         ratio=statistics.median(o / t for o, t in zip(o_times, pair_times))) if pair_times else None
             rows.append(dict(preset=preset, prec=prec, t=statistics.median(o_times), prof=prof, pair=pair,
-                             load=ow.start["load_s"], first=ow.start["first_s"], hwm=end["hwm_kb"], leak=leak))
+                             load=ow.start["load_s"], first=ow.start["first_s"], hwm=end["hwm_kb"], leak=leak,
+                             multi=multi))
             print(f"# {preset} {prec}: ours {[round(t, 3) for t in o_times]} s, profile {prof}", file=sys.stderr)
         if tw is not None:
             end = tw.close()
@@ -416,6 +452,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               if tt else
               f"| {r['preset']} | {r['prec']} | {r['t']:.3f} | — | — | {_fmt_mb(r['hwm'])} / — | {r['load'] * 1e3:.0f} / {r['first'] * 1e3:.0f} | "
               f"{_fmt_mb(r['leak'], 1)} | {rate} |")
+    for r in [r for r in rows if r["multi"]]:
+        parts = [f"{n} views {v['ratio']:.2f} ({v['multi']:.3f} s against {v['single']:.3f} s)" for n, v in r["multi"].items()]
+        print(f"\nMulti-view, {r['preset']} {r['prec']} (ours): one call with N views / N single calls, median of "
+              f"{args.reps} adjacent pairs: " + ", ".join(parts) + ".")
     presets = dict.fromkeys(r["preset"] for r in rows)
     notes = []
     for p in presets:
