@@ -408,16 +408,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     time.sleep(args.settle)
                     pair_times.append(tw.ask("run")["t"])
             t_times += pair_times
-            multi = {}
-            if prec == precs_of[preset][0]:
-                for n in view_counts:  # adjacent (N single calls, one N-view call) pairs
-                    pairs = [ow.ask(f"views {n}") for _ in range(args.reps)]
-                    multi[n] = dict(ratio=statistics.median(q["multi"] / q["single"] for q in pairs),
-                                    multi=statistics.median(q["multi"] for q in pairs),
-                                    single=statistics.median(q["single"] for q in pairs))
             prof = ow.ask("profile")
             leak = ow.ask(f"leak {args.leak_calls}")["rss_growth_kb"] if args.leak_calls > 0 else None
             end = ow.close()
+            multi = {}
+            if view_counts and prec == precs_of[preset][0]:
+                # a worker of its own, so that the N-view calls do not raise the peak RSS above
+                vw = _Worker("ours", gguf, x_path, args.threads, preset, env)
+                for n in view_counts:  # adjacent (N single calls, one N-view call) pairs
+                    pairs = [vw.ask(f"views {n}") for _ in range(args.reps)]
+                    multi[n] = dict(ratio=statistics.median(q["multi"] / q["single"] for q in pairs),
+                                    multi=statistics.median(q["multi"] for q in pairs),
+                                    single=statistics.median(q["single"] for q in pairs))
+                vw.close()
             # the ratio is the median over adjacent (ours, PyTorch) pairs: this VM's speed drifts
             # within a run, and pairs taken seconds apart see the same machine
             pair = dict(t=statistics.median(pair_times),
