@@ -283,9 +283,9 @@ void weight_map::ensure_loaded(weight_group g) {
 
 void weight_map::read_tensors(const std::vector<int64_t> &ids) {
     const size_t data_off = gguf_get_data_offset(gguf_);
-    auto tensor = [&](int64_t i) { return ggml_get_tensor(ctx_, gguf_get_tensor_name(gguf_, i)); };
-    auto truncated = [&](int64_t i) {
-        format_error(std::string("truncated: cannot read data of tensor '") + ggml_get_name(tensor(i)) + "'");
+    auto tensor = [&](int64_t i) { return find(gguf_get_tensor_name(gguf_, i)); };
+    auto truncated = [&](const ggml_tensor *t) {
+        format_error(std::string("truncated: cannot read data of tensor '") + ggml_get_name(t) + "'");
     };
     if (!host_) {  // through a staging copy, one tensor at a time
         std::vector<uint8_t> staging;
@@ -295,7 +295,7 @@ void weight_map::read_tensors(const std::vector<int64_t> &ids) {
             staging.resize(nbytes);
             if (fseeko(file_, (off_t)(data_off + gguf_get_tensor_offset(gguf_, i)), SEEK_SET) != 0 ||
                 std::fread(staging.data(), 1, nbytes, file_) != nbytes) {
-                truncated(i);
+                truncated(t);
             }
             ggml_backend_tensor_set(t, staging.data(), 0, nbytes);
             read_bytes_ += nbytes;
@@ -308,12 +308,11 @@ void weight_map::read_tensors(const std::vector<int64_t> &ids) {
     struct item {
         ggml_tensor *t;
         size_t off, nbytes;
-        int64_t id;
     };
     std::vector<item> items;
     for (int64_t i : ids) {
         ggml_tensor *t = tensor(i);
-        items.push_back({t, data_off + gguf_get_tensor_offset(gguf_, i), ggml_nbytes(t), i});
+        items.push_back({t, data_off + gguf_get_tensor_offset(gguf_, i), ggml_nbytes(t)});
     }
     std::sort(items.begin(), items.end(), [](const item &a, const item &b) { return a.nbytes > b.nbytes; });
     const int nt = std::max(1, std::min<int>(n_threads_, (int)items.size()));
@@ -330,7 +329,7 @@ void weight_map::read_tensors(const std::vector<int64_t> &ids) {
             for (size_t done = 0; done < it.nbytes;) {
                 const ssize_t r = pread(fd, (char *)it.t->data + done, it.nbytes - done, (off_t)(it.off + done));
                 if (r < 0 && errno == EINTR) continue;
-                if (r <= 0) truncated(it.id);
+                if (r <= 0) truncated(it.t);
                 done += (size_t)r;
             }
             read_bytes_ += it.nbytes;
