@@ -5,6 +5,7 @@
 #include "common.h"
 #include "cpu_gemm.h"
 #include "cpu_simd.h"
+#include "cpu_work.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -500,13 +501,13 @@ void wino_output(const conv_args &a, const float *mb, int co0, int co1, int n, i
     }
 }
 
-// Tile rows [r0, r1) of the N * ceil(H/4): their tiles, flattened row after row, in chunks of one
+// Tiles [t0, t1) of the N * ceil(H/4) * ceil(W/4), flattened row after row, in chunks of one
 // GEMM panel (NR tiles). Per chunk: the input transform (kept in L2), then per MR output
 // channels the 36 GEMM tiles and at once their output transform (the products stay in L1/L2).
-void conv3x3_wino(const conv_args &a, wino_scratch &s, int r0, int r1) {
+void conv3x3_wino(const conv_args &a, wino_scratch &s, int64_t t0, int64_t t1) {
     const int tw = (a.W + 3) / 4, th = (a.H + 3) / 4, cin = a.cin, cout = a.cout;
     const int MRg = gemm_tile_rows(), TC = gemm_tile_cols(), nblk = (cout + MRg - 1) / MRg;
-    const int64_t total = (int64_t)(r1 - r0) * tw;
+    const int64_t total = t1 - t0;
     const size_t NP = (size_t)TC + VW;  // + VW: vector stores past a chunk's last tile
     s.v.resize((size_t)36 * cin * NP);
     s.m.resize((size_t)36 * MRg * NP);
@@ -514,7 +515,7 @@ void conv3x3_wino(const conv_args &a, wino_scratch &s, int r0, int r1) {
     // the tile-row segments of chunk [f0, f1), at their offsets within the chunk
     auto segments = [&](int64_t f0, int64_t f1, auto &&fn) {
         for (int64_t f = f0; f < f1;) {
-            const int row = r0 + (int)(f / tw), tx0 = (int)(f % tw);
+            const int row = (int)((t0 + f) / tw), tx0 = (int)((t0 + f) % tw);
             const int tx1 = (int)std::min<int64_t>(tw, tx0 + (f1 - f));
             fn(row / th, row % th, tx0, tx1, (size_t)(f - f0));
             f += tx1 - tx0;
@@ -602,29 +603,39 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     a.bias = s.bias.data();
 
 #if defined(__GNUC__)
+    (void)ith;
+    // rows (tile rows for Winograd, pixel strips for 1x1) in chunks taken in turn (cpu_work.h)
+    auto chunks = [&](int64_t total, auto &&fn) {
+        const int64_t n = std::min<int64_t>(total, (int64_t)nth * kChunksPerThread);
+        for_each_chunk(dst, nth, n, [&](int64_t c) { fn(total * c / n, total * (c + 1) / n); });
+    };
     if (u) {
         thread_local wino_scratch ws;
-        const int total = a.N * ((a.H + 3) / 4), per = (total + nth - 1) / nth;
-        const int r0 = std::min(total, ith * per), r1 = std::min(total, r0 + per);
-        if (r0 < r1) conv3x3_wino(a, ws, r0, r1);
+        // chunks of whole GEMM panels of tiles: only the map's last panel is partly empty
+        const int64_t tiles = (int64_t)a.N * ((a.H + 3) / 4) * ((a.W + 3) / 4), TC = gemm_tile_cols();
+        chunks((tiles + TC - 1) / TC, [&](int64_t g0, int64_t g1) {
+            conv3x3_wino(a, ws, g0 * TC, std::min(tiles, g1 * TC));
+        });
     } else if (a.KS == 3) {
-        const int total = a.N * a.H, per = (total + nth - 1) / nth;
-        const int r0 = std::min(total, ith * per), r1 = std::min(total, r0 + per);
-        switch (pick_nx(a.W)) {
-            case 3: conv3x3_rows<NX_MAX == 3 ? 3 : 2>(a, s, r0, r1); break;
-            case 2: conv3x3_rows<2>(a, s, r0, r1); break;
-            default: conv3x3_rows<1>(a, s, r0, r1); break;
-        }
+        const int nx = pick_nx(a.W);
+        chunks(a.N * a.H, [&](int64_t r0, int64_t r1) {
+            switch (nx) {
+                case 3: conv3x3_rows<NX_MAX == 3 ? 3 : 2>(a, s, (int)r0, (int)r1); break;
+                case 2: conv3x3_rows<2>(a, s, (int)r0, (int)r1); break;
+                default: conv3x3_rows<1>(a, s, (int)r0, (int)r1); break;
+            }
+        });
     } else {
         const int64_t P = (int64_t)a.W * a.H;
         const int nx = pick_nx((int)std::min<int64_t>(P, 1 << 30));
-        const int64_t sw = (int64_t)nx * VW, total = a.N * ((P + sw - 1) / sw), per = (total + nth - 1) / nth;
-        const int64_t s0 = std::min(total, ith * per), s1 = std::min(total, s0 + per);
-        switch (nx) {
-            case 3: conv1x1_strips<NX_MAX == 3 ? 3 : 2>(a, s, s0, s1); break;
-            case 2: conv1x1_strips<2>(a, s, s0, s1); break;
-            default: conv1x1_strips<1>(a, s, s0, s1); break;
-        }
+        const int64_t sw = (int64_t)nx * VW;
+        chunks(a.N * ((P + sw - 1) / sw), [&](int64_t s0, int64_t s1) {
+            switch (nx) {
+                case 3: conv1x1_strips<NX_MAX == 3 ? 3 : 2>(a, s, s0, s1); break;
+                case 2: conv1x1_strips<2>(a, s, s0, s1); break;
+                default: conv1x1_strips<1>(a, s, s0, s1); break;
+            }
+        });
     }
 #else
     // portable fallback: direct sums with bounds checks
@@ -701,8 +712,8 @@ static ggml_tensor *conv_node(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w,
     if (uvx) args[n_args++] = uvx, args[n_args++] = uvy, flags |= HAS_UV;
     if (w2) args[n_args++] = w2, flags |= HAS_1X1;
     if (w2 && b2) args[n_args++] = b2, flags |= HAS_1X1_BIAS;
-    return ggml_custom_4d(ctx, GGML_TYPE_F32, W, H, w2 ? w2->ne[3] : cout, x->ne[3], args, n_args, conv_compute,
-                          GGML_N_TASKS_MAX, (void *)(uintptr_t)flags);
+    return with_work_counter(ggml_custom_4d(ctx, GGML_TYPE_F32, W, H, w2 ? w2->ne[3] : cout, x->ne[3], args, n_args,
+                                            conv_compute, GGML_N_TASKS_MAX, (void *)(uintptr_t)flags));
 }
 
 ggml_tensor *conv_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,

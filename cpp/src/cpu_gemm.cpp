@@ -4,6 +4,7 @@
 #include "cpu_gemm_q4k.h"
 #include "cpu_gemm_q8.h"
 #include "cpu_simd.h"
+#include "cpu_work.h"
 #include "ggml-backend.h"
 #include "ggml-cpu.h"
 
@@ -329,22 +330,23 @@ void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     const float *X = (const float *)x->data;
     float *Y = (float *)dst->data;
 
-    // threads: tn groups along N (panels) x tm along M (strips of MR rows)
     const int64_t panels = N / NR, strips = (M + MR - 1) / MR;
-    const int tn = (int)std::min<int64_t>(nth, panels), tm = std::max(1, nth / tn);
-    if (ith >= tn * tm) return;
-    const int64_t pn = ith % tn, pm = ith / tn;
-    const int64_t p0 = panels * pn / tn, p1 = panels * (pn + 1) / tn;
-    const int64_t m0 = std::min(M, strips * pm / tm * MR), m1 = std::min(M, strips * (pm + 1) / tm * MR);
-    if (p0 >= p1 || m0 >= m1) return;
-
     const bool gelu = flags & LINEAR_GELU, packed = flags & PACKED;
-    if (packed && w->type == GGML_TYPE_Q8_0) {  // int8 GEMM (pack_q8_0_weight)
-        linear_q8_rows(X, K, w, m0, m1, p0, p1, bias, scale, res, gelu, Y);
-        return;
-    }
-    if (packed && w->type == GGML_TYPE_Q4_K) {  // int8 GEMM (pack_q4_K_weight)
-        linear_q4k_rows(X, K, w, m0, m1, p0, p1, bias, scale, res, gelu, Y);
+    if (packed && (w->type == GGML_TYPE_Q8_0 || w->type == GGML_TYPE_Q4_K)) {
+        // int8 GEMMs (pack_q8_0_weight, pack_q4_K_weight), split statically: tn groups along N
+        // (panels) x tm along M. Each call quantizes the rows it takes, so these keep one share
+        // per thread rather than taking chunks.
+        const int tn = (int)std::min<int64_t>(nth, panels), tm = std::max(1, nth / tn);
+        if (ith >= tn * tm) return;
+        const int64_t pn = ith % tn, pm = ith / tn;
+        const int64_t p0 = panels * pn / tn, p1 = panels * (pn + 1) / tn;
+        const int64_t m0 = std::min(M, strips * pm / tm * MR), m1 = std::min(M, strips * (pm + 1) / tm * MR);
+        if (p0 >= p1 || m0 >= m1) return;
+        if (w->type == GGML_TYPE_Q8_0) {
+            linear_q8_rows(X, K, w, m0, m1, p0, p1, bias, scale, res, gelu, Y);
+        } else {
+            linear_q4k_rows(X, K, w, m0, m1, p0, p1, bias, scale, res, gelu, Y);
+        }
         return;
     }
 
@@ -353,10 +355,17 @@ void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     const int64_t nkb = (K + KC_MAX - 1) / KC_MAX;
     const int64_t KC = std::min(K, ((K + nkb - 1) / nkb + blck - 1) / blck * blck);
     const int ncp = (int)std::max<size_t>(1, W_BLOCK_BYTES / ((size_t)NR * KC * sizeof(float)));
+    // chunks: (block of ncp panels, range of strips), block-major, so that the threads work on
+    // the same weight block (read from memory once, into each core's L2) at a time
+    const int64_t nblocks = (panels + ncp - 1) / ncp;
+    const int64_t nranges =
+        std::max<int64_t>(1, std::min(strips, ((int64_t)nth * kChunksPerThread + nblocks - 1) / nblocks));
 
     thread_local gemm_scratch s;
-    for (int64_t pc = p0; pc < p1; pc += ncp) {
-        const int np = (int)std::min<int64_t>(ncp, p1 - pc);
+    for_each_chunk(dst, nth, nblocks * nranges, [&](int64_t c) {
+        const int64_t pc = c / nranges * ncp, r = c % nranges;
+        const int np = (int)std::min<int64_t>(ncp, panels - pc);
+        const int64_t m0 = std::min(M, strips * r / nranges * MR), m1 = std::min(M, strips * (r + 1) / nranges * MR);
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             const int kc = (int)std::min(KC, K - k0);
             size_t pstride;
@@ -373,7 +382,7 @@ void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
                 }
             }
         }
-    }
+    });
 }
 
 constexpr int ROW_PF = 8;  // attention: q/k/v rows fetched this many rows ahead
@@ -398,9 +407,9 @@ struct attn_inputs {
 // softmax(q k^T / sqrt(D)) v per (batch, head), one strip of MR queries at a time: scores by the
 // GEMM micro-kernel into a [MR, Tk] buffer, an exact softmax over each row, then P V by the same
 // kernel (1 / row sum applied in its epilogue). qk-norm and RoPE are applied while q and k are
-// packed. Units (b, h, strip) are split across threads in contiguous ranges, so a thread packs K
-// and V of a head once for all the strips it takes of that head.
-void attention_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
+// packed. Threads take chunks (b, h, range of strips) in turn (cpu_work.h); a thread packs K and
+// V of a head when it starts on a chunk of that head.
+void attention_compute(ggml_tensor *dst, int /*ith*/, int nth, void *userdata) {
     const ggml_tensor *q = dst->src[0], *k = dst->src[1], *v = dst->src[2];
     const uint32_t bits = (uint32_t)(uintptr_t)userdata;  // the norm eps's f32 bits (attention_cpu)
     float eps;
@@ -419,8 +428,11 @@ void attention_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     }
     const int64_t D = q->ne[0], NH = q->ne[1], Tq = q->ne[2], B = q->ne[3], Tk = k->ne[2];
     const float scale = 1.0f / std::sqrt((float)D);
-    const int64_t strips = (Tq + MR - 1) / MR, units = B * NH * strips;
-    const int64_t u0 = units * ith / nth, u1 = units * (ith + 1) / nth;
+    const int64_t strips = (Tq + MR - 1) / MR;
+    // chunks: (batch * head, range of strips), head-major; a thread packs a head's K and V when
+    // it takes its first chunk of that head
+    const int64_t nranges =
+        std::max<int64_t>(1, std::min(strips, ((int64_t)nth * kChunksPerThread + B * NH - 1) / (B * NH)));
     const int64_t kpanels = (Tk + NR - 1) / NR, ldS = kpanels * NR;
     thread_local attn_scratch s;
     s.s.resize((size_t)MR * ldS);
@@ -432,8 +444,8 @@ void attention_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     auto rope_row = [&](int64_t t) { return in.rope ? in.rope + (size_t)(t % in.rope_pos) * 2 * D : nullptr; };
     float row[256];
     int64_t packed = -1;  // the (b, h) whose K and V are in s.kp / s.vp during this call
-    for (int64_t u = u0; u < u1; ++u) {
-        const int64_t bh = u / strips, st = u % strips, b = bh / NH, h = bh % NH;
+    for_each_chunk(dst, nth, B * NH * nranges, [&](int64_t c) {
+        const int64_t bh = c / nranges, r = c % nranges, b = bh / NH, h = bh % NH;
         if (bh != packed) {  // pack this head's K and V
             s.kp.assign((size_t)kpanels * D * NR, 0.0f);
             s.vp.resize((size_t)Tk * D);
@@ -449,25 +461,31 @@ void attention_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
             }
             packed = bh;
         }
-        const int64_t t0 = st * MR;
-        const int R = (int)std::min<int64_t>(MR, Tq - t0);
-        for (int i = 0; i < MR; ++i) {
-            if (i < R) prep_row(at(q, h, t0 + i, b), row, D, in.qw, in.qb, eps, rope_row(t0 + i));
-            for (int64_t d = 0; d < D; ++d) s.qt[d * MR + i] = i < R ? row[d] : 0.0f;
+        for (int64_t st = strips * r / nranges; st < strips * (r + 1) / nranges; ++st) {
+            const int64_t t0 = st * MR;
+            const int R = (int)std::min<int64_t>(MR, Tq - t0);
+            for (int i = 0; i < MR; ++i) {
+                if (i < R) prep_row(at(q, h, t0 + i, b), row, D, in.qw, in.qb, eps, rope_row(t0 + i));
+                for (int64_t d = 0; d < D; ++d) s.qt[d * MR + i] = i < R ? row[d] : 0.0f;
+            }
+            for (int64_t t = t0 + MR; t < std::min(Tq, t0 + 2 * MR); ++t) prefetch_row(at(q, h, t, b), D);  // the next strip
+            for (int64_t p = 0; p < kpanels; ++p) {
+                packed_a_kernel(MR, (int)D, s.qt.data(), s.kp.data() + (size_t)p * D * NR, NR, s.s.data() + p * NR, (size_t)ldS);
+            }
+            float inv_sum[MR];
+            for (int i = 0; i < R; ++i) inv_sum[i] = softmax_row(s.s.data() + (size_t)i * ldS, Tk, scale);
+            const epilogue norm{true, true, false, nullptr, nullptr, inv_sum, nullptr};
+            float *out = Y + ((size_t)(b * Tq + t0) * NH + h) * D;
+            const size_t ldo = (size_t)(NH * D);
+            int64_t j = 0;
+            for (; j + 2 * NR <= D; j += 2 * NR) {
+                run_tile_wide(R, (int)Tk, s.s.data(), (size_t)ldS, s.vp.data() + j, (size_t)D, out + j, ldo, norm);
+            }
+            for (; j < D; j += NR) {
+                run_tile(R, (int)Tk, s.s.data(), (size_t)ldS, s.vp.data() + j, (size_t)D, out + j, ldo, norm);
+            }
         }
-        for (int64_t t = t0 + MR; t < std::min(Tq, t0 + 2 * MR); ++t) prefetch_row(at(q, h, t, b), D);  // the next strip
-        for (int64_t p = 0; p < kpanels; ++p) {
-            packed_a_kernel(MR, (int)D, s.qt.data(), s.kp.data() + (size_t)p * D * NR, NR, s.s.data() + p * NR, (size_t)ldS);
-        }
-        float inv_sum[MR];
-        for (int i = 0; i < R; ++i) inv_sum[i] = softmax_row(s.s.data() + (size_t)i * ldS, Tk, scale);
-        const epilogue norm{true, true, false, nullptr, nullptr, inv_sum, nullptr};
-        float *out = Y + ((size_t)(b * Tq + t0) * NH + h) * D;
-        const size_t ldo = (size_t)(NH * D);
-        int64_t j = 0;
-        for (; j + 2 * NR <= D; j += 2 * NR) run_tile_wide(R, (int)Tk, s.s.data(), (size_t)ldS, s.vp.data() + j, (size_t)D, out + j, ldo, norm);
-        for (; j < D; j += NR) run_tile(R, (int)Tk, s.s.data(), (size_t)ldS, s.vp.data() + j, (size_t)D, out + j, ldo, norm);
-    }
+    });
 }
 
 }  // namespace
@@ -540,8 +558,8 @@ ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_
         args[n_args++] = scale;
         flags |= HAS_SCALE;
     }
-    return ggml_custom_4d(ctx, GGML_TYPE_F32, N, x->ne[1], x->ne[2], x->ne[3], args, n_args, linear_compute,
-                          GGML_N_TASKS_MAX, (void *)(uintptr_t)flags);
+    return with_work_counter(ggml_custom_4d(ctx, GGML_TYPE_F32, N, x->ne[1], x->ne[2], x->ne[3], args, n_args,
+                                            linear_compute, GGML_N_TASKS_MAX, (void *)(uintptr_t)flags));
 }
 
 int gemm_tile_rows() { return MR; }
@@ -580,8 +598,8 @@ ggml_tensor *attention_cpu(ggml_context *ctx, ggml_tensor *q, ggml_tensor *k, gg
     }
     uint32_t bits;
     std::memcpy(&bits, &eps, sizeof bits);
-    return ggml_custom_4d(ctx, GGML_TYPE_F32, D, q->ne[1], q->ne[2], q->ne[3], args, n, attention_compute,
-                          GGML_N_TASKS_MAX, (void *)(uintptr_t)bits);
+    return with_work_counter(ggml_custom_4d(ctx, GGML_TYPE_F32, D, q->ne[1], q->ne[2], q->ne[3], args, n,
+                                            attention_compute, GGML_N_TASKS_MAX, (void *)(uintptr_t)bits));
 }
 
 }  // namespace da3

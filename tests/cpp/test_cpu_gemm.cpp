@@ -3,11 +3,13 @@
 // several K-blocks, packed and unpacked f32/f16 weights, q8_0 and q4_K weights, fused bias /
 // GELU / residual, attention over strided views of a fused qkv with qk-norm and RoPE; the int8
 // (VNNI) q8_0 and q4_K GEMMs against the same loops on activations quantized as ggml quantizes
-// them to q8_0.
+// them to q8_0. The work counter our ops share their chunks through (cpu_work.h): every chunk
+// taken exactly once per run, over repeated runs of one graph and several thread counts.
 // Exit code 0 on success; prints the failures otherwise.
 #include "cpu_gemm.h"
 #include "cpu_gemm_q4k.h"
 #include "cpu_gemm_q8.h"
+#include "cpu_work.h"
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
@@ -227,8 +229,43 @@ static void test_attention(int T, int B, int NH, bool norm, bool rope) {
     check(rel_err(y, ref) < 2e-6, what, rel_err(y, ref));
 }
 
+// A custom op whose chunk c adds 1 to y[c]: after R runs every y[c] is R exactly when each run
+// hands out every chunk once (a counter left unreset by a run hands out nothing in the next).
+static void count_chunks(ggml_tensor *dst, int, int nth, void *) {
+    float *y = (float *)dst->data;
+    for_each_chunk(dst, nth, ggml_nelements(dst), [&](int64_t c) { y[c] += 1.0f; });
+}
+
+static void test_work_chunks(int n_threads, int n) {
+    ggml_backend_t be = ggml_backend_cpu_init();
+    ggml_backend_cpu_set_n_threads(be, n_threads);
+    ggml_init_params ip = {ggml_tensor_overhead() * 8 + ggml_graph_overhead(), nullptr, true};
+    ggml_context *ctx = ggml_init(ip);
+    ggml_tensor *x = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, n);
+    ggml_tensor *y = with_work_counter(ggml_custom_4d(ctx, GGML_TYPE_F32, n, 1, 1, 1, &x, 1, count_chunks,
+                                                      GGML_N_TASKS_MAX, nullptr));
+    ggml_cgraph *gf = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf, y);
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, be);
+    ggml_backend_buffer_clear(buf, 0);
+    const int runs = 5;
+    for (int r = 0; r < runs; ++r) ggml_backend_graph_compute(be, gf);
+    std::vector<float> v(n);
+    ggml_backend_tensor_get(y, v.data(), 0, n * sizeof(float));
+    double worst = 0.0;
+    for (float h : v) worst = std::max(worst, (double)std::fabs(h - (float)runs));
+    char what[96];
+    std::snprintf(what, sizeof what, "work chunks: %d chunks on %d threads, %d runs", n, n_threads, runs);
+    check(worst == 0.0, what, worst);
+    ggml_backend_buffer_free(buf);
+    ggml_free(ctx);
+    ggml_backend_free(be);
+}
+
 int main() {
     ggml_cpu_init();
+    for (int nt : {1, 2, 3, 4})
+        for (int n : {1, 5, 64}) test_work_chunks(nt, n);
     test_linear(GGML_TYPE_F32, false, 37, 96, 64, false, false);
     test_linear(GGML_TYPE_F32, true, 37, 600, 96, true, true, true);  // two K-blocks
     test_linear(GGML_TYPE_F32, true, 1, 64, 32, false, true);
