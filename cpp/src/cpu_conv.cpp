@@ -604,7 +604,8 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
 
 #if defined(__GNUC__)
     (void)ith;
-    // rows (tile rows for Winograd, pixel strips for 1x1) in chunks taken in turn (cpu_work.h)
+    // the work in chunks taken in turn (cpu_work.h): panels of Winograd tiles, output rows of the
+    // direct 3x3, pixel strips of the 1x1
     auto chunks = [&](int64_t total, auto &&fn) {
         const int64_t n = std::min<int64_t>(total, (int64_t)nth * kChunksPerThread);
         for_each_chunk(dst, nth, n, [&](int64_t c) { fn(total * c / n, total * (c + 1) / n); });

@@ -4,8 +4,8 @@
 // split (thread ith takes the ith share) the node lasts as long as its slowest thread, and on a
 // shared machine one core is often slower for a while (another tenant, an interrupt, a frequency
 // step). Instead the threads take the node's work in chunks from a counter, in order, so a thread
-// that runs faster takes more chunks (as ggml's own matmul does). Which thread computes a chunk never changes the
-// arithmetic: each chunk writes its own outputs with the same instructions.
+// that runs faster takes more chunks (as ggml's own matmul does). Which thread computes a chunk
+// never changes the arithmetic: each chunk writes its own outputs with the same instructions.
 //
 // The counter lives in the node's spare op_params bytes: ggml_custom_op_params takes the first
 // 24 of GGML_MAX_OP_PARAMS (64), ggml zeroes the rest at creation and never reads them. So it
