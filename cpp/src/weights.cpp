@@ -246,6 +246,8 @@ void weight_map::open(const std::string &path) {
     }
 }
 
+bool weight_map::host() const { return buf_ && ggml_backend_buffer_is_host(buf_); }
+
 void weight_map::upload(ggml_backend *backend, int n_threads) {
     if (!gguf_ || buf_) fail(DA3_ERR_INTERNAL, path_ + ": weight_map::upload without open, or twice");
     buf_ = ggml_backend_alloc_ctx_tensors(ctx_, backend);
@@ -254,9 +256,8 @@ void weight_map::upload(ggml_backend *backend, int n_threads) {
     }
     ggml_backend_buffer_set_usage(buf_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
     weights_bytes_ = ggml_backend_buffer_get_size(buf_);
-    host_ = ggml_backend_buffer_is_host(buf_);
     n_threads_ = std::max(1, n_threads);
-    if (host_) advise_huge_pages(ggml_backend_buffer_get_base(buf_), weights_bytes_);
+    if (host()) advise_huge_pages(ggml_backend_buffer_get_base(buf_), weights_bytes_);
 
     file_ = std::fopen(path_.c_str(), "rb");
     if (!file_) fail(DA3_ERR_IO, path_ + ": cannot open for reading");
@@ -287,7 +288,7 @@ void weight_map::read_tensors(const std::vector<int64_t> &ids) {
     auto truncated = [&](const ggml_tensor *t) {
         format_error(std::string("truncated: cannot read data of tensor '") + ggml_get_name(t) + "'");
     };
-    if (!host_) {  // through a staging copy, one tensor at a time
+    if (!host()) {  // through a staging copy, one tensor at a time
         std::vector<uint8_t> staging;
         for (int64_t i : ids) {
             ggml_tensor *t = tensor(i);

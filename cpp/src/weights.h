@@ -80,7 +80,7 @@ public:
     size_t weights_bytes() const { return weights_bytes_; }
     // Threads for load-time work on the weights in place: upload's n_threads for host buffers,
     // else 1 (device buffers are edited through ggml_backend_tensor_get/set, one at a time).
-    int load_threads() const { return host_ ? n_threads_ : 1; }
+    int load_threads() const { return host() ? n_threads_ : 1; }
     // Bytes of tensor data read so far (core + groups loaded on demand).
     size_t weights_read_bytes() const { return read_bytes_.load(std::memory_order_relaxed); }
     // Name of the dominant quantized type of the ViT matmul weights ("f32", "f16", "q8_0", ...).
@@ -91,6 +91,7 @@ public:
 private:
     int64_t key_id(const std::string &key) const;
     void read_tensors(const std::vector<int64_t> &ids);
+    bool host() const;  // buf_ is in host memory
 
     std::string path_;
     gguf_context *gguf_ = nullptr;
@@ -100,7 +101,6 @@ private:
     size_t weights_bytes_ = 0;
     std::atomic<size_t> read_bytes_{0};  // read by model info while a call may load a group
     FILE *file_ = nullptr;                           // open while a group is pending
-    bool host_ = false;                              // buf_ is in host memory
     int n_threads_ = 1;
     std::vector<int64_t> pending_[kWeightGroups];  // tensor ids per group, not read yet
 };
