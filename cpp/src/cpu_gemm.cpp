@@ -495,36 +495,44 @@ bool linear_cpu_supported(const ggml_tensor *w) {
     return w->type == GGML_TYPE_F32 || ggml_get_type_traits(w->type)->to_float != nullptr;
 }
 
-bool pack_linear_weight(ggml_tensor *w) {
-    if (w->type == GGML_TYPE_Q8_0) return NR == 32 && linear_cpu_supported(w) && pack_q8_0_weight(w);
-    if (w->type == GGML_TYPE_Q4_K) return NR == 32 && linear_cpu_supported(w) && pack_q4_K_weight(w);
-    if (!linear_cpu_supported(w) || (w->type != GGML_TYPE_F32 && w->type != GGML_TYPE_F16) || !w->buffer ||
-        !ggml_backend_buffer_is_host(w->buffer)) {
-        return false;
-    }
-    auto repack = [&](auto *data) {  // element type by size: f32 as uint32_t, f16 as uint16_t
-        using T = std::remove_pointer_t<decltype(data)>;
-        const int64_t K = w->ne[0], N = w->ne[1];
-        std::vector<T> rows((size_t)NR * K);  // one panel's rows: panel p occupies the same bytes
-        for (int64_t p = 0; p < N / NR; ++p) {
-            T *panel = data + (size_t)p * NR * K;
-            std::copy(panel, panel + rows.size(), rows.begin());
-            constexpr int64_t KB = 16;  // k-blocks: the destination rows being written stay in L1
-            for (int64_t k0 = 0; k0 < K; k0 += KB) {
-                const int64_t k1 = std::min(K, k0 + KB);
-                for (int r = 0; r < NR; ++r) {
-                    const T *src = rows.data() + (size_t)r * K;
-                    for (int64_t k = k0; k < k1; ++k) panel[(size_t)k * NR + r] = src[k];
-                }
+namespace {
+// f32 / f16 weight of N rows of K in place into the panel layout [N/NR][K][NR]
+template <typename T>  // element type by size: f32 as uint32_t, f16 as uint16_t
+void repack_rows(T *data, int64_t K, int64_t N) {
+    std::vector<T> rows((size_t)NR * K);  // one panel's rows: panel p occupies the same bytes
+    for (int64_t p = 0; p < N / NR; ++p) {
+        T *panel = data + (size_t)p * NR * K;
+        std::copy(panel, panel + rows.size(), rows.begin());
+        constexpr int64_t KB = 16;  // k-blocks: the destination rows being written stay in L1
+        for (int64_t k0 = 0; k0 < K; k0 += KB) {
+            const int64_t k1 = std::min(K, k0 + KB);
+            for (int r = 0; r < NR; ++r) {
+                const T *src = rows.data() + (size_t)r * K;
+                for (int64_t k = k0; k < k1; ++k) panel[(size_t)k * NR + r] = src[k];
             }
         }
-    };
+    }
+}
+}  // namespace
+
+bool pack_linear_weight_rows(ggml_tensor *w, int64_t K, int64_t N) {
+    if (!w || !ggml_is_contiguous(w) || (w->type != GGML_TYPE_F32 && w->type != GGML_TYPE_F16) || K <= 0 || N <= 0 ||
+        N % NR != 0 || ggml_nelements(w) != K * N || !w->buffer || !ggml_backend_buffer_is_host(w->buffer)) {
+        return false;
+    }
     if (w->type == GGML_TYPE_F32) {
-        repack((uint32_t *)w->data);
+        repack_rows((uint32_t *)w->data, K, N);
     } else {
-        repack((uint16_t *)w->data);
+        repack_rows((uint16_t *)w->data, K, N);
     }
     return true;
+}
+
+bool pack_linear_weight(ggml_tensor *w) {
+    if (!linear_cpu_supported(w)) return false;
+    if (w->type == GGML_TYPE_Q8_0) return NR == 32 && pack_q8_0_weight(w);
+    if (w->type == GGML_TYPE_Q4_K) return NR == 32 && pack_q4_K_weight(w);
+    return pack_linear_weight_rows(w, w->ne[0], w->ne[1]);
 }
 
 ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,

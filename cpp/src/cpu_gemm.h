@@ -40,6 +40,13 @@ bool linear_cpu_supported(const ggml_tensor *w);
 // linear_cpu(packed=true)'s operand: no other op may read it.
 bool pack_linear_weight(ggml_tensor *w);
 
+// pack_linear_weight for an f32 or f16 tensor of any shape holding N rows of K contiguous values:
+// a convolution kernel [KW, KH, Cin, Cout] as the [KW*KH*Cin, Cout] matrix of its im2col GEMM, a
+// 1x1 kernel [1, 1, Cin, Cout] as [Cin, Cout]. Its 2-D reshape [K, N] is then linear_cpu's
+// packed operand, and nothing else may read it. Returns whether it packed (N a multiple of the
+// panel width, host memory).
+bool pack_linear_weight_rows(ggml_tensor *w, int64_t K, int64_t N);
+
 // x [K, M, ...] f32 contiguous (the trailing dims are rows); w [K, N] (packed: as left by
 // pack_linear_weight); b [N] f32 or null; res f32 contiguous with the shape of the result or
 // null; scale [N] f32 or null: a per-column factor (layer scale) applied after the activation,

@@ -101,7 +101,7 @@ ggml_tensor *add_channel_bias(graph_ctx &g, ggml_tensor *x, ggml_tensor *b) {
 ggml_tensor *build_conv2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int stride, int pad) {
     ggml_tensor *y;
     const bool k1 = c.w->ne[0] == 1 && c.w->ne[1] == 1 && stride == 1 && pad == 0;
-    if (k1 && g.cpu_kernels) {
+    if (k1 && g.cpu_kernels && !c.packed) {
         return conv_cpu(g.ctx, ggml_is_contiguous(x) ? x : ggml_cont(g.ctx, x), c.w, c.b, nullptr, 0);
     }
     if (k1) {
@@ -118,11 +118,12 @@ ggml_tensor *build_conv2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int str
         const int64_t N = x->ne[3], Cin = c.w->ne[2], Cout = c.w->ne[3];
         ggml_tensor *cols = ggml_im2col(g.ctx, c.w, x, stride, stride, pad, pad, 1, 1, true, GGML_TYPE_F32);
         const int64_t OW = cols->ne[1], OH = cols->ne[2], K = c.w->ne[0] * c.w->ne[1] * Cin;
-        const linear l{ggml_reshape_2d(g.ctx, c.w, K, Cout), c.b};
+        const linear l{ggml_reshape_2d(g.ctx, c.w, K, Cout), c.b, c.packed};
         y = build_linear(g, ggml_reshape_2d(g.ctx, cols, K, OW * OH * N), l);  // [Cout, OW*OH*N]
         return ggml_cont_4d(g.ctx, ggml_permute(g.ctx, ggml_reshape_4d(g.ctx, y, Cout, OW, OH, N), 2, 0, 1, 3), OW, OH,
                             Cout, N);
     } else {
+        if (c.packed) fail(DA3_ERR_INTERNAL, "build_conv2d: packed weights outside a CPU graph");
         y = ggml_conv_2d(g.ctx, c.w, x, stride, stride, pad, pad, 1, 1);
     }
     return add_channel_bias(g, y, c.b);

@@ -33,6 +33,7 @@ struct layer_norm {
 struct conv2d {
     ggml_tensor *w = nullptr;  // [KW, KH, Cin, Cout] (PyTorch memory layout)
     ggml_tensor *b = nullptr;  // [Cout] or null
+    bool packed = false;       // w repacked as [KW*KH*Cin, Cout] (pack_linear_weight_rows): CPU graphs only
 };
 
 // Per-call graph context.

@@ -1,6 +1,7 @@
 // DualDPT / DPT head graphs. ref: depth_anything_3/model/dualdpt.py, dpt.py, utils/head_utils.py
 #include "head.h"
 
+#include "cpu_gemm.h"
 #include "cpu_kernels.h"
 
 #include "weights.h"
@@ -55,12 +56,17 @@ ggml_tensor *conv_transpose_ks(graph_ctx &g, ggml_tensor *x, const conv2d &c) {
     // input [W, H, Cin, N] -> [Cin, W*H*N]
     ggml_tensor *xm = ggml_cont(ctx, ggml_permute(ctx, x, 1, 2, 0, 3));
     xm = ggml_reshape_2d(ctx, xm, Cin, W * H * N);
-    ggml_tensor *r = build_linear(g, xm, linear{wm, nullptr});  // (kx, ky, co, x, y, n)
+    // the bias per GEMM column (kx, ky, co), b[co] repeated KW*KH times, is added in the GEMM
+    ggml_tensor *bias = nullptr;
+    if (c.b) {
+        bias = ggml_repeat_4d(ctx, ggml_reshape_2d(ctx, c.b, 1, Cout), KW * KH, Cout, 1, 1);
+        bias = ggml_reshape_1d(ctx, bias, KW * KH * Cout);
+    }
+    ggml_tensor *r = build_linear(g, xm, linear{wm, bias});  // (kx, ky, co, x, y, n)
     r = ggml_reshape_4d(ctx, r, KW, KH * Cout, W, H * N);
     r = ggml_cont(ctx, ggml_permute(ctx, r, 0, 2, 1, 3));  // (kx, x, ky, co, y, n)
     r = ggml_reshape_4d(ctx, r, KW * W * KH, Cout, H, N);
-    r = ggml_cont_4d(ctx, ggml_permute(ctx, r, 0, 2, 1, 3), W * KW, H * KH, Cout, N);  // (kx, x, ky, y, co, n)
-    return add_channel_bias(g, r, c.b);
+    return ggml_cont_4d(ctx, ggml_permute(ctx, r, 0, 2, 1, 3), W * KW, H * KH, Cout, N);  // (kx, x, ky, y, co, n)
 }
 
 // RCU: x + conv2(relu(conv1(relu(x)))), then + `after` if given (in that order, in the conv's pass)
@@ -298,6 +304,16 @@ void load_head(const weight_map &wm, const std::string &prefix, const std::strin
     out = h;
 }
 
+void pack_head_for_cpu(dpt_head &h) {
+    auto pack = [](conv2d &c) {
+        if (!c.w || (c.b && c.b->type != GGML_TYPE_F32)) return;  // the CPU GEMM path fuses an f32 bias only
+        const int64_t K = c.w->ne[0] * c.w->ne[1] * c.w->ne[2], N = c.w->ne[3];
+        c.packed = pack_linear_weight_rows(c.w, K, N);
+    };
+    for (int k = 0; k < 4; ++k) pack(h.proj[k]);
+    pack(h.resize[3]);  // 3x3 stride 2: im2col, then one GEMM (build_conv2d)
+}
+
 namespace {
 
 // The head on all N views of feats at once (maps [w, h, C, N]).
@@ -326,7 +342,7 @@ head_out build_head_batched(graph_ctx &g, const dpt_head &w, ggml_tensor *const 
         }
         // 1x1 conv on tokens: [Cin, T, N] -> [Cout, T, N] -> map [pw, ph, Cout, N]
         const int oc = hp.out_channels[k];
-        x = build_linear(g, x, linear{ggml_reshape_2d(ctx, w.proj[k].w, hp.dim_in, oc), w.proj[k].b});
+        x = build_linear(g, x, linear{ggml_reshape_2d(ctx, w.proj[k].w, hp.dim_in, oc), w.proj[k].b, w.proj[k].packed});
         // (a real tensor, not a reshape view: a tap on a view is not kept by the allocator)
         x = ggml_cont_4d(ctx, ggml_permute(ctx, x, 1, 0, 2, 3), pw, ph, oc, N);
         if (hp.pos_embed) {

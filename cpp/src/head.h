@@ -67,6 +67,11 @@ struct dpt_head {
 // DA3_ERR_FORMAT / DA3_ERR_UNSUPPORTED for bad metadata).
 void load_head(const weight_map &wm, const std::string &prefix, const std::string &meta_prefix, dpt_head &out);
 
+// CPU backend only, after load: repacks, in place, the kernels that run as one GEMM each (the
+// token projections and the stride-2 resize.3 convolution) for linear_cpu, so no call transposes
+// them again (pack_linear_weight_rows). Same values, same sums: outputs are unchanged.
+void pack_head_for_cpu(dpt_head &h);
+
 struct head_out {
     ggml_tensor *logits = nullptr;      // [W, H, output_dim, N] pre-activation (tap "head.logits")
     ggml_tensor *sky_logits = nullptr;  // [W, H, 1, N] pre-activation, DPT only ("head.sky_logits")

@@ -174,6 +174,10 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
 }
 
 void pack_vit_for_cpu(vit_model &m, int n_threads) {
+    if (m.patch_embed.w && (!m.patch_embed.b || m.patch_embed.b->type == GGML_TYPE_F32)) {
+        const ggml_tensor *w = m.patch_embed.w;  // [P, P, 3, C]: im2col, then one GEMM
+        m.patch_embed.packed = pack_linear_weight_rows(m.patch_embed.w, w->ne[0] * w->ne[1] * w->ne[2], w->ne[3]);
+    }
     parallel_for((int)m.blocks.size(), n_threads, [&](int i) {
         vit_block &b = m.blocks[i];
         for (linear *l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) l->packed = pack_linear_weight(l->w);
@@ -399,9 +403,10 @@ vit_outputs build_vit(graph_ctx &g, const vit_model &m, ggml_tensor *images, ggm
         if (g.cpu_kernels) {
             // patches as rows [3*P*P, hw, N] times the kernel: tokens come out in [C, hw, N] order
             ggml_tensor *cols = ggml_im2col(ctx, m.patch_embed.w, images, P, P, 0, 0, 1, 1, true, GGML_TYPE_F32);
-            const linear pe{ggml_reshape_2d(ctx, m.patch_embed.w, 3 * P * P, C), m.patch_embed.b};
+            const linear pe{ggml_reshape_2d(ctx, m.patch_embed.w, 3 * P * P, C), m.patch_embed.b, m.patch_embed.packed};
             x = build_linear(g, ggml_reshape_3d(ctx, cols, 3 * P * P, pw * ph, N), pe);
         } else {
+            if (m.patch_embed.packed) fail(DA3_ERR_INTERNAL, "patch embedding: packed weights outside a CPU graph");
             x = ggml_conv_2d(ctx, m.patch_embed.w, images, P, P, 0, 0, 1, 1);  // [pw, ph, C, N]
             x = add_channel_bias(g, x, m.patch_embed.b);
             x = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_3d(ctx, x, pw * ph, C, N), 1, 0, 2, 3));  // [C, hw, N]

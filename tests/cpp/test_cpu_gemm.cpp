@@ -3,8 +3,9 @@
 // several K-blocks, packed and unpacked f32/f16 weights, q8_0 and q4_K weights, fused bias /
 // GELU / residual, attention over strided views of a fused qkv with qk-norm and RoPE; the int8
 // (VNNI) q8_0 and q4_K GEMMs against the same loops on activations quantized as ggml quantizes
-// them to q8_0. The work counter our ops share their chunks through (cpu_work.h): every chunk
-// taken exactly once per run, over repeated runs of one graph and several thread counts.
+// them to q8_0; convolution kernels packed as their im2col GEMM's matrix. The work counter our
+// ops share their chunks through (cpu_work.h): every chunk taken exactly once per run, over
+// repeated runs of one graph and several thread counts.
 // Exit code 0 on success; prints the failures otherwise.
 #include "cpu_gemm.h"
 #include "cpu_gemm_q4k.h"
@@ -54,7 +55,7 @@ struct graph {
     ggml_context *ctx;
     ggml_backend_buffer_t buf = nullptr;
     graph() {
-        ggml_init_params ip = {ggml_tensor_overhead() * 64 + ggml_graph_overhead(), nullptr, true};
+        ggml_init_params ip = {ggml_tensor_overhead() * 64 + 2 * ggml_graph_overhead(), nullptr, true};  // run() twice
         ctx = ggml_init(ip);
         ggml_backend_cpu_set_n_threads(be, 3);  // an odd split across threads
     }
@@ -142,6 +143,59 @@ static void test_linear(ggml_type type, bool packed, int M, int K, int N, bool g
     std::snprintf(what, sizeof what, "linear %s%s M=%d K=%d N=%d%s%s%s", ggml_type_name(type), packed ? " packed" : "", M, K,
                   N, gelu ? " gelu" : "", with_scale ? " *scale" : "", with_res ? " +res" : "");
     check(rel_err(y, ref) < 2e-6, what, rel_err(y, ref));
+}
+
+// A convolution kernel [KW, KH, Cin, Cout] packed in place as the [KW*KH*Cin, Cout] matrix of its
+// im2col GEMM (pack_linear_weight_rows), used through a 2-D reshape: the same result as the
+// unpacked kernel, bit for bit, and as the double loop. Shapes and types it must refuse.
+static void test_packed_rows(ggml_type type) {
+    const int KW = 3, KH = 3, Cin = 64, Cout = 64, M = 29, K = KW * KH * Cin;  // K: two K-blocks
+    graph g;
+    ggml_tensor *x = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, K, M);
+    ggml_tensor *wp = ggml_new_tensor_4d(g.ctx, type, KW, KH, Cin, Cout);  // to be packed
+    ggml_tensor *wu = ggml_new_tensor_4d(g.ctx, type, KW, KH, Cin, Cout);  // the same values, unpacked
+    ggml_tensor *odd = ggml_new_tensor_4d(g.ctx, type, KW, KH, Cin, 48);   // Cout not a multiple of 32
+    ggml_tensor *q8 = ggml_new_tensor_2d(g.ctx, GGML_TYPE_Q8_0, 64, 32);
+    ggml_tensor *b = ggml_new_tensor_1d(g.ctx, GGML_TYPE_F32, Cout);
+    ggml_tensor *yp = linear_cpu(g.ctx, x, ggml_reshape_2d(g.ctx, wp, K, Cout), b, nullptr, 0u, true);
+    ggml_tensor *yu = linear_cpu(g.ctx, x, ggml_reshape_2d(g.ctx, wu, K, Cout), b, nullptr, 0u, false);
+    g.alloc();
+    const std::vector<float> xv = randn((size_t)K * M, 11), wv = randn((size_t)K * Cout, 12, 0.05f), bv = randn(Cout, 13);
+    std::vector<char> wq(ggml_nbytes(wp));
+    if (type == GGML_TYPE_F32) {
+        std::memcpy(wq.data(), wv.data(), wq.size());
+    } else {
+        ggml_fp32_to_fp16_row(wv.data(), (ggml_fp16_t *)wq.data(), (int64_t)wv.size());
+    }
+    std::vector<float> wd(wv);  // the weights as stored
+    if (type == GGML_TYPE_F16) ggml_fp16_to_fp32_row((const ggml_fp16_t *)wq.data(), wd.data(), (int64_t)wd.size());
+    ggml_backend_tensor_set(x, xv.data(), 0, ggml_nbytes(x));
+    ggml_backend_tensor_set(wp, wq.data(), 0, wq.size());
+    ggml_backend_tensor_set(wu, wq.data(), 0, wq.size());
+    ggml_backend_tensor_set(b, bv.data(), 0, ggml_nbytes(b));
+    char what[160];
+    std::snprintf(what, sizeof what, "pack_linear_weight_rows %s: refuses Cout 48, q8_0, a wrong K x N", ggml_type_name(type));
+    check(!pack_linear_weight_rows(odd, K, 48) && !pack_linear_weight_rows(q8, 64, 32) &&
+              !pack_linear_weight_rows(wp, K + 1, Cout) && !pack_linear_weight_rows(nullptr, K, Cout),
+          what, 0.0);
+    if (!pack_linear_weight_rows(wp, K, Cout)) {
+        check(false, "pack_linear_weight_rows refused a host conv kernel it supports", 0.0);
+        return;
+    }
+    const std::vector<float> p = g.run(yp), u = g.run(yu);
+    std::vector<double> ref((size_t)Cout * M);
+    for (int m = 0; m < M; ++m)
+        for (int n = 0; n < Cout; ++n) {
+            double s = bv[n];
+            for (int k = 0; k < K; ++k) s += (double)xv[(size_t)m * K + k] * wd[(size_t)n * K + k];
+            ref[(size_t)m * Cout + n] = s;
+        }
+    std::snprintf(what, sizeof what, "linear over a packed %s [3, 3, 64, 64] kernel: as the unpacked one, bit for bit",
+                  ggml_type_name(type));
+    check(p == u, what, 0.0);
+    std::snprintf(what, sizeof what, "linear over a packed %s [3, 3, 64, 64] kernel: against the double loop",
+                  ggml_type_name(type));
+    check(rel_err(p, ref) < 2e-6, what, rel_err(p, ref));
 }
 
 // q, k, v as views of one [3C, T, B] tensor, as the ViT builds them.
@@ -279,6 +333,8 @@ int main() {
     test_linear(GGML_TYPE_Q4_K, true, 13, 768, 96, true, true, true);
     test_linear(GGML_TYPE_Q4_K, true, 29, 3072, 32, false, true);
     test_linear(GGML_TYPE_Q4_K, true, 41, 256, 96, true, false, true);
+    test_packed_rows(GGML_TYPE_F32);
+    test_packed_rows(GGML_TYPE_F16);
     test_attention(45, 1, 2, false, false);
     test_attention(45, 2, 3, true, true);
     test_attention(70, 1, 1, true, false);
