@@ -496,11 +496,11 @@ bool linear_cpu_supported(const ggml_tensor *w) {
 }
 
 namespace {
-// f32 / f16 weight of N rows of K in place into the panel layout [N/NR][K][NR]
+// f32 / f16 weight of N rows of K in place into the panel layout [N/NR][K][NR], panels [p0, p1)
 template <typename T>  // element type by size: f32 as uint32_t, f16 as uint16_t
-void repack_rows(T *data, int64_t K, int64_t N) {
+void repack_rows(T *data, int64_t K, int64_t p0, int64_t p1) {
     std::vector<T> rows((size_t)NR * K);  // one panel's rows: panel p occupies the same bytes
-    for (int64_t p = 0; p < N / NR; ++p) {
+    for (int64_t p = p0; p < p1; ++p) {
         T *panel = data + (size_t)p * NR * K;
         std::copy(panel, panel + rows.size(), rows.begin());
         constexpr int64_t KB = 16;  // k-blocks: the destination rows being written stay in L1
@@ -515,16 +515,21 @@ void repack_rows(T *data, int64_t K, int64_t N) {
 }
 }  // namespace
 
-bool pack_linear_weight_rows(ggml_tensor *w, int64_t K, int64_t N) {
+bool pack_linear_weight_rows(ggml_tensor *w, int64_t K, int64_t N, int n_threads) {
     if (!w || !ggml_is_contiguous(w) || (w->type != GGML_TYPE_F32 && w->type != GGML_TYPE_F16) || K <= 0 || N <= 0 ||
         N % NR != 0 || ggml_nelements(w) != K * N || !w->buffer || !ggml_backend_buffer_is_host(w->buffer)) {
         return false;
     }
-    if (w->type == GGML_TYPE_F32) {
-        repack_rows((uint32_t *)w->data, K, N);
-    } else {
-        repack_rows((uint16_t *)w->data, K, N);
-    }
+    const int64_t panels = N / NR;
+    const int nt = (int)std::max<int64_t>(1, std::min<int64_t>(n_threads, panels));
+    parallel_for(nt, nt, [&](int t) {  // panels are disjoint bytes: one range per thread
+        const int64_t p0 = panels * t / nt, p1 = panels * (t + 1) / nt;
+        if (w->type == GGML_TYPE_F32) {
+            repack_rows((uint32_t *)w->data, K, p0, p1);
+        } else {
+            repack_rows((uint16_t *)w->data, K, p0, p1);
+        }
+    });
     return true;
 }
 
@@ -532,7 +537,7 @@ bool pack_linear_weight(ggml_tensor *w) {
     if (!linear_cpu_supported(w)) return false;
     if (w->type == GGML_TYPE_Q8_0) return NR == 32 && pack_q8_0_weight(w);
     if (w->type == GGML_TYPE_Q4_K) return NR == 32 && pack_q4_K_weight(w);
-    return pack_linear_weight_rows(w, w->ne[0], w->ne[1]);
+    return pack_linear_weight_rows(w, w->ne[0], w->ne[1], 1);
 }
 
 ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,

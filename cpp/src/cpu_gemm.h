@@ -44,8 +44,8 @@ bool pack_linear_weight(ggml_tensor *w);
 // a convolution kernel [KW, KH, Cin, Cout] as the [KW*KH*Cin, Cout] matrix of its im2col GEMM, a
 // 1x1 kernel [1, 1, Cin, Cout] as [Cin, Cout]. Its 2-D reshape [K, N] is then linear_cpu's
 // packed operand, and nothing else may read it. Returns whether it packed (N a multiple of the
-// panel width, host memory).
-bool pack_linear_weight_rows(ggml_tensor *w, int64_t K, int64_t N);
+// panel width, host memory). The panels are split over n_threads threads.
+bool pack_linear_weight_rows(ggml_tensor *w, int64_t K, int64_t N, int n_threads = 1);
 
 // x [K, M, ...] f32 contiguous (the trailing dims are rows); w [K, N] (packed: as left by
 // pack_linear_weight); b [N] f32 or null; res f32 contiguous with the shape of the result or

@@ -125,8 +125,8 @@ void check_model_pair(const weight_map &any, const weight_map &met) {
 void prepare_model_for_cpu(model &m, int n_threads) {
     pack_vit_for_cpu(m.vit, n_threads);
     pack_vit_for_cpu(m.m_vit, n_threads);  // no blocks unless nested
-    pack_head_for_cpu(m.head);
-    pack_head_for_cpu(m.m_head);
+    pack_head_for_cpu(m.head, n_threads);
+    pack_head_for_cpu(m.m_head, n_threads);
 }
 
 void load_model_pair(const weight_map &any, const weight_map &met, model &m) {

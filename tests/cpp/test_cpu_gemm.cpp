@@ -148,7 +148,7 @@ static void test_linear(ggml_type type, bool packed, int M, int K, int N, bool g
 // A convolution kernel [KW, KH, Cin, Cout] packed in place as the [KW*KH*Cin, Cout] matrix of its
 // im2col GEMM (pack_linear_weight_rows), used through a 2-D reshape: the same result as the
 // unpacked kernel, bit for bit, and as the double loop. Shapes and types it must refuse.
-static void test_packed_rows(ggml_type type) {
+static void test_packed_rows(ggml_type type, int n_threads) {
     const int KW = 3, KH = 3, Cin = 64, Cout = 64, M = 29, K = KW * KH * Cin;  // K: two K-blocks
     graph g;
     ggml_tensor *x = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, K, M);
@@ -178,7 +178,7 @@ static void test_packed_rows(ggml_type type) {
     check(!pack_linear_weight_rows(odd, K, 48) && !pack_linear_weight_rows(q8, 64, 32) &&
               !pack_linear_weight_rows(wp, K + 1, Cout) && !pack_linear_weight_rows(nullptr, K, Cout),
           what, 0.0);
-    if (!pack_linear_weight_rows(wp, K, Cout)) {
+    if (!pack_linear_weight_rows(wp, K, Cout, n_threads)) {
         check(false, "pack_linear_weight_rows refused a host conv kernel it supports", 0.0);
         return;
     }
@@ -190,8 +190,8 @@ static void test_packed_rows(ggml_type type) {
             for (int k = 0; k < K; ++k) s += (double)xv[(size_t)m * K + k] * wd[(size_t)n * K + k];
             ref[(size_t)m * Cout + n] = s;
         }
-    std::snprintf(what, sizeof what, "linear over a packed %s [3, 3, 64, 64] kernel: as the unpacked one, bit for bit",
-                  ggml_type_name(type));
+    std::snprintf(what, sizeof what, "linear, packed %s [3, 3, 64, 64] kernel (%d packing threads) = unpacked, bit for bit",
+                  ggml_type_name(type), n_threads);
     check(p == u, what, 0.0);
     std::snprintf(what, sizeof what, "linear over a packed %s [3, 3, 64, 64] kernel: against the double loop",
                   ggml_type_name(type));
@@ -333,8 +333,9 @@ int main() {
     test_linear(GGML_TYPE_Q4_K, true, 13, 768, 96, true, true, true);
     test_linear(GGML_TYPE_Q4_K, true, 29, 3072, 32, false, true);
     test_linear(GGML_TYPE_Q4_K, true, 41, 256, 96, true, false, true);
-    test_packed_rows(GGML_TYPE_F32);
-    test_packed_rows(GGML_TYPE_F16);
+    test_packed_rows(GGML_TYPE_F32, 1);
+    test_packed_rows(GGML_TYPE_F32, 3);  // 2 panels: 2 threads
+    test_packed_rows(GGML_TYPE_F16, 2);
     test_attention(45, 1, 2, false, false);
     test_attention(45, 2, 3, true, true);
     test_attention(70, 1, 1, true, false);
