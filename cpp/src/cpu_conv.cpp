@@ -607,7 +607,7 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     // the work in chunks taken in turn (cpu_work.h): panels of Winograd tiles, output rows of the
     // direct 3x3, pixel strips of the 1x1
     auto chunks = [&](int64_t total, auto &&fn) {
-        const int64_t n = std::min<int64_t>(total, (int64_t)nth * kChunksPerThread);
+        const int64_t n = chunk_ranges(nth, 1, total);
         for_each_chunk(dst, nth, n, [&](int64_t c) { fn(total * c / n, total * (c + 1) / n); });
     };
     if (u) {

@@ -358,8 +358,7 @@ void linear_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     // chunks: (block of ncp panels, range of strips), block-major, so that the threads work on
     // the same weight block (read from memory once, into each core's L2) at a time
     const int64_t nblocks = (panels + ncp - 1) / ncp;
-    const int64_t nranges =
-        std::max<int64_t>(1, std::min(strips, ((int64_t)nth * kChunksPerThread + nblocks - 1) / nblocks));
+    const int64_t nranges = chunk_ranges(nth, nblocks, strips);
 
     thread_local gemm_scratch s;
     for_each_chunk(dst, nth, nblocks * nranges, [&](int64_t c) {
@@ -431,8 +430,7 @@ void attention_compute(ggml_tensor *dst, int /*ith*/, int nth, void *userdata) {
     const int64_t strips = (Tq + MR - 1) / MR;
     // chunks: (batch * head, range of strips), head-major; a thread packs a head's K and V when
     // it takes its first chunk of that head
-    const int64_t nranges =
-        std::max<int64_t>(1, std::min(strips, ((int64_t)nth * kChunksPerThread + B * NH - 1) / (B * NH)));
+    const int64_t nranges = chunk_ranges(nth, B * NH, strips);
     const int64_t kpanels = (Tk + NR - 1) / NR, ldS = kpanels * NR;
     thread_local attn_scratch s;
     s.s.resize((size_t)MR * ldS);

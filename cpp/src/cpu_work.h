@@ -18,6 +18,7 @@
 
 #include "ggml.h"
 
+#include <algorithm>
 #include <cstdint>
 #if defined(_MSC_VER) && !defined(__clang__)
 #include <intrin.h>
@@ -52,6 +53,13 @@ inline void store_zero(int32_t *p) {
 #endif
 }
 }  // namespace detail
+
+// Ranges to cut each of `units` units of `items` items into, so that the node has about
+// kChunksPerThread chunks per thread (at least one range per unit, at most one item per range).
+inline int64_t chunk_ranges(int nth, int64_t units, int64_t items) {
+    const int64_t want = ((int64_t)nth * kChunksPerThread + units - 1) / units;
+    return std::max<int64_t>(1, std::min(items, want));
+}
 
 // Checks, on a custom node just made, that the counter's bytes are free (zero); call it where
 // the node is built.

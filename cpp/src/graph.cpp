@@ -129,6 +129,11 @@ ggml_tensor *build_conv2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int str
     return add_channel_bias(g, y, c.b);
 }
 
+void pack_conv_for_cpu(conv2d &c, int n_threads) {
+    if (!c.w || (c.b && c.b->type != GGML_TYPE_F32)) return;  // the GEMM fuses an f32 bias only
+    c.packed = pack_linear_weight_rows(c.w, c.w->ne[0] * c.w->ne[1] * c.w->ne[2], c.w->ne[3], n_threads);
+}
+
 ggml_tensor *build_conv3x3(graph_ctx &g, ggml_tensor *x, const conv2d &c, unsigned flags, ggml_tensor *res,
                            ggml_tensor *res2) {
     if (g.cpu_kernels) {

@@ -81,6 +81,12 @@ ggml_tensor *build_norm(graph_ctx &g, ggml_tensor *x, const layer_norm &n, float
 // 2D convolution on [W, H, Cin, N] -> [W', H', Cout, N] (PyTorch nn.Conv2d semantics).
 ggml_tensor *build_conv2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int stride, int pad);
 
+// CPU backend only, at load: repacks c's kernel in place as the [KW*KH*Cin, Cout] matrix of its
+// im2col GEMM (pack_linear_weight_rows, on n_threads threads) and sets c.packed, when it can
+// (f32/f16 kernel, f32 bias or none). A packed conv then runs only through that GEMM
+// (build_conv2d, or build_linear on the kernel's 2-D reshape).
+void pack_conv_for_cpu(conv2d &c, int n_threads);
+
 // 3x3 convolution, stride 1, padding 1, with fused extras (cpu_kernels.h flags):
 // act_out(conv(act_in(x)) + b) + res + res2. The fused CPU kernel when g.cpu_kernels, ggml ops
 // otherwise.

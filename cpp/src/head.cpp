@@ -1,7 +1,6 @@
 // DualDPT / DPT head graphs. ref: depth_anything_3/model/dualdpt.py, dpt.py, utils/head_utils.py
 #include "head.h"
 
-#include "cpu_gemm.h"
 #include "cpu_kernels.h"
 
 #include "weights.h"
@@ -305,13 +304,8 @@ void load_head(const weight_map &wm, const std::string &prefix, const std::strin
 }
 
 void pack_head_for_cpu(dpt_head &h, int n_threads) {
-    auto pack = [&](conv2d &c) {
-        if (!c.w || (c.b && c.b->type != GGML_TYPE_F32)) return;  // the CPU GEMM path fuses an f32 bias only
-        const int64_t K = c.w->ne[0] * c.w->ne[1] * c.w->ne[2], N = c.w->ne[3];
-        c.packed = pack_linear_weight_rows(c.w, K, N, n_threads);
-    };
-    for (int k = 0; k < 4; ++k) pack(h.proj[k]);
-    pack(h.resize[3]);  // 3x3 stride 2: im2col, then one GEMM (build_conv2d)
+    for (int k = 0; k < 4; ++k) pack_conv_for_cpu(h.proj[k], n_threads);
+    pack_conv_for_cpu(h.resize[3], n_threads);  // 3x3 stride 2: im2col, then one GEMM (build_conv2d)
 }
 
 namespace {

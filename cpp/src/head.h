@@ -69,7 +69,7 @@ void load_head(const weight_map &wm, const std::string &prefix, const std::strin
 
 // CPU backend only, after load: repacks, in place, the kernels that run as one GEMM each (the
 // token projections and the stride-2 resize.3 convolution) for linear_cpu, so no call transposes
-// them again (pack_linear_weight_rows), on n_threads threads. Same values, same sums: outputs
+// them again (pack_conv_for_cpu), on n_threads threads. Same values, same sums: outputs
 // are unchanged.
 void pack_head_for_cpu(dpt_head &h, int n_threads = 1);
 

@@ -174,11 +174,7 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
 }
 
 void pack_vit_for_cpu(vit_model &m, int n_threads) {
-    if (m.patch_embed.w && (!m.patch_embed.b || m.patch_embed.b->type == GGML_TYPE_F32)) {
-        const ggml_tensor *w = m.patch_embed.w;  // [P, P, 3, C]: im2col, then one GEMM
-        m.patch_embed.packed =
-            pack_linear_weight_rows(m.patch_embed.w, w->ne[0] * w->ne[1] * w->ne[2], w->ne[3], n_threads);
-    }
+    pack_conv_for_cpu(m.patch_embed, n_threads);  // [P, P, 3, C]: im2col, then one GEMM
     parallel_for((int)m.blocks.size(), n_threads, [&](int i) {
         vit_block &b = m.blocks[i];
         for (linear *l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) l->packed = pack_linear_weight(l->w);

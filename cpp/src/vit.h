@@ -66,7 +66,7 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m);
 // CPU backend only, after loading: repacks the block linears' f32/f16 (and, in VNNI builds,
 // q8_0 / q4_K) weights in place for our GEMM (cpu_gemm.h pack_linear_weight) and marks them
 // packed, blocks split over n_threads threads; an f32/f16 patch-embedding kernel too, as the
-// matrix of its im2col GEMM (pack_linear_weight_rows).
+// matrix of its im2col GEMM (graph.h pack_conv_for_cpu).
 void pack_vit_for_cpu(vit_model &m, int n_threads = 1);
 
 // Bicubic interpolation of the patch position embedding to a (ph, pw) grid exactly as
