@@ -74,12 +74,10 @@ struct conv_args {
     const float *wpk;   // direct kernels: packed weights (pack_weights), else null
     float *y;
     // conv3x3_resized_cpu (x null): the input is the align-corners bilinear resize of rs
-    // [rs_w, rs_h, cin, N] to (W, H) plus the UV embedding (uvx [W, cin/2], uvy [H, cin/2]; or
-    // null), computed as the rows are read; rs_x0, rs_wx: resize_columns_ac for W.
+    // [W, rs_h, cin, N] (already resized along x: resize_cols_ac_cpu) to H rows, plus the UV
+    // embedding (uvx [W, cin/2], uvy [H, cin/2]; or null), computed as the rows are read.
     const float *rs = nullptr, *uvx = nullptr, *uvy = nullptr;
-    int rs_w = 0, rs_h = 0;
-    const int *rs_x0 = nullptr;
-    const float *rs_wx = nullptr;
+    int rs_h = 0;
     // Winograd with a 1x1 convolution after it (w2 [c2][cout] f32, b2 [c2]): y is [W, H, c2, N]
     // and gets b2 + sum over co (ascending) of w2 * the 3x3 output, as conv1x1 sums
     const float *w2 = nullptr, *b2 = nullptr;
@@ -362,7 +360,6 @@ inline void interleave4(const shuffle_masks &k, const vf c[4], vf a[4]) {
 
 struct wino_scratch {
     std::vector<float> rows;  // 6 input rows of one segment (ReLU, zero padding) [6][4 * TV]
-    std::vector<float> rtmp;  // resized input rows: resize_row_ac scratch
     std::vector<float> cols;  // B^T d rows split by column mod 4: [6][4][TV + 1]
     std::vector<float> v;     // [36][cin][NP] transformed input of one chunk of tiles
     std::vector<float> m;     // [36][MR][NP] products for MR output channels
@@ -370,19 +367,22 @@ struct wino_scratch {
 
 // Input transform of tiles [tx0, tx1) of tile row ty of image n, every channel, into
 // v[xi][ci][off + tx - tx0]; vector stores may write up to VW - 1 tiles past tx1.
-void wino_input(const conv_args &a, wino_scratch &s, int n, int ty, int tx0, int tx1, size_t off, size_t NP) {
+void wino_input(const conv_args &args, wino_scratch &s, int n, int ty, int tx0, int tx1, size_t off, size_t NP) {
+    const conv_args a = args;  // a local copy: the vector stores (memcpy) cannot change it, so no reloads
     const int W = a.W, H = a.H, cin = a.cin, nt = tx1 - tx0;
     const int TV = (nt + VW) / VW * VW;  // tiles + 1 (c[0] of tile nt), whole vectors
     static const shuffle_masks km;
     const size_t LR = (size_t)4 * TV, LC = (size_t)TV + 1;
     s.rows.resize(6 * LR);
     s.cols.assign(24 * LC, 0.0f);  // index TV stays 0
+    // the buffers through locals, for the same reason
+    float *const rows = s.rows.data(), *const cols = s.cols.data(), *const v = s.v.data();
     // rows[i][k] = column 4 tx0 - 1 + k of input row 4 ty - 1 + i (0 outside the map)
     const int c0 = 4 * tx0 - 1, k0 = std::max(0, -c0), k1 = std::min<int>((int)LR, W - c0);
     for (int ci = 0; ci < cin; ++ci) {
         const float *plane = a.rs ? nullptr : a.x + ((size_t)n * cin + ci) * H * W;
         for (int i = 0; i < 6; ++i) {
-            float *dst = s.rows.data() + i * LR;
+            float *dst = rows + i * LR;
             const int y = 4 * ty - 1 + i;
             if (y < 0 || y >= H) {
                 std::fill(dst, dst + LR, 0.0f);
@@ -393,8 +393,7 @@ void wino_input(const conv_args &a, wino_scratch &s, int n, int ty, int tx0, int
                 const int half = cin / 2;
                 const float *ex = a.uvx && ci < half ? a.uvx + (size_t)ci * W : nullptr;
                 const float ey = a.uvy && ci >= half ? a.uvy[(size_t)(ci - half) * H + y] : 0.0f;
-                resize_row_ac(a.rs + ((size_t)n * cin + ci) * a.rs_h * a.rs_w, a.rs_w, a.rs_h, H, y, a.rs_x0, a.rs_wx,
-                              c0 + k0, c0 + k1, ex, ey, s.rtmp.data(), dst + k0);
+                blend_rows_ac(a.rs + ((size_t)n * cin + ci) * a.rs_h * W, W, a.rs_h, H, y, c0 + k0, c0 + k1, ex, ey, dst + k0);
                 if (a.relu_in) copy_row(dst + k0, dst + k0, k1 - k0, true);
             } else {
                 copy_row(dst + k0, plane + (size_t)y * W + c0 + k0, k1 - k0, a.relu_in);
@@ -406,7 +405,7 @@ void wino_input(const conv_args &a, wino_scratch &s, int n, int ty, int tx0, int
         for (int t0 = 0; t0 < TV; t0 += VW) {
             vf d[6][4];
             for (int i = 0; i < 6; ++i)
-                for (int q = 0; q < 4; ++q) d[i][q] = loadu(s.rows.data() + i * LR + 4 * t0 + q * VW);
+                for (int q = 0; q < 4; ++q) d[i][q] = loadu(rows + i * LR + 4 * t0 + q * VW);
             for (int q = 0; q < 4; ++q) {
                 vf col[6], t[6];
                 for (int i = 0; i < 6; ++i) col[i] = d[i][q];
@@ -416,18 +415,18 @@ void wino_input(const conv_args &a, wino_scratch &s, int n, int ty, int tx0, int
             for (int i = 0; i < 6; ++i) {
                 vf c[4];
                 deinterleave4(km, d[i], c);
-                for (int j = 0; j < 4; ++j) storeu(s.cols.data() + (size_t)(i * 4 + j) * LC + t0, c[j]);
+                for (int j = 0; j < 4; ++j) storeu(cols + (size_t)(i * 4 + j) * LC + t0, c[j]);
             }
         }
         // B along the columns, VW tiles at a time
         for (int t0 = 0; t0 < nt; t0 += VW) {
             for (int i = 0; i < 6; ++i) {
-                const float *cp = s.cols.data() + (size_t)i * 4 * LC + t0;
+                const float *cp = cols + (size_t)i * 4 * LC + t0;
                 vf e[6], t[6];
                 for (int j = 0; j < 4; ++j) e[j] = loadu(cp + j * LC);
                 e[4] = loadu(cp + 1), e[5] = loadu(cp + LC + 1);
                 wino_in6(e, t);
-                for (int j = 0; j < 6; ++j) storeu(s.v.data() + ((size_t)(i * 6 + j) * cin + ci) * NP + off + t0, t[j]);
+                for (int j = 0; j < 6; ++j) storeu(v + ((size_t)(i * 6 + j) * cin + ci) * NP + off + t0, t[j]);
             }
         }
     }
@@ -453,8 +452,9 @@ inline void accumulate_1x1(const conv_args &a, const vf row[4], int co, int n, i
 // Output transform of tiles [tx0, tx1) of tile row ty of image n, output channels [co0, co1),
 // from m[xi][co - co0][off + tx - tx0] (rows NP apart), then bias, ReLU, residual; writes output
 // columns [4 tx0, min(W, 4 tx1)) of rows 4 ty ... 4 ty + 3.
-void wino_output(const conv_args &a, const float *mb, int co0, int co1, int n, int ty, int tx0, int tx1, size_t off,
+void wino_output(const conv_args &args, const float *mb, int co0, int co1, int n, int ty, int tx0, int tx1, size_t off,
                  size_t NP) {
+    const conv_args a = args;  // a local copy: the vector stores (memcpy) cannot change it, so no reloads
     const int W = a.W, H = a.H, cout = a.cout, nt = tx1 - tx0, xend = std::min(W, 4 * tx1);
     const size_t xi_stride = (size_t)(co1 - co0) * NP;
     static const shuffle_masks km;
@@ -511,7 +511,6 @@ void conv3x3_wino(const conv_args &a, wino_scratch &s, int64_t t0, int64_t t1) {
     const size_t NP = (size_t)TC + VW;  // + VW: vector stores past a chunk's last tile
     s.v.resize((size_t)36 * cin * NP);
     s.m.resize((size_t)36 * MRg * NP);
-    if (a.rs) s.rtmp.resize(resize_row_tmp_size(a.rs_w));
     // the tile-row segments of chunk [f0, f1), at their offsets within the chunk
     auto segments = [&](int64_t f0, int64_t f1, auto &&fn) {
         for (int64_t f = f0; f < f1;) {
@@ -585,15 +584,10 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     a.res2 = res2 ? (const float *)res2->data : nullptr;
     a.u = u ? (const float *)u->data : nullptr;
     a.wpk = pk ? (const float *)pk->data : nullptr;
-    thread_local std::vector<int> rs_x0;
-    thread_local std::vector<float> rs_wx;
     if (flags & HAS_RESIZE) {
         a.rs = a.x, a.x = nullptr;
-        a.rs_w = (int)x->ne[0], a.rs_h = (int)x->ne[1];
+        a.rs_h = (int)x->ne[1];
         a.uvx = uvx ? (const float *)uvx->data : nullptr, a.uvy = uvy ? (const float *)uvy->data : nullptr;
-        rs_x0.resize(a.W), rs_wx.resize(a.W);
-        resize_columns_ac(a.rs_w, a.W, rs_x0.data(), rs_wx.data());
-        a.rs_x0 = rs_x0.data(), a.rs_wx = rs_wx.data();
     }
 
     thread_local conv_scratch s;
@@ -667,8 +661,9 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
 
 }  // namespace
 
-// conv_cpu and conv3x3_resized_cpu: the output is [W, H, Cout, N]; x is resized to (W, H) inside
-// the convolution when its size differs (Winograd only), with the UV embedding uvx/uvy if given.
+// conv_cpu and conv3x3_resized_cpu: the output is [W, H, Cout, N]; x is resized to (W, H) when
+// its size differs (Winograd only): along x by a node of its own (resize_cols_ac_cpu), along y
+// inside the convolution as its rows are read, with the UV embedding uvx/uvy if given.
 static ggml_tensor *conv_node(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
                               ggml_tensor *res2, unsigned flags, int64_t W, int64_t H, ggml_tensor *uvx,
                               ggml_tensor *uvy, ggml_tensor *w2 = nullptr, ggml_tensor *b2 = nullptr) {
@@ -686,6 +681,7 @@ static ggml_tensor *conv_node(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w,
                 (b2 && (b2->type != GGML_TYPE_F32 || ggml_nelements(b2) != w2->ne[3]))))) {
         fail(DA3_ERR_INTERNAL, "conv_cpu: unsupported operand layout");
     }
+    if (resize && x->ne[0] != W) x = resize_cols_ac_cpu(ctx, x, (int)W);
     ggml_tensor *args[10] = {x, w};
     int n_args = 2;
     if (b) {

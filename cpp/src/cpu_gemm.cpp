@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -92,7 +93,9 @@ void micro_kernel(int kc, const float *xp, size_t ldx, const float *wp, size_t l
 // of a k step are at fixed offsets from one pointer (micro_kernel's rows ldx apart need a register
 // each). A kernel of its own, called directly, without micro_kernel's epilogue: for these short
 // tiles (k = 64 in attention) a packed-A micro_kernel through the kernel table measured 5 % slower.
-void packed_a_kernel(int R, int kc, const float *ap, const float *bp, size_t ldb, float *c, size_t ldc) {
+// With rmax (the attention's scores): rmax[i] = vmax(rmax[i], the row's NR values), for i < MR.
+template <bool ROW_MAX>
+inline void packed_a_tile(int R, int kc, const float *ap, const float *bp, size_t ldb, float *c, size_t ldc, vf *rmax) {
     vf acc[MR][NV];
     for (int i = 0; i < MR; ++i)
         for (int j = 0; j < NV; ++j) acc[i][j] = vf{};
@@ -108,6 +111,16 @@ void packed_a_kernel(int R, int kc, const float *ap, const float *bp, size_t ldb
     }
     for (int i = 0; i < R; ++i)
         for (int j = 0; j < NV; ++j) storeu(c + i * ldc + j * VW, acc[i][j]);
+    if (ROW_MAX) {
+        for (int i = 0; i < MR; ++i)
+            for (int j = 0; j < NV; ++j) rmax[i] = vmax(acc[i][j], rmax[i]);
+    }
+}
+void packed_a_kernel(int R, int kc, const float *ap, const float *bp, size_t ldb, float *c, size_t ldc) {
+    packed_a_tile<false>(R, kc, ap, bp, ldb, c, ldc, nullptr);
+}
+void scores_kernel(int R, int kc, const float *ap, const float *bp, size_t ldb, float *c, size_t ldc, vf *rmax) {
+    packed_a_tile<true>(R, kc, ap, bp, ldb, c, ldc, rmax);
 }
 
 using kernel_fn = void (*)(int, const float *, size_t, const float *, size_t, float *, size_t, const epilogue &);
@@ -220,21 +233,10 @@ const float *load_w_block(const ggml_tensor *w, bool packed, int64_t n0, int np,
     return s.w.data();
 }
 
-// In place: x[i] <- exp(scale * (x[i] - max)) over the n entries; returns 1 / their sum (the
-// softmax of scale * x is x * that, as PyTorch's math path computes it in f32).
-float softmax_row(float *x, int64_t n, float scale) {
-    float mx = -INFINITY;
+// In place: x[i] <- exp(scale * (x[i] - mx)) over the n entries, mx their max; returns 1 / their
+// sum (the softmax of scale * x is x * that, as PyTorch's math path computes it in f32).
+float softmax_exp(float *x, int64_t n, float scale, float mx) {
     int64_t i = 0;
-#if defined(__GNUC__)
-    vf vm = splat(-INFINITY);
-    for (; i + VW <= n; i += VW) {
-        const vf v = loadu(x + i);
-        vm = select(v > vm, v, vm);
-    }
-    for (int l = 0; l < VW; ++l) mx = std::max(mx, vm[l]);
-#endif
-    for (; i < n; ++i) mx = std::max(mx, x[i]);
-    i = 0;
     float sum = 0.0f;
 #if defined(__GNUC__)
     vf vs = vf{};
@@ -256,39 +258,58 @@ float softmax_row(float *x, int64_t n, float scale) {
 // from the row's cos/sin table cs = [cos[D], sin[D]].
 // ref: dinov2/layers/attention.py (q_norm, k_norm, then rope), dinov2/layers/rope.py: each half
 // of D (y, then x) is rotated NeoX-style: out = x * cos + cat(-x2, x1) * sin.
-void prep_row(const float *src, float *dst, int64_t D, const float *w, const float *b, float eps, const float *cs) {
 #if defined(__GNUC__)
-    if (D % (4 * VW) == 0) {  // whole vectors per quarter of D
-        const int nv = (int)(D / VW), qv = nv / 4;
-        vf y[256 / VW];
-        for (int j = 0; j < nv; ++j) y[j] = loadu(src + j * VW);
-        if (w) {
-            vf sv = vf{};
-            for (int j = 0; j < nv; ++j) sv += y[j];
-            float mean = 0.0f;
-            for (int l = 0; l < VW; ++l) mean += sv[l];
-            mean /= (float)D;
-            vf qs = vf{};
-            for (int j = 0; j < nv; ++j) {
-                y[j] -= mean;
-                qs += y[j] * y[j];
+// prep_row's vector path for NRW rows at once (D a multiple of 4 VW, at most 256): each row's
+// arithmetic is the single row's, in the same order; the rows' reductions (sequential over the
+// lanes) are interleaved, so their latency chains overlap.
+template <int NRW>
+void prep_rows_vec(const float *const *src, float *const *dst, int64_t D, const float *w, const float *b, float eps,
+                   const float *const *cs) {
+    const int nv = (int)(D / VW), qv = nv / 4;
+    vf y[NRW][256 / VW];
+    for (int r = 0; r < NRW; ++r)
+        for (int j = 0; j < nv; ++j) y[r][j] = loadu(src[r] + j * VW);
+    if (w) {
+        vf sv[NRW], qs[NRW];
+        float mean[NRW], var[NRW], rstd[NRW];
+        for (int r = 0; r < NRW; ++r) sv[r] = vf{}, qs[r] = vf{}, mean[r] = 0.0f, var[r] = 0.0f;
+        for (int j = 0; j < nv; ++j)
+            for (int r = 0; r < NRW; ++r) sv[r] += y[r][j];
+        for (int l = 0; l < VW; ++l)
+            for (int r = 0; r < NRW; ++r) mean[r] += sv[r][l];
+        for (int r = 0; r < NRW; ++r) mean[r] /= (float)D;
+        for (int j = 0; j < nv; ++j) {
+            for (int r = 0; r < NRW; ++r) {
+                y[r][j] -= mean[r];
+                qs[r] += y[r][j] * y[r][j];
             }
-            float var = 0.0f;
-            for (int l = 0; l < VW; ++l) var += qs[l];
-            const float rstd = 1.0f / std::sqrt(var / (float)D + eps);
-            for (int j = 0; j < nv; ++j) y[j] = y[j] * rstd * loadu(w + j * VW) + loadu(b + j * VW);
         }
-        if (!cs) {
-            for (int j = 0; j < nv; ++j) storeu(dst + j * VW, y[j]);
-            return;
+        for (int l = 0; l < VW; ++l)
+            for (int r = 0; r < NRW; ++r) var[r] += qs[r][l];
+        for (int r = 0; r < NRW; ++r) rstd[r] = 1.0f / std::sqrt(var[r] / (float)D + eps);
+        for (int r = 0; r < NRW; ++r)
+            for (int j = 0; j < nv; ++j) y[r][j] = y[r][j] * rstd[r] * loadu(w + j * VW) + loadu(b + j * VW);
+    }
+    for (int r = 0; r < NRW; ++r) {
+        if (!cs[r]) {
+            for (int j = 0; j < nv; ++j) storeu(dst[r] + j * VW, y[r][j]);
+            continue;
         }
         for (int h0 = 0; h0 < nv; h0 += 2 * qv) {
             for (int i = 0; i < qv; ++i) {
                 const int a = h0 + i, c = a + qv;
-                storeu(dst + a * VW, y[a] * loadu(cs + a * VW) - y[c] * loadu(cs + D + a * VW));
-                storeu(dst + c * VW, y[c] * loadu(cs + c * VW) + y[a] * loadu(cs + D + c * VW));
+                storeu(dst[r] + a * VW, y[r][a] * loadu(cs[r] + a * VW) - y[r][c] * loadu(cs[r] + D + a * VW));
+                storeu(dst[r] + c * VW, y[r][c] * loadu(cs[r] + c * VW) + y[r][a] * loadu(cs[r] + D + c * VW));
             }
         }
+    }
+}
+#endif
+
+void prep_row(const float *src, float *dst, int64_t D, const float *w, const float *b, float eps, const float *cs) {
+#if defined(__GNUC__)
+    if (D % (4 * VW) == 0) {  // whole vectors per quarter of D
+        prep_rows_vec<1>(&src, &dst, D, w, b, eps, &cs);
         return;
     }
 #endif
@@ -389,99 +410,160 @@ inline void prefetch_row(const float *p, int64_t n) {
     for (int64_t i = 0; i < n; i += 64 / (int64_t)sizeof(float)) __builtin_prefetch(p + i);
 }
 
+// Row (i1, i2, i3) of a 4-d f32 tensor whose rows are contiguous.
+inline const float *row_at(const ggml_tensor *t, int64_t i1, int64_t i2, int64_t i3) {
+    return (const float *)((const char *)t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3]);
+}
+
+// The prologue of q or k rows (see attention_cpu): the sources after the first `base`, in the
+// order [rope], [norm weight, norm bias]; eps is the norm's (the node's userdata, as f32 bits).
+struct row_prologue {
+    const float *rope = nullptr;
+    int64_t rope_pos = 0;
+    const float *w = nullptr, *b = nullptr;
+    float eps = 0.0f;
+
+    row_prologue(const ggml_tensor *dst, int base, const void *userdata) {
+        const uint32_t bits = (uint32_t)(uintptr_t)userdata;
+        std::memcpy(&eps, &bits, sizeof eps);
+        int n = base;
+        while (n < GGML_MAX_SRC && dst->src[n]) ++n;
+        const int extra = n - base;  // 0, 1 (rope), 2 (norm), 3 (rope, norm)
+        int next = base;
+        if (extra == 1 || extra == 3) {
+            rope = (const float *)dst->src[next]->data;
+            rope_pos = dst->src[next++]->ne[2];
+        }
+        if (extra >= 2) w = (const float *)dst->src[next++]->data, b = (const float *)dst->src[next++]->data;
+    }
+    const float *rope_row(int64_t t, int64_t D) const { return rope ? rope + (size_t)(t % rope_pos) * 2 * D : nullptr; }
+    void apply(const float *src, float *dst, int64_t D, int64_t t) const { prep_row(src, dst, D, w, b, eps, rope_row(t, D)); }
+    // rows src[i] of tokens t0 + i, i < n, into dst[i]
+    void apply_rows(int n, const float *const *src, float *const *dst, int64_t D, int64_t t0) const {
+        int i = 0;
+#if defined(__GNUC__)
+        if (D % (4 * VW) == 0) {
+            for (; i + 4 <= n; i += 4) {
+                const float *cs[4] = {rope_row(t0 + i, D), rope_row(t0 + i + 1, D), rope_row(t0 + i + 2, D), rope_row(t0 + i + 3, D)};
+                prep_rows_vec<4>(src + i, dst + i, D, w, b, eps, cs);
+            }
+        }
+#endif
+        for (; i < n; ++i) apply(src[i], dst[i], D, t0 + i);
+    }
+};
+
+// K and V of every (batch, head), once, ahead of the attention node, whichever threads then use
+// them: dst [NR, D, 2 * kpanels, B*NH] holds per (b, h) K prepared (k-norm, RoPE) and transposed
+// into the scores GEMM's panels (key t at panel t / NR, column t % NR, zero past Tk), then V's
+// rows, contiguous ([kpanels * NR][D], rows past Tk unused).
+void kv_panels_compute(ggml_tensor *dst, int /*ith*/, int nth, void *userdata) {
+    const ggml_tensor *k = dst->src[0], *v = dst->src[1];
+    const row_prologue pro(dst, 2, userdata);
+    const int64_t D = k->ne[0], NH = k->ne[1], Tk = k->ne[2], kpanels = dst->ne[2] / 2;
+    const int64_t nranges = chunk_ranges(nth, dst->ne[3], kpanels);
+    constexpr int G = 4;  // keys prepared together (row_prologue::apply_rows)
+    static_assert(NR % G == 0, "a group of keys stays within one panel");
+    float rows[G][256];
+    for_each_chunk(dst, nth, dst->ne[3] * nranges, [&](int64_t c) {
+        const int64_t bh = c / nranges, r = c % nranges, b = bh / NH, h = bh % NH;
+        const int64_t p0 = kpanels * r / nranges, p1 = kpanels * (r + 1) / nranges;
+        float *panels = (float *)dst->data + (size_t)bh * 2 * kpanels * D * NR, *vrows = panels + (size_t)kpanels * D * NR;
+        for (int64_t t0 = p0 * NR; t0 < p1 * NR; t0 += G) {  // NR is a multiple of G
+            const int n = (int)std::max<int64_t>(0, std::min<int64_t>(G, Tk - t0));
+            const float *src[G];
+            float *out[G];
+            for (int i = 0; i < n; ++i) {
+                const int64_t t = t0 + i;
+                if (t + ROW_PF < Tk) {  // rows are a qkv stride apart: too far for the hardware prefetcher
+                    prefetch_row(row_at(k, h, t + ROW_PF, b), D);
+                    prefetch_row(row_at(v, h, t + ROW_PF, b), D);
+                }
+                src[i] = row_at(k, h, t, b), out[i] = rows[i];
+                std::memcpy(vrows + (size_t)t * D, row_at(v, h, t, b), (size_t)D * sizeof(float));
+            }
+            pro.apply_rows(n, src, out, D, t0);
+            for (int i = 0; i < G; ++i) {  // keys past Tk: zero columns
+                float *kd = panels + (size_t)((t0 + i) / NR) * D * NR + (t0 + i) % NR;
+                for (int64_t d = 0; d < D; ++d) kd[d * NR] = i < n ? rows[i][d] : 0.0f;
+            }
+        }
+    });
+}
+
 struct attn_scratch {
-    std::vector<float> kp;  // K^T as panels [Tk/NR][D][NR], zero-padded keys
-    std::vector<float> vp;  // V as [Tk][D]
     std::vector<float> qt;  // one strip of queries, prepared, transposed [D][MR] (rows past Tq: 0)
     std::vector<float> s;   // scores / probabilities of one strip [MR][Tk_pad]
 };
 
-// Optional inputs after q, k, v: [rope], [q_norm w, b, k_norm w, b] (see attention_cpu).
-struct attn_inputs {
-    const float *rope = nullptr;
-    int64_t rope_pos = 0;
-    const float *qw = nullptr, *qb = nullptr, *kw = nullptr, *kb = nullptr;
-};
+// Scores of one strip of MR prepared queries (qt [D][MR]) against the Tk keys in panels kp:
+// S[i][t] = q_i . k_t (t < kpanels * NR; 0 past Tk) and mx[i] = the max of S[i][0 .. Tk).
+void strip_scores(const float *qt, const float *kp, int64_t D, int64_t Tk, float *S, int64_t ldS, float mx[MR]) {
+    const int64_t full = Tk / NR, kpanels = (Tk + NR - 1) / NR;
+#if defined(__GNUC__)
+    vf rmax[MR];
+    for (int i = 0; i < MR; ++i) rmax[i] = splat(-INFINITY);
+    for (int64_t p = 0; p < full; ++p) scores_kernel(MR, (int)D, qt, kp + (size_t)p * D * NR, NR, S + p * NR, (size_t)ldS, rmax);
+    for (int i = 0; i < MR; ++i) {
+        mx[i] = -INFINITY;
+        for (int l = 0; l < VW; ++l) mx[i] = std::max(mx[i], rmax[i][l]);
+    }
+#else
+    for (int64_t p = 0; p < full; ++p) packed_a_kernel(MR, (int)D, qt, kp + (size_t)p * D * NR, NR, S + p * NR, (size_t)ldS);
+    for (int i = 0; i < MR; ++i) {
+        mx[i] = -INFINITY;
+        for (int64_t t = 0; t < full * NR; ++t) mx[i] = std::max(mx[i], S[(size_t)i * ldS + t]);
+    }
+#endif
+    if (kpanels > full) {  // the last, partial panel: its padding columns are not keys
+        packed_a_kernel(MR, (int)D, qt, kp + (size_t)full * D * NR, NR, S + full * NR, (size_t)ldS);
+        for (int i = 0; i < MR; ++i)
+            for (int64_t t = full * NR; t < Tk; ++t) mx[i] = std::max(mx[i], S[(size_t)i * ldS + t]);
+    }
+}
 
 // softmax(q k^T / sqrt(D)) v per (batch, head), one strip of MR queries at a time: scores by the
-// GEMM micro-kernel into a [MR, Tk] buffer, an exact softmax over each row, then P V by the same
-// kernel (1 / row sum applied in its epilogue). qk-norm and RoPE are applied while q and k are
-// packed. Threads take chunks (b, h, range of strips) in turn (cpu_work.h); a thread packs K and
-// V of a head when it starts on a chunk of that head.
+// GEMM micro-kernel into a [MR, Tk] buffer (each row's max kept on the way), an exact softmax
+// over each row, then P V by the same kernel (1 / row sum applied in its epilogue). qk-norm and
+// RoPE are applied while q is packed; K and V come packed per head (kv_panels_compute). Threads
+// take chunks (b, h, range of strips) in turn (cpu_work.h).
 void attention_compute(ggml_tensor *dst, int /*ith*/, int nth, void *userdata) {
-    const ggml_tensor *q = dst->src[0], *k = dst->src[1], *v = dst->src[2];
-    const uint32_t bits = (uint32_t)(uintptr_t)userdata;  // the norm eps's f32 bits (attention_cpu)
-    float eps;
-    std::memcpy(&eps, &bits, sizeof eps);
-    int n_src = 3;
-    while (n_src < GGML_MAX_SRC && dst->src[n_src]) ++n_src;
-    attn_inputs in;
-    int next = 3;
-    if (n_src == 4 || n_src == 8) {
-        in.rope = (const float *)dst->src[next]->data;
-        in.rope_pos = dst->src[next++]->ne[2];
-    }
-    if (n_src >= 7) {
-        in.qw = (const float *)dst->src[next++]->data, in.qb = (const float *)dst->src[next++]->data;
-        in.kw = (const float *)dst->src[next++]->data, in.kb = (const float *)dst->src[next++]->data;
-    }
-    const int64_t D = q->ne[0], NH = q->ne[1], Tq = q->ne[2], B = q->ne[3], Tk = k->ne[2];
+    const ggml_tensor *q = dst->src[0], *kv = dst->src[1];  // src[2]: v, for its shape (Tk)
+    const row_prologue pro(dst, 3, userdata);
+    const int64_t D = q->ne[0], NH = q->ne[1], Tq = q->ne[2], B = q->ne[3], Tk = dst->src[2]->ne[2];
     const float scale = 1.0f / std::sqrt((float)D);
     const int64_t strips = (Tq + MR - 1) / MR;
-    // chunks: (batch * head, range of strips), head-major; a thread packs a head's K and V when
-    // it takes its first chunk of that head
     const int64_t nranges = chunk_ranges(nth, B * NH, strips);
-    const int64_t kpanels = (Tk + NR - 1) / NR, ldS = kpanels * NR;
+    const int64_t kpanels = kv->ne[2] / 2, ldS = kpanels * NR;
     thread_local attn_scratch s;
     s.s.resize((size_t)MR * ldS);
     s.qt.resize((size_t)MR * D);
     float *Y = (float *)dst->data;
-    auto at = [](const ggml_tensor *t, int64_t i1, int64_t i2, int64_t i3) {
-        return (const float *)((const char *)t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3]);
-    };
-    auto rope_row = [&](int64_t t) { return in.rope ? in.rope + (size_t)(t % in.rope_pos) * 2 * D : nullptr; };
-    float row[256];
-    int64_t packed = -1;  // the (b, h) whose K and V are in s.kp / s.vp during this call
+    float rows[MR][256];
     for_each_chunk(dst, nth, B * NH * nranges, [&](int64_t c) {
         const int64_t bh = c / nranges, r = c % nranges, b = bh / NH, h = bh % NH;
-        if (bh != packed) {  // pack this head's K and V
-            s.kp.assign((size_t)kpanels * D * NR, 0.0f);
-            s.vp.resize((size_t)Tk * D);
-            for (int64_t t = 0; t < Tk; ++t) {
-                if (t + ROW_PF < Tk) {  // rows are a qkv stride apart: too far for the hardware prefetcher
-                    prefetch_row(at(k, h, t + ROW_PF, b), D);
-                    prefetch_row(at(v, h, t + ROW_PF, b), D);
-                }
-                prep_row(at(k, h, t, b), row, D, in.kw, in.kb, eps, rope_row(t));
-                float *kd = s.kp.data() + (size_t)(t / NR) * D * NR + t % NR;
-                for (int64_t d = 0; d < D; ++d) kd[d * NR] = row[d];
-                std::memcpy(s.vp.data() + (size_t)t * D, at(v, h, t, b), (size_t)D * sizeof(float));
-            }
-            packed = bh;
-        }
+        const float *kpan = (const float *)kv->data + (size_t)bh * 2 * kpanels * D * NR, *vh = kpan + (size_t)kpanels * D * NR;
         for (int64_t st = strips * r / nranges; st < strips * (r + 1) / nranges; ++st) {
             const int64_t t0 = st * MR;
             const int R = (int)std::min<int64_t>(MR, Tq - t0);
-            for (int i = 0; i < MR; ++i) {
-                if (i < R) prep_row(at(q, h, t0 + i, b), row, D, in.qw, in.qb, eps, rope_row(t0 + i));
-                for (int64_t d = 0; d < D; ++d) s.qt[d * MR + i] = i < R ? row[d] : 0.0f;
-            }
-            for (int64_t t = t0 + MR; t < std::min(Tq, t0 + 2 * MR); ++t) prefetch_row(at(q, h, t, b), D);  // the next strip
-            for (int64_t p = 0; p < kpanels; ++p) {
-                packed_a_kernel(MR, (int)D, s.qt.data(), s.kp.data() + (size_t)p * D * NR, NR, s.s.data() + p * NR, (size_t)ldS);
-            }
-            float inv_sum[MR];
-            for (int i = 0; i < R; ++i) inv_sum[i] = softmax_row(s.s.data() + (size_t)i * ldS, Tk, scale);
+            const float *src[MR];
+            float *prepared[MR];
+            for (int i = 0; i < R; ++i) src[i] = row_at(q, h, t0 + i, b), prepared[i] = rows[i];
+            pro.apply_rows(R, src, prepared, D, t0);
+            for (int i = 0; i < MR; ++i)
+                for (int64_t d = 0; d < D; ++d) s.qt[d * MR + i] = i < R ? rows[i][d] : 0.0f;
+            for (int64_t t = t0 + MR; t < std::min(Tq, t0 + 2 * MR); ++t) prefetch_row(row_at(q, h, t, b), D);  // the next strip
+            float mx[MR], inv_sum[MR];
+            strip_scores(s.qt.data(), kpan, D, Tk, s.s.data(), ldS, mx);
+            for (int i = 0; i < R; ++i) inv_sum[i] = softmax_exp(s.s.data() + (size_t)i * ldS, Tk, scale, mx[i]);
             const epilogue norm{true, true, false, nullptr, nullptr, inv_sum, nullptr};
             float *out = Y + ((size_t)(b * Tq + t0) * NH + h) * D;
             const size_t ldo = (size_t)(NH * D);
             int64_t j = 0;
             for (; j + 2 * NR <= D; j += 2 * NR) {
-                run_tile_wide(R, (int)Tk, s.s.data(), (size_t)ldS, s.vp.data() + j, (size_t)D, out + j, ldo, norm);
+                run_tile_wide(R, (int)Tk, s.s.data(), (size_t)ldS, vh + j, (size_t)D, out + j, ldo, norm);
             }
-            for (; j < D; j += NR) {
-                run_tile(R, (int)Tk, s.s.data(), (size_t)ldS, s.vp.data() + j, (size_t)D, out + j, ldo, norm);
-            }
+            for (; j < D; j += NR) run_tile(R, (int)Tk, s.s.data(), (size_t)ldS, vh + j, (size_t)D, out + j, ldo, norm);
         }
     });
 }
@@ -590,25 +672,38 @@ ggml_tensor *attention_cpu(ggml_context *ctx, ggml_tensor *q, ggml_tensor *k, gg
         v->ne[3] != q->ne[3]) {
         fail(DA3_ERR_INTERNAL, "attention_cpu: unsupported operand layout");
     }
-    ggml_tensor *args[8] = {q, k, v};
-    int n = 3;
+    ggml_tensor *rope = nullptr, *qn[2] = {nullptr, nullptr}, *kn[2] = {nullptr, nullptr};
     float eps = 0.0f;
     if (pro && pro->rope) {
         if (pro->rope->type != GGML_TYPE_F32 || !ggml_is_contiguous(pro->rope) || pro->rope->ne[0] != D ||
             pro->rope->ne[1] != 2) {
             fail(DA3_ERR_INTERNAL, "attention_cpu: bad rope table");
         }
-        args[n++] = pro->rope;
+        rope = pro->rope;
     }
     if (pro && pro->q_norm_w) {
         for (ggml_tensor *t : {pro->q_norm_w, pro->q_norm_b, pro->k_norm_w, pro->k_norm_b}) {
             if (!t || t->type != GGML_TYPE_F32 || ggml_nelements(t) != D) fail(DA3_ERR_INTERNAL, "attention_cpu: bad qk-norm");
-            args[n++] = t;
         }
+        qn[0] = pro->q_norm_w, qn[1] = pro->q_norm_b, kn[0] = pro->k_norm_w, kn[1] = pro->k_norm_b;
         eps = pro->eps;
     }
     uint32_t bits;
     std::memcpy(&bits, &eps, sizeof bits);
+    // the sources of a q or k prologue (row_prologue): x, [rope], [norm weight, norm bias]
+    auto with_prologue = [&](std::initializer_list<ggml_tensor *> first, ggml_tensor *const norm[2], ggml_tensor **args) {
+        int n = 0;
+        for (ggml_tensor *t : first) args[n++] = t;
+        if (rope) args[n++] = rope;
+        if (norm[0]) args[n++] = norm[0], args[n++] = norm[1];
+        return n;
+    };
+    ggml_tensor *args[6];
+    const int64_t kpanels = (k->ne[2] + NR - 1) / NR;
+    int n = with_prologue({k, v}, kn, args);
+    ggml_tensor *kv = with_work_counter(ggml_custom_4d(ctx, GGML_TYPE_F32, NR, D, 2 * kpanels, k->ne[1] * k->ne[3], args, n,
+                                                       kv_panels_compute, GGML_N_TASKS_MAX, (void *)(uintptr_t)bits));
+    n = with_prologue({q, kv, v}, qn, args);
     return with_work_counter(ggml_custom_4d(ctx, GGML_TYPE_F32, D, q->ne[1], q->ne[2], q->ne[3], args, n,
                                             attention_compute, GGML_N_TASKS_MAX, (void *)(uintptr_t)bits));
 }

@@ -76,7 +76,8 @@ struct attn_prologue {
 // strip of queries holds its full score rows). q [D, NH, Tq, B], k and v [D, NH, Tk, B] f32 with
 // contiguous rows (nb[0] = 4; any other strides, e.g. views of a fused qkv), D a multiple of the
 // panel width and at most 256 (attention_cpu_supported). Returns [D, NH, Tq, B] f32
-// contiguous, as ggml_flash_attn_ext.
+// contiguous, as ggml_flash_attn_ext. Two nodes: k (k-norm, RoPE applied) and v packed once per
+// head for the scores and P V GEMMs, then the attention.
 bool attention_cpu_supported(int64_t head_dim);
 ggml_tensor *attention_cpu(ggml_context *ctx, ggml_tensor *q, ggml_tensor *k, ggml_tensor *v,
                            const attn_prologue *pro = nullptr);
