@@ -74,10 +74,12 @@ struct conv_args {
     const float *wpk;   // direct kernels: packed weights (pack_weights), else null
     float *y;
     // conv3x3_resized_cpu (x null): the input is the align-corners bilinear resize of rs
-    // [W, rs_h, cin, N] (already resized along x: resize_cols_ac_cpu) to H rows, plus the UV
-    // embedding (uvx [W, cin/2], uvy [H, cin/2]; or null), computed as the rows are read.
+    // [rs_w, rs_h, cin, N] to (W, H) plus the UV embedding (uvx [W, cin/2], uvy [H, cin/2]; or
+    // null), computed as the rows are read; rs_x0, rs_wx: resize_columns_ac for W.
     const float *rs = nullptr, *uvx = nullptr, *uvy = nullptr;
-    int rs_h = 0;
+    int rs_w = 0, rs_h = 0;
+    const int *rs_x0 = nullptr;
+    const float *rs_wx = nullptr;
     // Winograd with a 1x1 convolution after it (w2 [c2][cout] f32, b2 [c2]): y is [W, H, c2, N]
     // and gets b2 + sum over co (ascending) of w2 * the 3x3 output, as conv1x1 sums
     const float *w2 = nullptr, *b2 = nullptr;
@@ -360,6 +362,7 @@ inline void interleave4(const shuffle_masks &k, const vf c[4], vf a[4]) {
 
 struct wino_scratch {
     std::vector<float> rows;  // 6 input rows of one segment (ReLU, zero padding) [6][4 * TV]
+    std::vector<float> rtmp;  // resized input rows: resize_row_ac scratch
     std::vector<float> cols;  // B^T d rows split by column mod 4: [6][4][TV + 1]
     std::vector<float> v;     // [36][cin][NP] transformed input of one chunk of tiles
     std::vector<float> m;     // [36][MR][NP] products for MR output channels
@@ -376,7 +379,7 @@ void wino_input(const conv_args &args, wino_scratch &s, int n, int ty, int tx0, 
     s.rows.resize(6 * LR);
     s.cols.assign(24 * LC, 0.0f);  // index TV stays 0
     // the buffers through locals, for the same reason
-    float *const rows = s.rows.data(), *const cols = s.cols.data(), *const v = s.v.data();
+    float *const rows = s.rows.data(), *const cols = s.cols.data(), *const v = s.v.data(), *const rtmp = s.rtmp.data();
     // rows[i][k] = column 4 tx0 - 1 + k of input row 4 ty - 1 + i (0 outside the map)
     const int c0 = 4 * tx0 - 1, k0 = std::max(0, -c0), k1 = std::min<int>((int)LR, W - c0);
     for (int ci = 0; ci < cin; ++ci) {
@@ -393,7 +396,8 @@ void wino_input(const conv_args &args, wino_scratch &s, int n, int ty, int tx0, 
                 const int half = cin / 2;
                 const float *ex = a.uvx && ci < half ? a.uvx + (size_t)ci * W : nullptr;
                 const float ey = a.uvy && ci >= half ? a.uvy[(size_t)(ci - half) * H + y] : 0.0f;
-                blend_rows_ac(a.rs + ((size_t)n * cin + ci) * a.rs_h * W, W, a.rs_h, H, y, c0 + k0, c0 + k1, ex, ey, dst + k0);
+                resize_row_ac(a.rs + ((size_t)n * cin + ci) * a.rs_h * a.rs_w, a.rs_w, a.rs_h, H, y, a.rs_x0, a.rs_wx,
+                              c0 + k0, c0 + k1, ex, ey, rtmp, dst + k0);
                 if (a.relu_in) copy_row(dst + k0, dst + k0, k1 - k0, true);
             } else {
                 copy_row(dst + k0, plane + (size_t)y * W + c0 + k0, k1 - k0, a.relu_in);
@@ -511,6 +515,7 @@ void conv3x3_wino(const conv_args &a, wino_scratch &s, int64_t t0, int64_t t1) {
     const size_t NP = (size_t)TC + VW;  // + VW: vector stores past a chunk's last tile
     s.v.resize((size_t)36 * cin * NP);
     s.m.resize((size_t)36 * MRg * NP);
+    if (a.rs) s.rtmp.resize(resize_row_tmp_size(a.rs_w));
     // the tile-row segments of chunk [f0, f1), at their offsets within the chunk
     auto segments = [&](int64_t f0, int64_t f1, auto &&fn) {
         for (int64_t f = f0; f < f1;) {
@@ -584,10 +589,15 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     a.res2 = res2 ? (const float *)res2->data : nullptr;
     a.u = u ? (const float *)u->data : nullptr;
     a.wpk = pk ? (const float *)pk->data : nullptr;
+    thread_local std::vector<int> rs_x0;
+    thread_local std::vector<float> rs_wx;
     if (flags & HAS_RESIZE) {
         a.rs = a.x, a.x = nullptr;
-        a.rs_h = (int)x->ne[1];
+        a.rs_w = (int)x->ne[0], a.rs_h = (int)x->ne[1];
         a.uvx = uvx ? (const float *)uvx->data : nullptr, a.uvy = uvy ? (const float *)uvy->data : nullptr;
+        rs_x0.resize(a.W), rs_wx.resize(a.W);
+        resize_columns_ac(a.rs_w, a.W, rs_x0.data(), rs_wx.data());
+        a.rs_x0 = rs_x0.data(), a.rs_wx = rs_wx.data();
     }
 
     thread_local conv_scratch s;
@@ -661,9 +671,8 @@ void conv_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
 
 }  // namespace
 
-// conv_cpu and conv3x3_resized_cpu: the output is [W, H, Cout, N]; x is resized to (W, H) when
-// its size differs (Winograd only): along x by a node of its own (resize_cols_ac_cpu), along y
-// inside the convolution as its rows are read, with the UV embedding uvx/uvy if given.
+// conv_cpu and conv3x3_resized_cpu: the output is [W, H, Cout, N]; x is resized to (W, H) inside
+// the convolution when its size differs (Winograd only), with the UV embedding uvx/uvy if given.
 static ggml_tensor *conv_node(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_tensor *b, ggml_tensor *res,
                               ggml_tensor *res2, unsigned flags, int64_t W, int64_t H, ggml_tensor *uvx,
                               ggml_tensor *uvy, ggml_tensor *w2 = nullptr, ggml_tensor *b2 = nullptr) {
@@ -681,7 +690,6 @@ static ggml_tensor *conv_node(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w,
                 (b2 && (b2->type != GGML_TYPE_F32 || ggml_nelements(b2) != w2->ne[3]))))) {
         fail(DA3_ERR_INTERNAL, "conv_cpu: unsupported operand layout");
     }
-    if (resize && x->ne[0] != W) x = resize_cols_ac_cpu(ctx, x, (int)W);
     ggml_tensor *args[10] = {x, w};
     int n_args = 2;
     if (b) {

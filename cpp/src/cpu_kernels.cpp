@@ -87,83 +87,6 @@ void layer_norm_compute(ggml_tensor *dst, int ith, int nth, void *userdata) {
     }
 }
 
-// Per output column j < wo, the left source column x0[j] and its weight wx[j].
-void resize_columns_ac(int wi, int wo, int *x0, float *wx) {
-    // ref: PyTorch UpSample.h area_pixel_compute_scale / compute_source_index (align_corners)
-    const float sx = wo > 1 ? (float)(wi - 1) / (float)(wo - 1) : 0.0f;
-    for (int j = 0; j < wo; ++j) {
-        const float src = sx * (float)j;
-        x0[j] = std::min((int)src, wi - 1);
-        wx[j] = src - (float)x0[j];
-    }
-}
-
-// Scratch for one source row of wi columns and the vector pass's read-ahead (16: the widest VW).
-inline size_t resize_row_tmp_size(int wi) { return (size_t)wi + 2 * 16 + 1; }
-
-// Output columns [j0, j1) of one row from the source columns r[0..] = column s0 on, into
-// out[0, j1 - j0): (1 - wx[j]) * column x0[j] + wx[j] * column x0[j] + 1, plus ex[j] (ex not
-// null) or ey. The vector pass reads up to 2 VW + 1 floats past the last source column used.
-void interp_columns(const float *r, int s0, const int *x0, const float *wx, int j0, int j1, const float *ex, float ey,
-                    float *out) {
-    int j = j0;
-#if defined(__GNUC__)
-    // VW output columns read at most 2 VW source columns from x0[j]: one two-vector shuffle
-    for (; j + VW <= j1 && x0[j + VW - 1] + 1 - x0[j] < 2 * VW; j += VW) {
-        vi idx;
-        std::memcpy(&idx, x0 + j, sizeof idx);
-        idx -= x0[j];
-        const float *base = r + (x0[j] - s0);
-        const vf lo = loadu(base), hi_ = loadu(base + VW);
-        const vf v0 = __builtin_shuffle(lo, hi_, idx), v1 = __builtin_shuffle(lo, hi_, idx + 1);
-        const vf w = loadu(wx + j);
-        vf v = (1.0f - w) * v0 + w * v1;  // as the scalar loop below
-        v += ex ? loadu(ex + j) : splat(ey);
-        storeu(out + (j - j0), v);
-    }
-#endif
-    for (; j < j1; ++j) {
-        const float *c = r + (x0[j] - s0);
-        out[j - j0] = (1.0f - wx[j]) * c[0] + wx[j] * c[1] + (ex ? ex[j] : ey);
-    }
-}
-
-// One source row of wi columns resized to wo (x0, wx: resize_columns_ac); tmp:
-// resize_row_tmp_size(wi) floats of scratch.
-void resize_source_row(const float *row, int wi, const int *x0, const float *wx, int wo, float *tmp, float *out) {
-    std::memcpy(tmp, row, (size_t)wi * sizeof(float));
-    std::fill(tmp + wi, tmp + resize_row_tmp_size(wi), tmp[wi - 1]);  // read-ahead of the vector pass
-    interp_columns(tmp, 0, x0, wx, 0, wo, nullptr, 0.0f, out);
-}
-
-// The source rows blended into output row i of ho (align corners): y0, y1 and their weights.
-struct row_weights {
-    int y0, y1;
-    float w0, w1;
-    row_weights(int hi, int ho, int i) {
-        const float sy = ho > 1 ? (float)(hi - 1) / (float)(ho - 1) : 0.0f;
-        const float src = sy * (float)i;
-        y0 = std::min((int)src, hi - 1), y1 = std::min(y0 + 1, hi - 1);
-        w1 = src - (float)y0, w0 = 1.0f - w1;
-    }
-};
-
-// out[j - j0] = w0 * a[j] + w1 * b[j] + (ex ? ex[j] : ey) for j in [j0, j1).
-void blend_two_rows(const float *a, const float *b, float w0, float w1, int j0, int j1, const float *ex, float ey,
-                    float *out) {
-    int j = j0;
-#if defined(__GNUC__)
-    for (; j + VW <= j1; j += VW) {
-        vf v = w0 * loadu(a + j) + w1 * loadu(b + j);  // as the scalar loop below
-        v += ex ? loadu(ex + j) : splat(ey);
-        storeu(out + (j - j0), v);
-    }
-#endif
-    for (; j < j1; ++j) out[j - j0] = w0 * a[j] + w1 * b[j] + (ex ? ex[j] : ey);
-}
-
-// Resize of x [wi, hi, C, N] to dst [wo, ho, C, N] (+ UV): per output row, the two source rows
-// resized along x (kept for the next output rows that use them), then blended.
 void resize_bilinear_ac_compute(ggml_tensor *dst, int ith, int nth, void *) {
     const ggml_tensor *x = dst->src[0];
     const float *uvx = dst->src[1] ? (const float *)dst->src[1]->data : nullptr;  // see resize_bilinear_ac_cpu
@@ -172,50 +95,22 @@ void resize_bilinear_ac_compute(ggml_tensor *dst, int ith, int nth, void *) {
     const int wo = (int)dst->ne[0], ho = (int)dst->ne[1];
     const int64_t C = dst->ne[2], planes = C * dst->ne[3];
     thread_local std::vector<int> x0;
-    thread_local std::vector<float> wx, tmp, hrows;
+    thread_local std::vector<float> wx, tmp;
     x0.resize(wo);
     wx.resize(wo);
     tmp.resize(resize_row_tmp_size(wi));
-    hrows.resize((size_t)2 * wo);
     resize_columns_ac(wi, wo, x0.data(), wx.data());
-    int64_t key[2] = {-1, -1};  // the source rows (plane * hi + y) held in hrows' two slots
-    auto slot_of = [&](int64_t k) { return key[0] == k ? 0 : key[1] == k ? 1 : -1; };
-    auto fill = [&](int slot, int64_t k) {
-        resize_source_row((const float *)x->data + (size_t)k * wi, wi, x0.data(), wx.data(), wo, tmp.data(),
-                          hrows.data() + (size_t)slot * wo);
-        key[slot] = k;
-    };
     const int64_t rows = planes * ho;
     const int64_t per = (rows + nth - 1) / nth;
     const int64_t r0 = std::min(rows, ith * per), r1 = std::min(rows, r0 + per);
     for (int64_t r = r0; r < r1; ++r) {
         const int64_t p = r / ho, c = p % C;
         const int i = (int)(r % ho);
-        const row_weights rw(hi, ho, i);
-        const int64_t ka = p * hi + rw.y0, kb = p * hi + rw.y1;
-        int sa = slot_of(ka), sb = slot_of(kb);
-        if (sa < 0) fill(sa = sb == 0 ? 1 : 0, ka);  // never over the other row's slot
-        if (sb < 0) fill(sb = 1 - sa, kb);
-        const float *a = hrows.data() + (size_t)sa * wo, *b = hrows.data() + (size_t)sb * wo;
         // UV embedding: channels [0, C/2) add uvx[c][j], the others uvy[c - C/2][i]
         const float *ex = uvx && c < C / 2 ? uvx + c * wo : nullptr;
         const float ey = uvy && c >= C / 2 ? uvy[(c - C / 2) * ho + i] : 0.0f;
-        blend_two_rows(a, b, rw.w0, rw.w1, 0, wo, ex, ey, (float *)dst->data + ((size_t)p * ho + i) * wo);
-    }
-}
-
-// Each row of x [wi, H, C, N] resized along x to w columns (align corners).
-void resize_cols_ac_compute(ggml_tensor *dst, int ith, int nth, void *) {
-    const ggml_tensor *x = dst->src[0];
-    const int wi = (int)x->ne[0], wo = (int)dst->ne[0];
-    const int64_t rows = ggml_nrows(dst);
-    thread_local std::vector<int> x0;
-    thread_local std::vector<float> wx, tmp;
-    x0.resize(wo), wx.resize(wo), tmp.resize(resize_row_tmp_size(wi));
-    resize_columns_ac(wi, wo, x0.data(), wx.data());
-    for (int64_t r = rows * ith / nth; r < rows * (ith + 1) / nth; ++r) {
-        resize_source_row((const float *)x->data + (size_t)r * wi, wi, x0.data(), wx.data(), wo, tmp.data(),
-                          (float *)dst->data + (size_t)r * wo);
+        resize_row_ac((const float *)x->data + (size_t)p * hi * wi, wi, hi, ho, i, x0.data(), wx.data(), 0, wo, ex, ey,
+                      tmp.data(), (float *)dst->data + ((size_t)p * ho + i) * wo);
     }
 }
 
@@ -256,18 +151,51 @@ void add_uv_compute(ggml_tensor *dst, int ith, int nth, void *) {
 
 }  // namespace
 
-void blend_rows_ac(const float *plane, int w, int hi, int ho, int i, int j0, int j1, const float *ex, float ey,
-                   float *out) {
-    const row_weights rw(hi, ho, i);
-    blend_two_rows(plane + (size_t)rw.y0 * w, plane + (size_t)rw.y1 * w, rw.w0, rw.w1, j0, j1, ex, ey, out);
+void resize_columns_ac(int wi, int wo, int *x0, float *wx) {
+    // ref: PyTorch UpSample.h area_pixel_compute_scale / compute_source_index (align_corners)
+    const float sx = wo > 1 ? (float)(wi - 1) / (float)(wo - 1) : 0.0f;
+    for (int j = 0; j < wo; ++j) {
+        const float src = sx * (float)j;
+        x0[j] = std::min((int)src, wi - 1);
+        wx[j] = src - (float)x0[j];
+    }
 }
 
-ggml_tensor *resize_cols_ac_cpu(ggml_context *ctx, ggml_tensor *x, int w) {
-    if (x->type != GGML_TYPE_F32 || !ggml_is_contiguous(x) || w <= 0) {
-        fail(DA3_ERR_INTERNAL, "resize_cols_ac_cpu: needs contiguous f32 and a positive width");
+void resize_row_ac(const float *plane, int wi, int hi, int ho, int i, const int *x0, const float *wx, int j0, int j1,
+                   const float *ex, float ey, float *tmp, float *out) {
+    const float sy = ho > 1 ? (float)(hi - 1) / (float)(ho - 1) : 0.0f;
+    const float src = sy * (float)i;
+    const int y0 = std::min((int)src, hi - 1), y1 = std::min(y0 + 1, hi - 1);
+    const float wy1 = src - (float)y0, wy0 = 1.0f - wy1;
+    const float *a = plane + (size_t)y0 * wi, *b = plane + (size_t)y1 * wi;
+    // rows blended over the source columns [s0, s1) that outputs [j0, j1) read, into tmp
+    const int s0 = x0[j0], s1 = std::min(wi, x0[j1 - 1] + 2), ns = s1 - s0;
+    int k = 0;
+#if defined(__GNUC__)
+    for (; k + VW <= ns; k += VW) storeu(tmp + k, wy0 * loadu(a + s0 + k) + wy1 * loadu(b + s0 + k));
+#endif
+    for (; k < ns; ++k) tmp[k] = wy0 * a[s0 + k] + wy1 * b[s0 + k];
+    std::fill(tmp + ns, tmp + ns + 2 * VW + 1, tmp[ns - 1]);  // read-ahead of the vector pass
+    int j = j0;
+#if defined(__GNUC__)
+    // VW output columns read at most 2 VW source columns from x0[j]: one two-vector shuffle
+    for (; j + VW <= j1 && x0[j + VW - 1] + 1 - x0[j] < 2 * VW; j += VW) {
+        vi idx;
+        std::memcpy(&idx, x0 + j, sizeof idx);
+        idx -= x0[j];
+        const float *base = tmp + (x0[j] - s0);
+        const vf lo = loadu(base), hi_ = loadu(base + VW);
+        const vf v0 = __builtin_shuffle(lo, hi_, idx), v1 = __builtin_shuffle(lo, hi_, idx + 1);
+        const vf w = loadu(wx + j);
+        vf v = (1.0f - w) * v0 + w * v1;  // as the scalar loop below
+        v += ex ? loadu(ex + j) : splat(ey);
+        storeu(out + (j - j0), v);
     }
-    return ggml_custom_4d(ctx, GGML_TYPE_F32, w, x->ne[1], x->ne[2], x->ne[3], &x, 1, resize_cols_ac_compute,
-                          GGML_N_TASKS_MAX, nullptr);
+#endif
+    for (; j < j1; ++j) {
+        const float *r = tmp + (x0[j] - s0);
+        out[j - j0] = (1.0f - wx[j]) * r[0] + wx[j] * r[1] + (ex ? ex[j] : ey);
+    }
 }
 
 ggml_tensor *concat_rows_cpu(ggml_context *ctx, ggml_tensor *a, ggml_tensor *b) {

@@ -60,20 +60,19 @@ ggml_tensor *layer_norm_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, g
 
 // Bilinear resize of [W, H, C, N] f32 to (w, h) with align_corners=True, as PyTorch's
 // F.interpolate(mode="bilinear", align_corners=True): source coordinate = dst * (in - 1) /
-// (out - 1), columns blended first, then rows, as PyTorch's CPU kernel nests them (ref:
-// aten/src/ATen/native/cpu/UpSampleKernel.cpp, interpolate). With uvx [w, C/2] and uvy [h, C/2]
-// (both or neither), the head's UV embedding is added to the result as add_uv_cpu does, in the
-// same pass.
+// (out - 1), rows blended first, then columns. With uvx [w, C/2] and uvy [h, C/2] (both or
+// neither), the head's UV embedding is added to the result as add_uv_cpu does, in the same pass.
 ggml_tensor *resize_bilinear_ac_cpu(ggml_context *ctx, ggml_tensor *x, int w, int h, ggml_tensor *uvx = nullptr,
                                     ggml_tensor *uvy = nullptr);
 
-// The same resize in two steps, as conv3x3_resized_cpu does it, with the same arithmetic (bit
-// for bit): resize_cols_ac_cpu resizes every row of x [wi, H, C, N] f32 contiguous to w columns
-// ([w, H, C, N]); blend_rows_ac then gives output row i (of ho) of one such [w, hi] plane,
-// columns [j0, j1) into out[0, j1 - j0), plus ex[j] (ex not null) or ey.
-ggml_tensor *resize_cols_ac_cpu(ggml_context *ctx, ggml_tensor *x, int w);
-void blend_rows_ac(const float *plane, int w, int hi, int ho, int i, int j0, int j1, const float *ex, float ey,
-                   float *out);
+// Row helpers of that resize, shared with conv3x3_resized_cpu. resize_columns_ac: per output
+// column j < wo, the left source column x0[j] and its weight wx[j]. resize_row_ac: output row i
+// (of ho) of one [wi, hi] plane, columns [j0, j1) into out[0, j1 - j0), plus ex[j] (ex not null)
+// or ey; tmp: resize_row_tmp_size(wi) floats of scratch.
+void resize_columns_ac(int wi, int wo, int *x0, float *wx);
+void resize_row_ac(const float *plane, int wi, int hi, int ho, int i, const int *x0, const float *wx, int j0, int j1,
+                   const float *ex, float ey, float *tmp, float *out);
+inline size_t resize_row_tmp_size(int wi) { return (size_t)wi + 2 * 16 + 1; }  // 16: the widest VW
 
 // x + the DPT head's UV position embedding, in one pass: x [W, H, C, N] f32 contiguous, C even;
 // tx [W, C/2] added to channels [0, C/2) (varies along x), ty [H, C/2] to channels [C/2, C)
