@@ -67,16 +67,18 @@ def split_nested(nested: Path, anyview: Path, metric: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def nested_files(reference):
-    """(nested one-file GGUF, any-view file, metric file), cached next to the nested model."""
+def nested_files(reference, tmp_path_factory):
+    """(nested one-file GGUF, any-view file, metric file). The pair (1.6 GB, split in seconds)
+    lives in a temporary folder removed after this module, so the cache holds it only once."""
     from reference import make_cases
 
     nested = make_cases.model_gguf(make_cases.CASES_BY_NAME["nested_d4"].model, "f32")
-    anyview = nested.with_name("pair-anyview-f32.gguf")
-    metric = nested.with_name("pair-metric-f32.gguf")
-    if not (anyview.is_file() and metric.is_file()):
-        split_nested(nested, anyview, metric)
-    return nested, anyview, metric
+    d = tmp_path_factory.mktemp("pair")
+    anyview, metric = d / "pair-anyview-f32.gguf", d / "pair-metric-f32.gguf"
+    split_nested(nested, anyview, metric)
+    yield nested, anyview, metric
+    anyview.unlink()
+    metric.unlink()
 
 
 def _outputs(model: DepthAnything3, image) -> dict:
