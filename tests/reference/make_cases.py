@@ -179,8 +179,12 @@ def synthetic_poses(n: int, height: int, width: int) -> Tuple[np.ndarray, np.nda
 
 def _atomic_savez(path: Path, arrays: dict) -> None:
     tmp = path.with_name(path.name + ".part.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no half-written file left (e.g. a full disk)
+        raise
 
 
 _MODEL_CACHE: Dict[str, object] = {}
