@@ -69,7 +69,7 @@ def split_nested(nested: Path, anyview: Path, metric: Path) -> None:
 @pytest.fixture(scope="module")
 def nested_files(reference, tmp_path_factory):
     """(nested one-file GGUF, any-view file, metric file). The pair (1.6 GB, split in seconds)
-    lives in a temporary folder removed after this module, so the cache holds it only once."""
+    lives in a temporary folder removed after this module: tests/.cache does not keep it."""
     from reference import make_cases
 
     nested = make_cases.model_gguf(make_cases.CASES_BY_NAME["nested_d4"].model, "f32")
