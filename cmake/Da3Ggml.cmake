@@ -83,10 +83,11 @@ function(da3_patched_ggml_source src out_dir)
 endfunction()
 
 # ---- one ggml build -------------------------------------------------------------------------
-# da3_add_ggml(<variant> SOURCE_DIR <dir> [GPU vulkan|cuda] CMAKE_ARGS <args...>)
+# da3_add_ggml(<variant> SOURCE_DIR <dir> [GPU vulkan|cuda] [EXTRA_FLAGS <flags...>] CMAKE_ARGS <args...>)
 # Defines the INTERFACE target da3_ggml_<variant> (headers + static libs in link order).
+# EXTRA_FLAGS go to every C/C++ compile of that ggml (after its own ISA flags in effect).
 function(da3_add_ggml variant)
-    cmake_parse_arguments(ARG "" "SOURCE_DIR;GPU" "CMAKE_ARGS" ${ARGN})
+    cmake_parse_arguments(ARG "" "SOURCE_DIR;GPU" "CMAKE_ARGS;EXTRA_FLAGS" ${ARGN})
     set(prefix "${CMAKE_BINARY_DIR}/ggml/${variant}")
     set(inst "${prefix}/install")
     set(libdir "${inst}/lib")
@@ -128,6 +129,10 @@ function(da3_add_ggml variant)
     endif()
 
     set(gc_flags "-ffunction-sections -fdata-sections")
+    if(ARG_EXTRA_FLAGS)
+        list(JOIN ARG_EXTRA_FLAGS " " extra)
+        string(APPEND gc_flags " ${extra}")
+    endif()
     if(DA3_SANITIZE_FLAGS_STRING)  # DA3CPP_SANITIZE (cmake/Da3Sanitize.cmake)
         string(APPEND gc_flags " ${DA3_SANITIZE_FLAGS_STRING}")
     endif()

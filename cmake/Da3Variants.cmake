@@ -29,6 +29,23 @@ else()
     set(_DA3_LEVEL_native_FLAGS "")
 endif()
 
+# f32 accumulation in every build (issue #18). With AVX512-FP16 compiled in (-march=native on
+# Sapphire Rapids and later), ggml maps its F16 vectors to __m512h and _mm512_fmadd_ph, so f16
+# dot products (ggml's mul_mat on f16 weights, llamafile's f16 GEMM) sum in half precision:
+# the camera decoder's outputs then drift by 1e-3. We keep that arithmetic out of every level
+# instead of routing each f16 product through our kernels: the flag goes to ggml's and our
+# compiles alike (an explicit -mno-* wins over -march in GCC and Clang, whatever the order).
+# The fixed levels above never enable it; this guards native and any later level. Checked at
+# run time by tests/test_precision.py for every built variant; reported by da3_get_build_info().
+set(DA3_F32_ACCUM_FLAGS "")
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64|x64)$" AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    include(CheckCXXCompilerFlag)
+    check_cxx_compiler_flag(-mno-avx512fp16 DA3_HAVE_MNO_AVX512FP16)
+    if(DA3_HAVE_MNO_AVX512FP16)  # compilers without the flag cannot emit AVX512-FP16 either
+        set(DA3_F32_ACCUM_FLAGS -mno-avx512fp16)
+    endif()
+endif()
+
 file(GLOB DA3_CORE_SOURCES CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/cpp/src/*.cpp")
 file(GLOB DA3_BINDING_SOURCES CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/src/*.cpp")
 
@@ -40,10 +57,13 @@ function(da3_add_variant name)
     cmake_parse_arguments(ARG "" "LEVEL;GPU" "GGML_ARGS" ${ARGN})
     set(module "_da3_${name}")
     da3_add_ggml(${name} SOURCE_DIR "${DA3_GGML_SOURCE_PATCHED}" GPU "${ARG_GPU}"
+                 EXTRA_FLAGS ${DA3_F32_ACCUM_FLAGS}
                  CMAKE_ARGS ${_DA3_LEVEL_${ARG_LEVEL}_GGML} ${ARG_GGML_ARGS})
-    set(isa_flags ${_DA3_LEVEL_${ARG_LEVEL}_FLAGS})
+    set(isa_flags ${_DA3_LEVEL_${ARG_LEVEL}_FLAGS} ${DA3_F32_ACCUM_FLAGS})
+    list(JOIN isa_flags " " isa_flags_text)
 
-    set(defs DA3_VARIANT_NAME="${name}" DA3_GGML_VERSION="${DA3_GGML_VERSION}")
+    set(defs DA3_VARIANT_NAME="${name}" DA3_GGML_VERSION="${DA3_GGML_VERSION}"
+        DA3_ISA_LEVEL="${ARG_LEVEL}" DA3_ISA_FLAGS="${isa_flags_text}")
     if(ARG_GPU STREQUAL "vulkan")
         list(APPEND defs DA3_WITH_VULKAN=1)
     elseif(ARG_GPU STREQUAL "cuda")

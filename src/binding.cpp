@@ -185,4 +185,5 @@ PYBIND11_MODULE(DA3_MODULE_NAME, m) {
     m.attr("Model").attr("depth_dense") = m.attr("Model").attr("infer");
     bind_preprocess(m);
     bind_points(m);
+    bind_diag(m);
 }

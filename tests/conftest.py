@@ -6,6 +6,11 @@
   sources that produce them, so a changed converter or harness regenerates them.
 
 Markers: ``slow`` (large reference cases; run by default, deselect with ``-m "not slow"``).
+
+``DA3CPP_TEST_STRICT=1`` (set by ``.ci/run``): a skipped test or test module is a failure,
+unless its reason starts with ``platform:`` (``helpers.skip_platform``: a test that cannot apply
+to this processor or OS). A missing core, reference package, fixture or data then fails the run
+instead of shrinking it.
 """
 
 from __future__ import annotations
@@ -55,6 +60,35 @@ def pytest_terminal_summary(terminalreporter):
         (cache_root() / "parity_table.md").write_text("\n".join(lines) + "\n")
     except OSError:
         pass
+
+
+STRICT = os.environ.get("DA3CPP_TEST_STRICT", "") == "1"
+PLATFORM_SKIP = "platform:"
+
+
+def _strict_fail(rep) -> None:
+    """In strict mode, turn a skip report (other than a platform skip) into a failure."""
+    if not (STRICT and rep.skipped) or hasattr(rep, "wasxfail"):
+        return
+    reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+    if reason.startswith("Skipped: "):
+        reason = reason[len("Skipped: "):]
+    if reason.startswith(PLATFORM_SKIP):
+        return
+    rep.outcome = "failed"
+    rep.longrepr = f"skipped under DA3CPP_TEST_STRICT=1 (CI runs every test): {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _strict_fail(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _strict_fail(outcome.get_result())
 
 
 def pytest_configure(config):

@@ -107,3 +107,37 @@ def test_patch_guards_vulkan_layer_settings_and_adds_pc_in(tmp_path):
     assert (tmp_path / "ggml.pc.in").read_text().startswith("prefix=@CMAKE_INSTALL_PREFIX@")
     assert patch.main(["patch_ggml.py", str(tmp_path)]) == 0  # idempotent
     assert vk.read_text() == text
+
+
+# ---- CI's strict mode (tests/conftest.py, set by .ci/run) ----------------------------------------
+
+_STRICT_CASES = '''
+import pytest
+from helpers import skip_platform
+
+def test_skipped():
+    pytest.skip("fixture missing")
+
+def test_platform():
+    skip_platform("x86 only")
+
+def test_passes():
+    pass
+'''
+
+
+@pytest.mark.parametrize("strict,expect_rc,expect", [("1", 1, "1 failed, 1 passed, 1 skipped"),
+                                                     ("", 0, "1 passed, 2 skipped")])
+def test_strict_mode_turns_skips_into_failures(tmp_path, strict, expect_rc, expect):
+    import os
+    import subprocess
+    import sys
+
+    tests_dir = Path(__file__).resolve().parent
+    (tmp_path / "test_strict_cases.py").write_text(_STRICT_CASES)
+    env = {**os.environ, "DA3CPP_TEST_STRICT": strict, "PYTHONPATH": str(tests_dir)}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "conftest", "-c", os.devnull,
+                        "--rootdir", str(tmp_path), "-p", "no:cacheprovider", str(tmp_path)],
+                       env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == expect_rc, r.stdout + r.stderr
+    assert expect in r.stdout, r.stdout

@@ -112,7 +112,7 @@ def test_unwritable_export_dir_is_refused_before_writing(tmp_path, monkeypatch):
     assert _files(tmp_path) == []
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores directory permissions")
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="platform: root ignores directory permissions")
 def test_read_only_export_dir(tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()

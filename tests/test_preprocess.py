@@ -172,7 +172,7 @@ def test_with_ipp_enabled(reference, real_images):
     """Default cv2 settings: AREA-only paths stay exact, IPP cubic differs by a few levels."""
     cv2 = pytest.importorskip("cv2")
     if not cv2.ipp.useIPP():
-        pytest.skip("cv2 runs without Intel IPP here (exactness covered above)")
+        pytest.skip("platform: cv2 runs without Intel IPP here (exactness covered above)")
     img = real_images.get("assets_examples_SOH_000.png", next(iter(real_images.values())))
     x_ref, rgb_ref = reference.preprocess_reference([img], 504, "upper_bound_resize")[:2]
     rgb, x = core.preprocess([img], 504, "upper_bound_resize")

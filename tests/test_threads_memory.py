@@ -66,7 +66,7 @@ def test_one_model_three_threads_matches_serial(model_path):
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "sched_getaffinity")
-                    or len(__import__("os").sched_getaffinity(0)) < 2, reason="needs 2 CPUs")
+                    or len(__import__("os").sched_getaffinity(0)) < 2, reason="platform: needs 2 CPUs")
 def test_two_models_run_concurrently(model_path):
     """Each model on 1 thread: two threads should overlap (GIL released in the core)."""
     models = [DepthAnything3.from_file(model_path, n_threads=1) for _ in range(2)]

@@ -26,10 +26,10 @@ def _proc_cpuinfo_flags() -> set[str]:
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pytest.skip("no /proc/cpuinfo")
+        pytest.skip("platform: no /proc/cpuinfo")
     m = re.search(r"^flags\s*:(.*)$", text, re.M)
     if not m:
-        pytest.skip("no flags line in /proc/cpuinfo")
+        pytest.skip("platform: no flags line in /proc/cpuinfo")
     return set(m.group(1).split())
 
 
@@ -55,7 +55,7 @@ def _info_in_subprocess(**env_over: str) -> dict:
 # ---- CPU probe -----------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not (X86 and sys.platform.startswith("linux")), reason="x86 Linux only")
+@pytest.mark.skipif(not (X86 and sys.platform.startswith("linux")), reason="platform: x86 Linux only")
 def test_cpuprobe_agrees_with_proc_cpuinfo():
     # the kernel clears AVX flags when it does not save the state, like our xgetbv check
     flags = _proc_cpuinfo_flags()
@@ -79,7 +79,7 @@ def test_cpu_features_listed_in_backend_info():
 def test_x86_build_has_all_cpu_levels():
     avail = _variants.available_variants()
     if not X86 or "native" in avail:
-        pytest.skip("developer (native) build or non-x86")
+        pytest.skip("platform: developer (native) build or non-x86")
     assert set(CPU_VARIANTS) <= set(avail), avail
 
 

@@ -62,6 +62,21 @@ DA3_API const char *da3_last_error(void);
 DA3_API const char *da3_ggml_version(void);
 DA3_API const char *da3_build_variant(void);
 
+/* How this library was compiled (static strings, owned by the library). */
+typedef struct da3_build_info {
+    const char *variant;           /* as da3_build_variant(): "cpu_avx512", "native", "vulkan", ... */
+    const char *isa_level;         /* CPU level of our code and of ggml's CPU backend: "x64", "avx2",
+                                      "avx512", "native" (the build machine) */
+    const char *isa_flags;         /* the compiler flags of that level, e.g. "-march=native -mno-avx512fp16" */
+    const char *isa_features;      /* comma-separated ISA extensions compiled in ("avx2,fma,f16c,...") */
+    const char *reduced_precision; /* comma-separated reduced-precision arithmetic compiled in (e.g.
+                                      "avx512fp16", "arm_fp16_vector"); "" when every product
+                                      accumulates in f32, which every variant we build guarantees */
+    const char *ggml_features;     /* ggml CPU backend's own list, "AVX2=1,FMA=1,..." */
+} da3_build_info;
+
+DA3_API const da3_build_info *da3_get_build_info(void);
+
 /* ---- backends ------------------------------------------------------------------- */
 
 typedef enum da3_backend_kind {
@@ -319,6 +334,17 @@ DA3_API da3_status da3_export_colmap(const char *directory, const float *xyz, co
                                      const float *extrinsics, int ext_rows, const float *intrinsics,
                                      int n_views, int height, int width, const int32_t *original_sizes,
                                      const char *const *image_names, const da3_colmap_params *params);
+
+/* ---- diagnostics ---------------------------------------------------------------- */
+
+/* y = x W^T through the graph builder of the network's linear layers, on the backend of `params`
+ * (NULL: defaults). w [n, k] IEEE half bits, x [m, k] and y [m, n] float32, row-major. On the CPU
+ * backend, m < 32 rows run through ggml's mul_mat (as the camera decoder's few tokens do) and
+ * m >= 32 through our packed GEMM (as the ViT's linears). For tests that a build's f16 matrix
+ * products accumulate in f32. Errors: DA3_ERR_INVALID_ARGUMENT (NULL, sizes <= 0 or over 2^26
+ * elements per matrix), DA3_ERR_BACKEND. */
+DA3_API da3_status da3_check_linear_f16(const uint16_t *w, const float *x, int m, int k, int n,
+                                        const da3_context_params *params, float *y);
 
 #ifdef __cplusplus
 }

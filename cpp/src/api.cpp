@@ -112,6 +112,44 @@ static int default_threads() {
     return n > 0 ? (int)n : 1;
 }
 
+}  // extern "C"
+
+namespace da3 {
+void open_backends(const da3_context_params &params, ggml_backend_t &cpu, ggml_backend_t &backend) {
+    cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
+    if (!cpu) fail(DA3_ERR_BACKEND, "cannot initialize the CPU backend");
+    ggml_backend_cpu_set_n_threads(cpu, params.n_threads);
+    backend = cpu;
+    if (params.backend == DA3_BACKEND_CPU) return;
+    ggml_backend_dev_t dev = nullptr;
+    const int n_dev = (int)ggml_backend_dev_count();
+    if (params.device >= 0) {
+        if (params.device >= n_dev) fail(DA3_ERR_INVALID_ARGUMENT, "device index out of range");
+        dev = ggml_backend_dev_get(params.device);
+    } else {
+        for (int i = 0; i < n_dev && !dev; ++i) {
+            ggml_backend_dev_t d = ggml_backend_dev_get(i);
+            auto t = ggml_backend_dev_type(d);
+            if (t == GGML_BACKEND_DEVICE_TYPE_GPU || t == GGML_BACKEND_DEVICE_TYPE_IGPU) dev = d;
+        }
+    }
+    if (dev && ggml_backend_dev_type(dev) != GGML_BACKEND_DEVICE_TYPE_CPU) {
+        backend = ggml_backend_dev_init(dev, nullptr);
+        if (!backend) fail(DA3_ERR_BACKEND, std::string("cannot initialize device ") + ggml_backend_dev_name(dev));
+    } else if (params.backend == DA3_BACKEND_GPU) {
+        fail(DA3_ERR_BACKEND, "no GPU device is available in this build (variant " DA3_VARIANT_NAME ")");
+    }
+}
+
+da3_context_params resolved_params(const da3_context_params *params) {
+    da3_context_params p = params ? *params : da3_context_default_params();
+    if (p.n_threads <= 0) p.n_threads = default_threads();
+    return p;
+}
+}  // namespace da3
+
+extern "C" {
+
 // da3_load (metric_path NULL) and da3_load_pair.
 static da3_status load_context(const char *path, const char *metric_path, const da3_context_params *params,
                                da3_context **out) {
@@ -119,34 +157,10 @@ static da3_status load_context(const char *path, const char *metric_path, const 
     return da3::guarded([&] {
         ensure_logging();
         auto ctx = std::make_unique<da3_context>();
-        ctx->params = params ? *params : da3_context_default_params();
-        const int n_threads = ctx->params.n_threads > 0 ? ctx->params.n_threads : default_threads();
-        ctx->params.n_threads = n_threads;
+        ctx->params = da3::resolved_params(params);
+        const int n_threads = ctx->params.n_threads;
 
-        ctx->cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
-        if (!ctx->cpu) fail(DA3_ERR_BACKEND, "cannot initialize the CPU backend");
-        ggml_backend_cpu_set_n_threads(ctx->cpu, n_threads);
-        ctx->backend = ctx->cpu;
-        if (ctx->params.backend != DA3_BACKEND_CPU) {
-            ggml_backend_dev_t dev = nullptr;
-            const int n_dev = (int)ggml_backend_dev_count();
-            if (ctx->params.device >= 0) {
-                if (ctx->params.device >= n_dev) fail(DA3_ERR_INVALID_ARGUMENT, "device index out of range");
-                dev = ggml_backend_dev_get(ctx->params.device);
-            } else {
-                for (int i = 0; i < n_dev && !dev; ++i) {
-                    ggml_backend_dev_t d = ggml_backend_dev_get(i);
-                    auto t = ggml_backend_dev_type(d);
-                    if (t == GGML_BACKEND_DEVICE_TYPE_GPU || t == GGML_BACKEND_DEVICE_TYPE_IGPU) dev = d;
-                }
-            }
-            if (dev && ggml_backend_dev_type(dev) != GGML_BACKEND_DEVICE_TYPE_CPU) {
-                ctx->backend = ggml_backend_dev_init(dev, nullptr);
-                if (!ctx->backend) fail(DA3_ERR_BACKEND, std::string("cannot initialize device ") + ggml_backend_dev_name(dev));
-            } else if (ctx->params.backend == DA3_BACKEND_GPU) {
-                fail(DA3_ERR_BACKEND, "no GPU device is available in this build (variant " DA3_VARIANT_NAME ")");
-            }
-        }
+        da3::open_backends(ctx->params, ctx->cpu, ctx->backend);
         if (metric_path) {
             // kinds and order checked before any weight data is read
             ctx->wm.open(path);

@@ -132,9 +132,9 @@ ggml_tensor *build_camera_encoder(graph_ctx &g, const camera_encoder &e, ggml_te
         };
         ggml_tensor *q = part(0), *k = part(1);
         ggml_tensor *v = ggml_cont(ctx, ggml_permute(ctx, part(2), 1, 0, 2, 3));  // [N, hd, nh]
-        ggml_tensor *kq = ggml_mul_mat(ctx, k, q);                                // [N_k, N_q, nh]
+        ggml_tensor *kq = mul_mat_f32acc(ctx, k, q);                             // [N_k, N_q, nh]
         kq = ggml_soft_max_ext(ctx, kq, nullptr, 1.0f / std::sqrt((float)hd), 0.0f);
-        ggml_tensor *a = ggml_mul_mat(ctx, v, kq);  // [hd, N_q, nh]
+        ggml_tensor *a = mul_mat_f32acc(ctx, v, kq);  // [hd, N_q, nh]
         a = ggml_cont(ctx, ggml_permute(ctx, a, 0, 2, 1, 3));  // [hd, nh, N]
         a = ggml_reshape_2d(ctx, a, C, N);
         a = build_linear(g, a, b.proj);

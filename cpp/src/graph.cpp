@@ -50,6 +50,21 @@ ggml_tensor *graph_ctx::input_i32(const std::string &base, std::vector<int32_t> 
     return t;
 }
 
+ggml_tensor *mul_mat_f32acc(ggml_context *ctx, ggml_tensor *a, ggml_tensor *b) {
+    ggml_tensor *y = ggml_mul_mat(ctx, a, b);
+    ggml_mul_mat_set_prec(y, GGML_PREC_F32);
+    return y;
+}
+
+ggml_tensor *conv2d_f32acc(ggml_context *ctx, ggml_tensor *kernel, ggml_tensor *x, int stride, int pad) {
+    // as ggml_conv_2d (ggml.c), the matmul's precision set
+    ggml_tensor *cols = ggml_im2col(ctx, kernel, x, stride, stride, pad, pad, 1, 1, true, kernel->type);  // [Cin*KH*KW, OW, OH, N]
+    ggml_tensor *y = mul_mat_f32acc(ctx, ggml_reshape_2d(ctx, cols, cols->ne[0], cols->ne[3] * cols->ne[2] * cols->ne[1]),
+                                    ggml_reshape_2d(ctx, kernel, kernel->ne[0] * kernel->ne[1] * kernel->ne[2], kernel->ne[3]));
+    y = ggml_reshape_4d(ctx, y, cols->ne[1], cols->ne[2], cols->ne[3], kernel->ne[3]);  // [OW, OH, N, Cout]
+    return ggml_cont(ctx, ggml_permute(ctx, y, 0, 1, 3, 2));                           // [OW, OH, Cout, N]
+}
+
 ggml_tensor *build_linear(graph_ctx &g, ggml_tensor *x, const linear &l, ggml_tensor *res, bool gelu, ggml_tensor *scale) {
     // the packed GEMM pays off from a few dozen rows (tokens); below, ggml's matmul is as good
     constexpr int64_t kMinRows = 32;
@@ -60,7 +75,7 @@ ggml_tensor *build_linear(graph_ctx &g, ggml_tensor *x, const linear &l, ggml_te
         if (scale && scale->type != GGML_TYPE_F32) scale = ggml_cast(g.ctx, scale, GGML_TYPE_F32);
         return linear_cpu(g.ctx, x, l.w, l.b, res, gelu ? LINEAR_GELU : 0u, l.packed, scale);
     }
-    ggml_tensor *y = ggml_mul_mat(g.ctx, l.w, x);
+    ggml_tensor *y = mul_mat_f32acc(g.ctx, l.w, x);
     if (l.b) {
         y = ggml_add(g.ctx, y, l.b);
     }
@@ -109,7 +124,7 @@ ggml_tensor *build_conv2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int str
         const int64_t W = x->ne[0], H = x->ne[1], C = x->ne[2], N = x->ne[3];
         ggml_tensor *xt = ggml_cont(g.ctx, ggml_permute(g.ctx, ggml_reshape_3d(g.ctx, x, W * H, C, N), 1, 0, 2, 3));
         ggml_tensor *w = ggml_reshape_2d(g.ctx, c.w, c.w->ne[2], c.w->ne[3]);
-        y = ggml_mul_mat(g.ctx, w, xt);  // [Cout, W*H, N]
+        y = mul_mat_f32acc(g.ctx, w, xt);  // [Cout, W*H, N]
         y = ggml_cont(g.ctx, ggml_permute(g.ctx, y, 1, 0, 2, 3));
         y = ggml_reshape_4d(g.ctx, y, W, H, c.w->ne[3], N);
     } else if (g.cpu_kernels && (!c.b || c.b->type == GGML_TYPE_F32)) {
@@ -124,7 +139,7 @@ ggml_tensor *build_conv2d(graph_ctx &g, ggml_tensor *x, const conv2d &c, int str
                             Cout, N);
     } else {
         if (c.packed) fail(DA3_ERR_INTERNAL, "build_conv2d: packed weights outside a CPU graph");
-        y = ggml_conv_2d(g.ctx, c.w, x, stride, stride, pad, pad, 1, 1);
+        y = conv2d_f32acc(g.ctx, c.w, x, stride, pad);
     }
     return add_channel_bias(g, y, c.b);
 }

@@ -69,6 +69,14 @@ struct graph_ctx {
     ggml_tensor *input_i32(const std::string &n, std::vector<int32_t> data, int64_t ne0);
 };
 
+// ggml_mul_mat(a, b) that accumulates in f32 on every backend (GGML_PREC_F32: GPU backends
+// otherwise may sum f16 products in f16). Every matrix product of our graphs goes through it.
+ggml_tensor *mul_mat_f32acc(ggml_context *ctx, ggml_tensor *a, ggml_tensor *b);
+
+// ggml_conv_2d (im2col, then the kernel's matmul) with mul_mat_f32acc: kernel [KW, KH, Cin, Cout],
+// x [W, H, Cin, N] -> [W', H', Cout, N], no bias.
+ggml_tensor *conv2d_f32acc(ggml_context *ctx, ggml_tensor *kernel, ggml_tensor *x, int stride, int pad);
+
 // y = act(x W^T + b) * scale + res over ne0; act = exact-erf GELU when gelu, else identity;
 // scale null or [N] (a layer scale); res null or the shape of the result. Our packed GEMM
 // (cpu_gemm.h) when g.cpu_kernels and the weight suits it, ggml ops otherwise.

@@ -88,6 +88,12 @@ struct da3_context {
 };
 
 namespace da3 {
+// params with defaults filled in (NULL: da3_context_default_params(); n_threads <= 0: physical cores).
+da3_context_params resolved_params(const da3_context_params *params);
+// The CPU backend (params.n_threads threads) and the one the graph runs on (params.backend and
+// .device; the CPU backend itself for DA3_BACKEND_CPU). On failure throws; what was opened stays
+// in cpu/backend for the caller to free.
+void open_backends(const da3_context_params &params, ggml_backend_t &cpu, ggml_backend_t &backend);
 // Runs the network on a normalized input [N, 3, H, W]; intrinsics (optional, with
 // extrinsics) are at the processed resolution. Caller holds ctx->mu.
 std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, int n, int h, int w,

@@ -404,7 +404,7 @@ vit_outputs build_vit(graph_ctx &g, const vit_model &m, ggml_tensor *images, ggm
             x = build_linear(g, ggml_reshape_3d(ctx, cols, 3 * P * P, pw * ph, N), pe);
         } else {
             if (m.patch_embed.packed) fail(DA3_ERR_INTERNAL, "patch embedding: packed weights outside a CPU graph");
-            x = ggml_conv_2d(ctx, m.patch_embed.w, images, P, P, 0, 0, 1, 1);  // [pw, ph, C, N]
+            x = conv2d_f32acc(ctx, m.patch_embed.w, images, P, 0);  // [pw, ph, C, N]
             x = add_channel_bias(g, x, m.patch_embed.b);
             x = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_3d(ctx, x, pw * ph, C, N), 1, 0, 2, 3));  // [C, hw, N]
         }

@@ -230,9 +230,11 @@ def backend_info() -> dict[str, Any]:
 
     Keys: ``variants`` (list[str], installed), ``chosen`` (str | None), ``reason`` (str),
     ``module`` (str | None), ``ggml_version`` (str | None), ``devices`` (list[dict] from the
-    chosen module), ``threads`` (int, default thread count = physical cores), ``cpu`` (str),
-    ``cpu_features`` (list[str]). Never raises for a missing/broken core: ``chosen`` is None
-    and ``reason`` says why.
+    chosen module), ``build`` (dict of str: how the chosen module was compiled: ``isa_level``,
+    ``isa_flags``, ``isa_features``, ``reduced_precision`` -- empty when every matrix product
+    accumulates in f32 -- and ``ggml_features``), ``threads`` (int, default thread count =
+    physical cores), ``cpu`` (str), ``cpu_features`` (list[str]). Never raises for a
+    missing/broken core: ``chosen`` is None and ``reason`` says why.
     """
     info: dict[str, Any] = {
         "variants": available_variants(),
@@ -241,6 +243,7 @@ def backend_info() -> dict[str, Any]:
         "module": None,
         "ggml_version": None,
         "devices": [],
+        "build": {},
         "threads": default_threads(),
         "cpu": _probe()[2],
         "cpu_features": cpu_features(),
@@ -251,5 +254,5 @@ def backend_info() -> dict[str, Any]:
         info["reason"] = str(exc)
         return info
     info.update(chosen=core.variant(), reason=reason, module=core.__name__,
-                ggml_version=core.ggml_version(), devices=list(core.devices()))
+                ggml_version=core.ggml_version(), devices=list(core.devices()), build=dict(core.build_info()))
     return info

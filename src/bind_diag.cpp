@@ -1,0 +1,44 @@
+// Binding of the build description and the f16 product check (da3_get_build_info,
+// da3_check_linear_f16): numpy <-> C buffers only.
+#include "binding.h"
+
+#include <string>
+
+namespace py = pybind11;
+
+void bind_diag(py::module_ &m) {
+    m.def("build_info", [] {
+        const da3_build_info *b = da3_get_build_info();
+        py::dict d;
+        d["variant"] = b->variant;
+        d["isa_level"] = b->isa_level;
+        d["isa_flags"] = b->isa_flags;
+        d["isa_features"] = b->isa_features;
+        d["reduced_precision"] = b->reduced_precision;
+        d["ggml_features"] = b->ggml_features;
+        return d;
+    }, "How this module was compiled: variant, isa_level, isa_flags, isa_features, reduced_precision\n"
+       "(\"\" when every product accumulates in f32), ggml_features (comma-separated strings).");
+    m.def("check_linear_f16", [](py::array_t<uint16_t, py::array::c_style> w, py::array x, const std::string &backend,
+                                 int n_threads) {
+        if (w.ndim() != 2) throw py::value_error("w must be a 2-D uint16 array (f16 bits) of shape (n, k)");
+        da3py::f32_array xa = da3py::checked_f32(x, 2, "x");
+        if (xa.shape(1) != w.shape(1)) throw py::value_error("x must have shape (m, k) with w's k");
+        da3_context_params p = da3_context_default_params();
+        p.n_threads = n_threads;
+        if (backend == "cpu") p.backend = DA3_BACKEND_CPU;
+        else if (backend == "gpu") p.backend = DA3_BACKEND_GPU;
+        else throw py::value_error("backend must be 'cpu' or 'gpu', got '" + backend + "'");
+        const int mm = (int)xa.shape(0), k = (int)xa.shape(1), n = (int)w.shape(0);
+        py::array_t<float> y({(py::ssize_t)mm, (py::ssize_t)n});
+        da3_status st;
+        {
+            py::gil_scoped_release nogil;
+            st = da3_check_linear_f16(w.data(), xa.data(), mm, k, n, &p, y.mutable_data());
+        }
+        if (st != DA3_OK) da3py::raise_status(st);
+        return y;
+    }, "y = x @ w.T through the network's linear-layer graph builder; w (n, k) uint16 f16 bits, x (m, k) float32\n"
+       "-> (m, n) float32. Raises ValueError, BackendError.",
+       py::arg("w"), py::arg("x"), py::arg("backend") = "cpu", py::arg("n_threads") = 0);
+}

@@ -1,0 +1,100 @@
+"""f16 matrix products accumulate in f32 in every variant of this build (issue #18).
+
+A long-K product of positive f16 values, through the same graph builder as the network's
+linear layers (ggml's mul_mat for a few rows, our packed GEMM for many), must match a float64
+reference to f32 rounding. Summed in half precision (AVX512-FP16 or ARM fp16 vector arithmetic
+compiled into ggml) it drifts by about 2e-4 of the result, 40x over the bound. Each variant runs
+in its own process (the Vulkan one also on its device, lavapipe included), so a new CPU level or
+GPU variant is covered as soon as it is built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from depth_anything_cpp import _variants
+
+K, N = 16384, 64
+#: max |y - ref| / sum |w x|: f32 accumulation gives about 4e-7, f16 accumulation about 2e-4
+TOL = 5e-6
+
+_CHILD = r"""
+import importlib, json, sys
+import numpy as np
+mod = importlib.import_module("depth_anything_cpp." + sys.argv[1])
+backend, K, N = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+rng = np.random.default_rng(18)
+w = rng.uniform(0.5, 1.5, (N, K)).astype(np.float16)
+out = {"build": dict(mod.build_info()), "errors": {}}
+for m in (4, 64):  # below / above the row count from which linears run through our GEMM
+    x = rng.uniform(0.5, 1.5, (m, K)).astype(np.float16).astype(np.float32)  # exact in f16 too
+    ref = x.astype(np.float64) @ w.astype(np.float64).T
+    y = mod.check_linear_f16(w.view(np.uint16), x, backend=backend, n_threads=2)
+    out["errors"][str(m)] = float(np.max(np.abs(y - ref) / (np.abs(x).astype(np.float64) @ np.abs(w.astype(np.float64)).T)))
+print(json.dumps(out))
+"""
+
+
+def _cases() -> list:
+    cases = []
+    for v in _variants.available_variants():
+        if _variants._missing_features(v):
+            continue
+        cases.append(pytest.param(v, "cpu", id=f"{v}-cpu"))
+        if v == "vulkan":
+            cases.append(pytest.param(v, "gpu", id=f"{v}-gpu"))
+    return cases
+
+
+@pytest.mark.parametrize("variant,backend", _cases())
+def test_f16_products_accumulate_in_f32(variant, backend):
+    module = _variants._VARIANTS[variant][0]
+    env = dict(os.environ)
+    if backend == "gpu":
+        env.setdefault("GGML_VK_VISIBLE_DEVICES", "0")  # lavapipe counts: it runs the same shaders
+    r = subprocess.run([sys.executable, "-c", _CHILD, module, backend, str(K), str(N)], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    build = out["build"]
+    print(f"{variant}/{backend}: level {build['isa_level']} ({build['isa_flags']}), errors {out['errors']}")
+    assert build["reduced_precision"] == "", build
+    for m, err in out["errors"].items():
+        assert err < TOL, f"{variant} on {backend}, {m} rows: relative error {err:.2e} (f16 accumulation?) {build}"
+
+
+def test_half_precision_accumulation_would_fail_the_bound():
+    # the bound separates the two: the same product summed in float16 (128 partial sums, as
+    # ggml's AVX512-FP16 dot product) misses it
+    rng = np.random.default_rng(18)
+    w = rng.uniform(0.5, 1.5, (8, K)).astype(np.float16)
+    x = rng.uniform(0.5, 1.5, (1, K)).astype(np.float16)
+    ref = x.astype(np.float64) @ w.astype(np.float64).T
+    prod = (x * w).reshape(8, K // 128, 128)
+    acc = np.zeros((8, 128), np.float16)
+    for i in range(K // 128):
+        acc = (acc + prod[:, i, :]).astype(np.float16)
+    y = acc.astype(np.float32).sum(axis=1)
+    err = np.max(np.abs(y - ref) / ref)
+    assert err > 10 * TOL, err
+
+
+def test_build_info_reported():
+    info = _variants.backend_info()
+    if info["chosen"] is None:
+        pytest.fail(f"no core: {info['reason']}")
+    build = info["build"]
+    assert build["variant"] == info["chosen"]
+    assert build["isa_level"] in ("x64", "avx2", "avx512", "native")
+    assert build["reduced_precision"] == ""
+    if build["isa_level"] == "avx512":
+        assert "avx512f" in build["isa_features"].split(",")
+    if build["isa_level"] == "native" and platform.machine().lower() in ("x86_64", "amd64"):
+        assert "-mno-avx512fp16" in build["isa_flags"].split(), build
