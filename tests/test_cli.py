@@ -159,9 +159,9 @@ def test_depth_batch_writes_outputs(setup, capsys):
     lines = [line for line in captured.out.splitlines() if line]
     assert len(lines) == 2 and lines[0].startswith("a.png: 60x40 -> 30x20, depth min/median/max 1/")
     data = np.load(setup.out / "a.npz")
-    assert {"depth", "conf", "extrinsics", "intrinsics", "processed_image", "depth_png_min",
+    assert {"depth", "conf", "extrinsics", "intrinsics", "image", "depth_png_min",
             "depth_png_max"} <= set(data.files)
-    assert data["depth"].shape == (20, 30) and data["processed_image"].shape == (20, 30, 3)
+    assert data["depth"].shape == (20, 30) and data["image"].shape == (20, 30, 3)
     with Image.open(setup.out / "a_depth.png") as img:
         values = np.asarray(img)
     meta = {"encoding": str(data["depth_png_encoding"]), "min": float(data["depth_png_min"]),

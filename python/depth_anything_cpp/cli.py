@@ -30,7 +30,7 @@ outputs per image (video frames are named <video stem>_<frame index>):
                         relative models min..max scaled to 0..65535 (min/max in the NPZ
                         and in the PNG text chunks depth_min/depth_max)
   <stem>_depth_vis.png  colorized inverse depth (--cmap, --no-vis to skip)
-  <stem>.npz            depth, conf, extrinsics, intrinsics, processed_image, ...
+  <stem>.npz            depth, conf, extrinsics, intrinsics, image (processed), ...
 """,
     "points": """\
 examples:

@@ -75,6 +75,12 @@ __all__ = [
     "write_depth_png16",
     "write_disparity_png16",
     "write_depth_vis",
+    "write_image",
+    "write_depth_png8",
+    "depth_to_gray8",
+    "depth_to_normals",
+    "normals_to_rgb",
+    "view_summary",
     "write_npz",
     "write_ply",
     "write_glb",
@@ -88,6 +94,8 @@ METRIC_SCALE = 1e-3  # metres per unit of the metric 16-bit encoding
 
 #: Known ``export_format`` names (ours: depth, disparity, ply; the rest are official).
 FORMATS = ("mini_npz", "npz", "glb", "colmap", "depth_vis", "depth", "disparity", "ply")
+#: Official format names this package does not write (they raise UnsupportedError).
+UNPORTED_FORMATS = ("gs_ply", "gs_video", "feat_vis")
 
 # ------------------------------------------------------------------------ atomic writes
 _tracking = threading.local()
@@ -330,7 +338,8 @@ def write_depth_vis(path: PathLike, depth: np.ndarray, cmap: str = "turbo", *,
                     percentile: float = 2.0, quality: int = 95) -> None:
     """Write the colorized depth (see :func:`colorize_depth`); with ``image`` (H, W, 3)
     uint8, the image and the colorized depth side by side (2W x H). The format follows
-    the suffix: ``.jpg``/``.jpeg`` as JPEG (``quality``), anything else as PNG.
+    the suffix (:func:`write_image`): ``.png``, ``.jpg``/``.jpeg`` or ``.webp``
+    (``quality`` for the last two); another suffix raises ValueError.
 
     Raises:
         ValueError: bad arrays, colormap or percentile. OSError: write failure.
@@ -344,11 +353,119 @@ def write_depth_vis(path: PathLike, depth: np.ndarray, cmap: str = "turbo", *,
             raise ValueError(f"image: expected a uint8 array of shape {rgb.shape}, got "
                              f"{image.dtype}{image.shape}")
         rgb = np.concatenate([image, rgb], axis=1)
-    img = Image.fromarray(rgb)
-    if Path(path).suffix.lower() in (".jpg", ".jpeg"):
-        atomic_write_bytes(path, lambda f: img.save(f, format="JPEG", quality=int(quality)))
+    write_image(path, rgb, quality=quality)
+
+
+#: image file suffix -> Pillow format of the visualisations (:func:`write_image`)
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
+def write_image(path: PathLike, pixels: np.ndarray, *, quality: int = 95) -> None:
+    """Write an (H, W, 3) or (H, W) uint8 image in the format its suffix names: ``.png``,
+    ``.jpg``/``.jpeg`` (``quality`` 1..100) or ``.webp`` (``quality`` 1..100, lossy).
+
+    Raises:
+        ValueError: another suffix, a bad array or quality. OSError: write failure.
+    """
+    from PIL import Image
+
+    fmt = IMAGE_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: unsupported image suffix; use one of {', '.join(IMAGE_FORMATS)}")
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] != 3):
+        raise ValueError(f"image: expected a uint8 (H, W) or (H, W, 3) array, got {pixels.dtype}{pixels.shape}")
+    if isinstance(quality, bool) or not 1 <= int(quality) <= 100:
+        raise ValueError(f"quality: expected 1..100, got {quality!r}")
+    img = Image.fromarray(pixels)
+    opts = {} if fmt == "PNG" else {"quality": int(quality)}
+    atomic_write_bytes(path, lambda f: img.save(f, format=fmt, **opts))
+
+
+def depth_to_gray8(depth: np.ndarray, invert: bool = False) -> np.ndarray:
+    """Min-max 8-bit grayscale of one (H, W) depth map: ``round((d - min) / (max - min) *
+    255)`` over the finite pixels (far = white), or near = white with ``invert``; invalid
+    pixels 0. Returns (H, W) uint8.
+
+    Raises:
+        ValueError: not a non-empty 2-D float array.
+    """
+    depth = _check_depth(depth).astype(np.float64)
+    valid = np.isfinite(depth)
+    out = np.zeros(depth.shape, np.uint8)
+    if valid.any():
+        lo, hi = depth[valid].min(), depth[valid].max()
+        norm = (depth[valid] - lo) / (hi - lo) if hi > lo else np.zeros(int(valid.sum()))
+        out[valid] = np.round((1.0 - norm if invert else norm) * 255.0).astype(np.uint8)
+    return out
+
+
+def write_depth_png8(path: PathLike, depth: np.ndarray, invert: bool = False) -> None:
+    """Write :func:`depth_to_gray8` of ``depth`` as an 8-bit grayscale PNG.
+
+    Raises:
+        ValueError: bad depth array. OSError: write failure.
+    """
+    write_image(path, depth_to_gray8(depth, invert))
+
+
+def depth_to_normals(depth: np.ndarray, intrinsics: Optional[np.ndarray] = None) -> np.ndarray:
+    """Surface normals of one (H, W) depth map in the camera frame (OpenCV axes: x right,
+    y down, z forward), facing the camera (``n_z <= 0``): the cross product of the
+    back-projected points' central differences along the rows and columns.
+
+    Args:
+        depth: (H, W) float depth (any unit). intrinsics: (3, 3) pixel intrinsics at H x W;
+            None assumes a pinhole with ``fx = fy = max(H, W)`` and the centre as principal point.
+
+    Returns:
+        (H, W, 3) float32 unit vectors; 0 where the depth or a neighbour is not finite and > 0.
+
+    Raises:
+        ValueError: bad depth or intrinsics arrays.
+    """
+    depth = _check_depth(depth).astype(np.float64)
+    h, w = depth.shape
+    if intrinsics is None:
+        f = float(max(h, w))
+        k = np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]])
     else:
-        atomic_write_bytes(path, lambda f: img.save(f, format="PNG"))
+        k = np.asarray(intrinsics, dtype=np.float64)
+        if k.shape != (3, 3) or not np.all(np.isfinite(k)) or k[0, 0] <= 0 or k[1, 1] <= 0:
+            raise ValueError(f"intrinsics: expected a finite (3, 3) matrix with fx, fy > 0, got {k.shape}")
+    valid = np.isfinite(depth) & (depth > 0)
+    d = np.where(valid, depth, 0.0)
+    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    pts = np.stack([(u - k[0, 2]) / k[0, 0] * d, (v - k[1, 2]) / k[1, 1] * d, d], axis=-1)
+    du = np.gradient(pts, axis=1) if w > 1 else np.zeros_like(pts)
+    dv = np.gradient(pts, axis=0) if h > 1 else np.zeros_like(pts)
+    n = np.cross(dv, du)  # fronto-parallel plane: (0, 0, -1), towards the camera
+    norm = np.linalg.norm(n, axis=-1, keepdims=True)
+    ok = valid & (norm[..., 0] > 0)
+    # a pixel whose neighbours are invalid gets no normal
+    pad = np.pad(valid, 1, mode="edge")
+    ok &= pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
+    out = np.zeros((h, w, 3), np.float32)
+    out[ok] = (n[ok] / norm[ok]).astype(np.float32)
+    return out
+
+
+def normals_to_rgb(normals: np.ndarray) -> np.ndarray:
+    """RGB encoding of (H, W, 3) camera-frame normals (OpenCV axes) in the usual normal-map
+    convention (x right, y up, z towards the viewer): ``rgb = round((n' + 1) / 2 * 255)``
+    with ``n' = (n_x, -n_y, -n_z)``; a surface facing the camera is (128, 128, 255), pixels
+    without a normal are black. Returns (H, W, 3) uint8.
+
+    Raises:
+        ValueError: not an (H, W, 3) array.
+    """
+    normals = np.asarray(normals, dtype=np.float64)
+    if normals.ndim != 3 or normals.shape[2] != 3:
+        raise ValueError(f"normals: expected an (H, W, 3) array, got {normals.shape}")
+    gl = normals * np.array([1.0, -1.0, -1.0])
+    rgb = np.round((np.clip(gl, -1.0, 1.0) + 1.0) / 2.0 * 255.0).astype(np.uint8)
+    rgb[~np.any(normals != 0, axis=-1)] = 0
+    return rgb
 
 
 def write_npz(path: PathLike, **arrays: Optional[np.ndarray]) -> None:
@@ -395,7 +512,8 @@ def write_ply(path: PathLike, xyz: np.ndarray, rgb: np.ndarray) -> Path:
 
 # ------------------------------------------------------------------------ points, GLB, COLMAP
 _POINT_OPTIONS = ("conf_thresh", "conf_thresh_percentile", "ensure_thresh_percentile",
-                  "num_max_points", "remove_sky", "seed", "filter_black_bg", "filter_white_bg")
+                  "num_max_points", "remove_sky", "seed", "filter_black_bg", "filter_white_bg",
+                  "sky_depth_def")
 
 
 def _points(prediction: Any, options: dict) -> dict:
@@ -493,6 +611,7 @@ def parse_export_format(export_format: Union[str, Sequence[str]]) -> list[str]:
 
     Raises:
         ValueError: empty, or a name not in :data:`FORMATS` (the message lists them).
+        UnsupportedError: an official format that is not ported (:data:`UNPORTED_FORMATS`).
         TypeError: not a str or a sequence of str.
     """
     if isinstance(export_format, str):
@@ -502,6 +621,13 @@ def parse_export_format(export_format: Union[str, Sequence[str]]) -> list[str]:
     else:
         raise TypeError(f"export_format: expected a str like 'mini_npz-glb', got {type(export_format).__name__}")
     names = [s.strip() for s in names]
+    unported = [s for s in names if s in UNPORTED_FORMATS]
+    if unported:
+        from .errors import UnsupportedError
+
+        raise UnsupportedError(
+            f"export_format {export_format!r}: {', '.join(map(repr, unported))} not ported to "
+            f"depth-anything-cpp (the 3D Gaussian head and feature exports); available: {', '.join(FORMATS)}")
     unknown = [s for s in names if s not in FORMATS]
     if unknown or not names:
         raise ValueError(
@@ -517,7 +643,7 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "npz": {},
     "glb": {"conf_thresh": 1.05, "conf_thresh_percentile": 40.0, "ensure_thresh_percentile": 90.0,
             "num_max_points": 1_000_000, "remove_sky": True, "seed": 0, "filter_black_bg": False,
-            "filter_white_bg": False, "show_cameras": True, "camera_size": 0.03,
+            "filter_white_bg": False, "sky_depth_def": 98.0, "show_cameras": True, "camera_size": 0.03,
             "export_depth_vis": True},
     # official COLMAP export: threshold = percentile(conf, 40), no cap, sky kept
     "colmap": {"conf_thresh_percentile": 40.0, "num_max_points": 0, "remove_sky": False,
@@ -528,7 +654,7 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "disparity": {},
     "ply": {"conf_thresh": 1.05, "conf_thresh_percentile": 40.0, "ensure_thresh_percentile": 90.0,
             "num_max_points": 1_000_000, "remove_sky": True, "seed": 0, "filter_black_bg": False,
-            "filter_white_bg": False},
+            "filter_white_bg": False, "sky_depth_def": 98.0},
 }
 
 
@@ -747,7 +873,8 @@ def export_view(prediction: Any, index: int, out_dir: PathLike, stem: str, *,
     """Write view ``index`` of a :class:`~depth_anything_cpp.Prediction` to ``out_dir``:
     ``<stem>_depth.png`` (16-bit), ``<stem>_depth_vis.png`` (colorized, skipped when
     ``cmap`` is None) and ``<stem>.npz`` with ``depth`` (H, W) float32, ``conf`` (H, W),
-    ``extrinsics`` (3, 4), ``intrinsics`` (3, 3), ``processed_image`` (H, W, 3) uint8,
+    ``extrinsics`` (3, 4), ``intrinsics`` (3, 3), ``image`` (H, W, 3) uint8 (the processed
+    image, the official npz key),
     ``sky`` (H, W) bool if any, ``is_metric`` and ``depth_png_encoding``/``_min``/``_max``/
     ``_scale`` describing the PNG. Returns ``{"depth_png", "depth_vis", "npz"}`` -> Path.
 
@@ -775,7 +902,7 @@ def export_view(prediction: Any, index: int, out_dir: PathLike, stem: str, *,
         conf=pick(prediction.conf),
         extrinsics=pick(prediction.extrinsics),
         intrinsics=pick(prediction.intrinsics),
-        processed_image=pick(prediction.processed_images),
+        image=pick(prediction.processed_images),
         sky=pick(prediction.sky),
         is_metric=np.array(bool(prediction.is_metric)),
         depth_png_encoding=np.array(meta["encoding"]),
