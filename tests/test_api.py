@@ -429,11 +429,12 @@ def test_inference_records_sizes_paths_and_checks_export_first(fake_core, fake_g
     assert pred.original_sizes == [(50, 30), (50, 30)] and pred.image_paths == [None, str(path)]
     assert model.inference(path, process_res=28).image_paths == [str(path)]
     calls = fake_core.models[0].calls
-    for fmt, kw, exc in (("npz-nope", None, ValueError), ("glb", {"glb": {"bogus": 1}}, TypeError),
-                         ("glb", {"glb": 3}, TypeError), ("ply", {"ply": {"num_max_points": -5}}, ValueError)):
+    for fmt, kw, exc, top in (("npz-nope", None, ValueError, {}), ("glb", {"glb": {"bogus": 1}}, TypeError, {}),
+                              ("glb", {"glb": 3}, TypeError, {}), ("ply", None, ValueError, {"num_max_points": -5})):
         n = len(calls)
         with pytest.raises(exc):
-            model.inference(img, process_res=28, export_dir=tmp_path / "o", export_format=fmt, export_kwargs=kw)
+            model.inference(img, process_res=28, export_dir=tmp_path / "o", export_format=fmt, export_kwargs=kw,
+                            **top)
         assert len(calls) == n  # rejected before the network runs
     assert not (tmp_path / "o").exists()
 

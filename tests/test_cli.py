@@ -207,9 +207,22 @@ def test_depth_usage_errors(setup, capsys):
         assert cli.main(["depth", str(setup.imgs), "-m", str(setup.model), "-o", str(setup.out),
                          "--cmap", "nope"]) == 2
         assert "unknown colormap" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["depth", str(setup.imgs), "--out", str(setup.out)])  # --model missing
-    assert exc.value.code == 2
+
+def test_default_model_from_env_or_cache(setup, capsys, monkeypatch, tmp_path):
+    base = ["depth", str(setup.imgs), "--out", str(setup.out), "--no-vis", "-q"]
+    monkeypatch.delenv("DA3CPP_MODEL", raising=False)
+    monkeypatch.setenv("DA3CPP_CACHE", str(tmp_path / "cache"))
+    assert cli.main(base) == 2  # --model missing, nothing set, empty cache
+    err = capsys.readouterr().err
+    assert "no model" in err and "DA3CPP_MODEL" in err
+    monkeypatch.setenv("DA3CPP_MODEL", str(setup.model))
+    assert cli.main(base) == 0
+    monkeypatch.delenv("DA3CPP_MODEL")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "m.gguf").write_bytes(Path(setup.model).read_bytes())
+    assert cli.main(base) == 0  # the one GGUF of the cache
+    (tmp_path / "cache" / "n.gguf").write_bytes(b"GGUF")
+    assert cli.main(base) == 2 and "2 GGUF files" in capsys.readouterr().err
 
 
 def test_info_prints_backend_info(monkeypatch, capsys):

@@ -118,7 +118,7 @@ def test_top_level_export_options_override_export_kwargs(tmp_path):
     img = np.random.default_rng(1).integers(0, 255, (60, 80, 3), dtype=np.uint8)
     model.inference([img], process_res=56, export_dir=tmp_path, export_format="ply-glb",
                     num_max_points=50, conf_thresh_percentile=0.0, show_cameras=False,
-                    export_kwargs={"ply": {"num_max_points": 5}, "glb": {"num_max_points": 5,
+                    export_kwargs={"ply": {"num_max_points": 5}, "glb": {"num_max_points": 5, "export_depth_vis": False,
                                                                           "show_cameras": True}})
     header = (tmp_path / "scene.ply").read_bytes().split(b"end_header")[0].decode()
     assert "element vertex 50" in header
@@ -127,3 +127,129 @@ def test_top_level_export_options_override_export_kwargs(tmp_path):
     points = [p for p in prims if p.mode == pygltflib.POINTS]
     assert len(points) == 1 and glb.accessors[points[0].attributes.POSITION].count == 50
     assert not [p for p in prims if p.mode == pygltflib.LINES]  # show_cameras=False won
+
+
+# ---------------------------------------------------------------- outputs for serving users
+@needs_model
+def test_at_original_size_and_normals():
+    model = DepthAnything3.from_file(GGUF)
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, 255, (90, 130, 3), dtype=np.uint8)
+    pred = model.inference([img], process_res=56)
+    assert pred.depth.shape == (1, 42, 56)
+    full = pred.at_original_size(0)
+    assert full["size"] == (130, 90) and full["depth"].shape == (90, 130) and full["depth"].dtype == np.float32
+    assert full["conf"].shape == (90, 130)
+    d = pred.depth[0].astype(np.float64)
+    # bilinear with aligned pixel centres: values stay within the source range, means agree
+    assert d.min() - 1e-5 <= full["depth"].min() and full["depth"].max() <= d.max() + 1e-5
+    assert abs(full["depth"].mean() - d.mean()) < 0.02 * (d.max() - d.min())
+    # intrinsics back at the original size: the official _resize_ixt scales inverted
+    k = full["intrinsics"]
+    np.testing.assert_allclose(k[0], pred.intrinsics[0][0] * 130 / 56, rtol=1e-6)
+    np.testing.assert_allclose(k[1], pred.intrinsics[0][1] * 90 / 42, rtol=1e-6)
+    with pytest.raises(ValueError, match="view"):
+        pred.at_original_size(1)
+    n = pred.normals(0)
+    assert n.shape == (42, 56, 3) and n.dtype == np.float32
+    ok = np.any(n != 0, axis=-1)
+    assert ok.mean() > 0.9
+    np.testing.assert_allclose(np.linalg.norm(n[ok], axis=-1), 1.0, atol=1e-5)
+    k = pred.intrinsics[0].astype(np.float64)
+    u, v = np.meshgrid(np.arange(56), np.arange(42))
+    rays = np.stack([(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], np.ones_like(u, dtype=np.float64)], -1)
+    assert ((n * rays).sum(-1)[ok] <= 1e-6).all()  # oriented towards the camera
+
+
+def test_resize_helpers_match_cv2():
+    cv2 = pytest.importorskip("cv2")
+    from depth_anything_cpp.api import _resize_bilinear, _resize_nearest
+
+    rng = np.random.default_rng(3)
+    a = rng.random((42, 56)).astype(np.float32)
+    for h, w in ((90, 130), (42, 56), (100, 57)):
+        np.testing.assert_allclose(_resize_bilinear(a, h, w), cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR),
+                                   atol=1e-5)
+    m = (rng.random((42, 56)) > 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(_resize_nearest(m, 126, 168),
+                                  cv2.resize(m, (168, 126), interpolation=cv2.INTER_NEAREST))
+
+
+def test_normals_of_a_plane():
+    from depth_anything_cpp import exports
+
+    h, w = 30, 40
+    k = np.array([[50.0, 0, 20], [0, 50.0, 15], [0, 0, 1]])
+    u, v = np.meshgrid(np.arange(w), np.arange(h))
+    # plane z = 2 + 0.5 * x (tilted about the y axis): normal ~ (0.5, 0, -1) normalised
+    depth = 2.0 / (1 - 0.5 * (u - 20) / 50.0)
+    n = exports.depth_to_normals(depth.astype(np.float32), k)
+    expect = np.array([0.5, 0.0, -1.0]) / np.linalg.norm([0.5, 0.0, -1.0])
+    np.testing.assert_allclose(n[5:-5, 5:-5].reshape(-1, 3), np.tile(expect, ((h - 10) * (w - 10), 1)), atol=1e-4)
+    rgb = exports.normals_to_rgb(np.tile(np.array([0, 0, -1.0]), (2, 2, 1)))
+    assert (rgb == [128, 128, 255]).all()
+    gray = exports.depth_to_gray8(np.array([[1.0, 2.0], [3.0, np.nan]]))
+    np.testing.assert_array_equal(gray, [[0, 128], [255, 0]])
+    np.testing.assert_array_equal(exports.depth_to_gray8(np.array([[1.0, 3.0]]), invert=True), [[255, 0]])
+
+
+@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".jpg", b"\xff\xd8"), (".webp", b"RIFF")])
+def test_write_image_follows_suffix(tmp_path, suffix, magic):
+    from depth_anything_cpp import exports
+
+    img = np.random.default_rng(4).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    exports.write_image(tmp_path / f"x{suffix}", img, quality=80)
+    data = (tmp_path / f"x{suffix}").read_bytes()
+    assert data.startswith(magic) and (suffix != ".webp" or data[8:12] == b"WEBP")
+    with pytest.raises(ValueError, match="suffix"):
+        exports.write_image(tmp_path / "x.gif", img)
+    with pytest.raises(ValueError, match="quality"):
+        exports.write_image(tmp_path / "y.jpg", img, quality=0)
+
+
+@needs_model
+def test_cli_depth_outputs(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from depth_anything_cpp import cli
+
+    src = tmp_path / "in"
+    src.mkdir()
+    img = np.random.default_rng(5).integers(0, 255, (70, 100, 3), dtype=np.uint8)
+    Image.fromarray(img).save(src / "a.png")
+    Image.fromarray(img).save(src / "b.bmp")
+    out = tmp_path / "out"
+    rc = cli.main(["depth", str(src), "-m", str(GGUF), "-o", str(out), "-q", "--no-vis", "--process-res", "56",
+                   "--json", "--gray", "--normals", "--vis-format", "webp", "--original-size",
+                   "--image-extensions", "png", "--ref-view-strategy", "first"])
+    assert rc == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["a.json", "a.npz", "a_depth.png", "a_depth_gray.png", "a_normals.webp"]  # b.bmp not taken
+    info = json.loads((out / "a.json").read_text())
+    assert (info["width"], info["height"]) == (100, 70)
+    assert (info["processed_width"], info["processed_height"]) == (56, 42)
+    assert (info["output_width"], info["output_height"]) == (100, 70)
+    assert info["is_metric"] is False and len(info["extrinsics"]) == 3 and len(info["intrinsics"]) == 3
+    assert info["depth_min"] <= info["depth_mean"] <= info["depth_max"] and info["seconds"] > 0
+    z = np.load(out / "a.npz")
+    assert z["depth"].shape == (70, 100) and z["image"].shape == (70, 100, 3) and z["normals"].shape == (70, 100, 3)
+    with Image.open(out / "a_depth_gray.png") as g:
+        assert g.mode == "L" and g.size == (100, 70)
+    assert (out / "a_normals.webp").read_bytes()[8:12] == b"WEBP"
+
+
+@needs_model
+def test_cli_unported_and_variant(tmp_path, capsys):
+    from depth_anything_cpp import _variants, cli
+
+    src = SOH_000
+    base = ["depth", str(src), "-m", str(GGUF), "-o", str(tmp_path / "o"), "-q", "--no-vis", "--process-res", "28"]
+    assert cli.main(base + ["--export-feat", "0,1"]) == 2
+    assert "not ported" in capsys.readouterr().err
+    runnable = [v for v in _variants.available_variants() if v.startswith("cpu_") and not _variants._missing_features(v)]
+    for v in runnable:
+        assert cli.main(base + ["--variant", v]) == 0, capsys.readouterr().err
+    assert cli.main(base + ["--variant", "cpu_nosuch"]) == 2
+    assert "unknown variant" in capsys.readouterr().err

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
+#: environment variable naming the default model of every command (--model omitted)
+MODEL_ENV = "DA3CPP_MODEL"
 
 EXAMPLES = {
     "depth": """\
@@ -75,8 +77,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files, directories (their images, not recursive) or video files")
-    p.add_argument("--model", "-m", required=True,
-                   help="GGUF file, official snapshot directory, or Hugging Face repo id")
+    p.add_argument("--model", "-m", default=None,
+                   help="GGUF file, official snapshot directory, Hugging Face repo id or preset name "
+                        f"(da3-small...; default: ${MODEL_ENV}, else the one GGUF in the cache)")
     p.add_argument("--metric-model", default=None, metavar="GGUF",
                    help="metric file of a nested pair (da3metric-large) when --model is its any-view "
                         "file (da3-giant): both run as da3nested-giant-large")
@@ -90,6 +93,19 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--process-res-method", default="upper_bound_resize",
                    choices=["upper_bound_resize", "lower_bound_resize"],
                    help="which image side --process-res sets (default: the longest)")
+    p.add_argument("--use-ray-pose", action="store_true",
+                   help="poses from the aux ray head instead of the camera decoder (as the official CLI)")
+    p.add_argument("--ref-view-strategy", default="saddle_balanced",
+                   choices=["saddle_balanced", "first", "middle", "saddle_sim_range"],
+                   help="reference view choice with 3 or more views (default saddle_balanced)")
+    p.add_argument("--align-to-input-ext-scale", action=argparse.BooleanOptionalAction, default=True,
+                   help="with input poses (colmap command): keep their scale (default on)")
+    p.add_argument("--export-feat", default="",
+                   help="official backbone feature export (comma-separated layers): not ported, "
+                        "any value is an error")
+    p.add_argument("--image-extensions", default=None,
+                   help="comma-separated suffixes of the images taken from directories (default: "
+                        + ",".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES)) + ")")
     p.add_argument("--threads", "-t", type=int, default=None,
                    help="CPU threads (default: number of physical cores)")
     p.add_argument("--variant", default=None, help="compiled core variant (see `da3cpp info`)")
@@ -123,8 +139,25 @@ def _build_parser() -> argparse.ArgumentParser:
                    "Estimate depth and write <stem>_depth.png, <stem>_depth_vis.png and <stem>.npz "
                    "per image to --out.")
     _add_common(d)
-    d.add_argument("--cmap", default="turbo", help="matplotlib colormap for _depth_vis.png (default turbo)")
-    d.add_argument("--no-vis", action="store_true", help="do not write _depth_vis.png")
+    from .exports import _OPTIONS
+
+    vis = _OPTIONS["depth_vis"]
+    d.add_argument("--cmap", default=vis["cmap"],
+                   help=f"matplotlib colormap of _depth_vis (default {vis['cmap']}, as the depth_vis export)")
+    d.add_argument("--invert", action="store_true", help="reverse the colormap (and the --gray ramp)")
+    d.add_argument("--vis-format", default="png", choices=["png", "jpg", "webp"],
+                   help="file format of _depth_vis, _normals (default png)")
+    d.add_argument("--quality", type=int, default=vis["quality"],
+                   help=f"jpg/webp quality 1..100 (default {vis['quality']})")
+    d.add_argument("--no-vis", action="store_true", help="do not write _depth_vis")
+    d.add_argument("--gray", action="store_true",
+                   help="also write <stem>_depth_gray.png: 8-bit min-max depth (far = white; --invert: near)")
+    d.add_argument("--normals", action="store_true",
+                   help="also write <stem>_normals.<vis-format> (RGB normal map) and 'normals' in the NPZ")
+    d.add_argument("--json", action="store_true",
+                   help="also write <stem>.json: sizes, depth min/max/mean, is_metric, cameras, timing")
+    d.add_argument("--original-size", action="store_true",
+                   help="write depth, conf, sky and images at the input image size (bilinear; sky nearest)")
 
     p = _subparser(sub, "points", "point clouds (PLY and/or GLB) per image or per scene",
                    "Back-project depth with the predicted cameras and write point clouds.")
@@ -169,16 +202,27 @@ class _Item:
     error: Optional[BaseException] = None
 
 
-def _collect_inputs(inputs: Iterable[str]) -> tuple[list[Path], list[str]]:
+def _parse_suffixes(text: Optional[str]) -> set:
+    """``--image-extensions`` ("png,jpg" or ".png, .JPG") -> {".png", ".jpg"}."""
+    if text is None:
+        return set(IMAGE_SUFFIXES)
+    found = {"." + t.strip().lower().lstrip(".") for t in text.split(",") if t.strip().lstrip(".")}
+    if not found:
+        raise ValueError(f"--image-extensions: no suffix in {text!r}")
+    return found
+
+
+def _collect_inputs(inputs: Iterable[str], suffixes: Optional[set] = None) -> tuple[list[Path], list[str]]:
     """Expand directories; return (image/video paths, error messages for bad inputs)."""
+    suffixes = IMAGE_SUFFIXES if suffixes is None else suffixes
     found: list[Path] = []
     errors: list[str] = []
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
-            imgs = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+            imgs = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in suffixes)
             if not imgs:
-                errors.append(f"{raw}: directory has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+                errors.append(f"{raw}: directory has no images ({', '.join(sorted(suffixes))})")
             found.extend(imgs)
         elif p.is_file():
             found.append(p)
@@ -303,6 +347,29 @@ def _summary(name: str, rgb: Any, pred: Any, view: int, seconds: float, extra: s
             f"{extra}, {seconds:.2f} s")
 
 
+def _default_model(model: Optional[str]) -> str:
+    """--model, else $DA3CPP_MODEL, else the only GGUF in the conversion cache.
+
+    Raises:
+        ValueError: none of them gives a model (the message says how to set one).
+    """
+    import os
+
+    from .hub import cache_dir
+
+    if model:
+        return model
+    env = os.environ.get(MODEL_ENV, "").strip()
+    if env:
+        return env
+    cached = sorted(cache_dir().glob("*.gguf")) if cache_dir().is_dir() else []
+    if len(cached) == 1:
+        return str(cached[0])
+    found = f"{len(cached)} GGUF files in {cache_dir()}" if cached else f"no GGUF file in {cache_dir()}"
+    raise ValueError(f"no model: pass --model (a .gguf, snapshot directory, repo id or preset such as "
+                     f"da3-small) or set {MODEL_ENV} ({found})")
+
+
 def _check_args(args: argparse.Namespace) -> Optional[str]:
     import math
 
@@ -336,10 +403,10 @@ class _Command:
     def validate(self) -> Optional[str]:
         return None
 
-    def write_one(self, pred: Any, item: _Item, rgb: Any) -> str:
+    def write_one(self, pred: Any, item: _Item, rgb: Any, seconds: float = 0.0) -> str:
         raise NotImplementedError
 
-    def write_scene(self, pred: Any, items: list, rgbs: list) -> str:
+    def write_scene(self, pred: Any, items: list, rgbs: list, seconds: float = 0.0) -> str:
         raise NotImplementedError
 
 
@@ -347,6 +414,8 @@ class _Depth(_Command):
     def validate(self) -> Optional[str]:
         from . import exports
 
+        if not 1 <= self.args.quality <= 100:
+            return f"--quality must be in 1..100, got {self.args.quality}"
         self.cmap = None if self.args.no_vis else self.args.cmap
         if self.cmap is not None:
             try:
@@ -355,17 +424,22 @@ class _Depth(_Command):
                 return f"{exc} (or pass --no-vis)"
         return None
 
-    def write_one(self, pred: Any, item: _Item, rgb: Any) -> str:
+    def _view(self, pred: Any, i: int, stem: str, seconds: float) -> None:
         from . import exports
 
-        exports.export_view(pred, 0, self.out, item.stem, cmap=self.cmap)
+        a = self.args
+        exports.export_view(pred, i, self.out, stem, cmap=self.cmap, invert=a.invert,
+                            vis_format=a.vis_format, quality=a.quality, gray=a.gray, normals=a.normals,
+                            summary={"seconds": round(seconds, 4)} if a.json else None,
+                            original_size=a.original_size)
+
+    def write_one(self, pred: Any, item: _Item, rgb: Any, seconds: float = 0.0) -> str:
+        self._view(pred, 0, item.stem, seconds)
         return ""
 
-    def write_scene(self, pred: Any, items: list, rgbs: list) -> str:
-        from . import exports
-
+    def write_scene(self, pred: Any, items: list, rgbs: list, seconds: float = 0.0) -> str:
         for i, item in enumerate(items):
-            exports.export_view(pred, i, self.out, item.stem, cmap=self.cmap)
+            self._view(pred, i, item.stem, seconds)
         return f"{len(items)} views written"
 
 
@@ -395,10 +469,10 @@ class _Points(_Command):
                               show_cameras=not self.args.no_cameras)
         return f", {len(pts['xyz'])} points"
 
-    def write_one(self, pred: Any, item: _Item, rgb: Any) -> str:
+    def write_one(self, pred: Any, item: _Item, rgb: Any, seconds: float = 0.0) -> str:
         return self._write(pred, item.stem)
 
-    def write_scene(self, pred: Any, items: list, rgbs: list) -> str:
+    def write_scene(self, pred: Any, items: list, rgbs: list, seconds: float = 0.0) -> str:
         return f"{self.args.name}: {len(items)} views" + self._write(pred, self.args.name)
 
 
@@ -449,10 +523,10 @@ class _Export(_Command):
         written = exports.export(pred, self.formats, scene_dir, image_paths=paths, **self.options)
         return f", {sum(len(v) for v in written.values())} files in {scene_dir}"
 
-    def write_one(self, pred: Any, item: _Item, rgb: Any) -> str:
+    def write_one(self, pred: Any, item: _Item, rgb: Any, seconds: float = 0.0) -> str:
         return self._write(pred, self.out / item.stem, [item], [rgb])
 
-    def write_scene(self, pred: Any, items: list, rgbs: list) -> str:
+    def write_scene(self, pred: Any, items: list, rgbs: list, seconds: float = 0.0) -> str:
         return f"scene: {len(items)} views" + self._write(pred, self.out, items, rgbs)
 
 
@@ -463,7 +537,16 @@ def _run(args: argparse.Namespace, command: _Command) -> int:
     if problem:
         _err(problem)
         return 2
-    paths, input_errors = _collect_inputs(args.inputs)
+    if args.export_feat.strip():
+        _err(f"--export-feat {args.export_feat!r}: backbone feature export is not ported to depth-anything-cpp")
+        return 2
+    try:
+        suffixes = _parse_suffixes(args.image_extensions)
+        args.model = _default_model(args.model)
+    except ValueError as exc:
+        _err(str(exc))
+        return 2
+    paths, input_errors = _collect_inputs(args.inputs, suffixes)
     for msg in input_errors:
         _err(msg)
     if not paths:
@@ -484,7 +567,9 @@ def _run(args: argparse.Namespace, command: _Command) -> int:
     except OSError as exc:
         _err(f"cannot create output directory {command.out}: {exc}")
         return 2
-    infer = dict(process_res=args.process_res, process_res_method=args.process_res_method)
+    infer = dict(process_res=args.process_res, process_res_method=args.process_res_method,
+                 use_ray_pose=args.use_ray_pose, ref_view_strategy=args.ref_view_strategy,
+                 align_to_input_ext_scale=args.align_to_input_ext_scale)
     total = _expected_count(paths, args.fps)
     batch = _Batch(args, total if not args.multiview else total + 1, command.desc)
     n_items = 0
@@ -503,7 +588,7 @@ def _run(args: argparse.Namespace, command: _Command) -> int:
                 def scene() -> str:
                     t0 = time.perf_counter()
                     pred = model.inference(rgbs, **infer)
-                    line = command.write_scene(pred, items, rgbs)
+                    line = command.write_scene(pred, items, rgbs, time.perf_counter() - t0)
                     return f"{line}, {time.perf_counter() - t0:.2f} s"
                 batch.run("scene", scene)
         else:
@@ -514,7 +599,7 @@ def _run(args: argparse.Namespace, command: _Command) -> int:
                     t0 = time.perf_counter()
                     rgb = _load(item)
                     pred = model.inference([rgb], **infer)
-                    extra = command.write_one(pred, item, rgb)
+                    extra = command.write_one(pred, item, rgb, time.perf_counter() - t0)
                     name = item.path.name if item.path is not None else item.stem
                     return _summary(name, rgb, pred, 0, time.perf_counter() - t0, extra)
                 batch.run(item.label, one)
