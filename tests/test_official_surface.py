@@ -253,3 +253,31 @@ def test_cli_unported_and_variant(tmp_path, capsys):
         assert cli.main(base + ["--variant", v]) == 0, capsys.readouterr().err
     assert cli.main(base + ["--variant", "cpu_nosuch"]) == 2
     assert "unknown variant" in capsys.readouterr().err
+
+
+REFERENCE_NPZ = SHARED / "fixtures" / "da3-small-anchor-layout" / "reference_SOH_000.npz"
+
+
+@needs_model
+@pytest.mark.skipif(not REFERENCE_NPZ.is_file(), reason="fixture reference missing")
+def test_image_at_processed_size_end_to_end():
+    """An image already at the processed size (504x280) goes through unchanged: inference
+    on it equals the network on the official input tensor for it, bit for bit, and the
+    official PyTorch outputs of the fixture (issue 20, item 10)."""
+    z = np.load(REFERENCE_NPZ)
+    x = z["input"][0]  # (1, 3, 280, 504): the official tensor for SOH_000
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    u = (x[0].transpose(1, 2, 0).astype(np.float64) * std + mean) * 255
+    img = np.rint(u).astype(np.uint8)
+    assert np.abs(u - img).max() < 1e-3  # the tensor is exactly an 8-bit image
+    model = DepthAnything3.from_file(GGUF)
+    pred = model.inference([img])
+    assert pred.depth.shape == (1, 280, 504)
+    rgb, x_ours = da3._core.preprocess([img])
+    np.testing.assert_array_equal(x_ours, x)
+    out = model._model.infer_tensor(np.ascontiguousarray(x))
+    np.testing.assert_array_equal(pred.depth, out["depth"])
+    np.testing.assert_array_equal(pred.extrinsics, out["extrinsics"])
+    rng = float(z["depth"].max() - z["depth"].min())
+    assert np.abs(pred.depth - z["depth"]).max() / rng <= 2e-3
+    np.testing.assert_allclose(pred.extrinsics, z["extrinsics"], atol=2e-3)
