@@ -281,3 +281,95 @@ def test_image_at_processed_size_end_to_end():
     rng = float(z["depth"].max() - z["depth"].min())
     assert np.abs(pred.depth - z["depth"]).max() / rng <= 2e-3
     np.testing.assert_allclose(pred.extrinsics, z["extrinsics"], atol=2e-3)
+
+
+# ---------------------------------------------------------------- construction (item 3)
+def test_presets_cover_the_official_names():
+    from depth_anything_cpp import hub
+
+    official = ["da3-giant", "da3-large", "da3-base", "da3-small", "da3mono-large", "da3metric-large",
+                "da3nested-giant-large"]
+    assert set(official) <= set(hub.PRESETS)
+    assert hub.DEFAULT_MODEL in hub.PRESETS.values()
+    assert hub.preset_repo("DA3-SMALL") == "depth-anything/DA3-SMALL"
+    assert hub.preset_repo("da3nested-giant-large-1.1") == "depth-anything/DA3NESTED-GIANT-LARGE-1.1"
+
+
+def test_preset_offline_error_says_what_to_download(tmp_path):
+    import subprocess
+    import sys
+
+    pytest.importorskip("huggingface_hub")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"), DA3CPP_CACHE=str(tmp_path / "c"),
+               PYTHONPATH=str(Path(da3.__file__).parents[1]))
+    code = ("import depth_anything_cpp as d\n"
+            "try:\n d.DepthAnything3(model_name='da3-small')\n"
+            "except d.ModelLoadError as e:\n print('ERR', e)\n")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert "ERR" in r.stdout, r.stdout + r.stderr
+    for text in ("depth-anything/DA3-SMALL", "https://huggingface.co/depth-anything/DA3-SMALL",
+                 "huggingface-cli download", "config.json model.safetensors", str(tmp_path / "hf"),
+                 str(tmp_path / "c")):
+        assert text in r.stdout, (text, r.stdout)
+
+
+@pytest.fixture(scope="module")
+def small_snapshot(reference):
+    from reference import make_cases
+
+    return make_cases.model_snapshot(make_cases.SMALL)
+
+
+@needs_model
+def test_preset_name_resolves_converts_once_and_caches(small_snapshot, tmp_path):
+    """DepthAnything3(model_name="da3-small") and from_pretrained("depth-anything/DA3-SMALL")
+    find the official snapshot in the Hugging Face cache (offline here), convert it once
+    and reuse the GGUF."""
+    import subprocess
+    import sys
+
+    rev = "0" * 40
+    repo = tmp_path / "hub" / "models--depth-anything--DA3-SMALL"
+    snap = repo / "snapshots" / rev
+    snap.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(rev)
+    for name in ("config.json", "model.safetensors"):
+        (snap / name).symlink_to(Path(small_snapshot) / name)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path / "hub"),
+               DA3CPP_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(Path(da3.__file__).parents[1]))
+    code = ("import json, numpy as np\nfrom depth_anything_cpp import DepthAnything3\n"
+            "a = DepthAnything3(model_name='da3-small')\n"
+            "b = DepthAnything3.from_pretrained('depth-anything/DA3-SMALL')\n"
+            "c = DepthAnything3.from_pretrained('DA3-SMALL').to('cpu')\n"
+            "p = c.inference([np.zeros((28, 42, 3), np.uint8)], process_res=42)\n"
+            "print(json.dumps([str(a.path), str(b.path), str(c.path), a.info['preset'], list(p.depth.shape)]))\n")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    a, b, c, preset, shape = json.loads(r.stdout.strip().splitlines()[-1])
+    assert a == b == c and Path(a).parent == tmp_path / "cache" and preset == "da3-small"
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [Path(a).name]  # converted once
+    assert shape == [1, 28, 42]
+
+
+@needs_model
+def test_to_device():
+    from depth_anything_cpp import VariantError, _variants
+
+    model = DepthAnything3.from_file(GGUF)
+    assert model.to("cpu") is model
+    img = np.zeros((28, 42, 3), np.uint8)
+    ref = model.inference([img], process_res=42).depth
+    for dev in ("cuda", "vulkan"):
+        if dev not in _variants.available_variants():
+            with pytest.raises(VariantError, match=dev) as info:
+                model.to(dev)
+            assert "available" in str(info.value)
+    for bad in ("tpu", "cuda:x", "cpu:-3"):
+        with pytest.raises(ValueError, match="device"):
+            model.to(bad)
+    np.testing.assert_array_equal(model.to("cpu").inference([img], process_res=42).depth, ref)
+    with pytest.raises(TypeError, match="only apply"):
+        DepthAnything3(GGUF, revision="main")

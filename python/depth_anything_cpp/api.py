@@ -351,15 +351,45 @@ def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
 class DepthAnything3:
     """A Depth Anything 3 model loaded from a GGUF file into the ggml core.
 
-    Create it with :meth:`from_file` (a local GGUF) or :meth:`from_pretrained` (GGUF,
-    official snapshot directory or Hugging Face repo id), then call :meth:`inference`.
+    Create it as the official class, ``DepthAnything3(model_name="da3-small")`` or
+    :meth:`from_pretrained` (preset name, Hugging Face repo id, official snapshot directory
+    or GGUF), or with :meth:`from_file` (a local GGUF); optionally :meth:`to` a device;
+    then call :meth:`inference`.
     A model serializes its own inference calls; separate models run in parallel.
     """
 
-    def __init__(self, path: Union[str, "os.PathLike[str]"], *, variant: Optional[str] = None,
-                 n_threads: Optional[int] = None, backend: str = "cpu", device: int = -1,
-                 metric_path: Optional[Union[str, "os.PathLike[str]"]] = None) -> None:
-        """Load ``path``; see :meth:`from_file` (same arguments and errors)."""
+    def __init__(self, model_name: Union[str, "os.PathLike[str]"] = "da3-large", *,
+                 variant: Optional[str] = None, n_threads: Optional[int] = None, backend: str = "cpu",
+                 device: int = -1, metric_path: Optional[Union[str, "os.PathLike[str]"]] = None,
+                 **hub_kwargs: Any) -> None:
+        """Load a model, as the official ``DepthAnything3(model_name="da3-large")``.
+
+        ``model_name``: a preset name (``"da3-small"`` ... ``"da3nested-giant-large"``, the
+        1.1 checkpoints ``"da3-large-1.1"``, ``"da3-giant-1.1"``,
+        ``"da3nested-giant-large-1.1"``), a Hugging Face repo id, a snapshot directory or a
+        GGUF file: everything but a GGUF file goes through :meth:`from_pretrained`'s
+        resolution (download once, convert once, cached); ``hub_kwargs`` are its
+        ``filename``, ``revision``, ``cache_dir``, ``local_files_only`` and ``token``. The
+        other arguments and the errors are those of :meth:`from_file` and
+        :meth:`from_pretrained`.
+        """
+        if metric_path is None and not (isinstance(model_name, (str, os.PathLike))
+                                        and Path(model_name).expanduser().is_file()):
+            from .hub import resolve_model
+
+            bad = set(hub_kwargs) - {"filename", "revision", "cache_dir", "local_files_only", "token"}
+            if bad:
+                raise TypeError(f"DepthAnything3: unexpected keyword(s) {', '.join(sorted(bad))}")
+            hub = dict(hub_kwargs)
+            hub["hub_cache_dir"] = hub.pop("cache_dir", None)
+            model_name = resolve_model(model_name, **hub)
+        elif hub_kwargs:
+            raise TypeError(f"DepthAnything3: {', '.join(sorted(hub_kwargs))} only apply to models loaded by name")
+        self._load(model_name, variant=variant, n_threads=n_threads, backend=backend, device=device,
+                   metric_path=metric_path)
+
+    def _load(self, path: Union[str, "os.PathLike[str]"], *, variant: Optional[str], n_threads: Optional[int],
+              backend: str, device: int, metric_path: Optional[Union[str, "os.PathLike[str]"]]) -> None:
         path = Path(path).expanduser()
         metric = None if metric_path is None else Path(metric_path).expanduser()
         threads = _check_n_threads(n_threads)
@@ -382,10 +412,60 @@ class DepthAnything3:
                 )
         self._core = get_core(variant)
         self._path = path
+        self._metric = metric
+        self._threads = threads
         self._backend = backend
         self._model = self._core.Model(str(path), n_threads=threads, backend=backend, device=int(device),
                                        metric_path=None if metric is None else str(metric))
         self._info = dict(self._model.info())
+
+    @classmethod
+    def _from_path(cls, path: Union[str, "os.PathLike[str]"], **kwargs: Any) -> "DepthAnything3":
+        self = cls.__new__(cls)
+        self._load(path, **kwargs)
+        return self
+
+    def to(self, device: Any) -> "DepthAnything3":
+        """Move the model to a device, as the official ``model.to(device)``: ``"cpu"``,
+        ``"cuda"`` / ``"cuda:<index>"`` (the CUDA variant), ``"vulkan"`` /
+        ``"vulkan:<index>"`` (the Vulkan variant), ``"gpu"`` (the GPU backend of the
+        running variant); a ``torch.device`` works through its ``str``. The weights are
+        reloaded from the same file. Returns ``self``.
+
+        Raises:
+            ValueError: an unknown device name or index.
+            VariantError: this installation has no such variant (the message lists those
+                it has), or this CPU cannot run it.
+            BackendError: the variant finds no usable device.
+        """
+        from . import _variants
+
+        text = str(device).strip().lower()
+        name, _, index = text.partition(":")
+        try:
+            idx = int(index) if index else -1
+        except ValueError:
+            raise ValueError(f"device {device!r}: bad index {index!r}") from None
+        if idx < -1:
+            raise ValueError(f"device {device!r}: index must be >= 0")
+        current = self.variant
+        if name == "cpu":
+            variant = None if _variants._VARIANTS.get(current, ("", "cpu"))[1] == "cpu" else "cpu"
+            backend = "cpu"
+        elif name in ("cuda", "vulkan"):
+            variant, backend = (None if current == name else name), "gpu"
+        elif name == "gpu":
+            variant, backend = None, "gpu"
+        else:
+            raise ValueError(f"device {device!r}: expected 'cpu', 'cuda', 'vulkan' or 'gpu' (optionally ':<index>')")
+        if variant is None and backend == self._backend and idx == -1:
+            return self
+        core = self._core if variant is None else get_core(variant)
+        model = core.Model(str(self._path), n_threads=self._threads, backend=backend, device=idx,
+                           metric_path=None if self._metric is None else str(self._metric))
+        self._core, self._model, self._backend = core, model, backend
+        self._info = dict(model.info())
+        return self
 
     @classmethod
     def from_file(cls, path: Union[str, "os.PathLike[str]"], variant: Optional[str] = None,
@@ -415,8 +495,8 @@ class DepthAnything3:
             BackendError: the requested backend cannot be initialised.
             ValueError, TypeError: bad argument values/types.
         """
-        return cls(path, variant=variant, n_threads=n_threads, backend=backend, device=device,
-                   metric_path=metric_path)
+        return cls._from_path(path, variant=variant, n_threads=n_threads, backend=backend, device=device,
+                              metric_path=metric_path)
 
     @classmethod
     def from_pretrained(cls, name_or_path: Union[str, "os.PathLike[str]"], *, filename: Optional[str] = None,
@@ -424,7 +504,9 @@ class DepthAnything3:
                         local_files_only: bool = False, token: Optional[str] = None,
                         variant: Optional[str] = None, n_threads: Optional[int] = None,
                         backend: str = "cpu", device: int = -1) -> "DepthAnything3":
-        """Load from a GGUF file, an official snapshot directory or a Hugging Face repo id.
+        """Load from a GGUF file, an official snapshot directory, a Hugging Face repo id
+        (``"depth-anything/DA3-SMALL"``) or a short preset name (``"da3-small"``,
+        ``"da3nested-giant-large-1.1"``: see ``depth_anything_cpp.hub.PRESETS``).
 
         Snapshots (``config.json`` + ``model.safetensors``, e.g. ``"depth-anything/DA3-SMALL"``
         downloaded with ``huggingface_hub``) are converted once to GGUF into the user cache
@@ -442,7 +524,8 @@ class DepthAnything3:
 
         gguf = resolve_model(name_or_path, filename=filename, revision=revision,
                              hub_cache_dir=cache_dir, local_files_only=local_files_only, token=token)
-        return cls(gguf, variant=variant, n_threads=n_threads, backend=backend, device=device)
+        return cls._from_path(gguf, variant=variant, n_threads=n_threads, backend=backend, device=device,
+                              metric_path=None)
 
     @property
     def path(self) -> Path:
