@@ -373,3 +373,50 @@ def test_to_device():
     np.testing.assert_array_equal(model.to("cpu").inference([img], process_res=42).depth, ref)
     with pytest.raises(TypeError, match="only apply"):
         DepthAnything3(GGUF, revision="main")
+
+
+# ---------------------------------------------------------------- da3cpp colmap (item 6)
+SOH_010 = SHARED / "data" / "da3_examples" / "assets_examples_SOH_010.png"
+
+
+@pytest.fixture(scope="module")
+def small_gguf_with_encoder(reference):
+    from reference import make_cases
+
+    return make_cases.model_gguf(make_cases.SMALL, "f16")
+
+
+@needs_model
+def test_cli_colmap_input_poses(small_gguf_with_encoder, tmp_path, capsys):
+    """A COLMAP model written by our exporter is read back as input poses: with
+    align_to_input_ext_scale the prediction returns those poses (checked through the
+    mini_npz), and the scene is written."""
+    pytest.importorskip("pycolmap")
+    import shutil
+
+    from depth_anything_cpp import cli
+
+    scene = tmp_path / "scene"
+    (scene / "images").mkdir(parents=True)
+    for p in (SOH_000, SOH_010):
+        shutil.copy(p, scene / "images" / p.name)
+    model = DepthAnything3.from_file(small_gguf_with_encoder)
+    pred = model.inference([str(scene / "images" / p.name) for p in (SOH_000, SOH_010)], process_res=140,
+                           export_dir=scene / "sparse" / "0", export_format="colmap")
+    paths, ext, intr = cli.read_colmap_inputs(scene, "0")
+    assert [p.name for p in paths] == [SOH_000.name, SOH_010.name]
+    np.testing.assert_allclose(ext[:, :3], pred.extrinsics, atol=1e-5)
+    assert intr.shape == (2, 3, 3) and intr[0, 0, 0] > 0
+    out = tmp_path / "out"
+    rc = cli.main(["colmap", str(scene), "--sparse-subdir", "0", "-m", str(small_gguf_with_encoder),
+                   "-o", str(out), "--format", "mini_npz", "--process-res", "140", "-q"])
+    assert rc == 0, capsys.readouterr().err
+    z = np.load(out / "exports" / "mini_npz" / "results.npz")
+    np.testing.assert_allclose(z["extrinsics"], ext[:, :3], atol=1e-4)  # the input poses come back
+    assert cli.main(["colmap", str(scene), "--sparse-subdir", "9", "-m", str(small_gguf_with_encoder),
+                     "-o", str(out), "-q"]) == 2
+    assert "sparse model directory not found" in capsys.readouterr().err
+    # the published-layout fixture has no camera encoder: a clear error, exit 1
+    assert cli.main(["colmap", str(scene), "--sparse-subdir", "0", "-m", str(GGUF), "-o", str(out), "-q",
+                     "--format", "mini_npz"]) == 1
+    assert "camera encoder" in capsys.readouterr().err

@@ -55,6 +55,17 @@ Files go to --out with --multiview (one scene), else to --out/<stem>/ per image;
 depth_anything_cpp.exports for the layout. COLMAP of video frames: the sampled frames are
 written to <dir>/images/<stem>.jpg so the model has its images.
 """,
+    "colmap": """\
+examples:
+  da3cpp colmap scene/ --sparse-subdir 0 -m da3-small-f32.gguf -o out/ --format glb-colmap
+  da3cpp colmap scene/ -m da3-base.gguf -o out/ --no-align-to-input-ext-scale
+
+DIR holds images/ and sparse/ (or sparse/<--sparse-subdir>/), a COLMAP model (.bin or .txt) as
+the official `da3 colmap` reads it. Every registered image found under images/ is one view of
+one scene, conditioned on its COLMAP pose (world-to-camera) and intrinsics (the pinhole part
+of any camera model; distortion is ignored). Needs a model file with the camera encoder
+(converted with `da3cpp convert`; the published GGUF files lack it).
+""",
 }
 
 EPILOG = """\
@@ -63,6 +74,7 @@ examples:
   da3cpp depth images/ clip.mp4 --model depth-anything/DA3-SMALL --out out/ --fps 2
   da3cpp points photo.jpg --model da3-small-f32.gguf --out clouds/
   da3cpp export a.png b.png --multiview --format mini_npz-glb-colmap -m da3-small-f32.gguf -o scene/
+  da3cpp colmap scene/ --sparse-subdir 0 -m da3-small-f32.gguf -o out/
   da3cpp info --model da3-small-f32.gguf
   da3cpp convert --help
   da3cpp bench --model da3-small-f32.gguf --no-torch
@@ -133,7 +145,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="da3cpp", description="Depth Anything 3 on a C++/ggml core (no PyTorch).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="{depth,points,export,info,convert,bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{depth,points,export,colmap,info,convert,bench}")
 
     d = _subparser(sub, "depth", "depth maps for images, directories or videos",
                    "Estimate depth and write <stem>_depth.png, <stem>_depth_vis.png and <stem>.npz "
@@ -176,6 +188,18 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--cmap", default=None, help="depth_vis colormap (default Spectral_r: the official look)")
     e.add_argument("--colmap-text", action="store_true", help="COLMAP model as .txt instead of .bin")
     _add_point_options(e)
+
+    c = _subparser(sub, "colmap", "pose-conditioned run on a COLMAP model (images/ + sparse/)",
+                   "Read the poses and intrinsics of a COLMAP sparse model, run the images as one scene "
+                   "conditioned on them, and write the requested formats to --out.")
+    _add_common(c)
+    c.add_argument("--sparse-subdir", default="",
+                   help="sparse model subdirectory, e.g. 0 for sparse/0/ (default: sparse/ itself)")
+    c.add_argument("--format", "-f", default="glb",
+                   help="formats joined by '-' (default glb, as the official CLI)")
+    c.add_argument("--cmap", default=None, help="depth_vis colormap (default Spectral_r)")
+    c.add_argument("--colmap-text", action="store_true", help="COLMAP output as .txt instead of .bin")
+    _add_point_options(c)
 
     i = sub.add_parser("info", help="show the compiled core, variants and devices",
                        epilog="examples:\n  da3cpp info\n  da3cpp info --model da3-small-f32.gguf --json\n",
@@ -530,6 +554,102 @@ class _Export(_Command):
         return f"scene: {len(items)} views" + self._write(pred, self.out, items, rgbs)
 
 
+def read_colmap_inputs(colmap_dir: Path, sparse_subdir: str = "") -> tuple[list, Any, Any]:
+    """Image paths, (N, 4, 4) world-to-camera extrinsics and (N, 3, 3) intrinsics of the
+    registered images of the COLMAP model in ``colmap_dir/sparse[/sparse_subdir]`` whose
+    files exist under ``colmap_dir/images`` (ref: depth_anything_3/services/input_handlers.py
+    ColmapHandler; the intrinsics are the camera model's pinhole part,
+    ``Camera.calibration_matrix()``), in image-name order.
+
+    Raises:
+        FileNotFoundError: a missing directory. ValueError: an unreadable model, or no
+        registered image with a file. ImportError: pycolmap is not installed.
+    """
+    import numpy as np
+
+    try:
+        import pycolmap
+    except ImportError as exc:
+        raise ImportError("the colmap command needs pycolmap: pip install pycolmap") from exc
+    images_dir = colmap_dir / "images"
+    sparse = colmap_dir / "sparse" / sparse_subdir if sparse_subdir else colmap_dir / "sparse"
+    for d, what in ((colmap_dir, "COLMAP directory"), (images_dir, "images directory"),
+                    (sparse, "sparse model directory")):
+        if not d.is_dir():
+            raise FileNotFoundError(f"{what} not found: {d}")
+    try:
+        rec = pycolmap.Reconstruction(str(sparse))
+    except Exception as exc:  # pycolmap raises its own types for bad files
+        raise ValueError(f"{sparse}: cannot read the COLMAP model: {exc}") from exc
+    paths, exts, intrs = [], [], []
+    for image in sorted(rec.images.values(), key=lambda im: im.name):
+        path = images_dir / image.name
+        if not image.has_pose or not path.is_file():
+            continue
+        pose = image.cam_from_world
+        ext = np.eye(4)
+        ext[:3] = np.asarray((pose() if callable(pose) else pose).matrix())
+        paths.append(path)
+        exts.append(ext)
+        intrs.append(np.asarray(rec.cameras[image.camera_id].calibration_matrix()))
+    if not paths:
+        raise ValueError(f"{sparse}: no registered image with a file under {images_dir}")
+    return paths, np.stack(exts), np.stack(intrs)
+
+
+def _run_colmap(args: argparse.Namespace) -> int:
+    from .api import DepthAnything3
+
+    problem = _check_args(args)
+    command = _Export(args)
+    problem = problem or command.validate()
+    if problem:
+        _err(problem)
+        return 2
+    if args.export_feat.strip():
+        _err(f"--export-feat {args.export_feat!r}: backbone feature export is not ported to depth-anything-cpp")
+        return 2
+    if len(args.inputs) != 1:
+        _err("colmap: expected one COLMAP directory")
+        return 2
+    try:
+        paths, ext, intr = read_colmap_inputs(Path(args.inputs[0]), args.sparse_subdir)
+        args.model = _default_model(args.model)
+    except (OSError, ValueError, ImportError) as exc:
+        _err(str(exc))
+        return 2
+    try:
+        model = DepthAnything3.from_pretrained(args.model, variant=args.variant, n_threads=args.threads,
+                                               backend=args.backend)
+    except Exception as exc:  # any load failure ends the run with a message, not a traceback
+        _err(f"cannot load model {args.model}: {exc}")
+        return 2
+    t0 = time.perf_counter()
+    try:
+        pred = model.inference([str(p) for p in paths], extrinsics=ext, intrinsics=intr,
+                               align_to_input_ext_scale=args.align_to_input_ext_scale,
+                               process_res=args.process_res, process_res_method=args.process_res_method,
+                               use_ray_pose=args.use_ray_pose, ref_view_strategy=args.ref_view_strategy)
+        command.out.mkdir(parents=True, exist_ok=True)
+        from . import exports
+
+        with exports.track_writes() as written:
+            try:
+                exports_written = exports.export(pred, command.formats, command.out,
+                                                 image_paths=[str(p) for p in paths], **command.options)
+            except BaseException:
+                for path in written:
+                    Path(path).unlink(missing_ok=True)
+                raise
+    except Exception as exc:
+        _err(f"{args.inputs[0]}: {type(exc).__name__}: {exc}")
+        return 1
+    if not args.quiet:
+        n_files = sum(len(v) for v in exports_written.values())
+        print(f"colmap: {len(paths)} views, {n_files} files in {command.out}, {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
 def _run(args: argparse.Namespace, command: _Command) -> int:
     from .api import DepthAnything3
 
@@ -664,6 +784,8 @@ def _main(argv: list) -> int:
         return int(bench.main(argv[1:]) or 0)
     parser = _build_parser()
     args = parser.parse_args(argv)
+    if args.command == "colmap":
+        return _run_colmap(args)
     if args.command in _COMMANDS:
         return _run(args, _COMMANDS[args.command](args))
     if args.command == "info":
