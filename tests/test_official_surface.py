@@ -63,7 +63,6 @@ def test_inference_signature_is_the_official_one():
     (dict(render_exts=np.eye(4)[None]), "render_exts"),
     (dict(render_ixts=np.eye(3)[None]), "render_ixts"),
     (dict(render_hw=(64, 64)), "render_hw"),
-    (dict(export_feat_layers=[0, 3]), "export_feat_layers"),
     (dict(export_dir="X", export_format="mini_npz-gs_ply"), "gs_ply"),
     (dict(export_dir="X", export_format="gs_video"), "gs_video"),
     (dict(export_dir="X", export_format="feat_vis"), "feat_vis"),
@@ -420,3 +419,34 @@ def test_cli_colmap_input_poses(small_gguf_with_encoder, tmp_path, capsys):
     assert cli.main(["colmap", str(scene), "--sparse-subdir", "0", "-m", str(GGUF), "-o", str(out), "-q",
                      "--format", "mini_npz"]) == 1
     assert "camera encoder" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- export_feat_layers (item 2)
+@needs_model
+def test_export_feat_layers_match_official(reference, fixture_dir, data_dir):
+    """aux["feat_layer_<i>"] against the official network's on the fixture's weights and
+    the official input tensor (shapes, dtype, values)."""
+    import torch
+
+    z = np.load(fixture_dir / "reference_SOH_000.npz")
+    x = z["input"][0]
+    net = reference.build_model("da3-small")
+    reference.load_gguf_weights(net, fixture_dir / "da3-small-rand-f16.gguf")
+    layers = [0, 5, 11]
+    with torch.no_grad():
+        out = net(torch.from_numpy(x)[None], None, None, export_feat_layers=layers)
+    model = DepthAnything3.from_file(GGUF)
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    img = np.rint((x[0].transpose(1, 2, 0).astype(np.float64) * std + mean) * 255).astype(np.uint8)
+    pred = model.inference([img], export_feat_layers=layers)
+    for i in layers:
+        ref = out["aux"][f"feat_layer_{i}"].squeeze(0).numpy()  # as output_processor._extract_aux
+        ours = pred.aux[f"feat_layer_{i}"]
+        assert ours.shape == ref.shape == (1, 20, 36, 384) and ours.dtype == np.float32
+        err = np.abs(ours - ref).max() / (ref.max() - ref.min())
+        assert err < 1e-4, (i, err)
+    assert not [k for k in pred.aux if k.startswith("vit.")]
+    with pytest.raises(ValueError, match="out of range"):
+        model.inference([img], export_feat_layers=[12])
+    with pytest.raises(TypeError, match="export_feat_layers"):
+        model.inference([img], export_feat_layers="0,1")

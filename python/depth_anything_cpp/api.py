@@ -425,6 +425,21 @@ class DepthAnything3:
         self._load(path, **kwargs)
         return self
 
+    def _check_feat_layers(self, layers: Any) -> tuple:
+        """export_feat_layers -> unique block indices in [0, depth), in the given order."""
+        if layers is None:
+            return ()
+        if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+            raise TypeError(f"export_feat_layers: expected a sequence of int, got {type(layers).__name__}")
+        layers = list(layers)
+        depth = int(self._info.get("depth", 0))
+        for i in layers:
+            if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+                raise TypeError(f"export_feat_layers: expected ints, got {i!r}")
+            if not 0 <= i < depth:
+                raise ValueError(f"export_feat_layers: layer {i} out of range for this model's {depth} blocks")
+        return tuple(dict.fromkeys(int(i) for i in layers))
+
     def to(self, device: Any) -> "DepthAnything3":
         """Move the model to a device, as the official ``model.to(device)``: ``"cpu"``,
         ``"cuda"`` / ``"cuda:<index>"`` (the CUDA variant), ``"vulkan"`` /
@@ -600,8 +615,9 @@ class DepthAnything3:
                 ``"glb"``, ``"colmap"``, ``"depth_vis"``, ``"depth"``, ``"disparity"``,
                 ``"ply"``), validated before the network runs; ``gs_ply``, ``gs_video`` and
                 ``feat_vis`` raise UnsupportedError.
-            export_feat_layers: backbone feature export, not ported: a non-empty sequence
-                raises UnsupportedError.
+            export_feat_layers: backbone block indices whose output features are returned
+                as ``aux["feat_layer_<i>"]``: (N, H/14, W/14, C) float32, the final norm
+                applied, without the camera token (as upstream; views in input order).
             conf_thresh_percentile: [GLB, PLY, COLMAP] lower confidence percentile (40).
             num_max_points: [GLB, PLY] maximum number of points (1,000,000).
             show_cameras: [GLB] draw the camera frustums (True).
@@ -627,7 +643,7 @@ class DepthAnything3:
             OSError: the export directory cannot be created or written.
             FileNotFoundError: an image path does not exist.
             UnsupportedError (a NotImplementedError): a feature that is not ported
-                (``infer_gs``, ``render_*``, ``export_feat_layers``, the ``gs_ply``,
+                (``infer_gs``, ``render_*``, the ``gs_ply``,
                 ``gs_video`` and ``feat_vis`` exports, ``*_crop`` methods); input poses on a
                 model without camera encoder; ``use_ray_pose`` without aux head.
             MemoryError: input larger than the core's limit or allocation failure.
@@ -644,7 +660,8 @@ class DepthAnything3:
         if image is None:
             raise TypeError("inference: missing the images (`image`: a list of paths, arrays or PIL images)")
         _check_unported(infer_gs=infer_gs, render_exts=render_exts, render_ixts=render_ixts,
-                        render_hw=render_hw, export_feat_layers=export_feat_layers)
+                        render_hw=render_hw)
+        feat_layers = self._check_feat_layers(export_feat_layers)
         images = image
         if process_res_method in _CROP_METHODS:
             raise UnsupportedError(
@@ -662,6 +679,7 @@ class DepthAnything3:
         tap_names = tuple(taps) if taps is not None else ()
         if not all(isinstance(t, str) for t in tap_names):
             raise TypeError("taps: expected a sequence of str")
+        feat_taps = tuple(f"vit.feat_layer.{i}" for i in feat_layers if f"vit.feat_layer.{i}" not in tap_names)
 
         per_format: dict = {}
         if export_dir is not None:  # checked before the network runs
@@ -693,14 +711,19 @@ class DepthAnything3:
             views, extrinsics=ext, intrinsics=intr, process_res=int(process_res),
             process_res_method=process_res_method, ref_view_strategy=ref_view_strategy,
             use_ray_pose=bool(use_ray_pose), compute_aux=bool(compute_aux or use_ray_pose),
-            align_to_input_ext_scale=bool(align_to_input_ext_scale), taps=tap_names,
+            align_to_input_ext_scale=bool(align_to_input_ext_scale), taps=tap_names + feat_taps,
         )
         missing = [t for t in tap_names if t not in result]
         if missing:
             raise ValueError(f"taps: unknown name(s) {', '.join(map(repr, missing))}: not produced by "
                              f"this model's graph in this call (e.g. 'vit.blk.0', 'head.out'; see "
                              "tests/test_parity.py for the names)")
+        feats = {i: result.pop(f"vit.feat_layer.{i}") if f"vit.feat_layer.{i}" in feat_taps
+                 else result[f"vit.feat_layer.{i}"] for i in feat_layers}
         prediction = _to_prediction(result)
+        h, w = prediction.depth.shape[1:]
+        for i, f in feats.items():  # ref: model/da3.py _extract_auxiliary_features
+            prediction.aux[f"feat_layer_{i}"] = f.reshape(f.shape[0], h // 14, w // 14, f.shape[-1])
         prediction.original_sizes = [(int(v.shape[1]), int(v.shape[0])) for v in views]
         prediction.process_res, prediction.process_res_method = int(process_res), process_res_method
         paths = input_paths(images)
@@ -713,14 +736,13 @@ class DepthAnything3:
 _UNPORTED_ARGS = {"infer_gs": "the 3D Gaussian head (infer_gs) is not ported",
                   "render_exts": "Gaussian video rendering (render_exts) is not ported",
                   "render_ixts": "Gaussian video rendering (render_ixts) is not ported",
-                  "render_hw": "Gaussian video rendering (render_hw) is not ported",
-                  "export_feat_layers": "backbone feature export (export_feat_layers) is not ported"}
+                  "render_hw": "Gaussian video rendering (render_hw) is not ported"}
 
 
 def _check_unported(**values: Any) -> None:
     """UnsupportedError for an official argument whose feature is not ported, when set."""
     for name, value in values.items():
-        unset = value is None or value is False or (name == "export_feat_layers" and len(value) == 0)
+        unset = value is None or value is False
         if not unset:
             raise UnsupportedError(f"{name}={value!r}: {_UNPORTED_ARGS[name]} in depth-anything-cpp")
 
