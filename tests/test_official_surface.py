@@ -65,7 +65,6 @@ def test_inference_signature_is_the_official_one():
     (dict(render_hw=(64, 64)), "render_hw"),
     (dict(export_dir="X", export_format="mini_npz-gs_ply"), "gs_ply"),
     (dict(export_dir="X", export_format="gs_video"), "gs_video"),
-    (dict(export_dir="X", export_format="feat_vis"), "feat_vis"),
     (dict(process_res_method="upper_bound_crop"), "upper_bound_crop"),
 ])
 def test_unported_features_raise_unsupported(tmp_path, kwargs, feature):
@@ -246,7 +245,12 @@ def test_cli_unported_and_variant(tmp_path, capsys):
     src = SOH_000
     base = ["depth", str(src), "-m", str(GGUF), "-o", str(tmp_path / "o"), "-q", "--no-vis", "--process-res", "28"]
     assert cli.main(base + ["--export-feat", "0,1"]) == 2
-    assert "not ported" in capsys.readouterr().err
+    assert "feat_vis format only" in capsys.readouterr().err
+    exp = ["export", str(src), "-m", str(GGUF), "-o", str(tmp_path / "e"), "-q", "--process-res", "28"]
+    assert cli.main(exp + ["--format", "feat_vis"]) == 2
+    assert "needs --export-feat" in capsys.readouterr().err
+    assert cli.main(exp + ["--format", "mini_npz-feat_vis", "--export-feat", "0,3", "--feat-vis-fps", "2"]) == 0
+    assert (tmp_path / "e" / SOH_000.stem / "feat_vis" / "feat_layer_3" / "000000.jpg").is_file()
     runnable = [v for v in _variants.available_variants() if v.startswith("cpu_") and not _variants._missing_features(v)]
     for v in runnable:
         assert cli.main(base + ["--variant", v]) == 0, capsys.readouterr().err
@@ -450,3 +454,48 @@ def test_export_feat_layers_match_official(reference, fixture_dir, data_dir):
         model.inference([img], export_feat_layers=[12])
     with pytest.raises(TypeError, match="export_feat_layers"):
         model.inference([img], export_feat_layers="0,1")
+
+
+@needs_model
+def test_feat_vis_export(tmp_path):
+    model = DepthAnything3.from_file(GGUF)
+    rng = np.random.default_rng(6)
+    imgs = [rng.integers(0, 255, (60, 80, 3), dtype=np.uint8) for _ in range(3)]
+    with pytest.raises(ValueError, match="export_feat_layers"):
+        model.inference(imgs, process_res=56, export_dir=tmp_path / "x", export_format="feat_vis")
+    assert not (tmp_path / "x").exists()
+    pred = model.inference(imgs, process_res=56, export_dir=tmp_path, export_format="feat_vis",
+                           export_feat_layers=[2, 11], feat_vis_fps=5)
+    for key in ("feat_layer_2", "feat_layer_11"):
+        names = sorted(p.name for p in (tmp_path / "feat_vis" / key).iterdir())
+        assert names == ["000000.jpg", "000001.jpg", "000002.jpg"]
+        from PIL import Image
+
+        with Image.open(tmp_path / "feat_vis" / key / "000000.jpg") as im:
+            assert im.size == (112, 42)  # image | features, side by side
+    av = pytest.importorskip("av")
+    with av.open(str(tmp_path / "feat_vis" / "feat_layer_2.mp4")) as c:
+        stream = c.streams.video[0]
+        frames = list(c.decode(stream))
+        assert len(frames) == 3 and float(stream.average_rate) == 5.0
+        assert (frames[0].width, frames[0].height) == (112, 42)
+    assert pred.aux["feat_layer_2"].shape == (3, 3, 4, 384)
+
+
+def test_features_to_rgb_matches_official_pca():
+    pytest.importorskip("torch")
+    pca_utils = pytest.importorskip("depth_anything_3.utils.pca_utils")
+    from depth_anything_cpp import exports
+
+    rng = np.random.default_rng(7)
+    # features with a clear 3-D principal subspace plus noise
+    basis = rng.normal(size=(3, 64))
+    coef = rng.normal(size=(2, 10, 12, 3)) * np.array([5.0, 3.0, 2.0])
+    feats = (coef @ basis + 0.1 * rng.normal(size=(2, 10, 12, 64))).astype(np.float32)
+    viz = pca_utils.PCARGBVisualizer(device="cpu", basis_mode="fixed", percentile_mode="global", clip_percent=10.0)
+    viz.fit_reference(feats)
+    ref = (viz.transform_video(feats) * 255).astype(np.uint8).astype(int)
+    ours = exports.features_to_rgb(feats).astype(int)
+    for c in range(3):  # principal axes are defined up to their sign
+        d = min(np.abs(ours[..., c] - ref[..., c]).mean(), np.abs(ours[..., c] - (255 - ref[..., c])).mean())
+        assert d < 2.0, (c, d)

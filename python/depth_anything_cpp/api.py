@@ -613,15 +613,15 @@ class DepthAnything3:
                 :func:`depth_anything_cpp.exports.export` (directory created if missing).
             export_format: format names joined by ``-`` (``"mini_npz"``, ``"npz"``,
                 ``"glb"``, ``"colmap"``, ``"depth_vis"``, ``"depth"``, ``"disparity"``,
-                ``"ply"``), validated before the network runs; ``gs_ply``, ``gs_video`` and
-                ``feat_vis`` raise UnsupportedError.
+                ``"ply"``, ``"feat_vis"``), validated before the network runs; ``gs_ply`` and
+                ``gs_video`` raise UnsupportedError.
             export_feat_layers: backbone block indices whose output features are returned
                 as ``aux["feat_layer_<i>"]``: (N, H/14, W/14, C) float32, the final norm
                 applied, without the camera token (as upstream; views in input order).
             conf_thresh_percentile: [GLB, PLY, COLMAP] lower confidence percentile (40).
             num_max_points: [GLB, PLY] maximum number of points (1,000,000).
             show_cameras: [GLB] draw the camera frustums (True).
-            feat_vis_fps: [feat_vis] accepted for compatibility (feat_vis is not ported).
+            feat_vis_fps: [feat_vis] frame rate of the feature videos (15).
             export_kwargs: per-format option dicts, e.g. ``{"glb": {"camera_size": 0.05,
                 "sky_depth_def": 98.0}, "colmap": {"binary": False}}`` (not modified). As
                 upstream, the three top-level export arguments above override the same keys
@@ -686,7 +686,9 @@ class DepthAnything3:
             from . import exports
 
             per_format = _export_options(export_format, export_kwargs, conf_thresh_percentile,
-                                         num_max_points, show_cameras, process_res_method)
+                                         num_max_points, show_cameras, process_res_method, feat_vis_fps)
+            if "feat_vis" in per_format and not feat_layers:
+                raise ValueError("export_format 'feat_vis' needs export_feat_layers (the layers to show)")
 
         views = load_images(images)
         ext, intr = validate_cameras(extrinsics, intrinsics, len(views))
@@ -748,7 +750,8 @@ def _check_unported(**values: Any) -> None:
 
 
 def _export_options(export_format: Any, export_kwargs: Optional[dict], conf_thresh_percentile: float,
-                    num_max_points: int, show_cameras: bool, process_res_method: str) -> dict:
+                    num_max_points: int, show_cameras: bool, process_res_method: str,
+                    feat_vis_fps: float = 15) -> dict:
     """Per-format export options for :meth:`DepthAnything3.inference`, validated.
 
     ref: depth_anything_3/api.py inference(): the top-level GLB/COLMAP arguments are merged
@@ -764,7 +767,8 @@ def _export_options(export_format: Any, export_kwargs: Optional[dict], conf_thre
         if not isinstance(value, dict):
             raise TypeError(f"export_kwargs[{key!r}]: expected a dict, got {type(value).__name__}")
         per_format[key] = dict(value)
-    top = {"glb": dict(conf_thresh_percentile=conf_thresh_percentile, num_max_points=num_max_points,
+    top = {"feat_vis": dict(fps=feat_vis_fps),
+           "glb": dict(conf_thresh_percentile=conf_thresh_percentile, num_max_points=num_max_points,
                        show_cameras=show_cameras),
            "ply": dict(conf_thresh_percentile=conf_thresh_percentile, num_max_points=num_max_points),
            "colmap": dict(conf_thresh_percentile=conf_thresh_percentile,

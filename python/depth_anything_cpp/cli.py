@@ -50,7 +50,8 @@ examples:
   da3cpp export images/ --format depth-disparity-depth_vis -m da3-small-f32.gguf -o out/
   da3cpp export clip.mp4 --multiview --fps 1 --format glb-colmap -m da3-small-f32.gguf -o out/
 
-formats (join with '-'): mini_npz, npz, glb, colmap, depth_vis, depth, disparity, ply.
+formats (join with '-'): mini_npz, npz, glb, colmap, depth_vis, feat_vis (with --export-feat),
+depth, disparity, ply.
 Files go to --out with --multiview (one scene), else to --out/<stem>/ per image; see
 depth_anything_cpp.exports for the layout. COLMAP of video frames: the sampled frames are
 written to <dir>/images/<stem>.jpg so the model has its images.
@@ -113,8 +114,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--align-to-input-ext-scale", action=argparse.BooleanOptionalAction, default=True,
                    help="with input poses (colmap command): keep their scale (default on)")
     p.add_argument("--export-feat", default="",
-                   help="official backbone feature export (comma-separated layers): not ported, "
-                        "any value is an error")
+                   help="backbone layers (comma-separated, e.g. 0,5,11) whose features the feat_vis "
+                        "format shows (export/colmap commands with --format ...-feat_vis)")
+    p.add_argument("--feat-vis-fps", type=float, default=15, help="feat_vis video frame rate (default 15)")
     p.add_argument("--image-extensions", default=None,
                    help="comma-separated suffixes of the images taken from directories (default: "
                         + ",".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES)) + ")")
@@ -371,6 +373,27 @@ def _summary(name: str, rgb: Any, pred: Any, view: int, seconds: float, extra: s
             f"{extra}, {seconds:.2f} s")
 
 
+def _feat_layers(args: argparse.Namespace, command: Any) -> list:
+    """--export-feat "0,5" -> [0, 5]; only with a feat_vis export.
+
+    Raises:
+        ValueError: bad indices, or --export-feat without the feat_vis format (or the reverse).
+    """
+    text = args.export_feat.strip()
+    wants = "feat_vis" in getattr(command, "formats", ())
+    if not text:
+        if wants:
+            raise ValueError("--format feat_vis needs --export-feat LAYERS (e.g. 0,5,11)")
+        return []
+    if not wants:
+        raise ValueError("--export-feat: the features are written by the feat_vis format only "
+                         "(da3cpp export/colmap --format ...-feat_vis)")
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"--export-feat: expected comma-separated layer indices, got {text!r}") from None
+
+
 def _default_model(model: Optional[str]) -> str:
     """--model, else $DA3CPP_MODEL, else the only GGUF in the conversion cache.
 
@@ -513,6 +536,7 @@ class _Export(_Command):
                            "process_res_method": self.args.process_res_method}}
         if self.args.cmap is not None:
             opts["depth_vis"] = {"cmap": self.args.cmap}
+        opts["feat_vis"] = {"fps": self.args.feat_vis_fps}
         try:
             self.formats = exports.parse_export_format(self.args.format)
             self.options = {k: v for k, v in opts.items() if k in self.formats}
@@ -606,13 +630,11 @@ def _run_colmap(args: argparse.Namespace) -> int:
     if problem:
         _err(problem)
         return 2
-    if args.export_feat.strip():
-        _err(f"--export-feat {args.export_feat!r}: backbone feature export is not ported to depth-anything-cpp")
-        return 2
     if len(args.inputs) != 1:
         _err("colmap: expected one COLMAP directory")
         return 2
     try:
+        feat_layers = _feat_layers(args, command)
         paths, ext, intr = read_colmap_inputs(Path(args.inputs[0]), args.sparse_subdir)
         args.model = _default_model(args.model)
     except (OSError, ValueError, ImportError) as exc:
@@ -629,7 +651,8 @@ def _run_colmap(args: argparse.Namespace) -> int:
         pred = model.inference([str(p) for p in paths], extrinsics=ext, intrinsics=intr,
                                align_to_input_ext_scale=args.align_to_input_ext_scale,
                                process_res=args.process_res, process_res_method=args.process_res_method,
-                               use_ray_pose=args.use_ray_pose, ref_view_strategy=args.ref_view_strategy)
+                               use_ray_pose=args.use_ray_pose, ref_view_strategy=args.ref_view_strategy,
+                               export_feat_layers=feat_layers)
         command.out.mkdir(parents=True, exist_ok=True)
         from . import exports
 
@@ -657,10 +680,8 @@ def _run(args: argparse.Namespace, command: _Command) -> int:
     if problem:
         _err(problem)
         return 2
-    if args.export_feat.strip():
-        _err(f"--export-feat {args.export_feat!r}: backbone feature export is not ported to depth-anything-cpp")
-        return 2
     try:
+        feat_layers = _feat_layers(args, command)
         suffixes = _parse_suffixes(args.image_extensions)
         args.model = _default_model(args.model)
     except ValueError as exc:
@@ -689,7 +710,7 @@ def _run(args: argparse.Namespace, command: _Command) -> int:
         return 2
     infer = dict(process_res=args.process_res, process_res_method=args.process_res_method,
                  use_ray_pose=args.use_ray_pose, ref_view_strategy=args.ref_view_strategy,
-                 align_to_input_ext_scale=args.align_to_input_ext_scale)
+                 align_to_input_ext_scale=args.align_to_input_ext_scale, export_feat_layers=feat_layers)
     total = _expected_count(paths, args.fps)
     batch = _Batch(args, total if not args.multiview else total + 1, command.desc)
     n_items = 0

@@ -20,6 +20,9 @@ format         files under ``export_dir``
                (ref: utils/export/colmap.py): PINHOLE cameras at the original image sizes
 ``depth_vis``  ``depth_vis/0000.jpg``...: processed image | colorized depth side by side
                (2W x H, JPEG quality 95; ref: utils/export/depth_vis.py)
+``feat_vis``   ``feat_vis/feat_layer_<i>/000000.jpg``...: processed image | PCA of the
+               features as RGB (:func:`features_to_rgb`), and ``feat_vis/feat_layer_<i>.mp4``
+               (``fps``, with PyAV); needs ``export_feat_layers`` (ref: utils/export/feat_vis.py)
 ``depth``      ``depth/0000.png``...: 16-bit depth PNG (encoding below)
 ``disparity``  ``disparity/0000.png``...: 16-bit PNG of 1/depth (encoding below)
 ``ply``        ``scene.ply``: binary little-endian point cloud, float32 x y z + uchar
@@ -80,6 +83,7 @@ __all__ = [
     "depth_to_gray8",
     "depth_to_normals",
     "normals_to_rgb",
+    "features_to_rgb",
     "view_summary",
     "write_npz",
     "write_ply",
@@ -93,9 +97,9 @@ PathLike = Union[str, "os.PathLike[str]"]
 METRIC_SCALE = 1e-3  # metres per unit of the metric 16-bit encoding
 
 #: Known ``export_format`` names (ours: depth, disparity, ply; the rest are official).
-FORMATS = ("mini_npz", "npz", "glb", "colmap", "depth_vis", "depth", "disparity", "ply")
+FORMATS = ("mini_npz", "npz", "glb", "colmap", "depth_vis", "feat_vis", "depth", "disparity", "ply")
 #: Official format names this package does not write (they raise UnsupportedError).
-UNPORTED_FORMATS = ("gs_ply", "gs_video", "feat_vis")
+UNPORTED_FORMATS = ("gs_ply", "gs_video")
 
 # ------------------------------------------------------------------------ atomic writes
 _tracking = threading.local()
@@ -630,7 +634,7 @@ def parse_export_format(export_format: Union[str, Sequence[str]]) -> list[str]:
 
         raise UnsupportedError(
             f"export_format {export_format!r}: {', '.join(map(repr, unported))} not ported to "
-            f"depth-anything-cpp (the 3D Gaussian head and feature exports); available: {', '.join(FORMATS)}")
+            f"depth-anything-cpp (the 3D Gaussian head); available: {', '.join(FORMATS)}")
     unknown = [s for s in names if s not in FORMATS]
     if unknown or not names:
         raise ValueError(
@@ -653,6 +657,7 @@ _OPTIONS: dict[str, dict[str, Any]] = {
                "binary": True, "image_paths": None, "process_res_method": "upper_bound_resize"},
     # Spectral_r with near at the high end = the official look (Spectral, near = low end)
     "depth_vis": {"cmap": "Spectral_r", "invert": False, "percentile": 2.0, "quality": 95},
+    "feat_vis": {"fps": 15, "clip_percent": 10.0, "video": True},
     "depth": {},
     "disparity": {},
     "ply": {"conf_thresh": 1.05, "conf_thresh_percentile": 40.0, "ensure_thresh_percentile": 90.0,
@@ -680,6 +685,12 @@ def _resolve_options(formats: list[str], kwargs: dict) -> dict[str, dict]:
 
 
 def _check_option_values(options: dict[str, dict]) -> None:
+    fv = options.get("feat_vis")
+    if fv is not None:
+        if isinstance(fv["fps"], bool) or not float(fv["fps"]) > 0:
+            raise ValueError(f"feat_vis fps: expected a value > 0, got {fv['fps']!r}")
+        if not 0.0 <= float(fv["clip_percent"]) < 50.0:
+            raise ValueError(f"feat_vis clip_percent: expected a value in [0, 50), got {fv['clip_percent']}")
     vis = options.get("depth_vis")
     if vis is not None:
         _colormap(vis["cmap"])
@@ -742,6 +753,11 @@ def _check_prediction(prediction: Any, formats: list[str]) -> None:
     for fmt in ("glb", "colmap", "ply"):
         if fmt in formats:
             _require_cameras(prediction, f"{fmt!r} export")
+    if "feat_vis" in formats:
+        if getattr(prediction, "processed_images", None) is None:
+            raise ValueError("export 'feat_vis': prediction.processed_images is required")
+        if not any(k.startswith("feat_layer_") for k in getattr(prediction, "aux", {})):
+            raise ValueError("export 'feat_vis' needs features: pass export_feat_layers=[...] to inference")
 
 
 def export(prediction: Any, export_format: Union[str, Sequence[str]], export_dir: PathLike,
@@ -823,6 +839,8 @@ def export(prediction: Any, export_format: Union[str, Sequence[str]], export_dir
                     atomic_write_bytes(out / "scene.jpg", lambda f: f.write(first.read_bytes()))
             elif fmt == "colmap":
                 _export_colmap(prediction, out, colmap_views, **opts)
+            elif fmt == "feat_vis":
+                _export_feat_vis(prediction, out, **opts)
         written[fmt] = list(dict.fromkeys(files))
     return written
 
@@ -853,6 +871,76 @@ def _export_depth_vis(prediction: Any, out: Path, *, cmap: str, invert: bool, pe
                         invert=invert, percentile=percentile, quality=quality)
         paths.append(path)
     return paths
+
+
+def features_to_rgb(features: np.ndarray, clip_percent: float = 10.0) -> np.ndarray:
+    """PCA of (N, h, w, C) features to (N, h, w, 3) uint8 RGB, one basis for all views
+    (ref: depth_anything_3/utils/pca_utils.py PCARGBVisualizer with basis_mode="fixed",
+    percentile_mode="global"): the first three principal axes of the centred features
+    (exact SVD where upstream uses the randomized ``torch.pca_lowrank``; each axis's sign
+    set so its largest component is positive), each clipped to its ``clip_percent`` ..
+    ``100 - clip_percent`` quantiles and scaled to 0..255 (truncated, as upstream).
+
+    Raises:
+        ValueError: not a 4-D array, or clip_percent outside [0, 50).
+    """
+    f = np.asarray(features, dtype=np.float32)
+    if f.ndim != 4:
+        raise ValueError(f"features: expected an (N, h, w, C) array, got {f.shape}")
+    if not 0.0 <= clip_percent < 50.0:
+        raise ValueError(f"clip_percent: expected a value in [0, 50), got {clip_percent}")
+    x = np.nan_to_num(f.reshape(-1, f.shape[-1]), nan=0.0, posinf=1e6, neginf=-1e6).astype(np.float64)
+    xc = x - x.mean(axis=0, keepdims=True)
+    _, _, vt = np.linalg.svd(xc, full_matrices=False)
+    v3 = vt[:3].T
+    v3 = v3 * np.sign(v3[np.abs(v3).argmax(axis=0), np.arange(v3.shape[1])])
+    pcs = xc @ v3
+    lo, hi = np.quantile(pcs, [clip_percent / 100.0, 1.0 - clip_percent / 100.0], axis=0)
+    pcs = (np.clip(pcs, lo, hi) - lo) / np.maximum(hi - lo, 1e-4)
+    rgb = (np.clip(pcs, 0.0, 1.0) * 255).astype(np.uint8)
+    if rgb.shape[1] < 3:  # fewer than 3 channels of features
+        rgb = np.pad(rgb, ((0, 0), (0, 3 - rgb.shape[1])))
+    return rgb.reshape(*f.shape[:3], 3)
+
+
+def _export_feat_vis(prediction: Any, out: Path, *, fps: float, clip_percent: float, video: bool) -> None:
+    # ref: depth_anything_3/utils/export/feat_vis.py (feat_vis/<key>/%06d.jpg: image | PCA,
+    # nearest-upsampled; <key>.mp4 at fps)
+    images = prediction.processed_images
+    for key in sorted(k for k in prediction.aux if k.startswith("feat_layer_")):
+        rgb = features_to_rgb(prediction.aux[key], clip_percent)
+        d = _subdir(out, "feat_vis", key)
+        frames = []
+        for i in range(rgb.shape[0]):
+            img = images[i]
+            sy, sx = img.shape[0] // rgb.shape[1], img.shape[1] // rgb.shape[2]
+            vis = np.repeat(np.repeat(rgb[i], sy, axis=0), sx, axis=1)
+            frame = np.concatenate([img, vis], axis=1)
+            write_image(d / f"{i:06d}.jpg", frame, quality=95)
+            frames.append(frame)
+        if video:
+            _write_video(out / "feat_vis" / f"{key}.mp4", frames, fps)
+
+
+def _write_video(path: Path, frames: list, fps: float) -> None:
+    """H.264 MP4 of uint8 RGB frames with PyAV; skipped (no file) when PyAV is missing."""
+    try:
+        import av
+    except ImportError:
+        return
+    from fractions import Fraction
+
+    def produce(f: io.BufferedIOBase) -> None:
+        with av.open(f, mode="w", format="mp4") as container:
+            stream = container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4",
+                                          rate=Fraction(fps).limit_denominator(1000))
+            h, w = frames[0].shape[:2]
+            stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
+            for frame in frames:
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[: h - h % 2, : w - w % 2]), format="rgb24")
+                container.mux(stream.encode(vf))
+            container.mux(stream.encode())
+    atomic_write_bytes(path, produce)
 
 
 def _export_colmap(prediction: Any, out: Path, views: tuple[list, list], *, binary: bool,
