@@ -499,3 +499,28 @@ def test_features_to_rgb_matches_official_pca():
     for c in range(3):  # principal axes are defined up to their sign
         d = min(np.abs(ours[..., c] - ref[..., c]).mean(), np.abs(ours[..., c] - (255 - ref[..., c])).mean())
         assert d < 2.0, (c, d)
+
+
+@pytest.mark.skipif(da3._core is None or not hasattr(da3._core, "points"), reason="compiled core missing")
+def test_sky_depth_def_fills_kept_sky_like_the_official_glb():
+    from depth_anything_cpp import Prediction, exports
+
+    h, w = 6, 8
+    depth = np.arange(1, h * w + 1, dtype=np.float32).reshape(1, h, w)
+    sky = np.zeros((1, h, w), bool)
+    sky[0, :2] = True
+    k = np.array([[[10.0, 0, 4], [0, 10.0, 3], [0, 0, 1]]], np.float32)
+    pred = Prediction(depth=depth.copy(), is_metric=0, sky=sky, extrinsics=np.eye(3, 4, dtype=np.float32)[None],
+                      intrinsics=k, processed_images=np.zeros((1, h, w, 3), np.uint8))
+    pts = pred.points(remove_sky=False, sky_depth_def=98.0, num_max_points=0)
+    fill = np.percentile(depth[~sky], 98.0)  # ref: glb.py set_sky_depth
+    z = pts["xyz"][:, 2]
+    rows = pts["pixel"][:, 1]
+    np.testing.assert_allclose(z[rows < 2], fill, rtol=1e-6)
+    np.testing.assert_allclose(z[rows >= 2], depth[0, 2:].ravel(), rtol=1e-6)
+    np.testing.assert_array_equal(pred.depth, depth)  # the prediction is not modified
+    assert len(pred.points(num_max_points=0)["xyz"]) == h * w - 2 * w  # sky removed by default
+    assert len(pred.points(remove_sky=False, num_max_points=0)["xyz"]) == h * w
+    assert exports.check_options("glb-ply", {"glb": {"sky_depth_def": 90.0}, "ply": {"sky_depth_def": None}})
+    with pytest.raises(ValueError, match="sky_depth_def"):
+        pred.points(remove_sky=False, sky_depth_def=120.0)
