@@ -162,22 +162,59 @@ def test_no_core_raises_variant_error(monkeypatch, fake_gguf):
     assert isinstance(info.value, ImportError)
 
 
-def test_variant_selection(monkeypatch, fake_gguf):
+_VARIANT_SCRIPT = """
+import json, sys
+import numpy as np
+from depth_anything_cpp import DepthAnything3, VariantError, _variants
+gguf, variant = sys.argv[1], sys.argv[2]
+model = DepthAnything3.from_file(gguf, variant=variant)
+img = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+pred = model.inference([img], process_res=56)
+try:
+    DepthAnything3.from_file(gguf, variant="cpu_nosuch")
+    err = None
+except VariantError as exc:
+    err = str(exc)
+print(json.dumps({"variant": model.variant, "depth_shape": list(pred.depth.shape),
+                  "error": err, "loaded": sorted(_variants._loaded)}))
+"""
+
+
+def _runnable_variants() -> list:
     from depth_anything_cpp import _variants
+    return [v for v in _variants.available_variants()
+            if v.startswith("cpu_") and not _variants._missing_features(v)]
 
-    chosen = make_fake_core()
-    requested = []
 
-    def load_core(variant=None):
-        requested.append(variant)
-        return chosen, "requested"
-    monkeypatch.setattr(_variants, "available_variants", lambda: ["cpu_avx2", "cpu_sse42"])
-    monkeypatch.setattr(_variants, "load_core", load_core)
-    monkeypatch.setattr(da3, "_core", None)  # the default is not used when a variant is named
-    DepthAnything3.from_file(fake_gguf, variant="cpu_sse42")
-    assert requested == ["cpu_sse42"] and len(chosen.models) == 1
-    with pytest.raises(VariantError, match="'cpu_avx512' is not available.*cpu_avx2, cpu_sse42"):
-        DepthAnything3.from_file(fake_gguf, variant="cpu_avx512")
+@needs_core
+@needs_data
+@pytest.mark.parametrize("variant", ["cpu_avx2", "cpu_avx512", "cpu_x64"])
+def test_variant_selection_real_loader(variant):
+    """from_file(variant=...) through the real _variants.load_core, in a fresh process (the
+    default variant chosen at import must not be the one used)."""
+    if variant not in _runnable_variants():
+        pytest.skip(f"{variant} not built or not runnable here")
+    env = dict(os.environ, PYTHONPATH=str(Path(da3.__file__).parents[1]))
+    env.pop("DA3CPP_VARIANT", None)
+    r = subprocess.run([sys.executable, "-c", _VARIANT_SCRIPT, str(GGUF), variant],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["variant"] == variant and variant in out["loaded"]
+    assert out["depth_shape"] == [1, 42, 56]
+    assert "cpu_nosuch" in out["error"] and "unknown variant" in out["error"]
+
+
+@needs_core
+def test_variant_selection_errors_in_process():
+    with pytest.raises(VariantError, match="unknown variant"):
+        da3.api.get_core("cpu_nosuch")
+    with pytest.raises(TypeError, match="variant"):
+        da3.api.get_core(3)
+    # an alias resolves like DA3CPP_VARIANT's
+    runnable = _runnable_variants()
+    if runnable:
+        assert da3.api.get_core(runnable[0].removeprefix("cpu_")).variant() == runnable[0]
 
 
 # ---------------------------------------------------------------- inference (fake core)
@@ -392,11 +429,12 @@ def test_inference_records_sizes_paths_and_checks_export_first(fake_core, fake_g
     assert pred.original_sizes == [(50, 30), (50, 30)] and pred.image_paths == [None, str(path)]
     assert model.inference(path, process_res=28).image_paths == [str(path)]
     calls = fake_core.models[0].calls
-    for fmt, kw, exc in (("npz-nope", None, ValueError), ("glb", {"glb": {"bogus": 1}}, TypeError),
-                         ("glb", {"glb": 3}, TypeError), ("ply", {"ply": {"num_max_points": -5}}, ValueError)):
+    for fmt, kw, exc, top in (("npz-nope", None, ValueError, {}), ("glb", {"glb": {"bogus": 1}}, TypeError, {}),
+                              ("glb", {"glb": 3}, TypeError, {}), ("ply", None, ValueError, {"num_max_points": -5})):
         n = len(calls)
         with pytest.raises(exc):
-            model.inference(img, process_res=28, export_dir=tmp_path / "o", export_format=fmt, export_kwargs=kw)
+            model.inference(img, process_res=28, export_dir=tmp_path / "o", export_format=fmt, export_kwargs=kw,
+                            **top)
         assert len(calls) == n  # rejected before the network runs
     assert not (tmp_path / "o").exists()
 
@@ -415,8 +453,11 @@ def test_inference_merges_top_level_export_options(fake_core, fake_gguf, tmp_pat
     assert fmt == "glb-colmap-depth_vis" and out == tmp_path
     assert kw["glb"] == {"camera_size": 0.1, "conf_thresh_percentile": 30.0, "num_max_points": 10,
                          "show_cameras": False}
-    # export_kwargs entries win over the top-level arguments
-    assert kw["colmap"] == {"conf_thresh_percentile": 5, "process_res_method": "upper_bound_resize"}
+    # as upstream (api.py: export_kwargs["glb"].update(...)), the top-level arguments win
+    assert kw["colmap"] == {"conf_thresh_percentile": 30.0, "process_res_method": "upper_bound_resize"}
+    model.inference(np.zeros((28, 28, 3), np.uint8), process_res=28, export_dir=tmp_path, export_format="glb",
+                    export_kwargs={"glb": {"num_max_points": 3, "show_cameras": False, "conf_thresh_percentile": 1}})
+    assert seen[1][2]["glb"] == {"num_max_points": 1_000_000, "show_cameras": True, "conf_thresh_percentile": 40.0}
     assert kw["depth_vis"] == {"cmap": "gray"}
     assert user == {"glb": {"camera_size": 0.1}, "depth_vis": {"cmap": "gray"},
                     "colmap": {"conf_thresh_percentile": 5}}  # untouched

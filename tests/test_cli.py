@@ -159,9 +159,9 @@ def test_depth_batch_writes_outputs(setup, capsys):
     lines = [line for line in captured.out.splitlines() if line]
     assert len(lines) == 2 and lines[0].startswith("a.png: 60x40 -> 30x20, depth min/median/max 1/")
     data = np.load(setup.out / "a.npz")
-    assert {"depth", "conf", "extrinsics", "intrinsics", "processed_image", "depth_png_min",
+    assert {"depth", "conf", "extrinsics", "intrinsics", "image", "depth_png_min",
             "depth_png_max"} <= set(data.files)
-    assert data["depth"].shape == (20, 30) and data["processed_image"].shape == (20, 30, 3)
+    assert data["depth"].shape == (20, 30) and data["image"].shape == (20, 30, 3)
     with Image.open(setup.out / "a_depth.png") as img:
         values = np.asarray(img)
     meta = {"encoding": str(data["depth_png_encoding"]), "min": float(data["depth_png_min"]),
@@ -207,9 +207,22 @@ def test_depth_usage_errors(setup, capsys):
         assert cli.main(["depth", str(setup.imgs), "-m", str(setup.model), "-o", str(setup.out),
                          "--cmap", "nope"]) == 2
         assert "unknown colormap" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["depth", str(setup.imgs), "--out", str(setup.out)])  # --model missing
-    assert exc.value.code == 2
+
+def test_default_model_from_env_or_cache(setup, capsys, monkeypatch, tmp_path):
+    base = ["depth", str(setup.imgs), "--out", str(setup.out), "--no-vis", "-q"]
+    monkeypatch.delenv("DA3CPP_MODEL", raising=False)
+    monkeypatch.setenv("DA3CPP_CACHE", str(tmp_path / "cache"))
+    assert cli.main(base) == 2  # --model missing, nothing set, empty cache
+    err = capsys.readouterr().err
+    assert "no model" in err and "DA3CPP_MODEL" in err
+    monkeypatch.setenv("DA3CPP_MODEL", str(setup.model))
+    assert cli.main(base) == 0
+    monkeypatch.delenv("DA3CPP_MODEL")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "m.gguf").write_bytes(Path(setup.model).read_bytes())
+    assert cli.main(base) == 0  # the one GGUF of the cache
+    (tmp_path / "cache" / "n.gguf").write_bytes(b"GGUF")
+    assert cli.main(base) == 2 and "2 GGUF files" in capsys.readouterr().err
 
 
 def test_info_prints_backend_info(monkeypatch, capsys):

@@ -42,9 +42,11 @@ def test_parse_export_format():
     assert exports.parse_export_format("glb-glb-npz") == ["glb", "npz"]
     assert exports.parse_export_format(["ply", "depth"]) == ["ply", "depth"]
     with pytest.raises(ValueError) as exc:
-        exports.parse_export_format("mini_npz-gs_ply-glbx")
+        exports.parse_export_format("mini_npz-glbx")
     msg = str(exc.value)
-    assert "'gs_ply'" in msg and "'glbx'" in msg
+    assert "'glbx'" in msg
+    with pytest.raises(da3.UnsupportedError, match="'gs_ply'"):  # official but not ported
+        exports.parse_export_format("mini_npz-gs_ply")
     assert all(name in msg for name in exports.FORMATS)  # lists the valid ones
     for bad in ("", "glb-", "-"):
         with pytest.raises(ValueError, match="valid formats"):
@@ -191,7 +193,8 @@ def soh(tmp_path_factory):
     out = tmp_path_factory.mktemp("soh")
     kwargs = {"glb": {"camera_size": 0.05}}
     pred = model.inference([str(p) for p in SOH], process_res=RES, export_dir=out,
-                           export_format="-".join(exports.FORMATS), export_kwargs=kwargs)
+                           export_format="-".join(exports.FORMATS), export_kwargs=kwargs,
+                           export_feat_layers=[11])
     assert kwargs == {"glb": {"camera_size": 0.05}}  # not modified
     return model, pred, out
 
@@ -205,6 +208,12 @@ def test_inference_export_writes_every_format(soh):
                 "points3D.bin", "scene.glb", "scene.jpg", "scene.ply"]
     for sub, ext in (("depth", "png"), ("disparity", "png"), ("depth_vis", "jpg")):
         expected += [f"{sub}/{i:04d}.{ext}" for i in range(n)]
+    expected += [f"feat_vis/feat_layer_11/{i:06d}.jpg" for i in range(n)]
+    try:
+        import av  # noqa: F401
+        expected.append("feat_vis/feat_layer_11.mp4")
+    except ImportError:
+        pass
     assert _files(out) == sorted(expected)
     assert not [p for p in out.rglob("*.tmp")]
 

@@ -217,3 +217,43 @@ def test_bad_arguments_raise_value_error(images, kwargs, match):
 def test_images_must_be_a_list():
     with pytest.raises(TypeError):
         core.preprocess(np.zeros((10, 10, 3), np.uint8))
+
+
+# ---- images at, just above and just below the processed size (issue 20, item 10) -------
+
+def _near_processed_sizes():
+    """(w, h, process_res, method): exactly the processed size (cv2.resize is then a copy
+    and the official pipeline skips both resizes), one pixel above and below it on either
+    or both sides, for both methods and landscape, portrait and square images."""
+    cases = []
+    exact = {"upper_bound_resize": [(504, 378), (504, 280), (280, 504), (378, 504), (504, 504), (518, 336)],
+             "lower_bound_resize": [(672, 504), (504, 672), (504, 504), (756, 504), (336, 518)]}
+    for method, sizes in exact.items():
+        for w, h in sizes:
+            res = max(w, h) if method == "upper_bound_resize" else min(w, h)
+            for dw, dh in ((0, 0), (1, 0), (0, 1), (1, 1), (-1, 0), (0, -1), (-1, -1), (2, -3)):
+                cases.append((w + dw, h + dh, res, method))
+    # boundary side equal to process_res, the other side off a multiple of 14 (patch resize only)
+    cases += [(504, 300, 504, "upper_bound_resize"), (300, 504, 504, "upper_bound_resize"),
+              (504, 290, 504, "upper_bound_resize"), (700, 504, 504, "lower_bound_resize")]
+    return cases
+
+
+@pytest.mark.parametrize("w, h, res, method", _near_processed_sizes())
+def test_near_processed_size_matches_official(official, w, h, res, method):
+    rng = np.random.default_rng(w * 1000 + h)
+    img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    _assert_same([img], res, method, official)
+    if not _official_steps(w, h, res, method):  # no resize at all: the pixels go through unchanged
+        _, x = core.preprocess([img], res, method, mean=(0, 0, 0), std=(1, 1, 1))
+        np.testing.assert_array_equal(np.rint(x[0].transpose(1, 2, 0) * 255).astype(np.uint8), img)
+
+
+def test_near_processed_size_real_image(real_images, official):
+    """A real photo pre-resized to the processed size (what video pipelines feed)."""
+    from PIL import Image
+
+    img = real_images.get("assets_examples_SOH_000.png", next(iter(real_images.values())))
+    for w, h in ((504, 280), (505, 281), (503, 279), (504, 378)):
+        small = np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
+        _assert_same([small], 504, "upper_bound_resize", official)

@@ -467,6 +467,14 @@ vit_outputs build_vit(graph_ctx &g, const vit_model &m, ggml_tensor *images, ggm
         x = build_ffn(g, m, b, h, x, b.ls2);
         x = g.name(x, "vit.blk." + std::to_string(i));
         if (!global) local_x = x;
+        // export_feat_layers (only when requested): norm(x) without token 0, [C, T - 1, N]
+        // ref: dinov2/vision_transformer.py get_intermediate_layers (aux_outputs)
+        const std::string feat_name = "vit.feat_layer." + std::to_string(i);
+        if (g.wants(feat_name)) {
+            ggml_tensor *fn = build_norm(g, x, m.norm, hp.norm_eps);
+            fn = ggml_view_3d(ctx, fn, fn->ne[0], T - 1, N, fn->nb[1], fn->nb[2], fn->nb[1]);
+            g.name(ggml_cont(ctx, fn), feat_name);
+        }
 
         if (k_out < 4 && i == hp.out_layers[k_out]) {
             const int k = k_out++;

@@ -121,10 +121,10 @@ def _usable_text(avail: list[str]) -> str:
     return f"available here: {', '.join(usable) or 'none'}"
 
 
-def _requested(raw: str) -> tuple[str, str]:
+def _requested(raw: str, reason: str = "") -> tuple[str, str]:
     name = _ALIASES.get(raw, raw)
     avail = available_variants()
-    reason = f"{_ENV}={raw}"
+    reason = reason or f"{_ENV}={raw}"
     if name == "cpu":
         for v in avail:
             if _VARIANTS[v][1] == "cpu" and not _missing_features(v):
@@ -188,13 +188,19 @@ def choose_variant() -> tuple[str, str]:
 _loaded: dict[str, tuple[ModuleType, str]] = {}
 
 
-def load_core() -> tuple[ModuleType, str]:
-    """Import the chosen variant: ``(module, reason)`` (cached per variant).
+def load_core(variant: str | None = None) -> tuple[ModuleType, str]:
+    """Import a variant: ``(module, reason)`` (cached per variant).
+
+    ``variant=None``: the one :func:`choose_variant` picks. A name (``"cpu_avx2"``, or an
+    alias such as ``"avx2"``, ``"cpu"``): that one, checked as ``DA3CPP_VARIANT`` would be.
 
     Raises:
         VariantError: as :func:`choose_variant`, or the module fails to import.
     """
-    name, reason = choose_variant()
+    if variant is None:
+        name, reason = choose_variant()
+    else:
+        name, reason = _requested(variant.strip().lower(), f"variant={variant!r}")
     if name not in _loaded:
         _loaded[name] = (_import(name), reason)
     return _loaded[name][0], reason

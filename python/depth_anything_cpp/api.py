@@ -67,11 +67,82 @@ class Prediction:
     original_sizes = None
     #: [str or None] the input path of each view when it was given as a path, else None.
     image_paths = None
+    #: process_res and process_res_method of the inference call (for at_original_size)
+    process_res = None
+    process_res_method = None
+
+    def at_original_size(self, view: int = 0) -> dict:
+        """View ``view`` resized back to its input image's size (after EXIF orientation).
+
+        Depth and confidence are resampled bilinearly (pixel centres aligned, as
+        ``cv2.INTER_LINEAR`` / ``align_corners=False``), the sky mask by nearest neighbour.
+        A view center-cropped to a batch's common size (views of different aspect ratios)
+        is put back at its place, and the original pixels outside that crop are NaN
+        (depth, conf) / False (sky). The intrinsics are those of the original image
+        (the inverse of the official ``_resize_ixt`` / crop steps).
+
+        Returns:
+            dict: ``depth`` (H0, W0) float32, ``conf`` (H0, W0) float32 or None, ``sky``
+            (H0, W0) bool or None, ``intrinsics`` (3, 3) float32 or None, ``size``
+            (W0, H0).
+
+        Raises:
+            ValueError: ``view`` out of range, or the prediction does not record its
+                original sizes (not made by :meth:`DepthAnything3.inference`).
+        """
+        n = self.depth.shape[0]
+        if isinstance(view, bool) or not isinstance(view, (int, np.integer)) or not 0 <= view < n:
+            raise ValueError(f"view: expected an index in [0, {n}), got {view!r}")
+        if self.original_sizes is None or self.process_res is None:
+            raise ValueError("at_original_size: this prediction does not record its original image sizes "
+                             "(set by DepthAnything3.inference)")
+        w0, h0 = self.original_sizes[view]
+        h, w = self.depth.shape[1:]
+        pw, ph = _patch_size(w0, h0, int(self.process_res), str(self.process_res_method))
+        # ref: input_processor.py _unify_batch_shapes: image crop round(d / 2), intrinsics d // 2
+        x0, y0 = int(round((pw - w) / 2.0)), int(round((ph - h) / 2.0))
+
+        def place(a: np.ndarray, fill: Any) -> np.ndarray:
+            canvas = np.full((ph, pw), fill, dtype=a.dtype)
+            canvas[y0:y0 + h, x0:x0 + w] = a
+            return canvas
+
+        out: dict = {"size": (int(w0), int(h0)), "conf": None, "sky": None, "intrinsics": None}
+        out["depth"] = _resize_bilinear(place(self.depth[view].astype(np.float32), np.nan), h0, w0)
+        if self.conf is not None:
+            out["conf"] = _resize_bilinear(place(self.conf[view].astype(np.float32), np.nan), h0, w0)
+        if self.sky is not None:
+            out["sky"] = _resize_nearest(place(np.asarray(self.sky[view], dtype=bool), False), h0, w0)
+        if self.intrinsics is not None:
+            k = np.array(self.intrinsics[view], dtype=np.float64)
+            k[0, 2] += (pw - w) // 2
+            k[1, 2] += (ph - h) // 2
+            k[0] *= w0 / pw
+            k[1] *= h0 / ph
+            out["intrinsics"] = k.astype(np.float32)
+        return out
+
+    def normals(self, view: int = 0) -> np.ndarray:
+        """Surface normals of view ``view`` from its depth and intrinsics (camera frame,
+        OpenCV axes, facing the camera): (H, W, 3) float32 unit vectors, 0 where undefined.
+        Without intrinsics (mono models) a pinhole with ``fx = fy = max(H, W)`` is assumed.
+        See :func:`depth_anything_cpp.exports.depth_to_normals` and ``normals_to_rgb``.
+
+        Raises:
+            ValueError: ``view`` out of range.
+        """
+        from .exports import depth_to_normals
+
+        n = self.depth.shape[0]
+        if isinstance(view, bool) or not isinstance(view, (int, np.integer)) or not 0 <= view < n:
+            raise ValueError(f"view: expected an index in [0, {n}), got {view!r}")
+        return depth_to_normals(self.depth[view], None if self.intrinsics is None else self.intrinsics[view])
 
     def points(self, *, conf_thresh: float = 1.05, conf_thresh_percentile: float = 40.0,
                ensure_thresh_percentile: float = 90.0, remove_sky: bool = True,
                sky_thresh: float = 0.5, num_max_points: int = 1_000_000, seed: int = 0,
-               filter_black_bg: bool = False, filter_white_bg: bool = False) -> dict:
+               filter_black_bg: bool = False, filter_white_bg: bool = False,
+               sky_depth_def: Optional[float] = None) -> dict:
         """Back-project the depth of all views into one world-frame point cloud with the
         compiled ``points`` (ref: depth_anything_3/utils/export/glb.py,
         ``get_conf_thresh`` and ``_depths_to_world_points_with_colors``).
@@ -86,6 +157,10 @@ class Prediction:
         (the minimum), like the official GLB options, so any threshold above 1 drops them.
         Above ``num_max_points`` (0 = no limit) a subset is drawn with the seeded
         generator ``seed`` (deterministic), kept in (view, row, column) order.
+        Sky pixels kept (``remove_sky=False``) get the ``sky_depth_def`` percentile of the
+        non-sky depth of all views, as the official GLB exporter's ``set_sky_depth`` (the
+        glb/ply exports pass 98.0; None: their predicted depth); the prediction itself is
+        not modified.
 
         Returns:
             dict with ``xyz`` (M, 3) float32 world frame (metres when ``is_metric``, else
@@ -110,11 +185,21 @@ class Prediction:
                 conf[(self.processed_images < 16).all(axis=-1)] = 1.0
             if filter_white_bg:
                 conf[(self.processed_images >= 240).all(axis=-1)] = 1.0
-        sky = None
-        if remove_sky:
-            sky = self.aux.get("sky_prob", self.sky)
+        sky = self.aux.get("sky_prob", self.sky)
+        depth = self.depth
+        if sky is not None and not remove_sky and sky_depth_def is not None:
+            # ref: depth_anything_3/utils/export/glb.py set_sky_depth (on a copy)
+            if not 0.0 <= float(sky_depth_def) <= 100.0:
+                raise ValueError(f"sky_depth_def: expected a percentile in [0, 100], got {sky_depth_def!r}")
+            mask = np.asarray(sky) >= sky_thresh if np.asarray(sky).dtype != np.bool_ else np.asarray(sky)
+            ground = depth[~mask]
+            if ground.size and mask.any():
+                depth = np.array(depth, dtype=np.float32, copy=True)
+                depth[mask] = np.percentile(ground, float(sky_depth_def))
+        if not remove_sky:
+            sky = None
         return get_core().points(
-            self.depth, self.intrinsics, self.extrinsics, self.processed_images, conf, sky,
+            depth, self.intrinsics, self.extrinsics, self.processed_images, conf, sky,
             conf_thresh=float(conf_thresh), conf_thresh_percentile=float(conf_thresh_percentile),
             ensure_thresh_percentile=float(ensure_thresh_percentile), remove_sky=bool(remove_sky),
             sky_thresh=float(sky_thresh), num_max_points=int(num_max_points), seed=int(seed))
@@ -127,6 +212,45 @@ class Prediction:
                 f"extrinsics={shape(self.extrinsics)}, intrinsics={shape(self.intrinsics)}, "
                 f"sky={shape(self.sky)}, processed_images={shape(self.processed_images)}, "
                 f"is_metric={self.is_metric}, aux={sorted(self.aux)})")
+
+
+def _patch_size(w: int, h: int, res: int, method: str) -> tuple[int, int]:
+    """(width, height) after the official boundary resize and the rounding to multiples
+    of 14, before any batch crop (ref: input_processor.py _resize_*_side,
+    _make_divisible_by_resize; cpp/src/preprocess.cpp plan_batch)."""
+    side = max(w, h) if method == "upper_bound_resize" else min(w, h)
+    if side != res:
+        scale = res / float(side)
+        w, h = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+
+    def nearest(x: int) -> int:
+        down = x // 14 * 14
+        return down + 14 if abs(down + 14 - x) <= abs(x - down) else down
+    return max(1, nearest(w)), max(1, nearest(h))
+
+
+def _axis_linear(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # pixel centres aligned: src = (dst + 0.5) * n_in / n_out - 0.5, clamped at the borders
+    x = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    x = np.clip(x, 0.0, n_in - 1)
+    i0 = np.floor(x).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    return i0, i1, x - i0
+
+
+def _resize_bilinear(a: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Bilinear resize of an (H, W) float array (cv2.INTER_LINEAR's sampling, no antialias)."""
+    y0, y1, fy = _axis_linear(a.shape[0], out_h)
+    x0, x1, fx = _axis_linear(a.shape[1], out_w)
+    a = a.astype(np.float64)
+    rows = a[y0] * (1 - fy)[:, None] + a[y1] * fy[:, None]
+    return (rows[:, x0] * (1 - fx) + rows[:, x1] * fx).astype(np.float32)
+
+
+def _resize_nearest(a: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    ys = np.minimum(((np.arange(out_h) + 0.5) * a.shape[0] / out_h).astype(np.int64), a.shape[0] - 1)
+    xs = np.minimum(((np.arange(out_w) + 0.5) * a.shape[1] / out_w).astype(np.int64), a.shape[1] - 1)
+    return a[ys][:, xs]
 
 
 def get_core(variant: Optional[str] = None) -> Any:
@@ -150,15 +274,7 @@ def get_core(variant: Optional[str] = None) -> Any:
         return core
     if not isinstance(variant, str):
         raise TypeError(f"variant: expected str, got {type(variant).__name__}")
-    available = list(_variants.available_variants())
-    if variant not in available:
-        raise VariantError(
-            f"variant {variant!r} is not available here; available: {', '.join(available) or 'none'}"
-        )
-    core, reason = _variants.load_core(variant=variant)
-    if core is None:
-        raise VariantError(f"variant {variant!r} cannot be loaded: {reason}")
-    return core
+    return _variants.load_core(variant)[0]
 
 
 def _check_n_threads(n_threads: Optional[int]) -> int:
@@ -235,15 +351,45 @@ def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
 class DepthAnything3:
     """A Depth Anything 3 model loaded from a GGUF file into the ggml core.
 
-    Create it with :meth:`from_file` (a local GGUF) or :meth:`from_pretrained` (GGUF,
-    official snapshot directory or Hugging Face repo id), then call :meth:`inference`.
+    Create it as the official class, ``DepthAnything3(model_name="da3-small")`` or
+    :meth:`from_pretrained` (preset name, Hugging Face repo id, official snapshot directory
+    or GGUF), or with :meth:`from_file` (a local GGUF); optionally :meth:`to` a device;
+    then call :meth:`inference`.
     A model serializes its own inference calls; separate models run in parallel.
     """
 
-    def __init__(self, path: Union[str, "os.PathLike[str]"], *, variant: Optional[str] = None,
-                 n_threads: Optional[int] = None, backend: str = "cpu", device: int = -1,
-                 metric_path: Optional[Union[str, "os.PathLike[str]"]] = None) -> None:
-        """Load ``path``; see :meth:`from_file` (same arguments and errors)."""
+    def __init__(self, model_name: Union[str, "os.PathLike[str]"] = "da3-large", *,
+                 variant: Optional[str] = None, n_threads: Optional[int] = None, backend: str = "cpu",
+                 device: int = -1, metric_path: Optional[Union[str, "os.PathLike[str]"]] = None,
+                 **hub_kwargs: Any) -> None:
+        """Load a model, as the official ``DepthAnything3(model_name="da3-large")``.
+
+        ``model_name``: a preset name (``"da3-small"`` ... ``"da3nested-giant-large"``, the
+        1.1 checkpoints ``"da3-large-1.1"``, ``"da3-giant-1.1"``,
+        ``"da3nested-giant-large-1.1"``), a Hugging Face repo id, a snapshot directory or a
+        GGUF file: everything but a GGUF file goes through :meth:`from_pretrained`'s
+        resolution (download once, convert once, cached); ``hub_kwargs`` are its
+        ``filename``, ``revision``, ``cache_dir``, ``local_files_only`` and ``token``. The
+        other arguments and the errors are those of :meth:`from_file` and
+        :meth:`from_pretrained`.
+        """
+        if metric_path is None and not (isinstance(model_name, (str, os.PathLike))
+                                        and Path(model_name).expanduser().is_file()):
+            from .hub import resolve_model
+
+            bad = set(hub_kwargs) - {"filename", "revision", "cache_dir", "local_files_only", "token"}
+            if bad:
+                raise TypeError(f"DepthAnything3: unexpected keyword(s) {', '.join(sorted(bad))}")
+            hub = dict(hub_kwargs)
+            hub["hub_cache_dir"] = hub.pop("cache_dir", None)
+            model_name = resolve_model(model_name, **hub)
+        elif hub_kwargs:
+            raise TypeError(f"DepthAnything3: {', '.join(sorted(hub_kwargs))} only apply to models loaded by name")
+        self._load(model_name, variant=variant, n_threads=n_threads, backend=backend, device=device,
+                   metric_path=metric_path)
+
+    def _load(self, path: Union[str, "os.PathLike[str]"], *, variant: Optional[str], n_threads: Optional[int],
+              backend: str, device: int, metric_path: Optional[Union[str, "os.PathLike[str]"]]) -> None:
         path = Path(path).expanduser()
         metric = None if metric_path is None else Path(metric_path).expanduser()
         threads = _check_n_threads(n_threads)
@@ -266,10 +412,75 @@ class DepthAnything3:
                 )
         self._core = get_core(variant)
         self._path = path
+        self._metric = metric
+        self._threads = threads
         self._backend = backend
         self._model = self._core.Model(str(path), n_threads=threads, backend=backend, device=int(device),
                                        metric_path=None if metric is None else str(metric))
         self._info = dict(self._model.info())
+
+    @classmethod
+    def _from_path(cls, path: Union[str, "os.PathLike[str]"], **kwargs: Any) -> "DepthAnything3":
+        self = cls.__new__(cls)
+        self._load(path, **kwargs)
+        return self
+
+    def _check_feat_layers(self, layers: Any) -> tuple:
+        """export_feat_layers -> unique block indices in [0, depth), in the given order."""
+        if layers is None:
+            return ()
+        if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+            raise TypeError(f"export_feat_layers: expected a sequence of int, got {type(layers).__name__}")
+        layers = list(layers)
+        depth = int(self._info.get("depth", 0))
+        for i in layers:
+            if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+                raise TypeError(f"export_feat_layers: expected ints, got {i!r}")
+            if not 0 <= i < depth:
+                raise ValueError(f"export_feat_layers: layer {i} out of range for this model's {depth} blocks")
+        return tuple(dict.fromkeys(int(i) for i in layers))
+
+    def to(self, device: Any) -> "DepthAnything3":
+        """Move the model to a device, as the official ``model.to(device)``: ``"cpu"``,
+        ``"cuda"`` / ``"cuda:<index>"`` (the CUDA variant), ``"vulkan"`` /
+        ``"vulkan:<index>"`` (the Vulkan variant), ``"gpu"`` (the GPU backend of the
+        running variant); a ``torch.device`` works through its ``str``. The weights are
+        reloaded from the same file. Returns ``self``.
+
+        Raises:
+            ValueError: an unknown device name or index.
+            VariantError: this installation has no such variant (the message lists those
+                it has), or this CPU cannot run it.
+            BackendError: the variant finds no usable device.
+        """
+        from . import _variants
+
+        text = str(device).strip().lower()
+        name, _, index = text.partition(":")
+        try:
+            idx = int(index) if index else -1
+        except ValueError:
+            raise ValueError(f"device {device!r}: bad index {index!r}") from None
+        if idx < -1:
+            raise ValueError(f"device {device!r}: index must be >= 0")
+        current = self.variant
+        if name == "cpu":
+            variant = None if _variants._VARIANTS.get(current, ("", "cpu"))[1] == "cpu" else "cpu"
+            backend = "cpu"
+        elif name in ("cuda", "vulkan"):
+            variant, backend = (None if current == name else name), "gpu"
+        elif name == "gpu":
+            variant, backend = None, "gpu"
+        else:
+            raise ValueError(f"device {device!r}: expected 'cpu', 'cuda', 'vulkan' or 'gpu' (optionally ':<index>')")
+        if variant is None and backend == self._backend and idx == -1:
+            return self
+        core = self._core if variant is None else get_core(variant)
+        model = core.Model(str(self._path), n_threads=self._threads, backend=backend, device=idx,
+                           metric_path=None if self._metric is None else str(self._metric))
+        self._core, self._model, self._backend = core, model, backend
+        self._info = dict(model.info())
+        return self
 
     @classmethod
     def from_file(cls, path: Union[str, "os.PathLike[str]"], variant: Optional[str] = None,
@@ -299,8 +510,8 @@ class DepthAnything3:
             BackendError: the requested backend cannot be initialised.
             ValueError, TypeError: bad argument values/types.
         """
-        return cls(path, variant=variant, n_threads=n_threads, backend=backend, device=device,
-                   metric_path=metric_path)
+        return cls._from_path(path, variant=variant, n_threads=n_threads, backend=backend, device=device,
+                              metric_path=metric_path)
 
     @classmethod
     def from_pretrained(cls, name_or_path: Union[str, "os.PathLike[str]"], *, filename: Optional[str] = None,
@@ -308,7 +519,9 @@ class DepthAnything3:
                         local_files_only: bool = False, token: Optional[str] = None,
                         variant: Optional[str] = None, n_threads: Optional[int] = None,
                         backend: str = "cpu", device: int = -1) -> "DepthAnything3":
-        """Load from a GGUF file, an official snapshot directory or a Hugging Face repo id.
+        """Load from a GGUF file, an official snapshot directory, a Hugging Face repo id
+        (``"depth-anything/DA3-SMALL"``) or a short preset name (``"da3-small"``,
+        ``"da3nested-giant-large-1.1"``: see ``depth_anything_cpp.hub.PRESETS``).
 
         Snapshots (``config.json`` + ``model.safetensors``, e.g. ``"depth-anything/DA3-SMALL"``
         downloaded with ``huggingface_hub``) are converted once to GGUF into the user cache
@@ -326,7 +539,8 @@ class DepthAnything3:
 
         gguf = resolve_model(name_or_path, filename=filename, revision=revision,
                              hub_cache_dir=cache_dir, local_files_only=local_files_only, token=token)
-        return cls(gguf, variant=variant, n_threads=n_threads, backend=backend, device=device)
+        return cls._from_path(gguf, variant=variant, n_threads=n_threads, backend=backend, device=device,
+                              metric_path=None)
 
     @property
     def path(self) -> Path:
@@ -351,23 +565,27 @@ class DepthAnything3:
         return (f"DepthAnything3(path={str(self._path)!r}, preset={self._info.get('preset')!r}, "
                 f"weights={self._info.get('weight_type')!r}, backend={self._backend!r})")
 
-    def inference(self, images: Union[ImageInput, Sequence[ImageInput]], extrinsics: Any = None,
-                  intrinsics: Any = None, process_res: int = 504,
-                  process_res_method: str = "upper_bound_resize",
-                  ref_view_strategy: str = "saddle_balanced", use_ray_pose: bool = False,
-                  align_to_input_ext_scale: bool = True, compute_aux: bool = False,
-                  taps: Optional[Sequence[str]] = None, export_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
-                  export_format: str = "mini_npz", conf_thresh_percentile: float = 40.0,
-                  num_max_points: int = 1_000_000, show_cameras: bool = True,
-                  export_kwargs: Optional[dict] = None) -> Prediction:
+    def inference(self, image: Union[ImageInput, Sequence[ImageInput]] = None, extrinsics: Any = None,
+                  intrinsics: Any = None, align_to_input_ext_scale: bool = True, infer_gs: bool = False,
+                  use_ray_pose: bool = False, ref_view_strategy: str = "saddle_balanced",
+                  render_exts: Any = None, render_ixts: Any = None, render_hw: Any = None,
+                  process_res: int = 504, process_res_method: str = "upper_bound_resize",
+                  export_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
+                  export_format: str = "mini_npz", export_feat_layers: Optional[Sequence[int]] = None,
+                  conf_thresh_percentile: float = 40.0, num_max_points: int = 1_000_000,
+                  show_cameras: bool = True, feat_vis_fps: int = 15,
+                  export_kwargs: Optional[dict] = None, *, compute_aux: bool = False,
+                  taps: Optional[Sequence[str]] = None,
+                  images: Union[ImageInput, Sequence[ImageInput]] = None) -> Prediction:
         """Run the network on the N views of one scene (one batch along the view axis).
 
-        Follows ``depth_anything_3.api.DepthAnything3.inference`` (0.1.1) for the
-        arguments it shares, export arguments included (Gaussian and feature exports are
-        not ported).
+        The signature is ``depth_anything_3.api.DepthAnything3.inference`` (0.1.1): same
+        names, order and defaults (``export_kwargs=None`` means the official ``{}``), then
+        our keyword-only extras ``compute_aux``, ``taps`` and ``images`` (a deprecated
+        alias of ``image``).
 
         Args:
-            images: list of paths, PIL images or uint8 arrays (H, W[, 1|3|4]), or one image,
+            image: list of paths, PIL images or uint8 arrays (H, W[, 1|3|4]), or one image,
                 or an (N, H, W, C) uint8 array (see :func:`depth_anything_cpp.images.load_images`).
                 EXIF orientation is applied. Views of different sizes are center-cropped to
                 the smallest processed size, as upstream.
@@ -377,29 +595,42 @@ class DepthAnything3:
                 (no extrinsics), only for models without a camera decoder (mono/metric):
                 metric-large depth is scaled to metres with them, and the prediction carries
                 them (at H x W) with identity extrinsics so points and exports work.
+            align_to_input_ext_scale: with input poses, return them and rescale depth to their
+                scale (True, default) or return the predicted poses aligned to them (False).
+            infer_gs: the 3D Gaussian head is not ported: True raises UnsupportedError.
+            use_ray_pose: estimate poses from the aux ray head instead of the camera decoder
+                (needs a model file with the aux head).
+            ref_view_strategy: reference view choice with >= 3 views and no input poses:
+                ``"saddle_balanced"`` (default), ``"first"``, ``"middle"``, ``"saddle_sim_range"``.
+            render_exts, render_ixts, render_hw: Gaussian video rendering, not ported: a
+                value other than None raises UnsupportedError.
             process_res: target size in pixels (>= 14) of the longest side
                 (``upper_bound_resize``) or the shortest side (``lower_bound_resize``); each
                 side is then rounded to a multiple of the patch size 14.
-            process_res_method: ``"upper_bound_resize"`` (default) or ``"lower_bound_resize"``.
-            ref_view_strategy: reference view choice with >= 3 views and no input poses:
-                ``"saddle_balanced"`` (default), ``"first"``, ``"middle"``, ``"saddle_sim_range"``.
-            use_ray_pose: estimate poses from the aux ray head instead of the camera decoder
-                (needs a model file with the aux head).
-            align_to_input_ext_scale: with input poses, return them and rescale depth to their
-                scale (True, default) or return the predicted poses aligned to them (False).
-            compute_aux: also return ``aux["ray"]`` and ``aux["ray_conf"]``.
-            taps: names of graph intermediates to return in ``aux`` (debugging/parity).
+            process_res_method: ``"upper_bound_resize"`` (default) or ``"lower_bound_resize"``
+                (the ``*_crop`` methods raise UnsupportedError).
             export_dir: when given, write the prediction there with
                 :func:`depth_anything_cpp.exports.export` (directory created if missing).
             export_format: format names joined by ``-`` (``"mini_npz"``, ``"npz"``,
                 ``"glb"``, ``"colmap"``, ``"depth_vis"``, ``"depth"``, ``"disparity"``,
-                ``"ply"``), validated before the network runs.
+                ``"ply"``, ``"feat_vis"``), validated before the network runs; ``gs_ply`` and
+                ``gs_video`` raise UnsupportedError.
+            export_feat_layers: backbone block indices whose output features are returned
+                as ``aux["feat_layer_<i>"]``: (N, H/14, W/14, C) float32, the final norm
+                applied, without the camera token (as upstream; views in input order).
             conf_thresh_percentile: [GLB, PLY, COLMAP] lower confidence percentile (40).
             num_max_points: [GLB, PLY] maximum number of points (1,000,000).
             show_cameras: [GLB] draw the camera frustums (True).
-            export_kwargs: per-format option dicts, e.g. ``{"glb": {"camera_size": 0.05},
-                "colmap": {"binary": False}}`` (not modified; its entries win over the
-                three top-level export arguments above).
+            feat_vis_fps: [feat_vis] frame rate of the feature videos (15).
+            export_kwargs: per-format option dicts, e.g. ``{"glb": {"camera_size": 0.05,
+                "sky_depth_def": 98.0}, "colmap": {"binary": False}}`` (not modified). As
+                upstream, the three top-level export arguments above override the same keys
+                given here for ``glb`` (and ``ply``); ``conf_thresh_percentile`` and
+                ``process_res_method`` override them for ``colmap``.
+            compute_aux: also return ``aux["ray"]`` and ``aux["ray_conf"]``.
+            taps: names of graph intermediates to return in ``aux`` (debugging/parity); a
+                name this model's graph does not produce in this call raises ValueError.
+            images: deprecated alias of ``image`` (DeprecationWarning).
 
         Returns:
             :class:`Prediction` (depth, conf, extrinsics, intrinsics, sky, processed_images,
@@ -407,15 +638,31 @@ class DepthAnything3:
 
         Raises:
             ValueError: bad images, cameras or argument values; unknown export format
-                (the message lists the valid ones).
-            TypeError: unknown export option names.
+                (the message lists the valid ones); unknown tap names.
+            TypeError: unknown export option names; no images; ``image`` and ``images`` both.
             OSError: the export directory cannot be created or written.
             FileNotFoundError: an image path does not exist.
-            UnsupportedError: a ``*_crop`` resize method; input poses on a model without
-                camera encoder; ``use_ray_pose`` without aux head.
+            UnsupportedError (a NotImplementedError): a feature that is not ported
+                (``infer_gs``, ``render_*``, the ``gs_ply``,
+                ``gs_video`` and ``feat_vis`` exports, ``*_crop`` methods); input poses on a
+                model without camera encoder; ``use_ray_pose`` without aux head.
             MemoryError: input larger than the core's limit or allocation failure.
             BackendError: compute failure.
         """
+        if images is not None:
+            if image is not None:
+                raise TypeError("inference: give `image` (the official name), not both `image` and `images`")
+            import warnings
+
+            warnings.warn("inference(images=...) is deprecated; use `image` (the official name)",
+                          DeprecationWarning, stacklevel=2)
+            image = images
+        if image is None:
+            raise TypeError("inference: missing the images (`image`: a list of paths, arrays or PIL images)")
+        _check_unported(infer_gs=infer_gs, render_exts=render_exts, render_ixts=render_ixts,
+                        render_hw=render_hw)
+        feat_layers = self._check_feat_layers(export_feat_layers)
+        images = image
         if process_res_method in _CROP_METHODS:
             raise UnsupportedError(
                 f"process_res_method={process_res_method!r} is not supported; use "
@@ -427,16 +674,21 @@ class DepthAnything3:
             raise TypeError(f"process_res: expected int, got {type(process_res).__name__}")
         if process_res < 14:
             raise ValueError(f"process_res: must be >= 14 (the patch size), got {process_res}")
+        if isinstance(taps, str):
+            raise TypeError("taps: expected a sequence of str, got one str")
         tap_names = tuple(taps) if taps is not None else ()
         if not all(isinstance(t, str) for t in tap_names):
             raise TypeError("taps: expected a sequence of str")
+        feat_taps = tuple(f"vit.feat_layer.{i}" for i in feat_layers if f"vit.feat_layer.{i}" not in tap_names)
 
         per_format: dict = {}
         if export_dir is not None:  # checked before the network runs
             from . import exports
 
             per_format = _export_options(export_format, export_kwargs, conf_thresh_percentile,
-                                         num_max_points, show_cameras, process_res_method)
+                                         num_max_points, show_cameras, process_res_method, feat_vis_fps)
+            if "feat_vis" in per_format and not feat_layers:
+                raise ValueError("export_format 'feat_vis' needs export_feat_layers (the layers to show)")
 
         views = load_images(images)
         ext, intr = validate_cameras(extrinsics, intrinsics, len(views))
@@ -461,10 +713,21 @@ class DepthAnything3:
             views, extrinsics=ext, intrinsics=intr, process_res=int(process_res),
             process_res_method=process_res_method, ref_view_strategy=ref_view_strategy,
             use_ray_pose=bool(use_ray_pose), compute_aux=bool(compute_aux or use_ray_pose),
-            align_to_input_ext_scale=bool(align_to_input_ext_scale), taps=tap_names,
+            align_to_input_ext_scale=bool(align_to_input_ext_scale), taps=tap_names + feat_taps,
         )
+        missing = [t for t in tap_names if t not in result]
+        if missing:
+            raise ValueError(f"taps: unknown name(s) {', '.join(map(repr, missing))}: not produced by "
+                             f"this model's graph in this call (e.g. 'vit.blk.0', 'head.out'; see "
+                             "tests/test_parity.py for the names)")
+        feats = {i: result.pop(f"vit.feat_layer.{i}") if f"vit.feat_layer.{i}" in feat_taps
+                 else result[f"vit.feat_layer.{i}"] for i in feat_layers}
         prediction = _to_prediction(result)
+        h, w = prediction.depth.shape[1:]
+        for i, f in feats.items():  # ref: model/da3.py _extract_auxiliary_features
+            prediction.aux[f"feat_layer_{i}"] = f.reshape(f.shape[0], h // 14, w // 14, f.shape[-1])
         prediction.original_sizes = [(int(v.shape[1]), int(v.shape[0])) for v in views]
+        prediction.process_res, prediction.process_res_method = int(process_res), process_res_method
         paths = input_paths(images)
         prediction.image_paths = paths if len(paths) == len(views) else [None] * len(views)
         if export_dir is not None:
@@ -472,13 +735,28 @@ class DepthAnything3:
         return prediction
 
 
+_UNPORTED_ARGS = {"infer_gs": "the 3D Gaussian head (infer_gs) is not ported",
+                  "render_exts": "Gaussian video rendering (render_exts) is not ported",
+                  "render_ixts": "Gaussian video rendering (render_ixts) is not ported",
+                  "render_hw": "Gaussian video rendering (render_hw) is not ported"}
+
+
+def _check_unported(**values: Any) -> None:
+    """UnsupportedError for an official argument whose feature is not ported, when set."""
+    for name, value in values.items():
+        unset = value is None or value is False
+        if not unset:
+            raise UnsupportedError(f"{name}={value!r}: {_UNPORTED_ARGS[name]} in depth-anything-cpp")
+
+
 def _export_options(export_format: Any, export_kwargs: Optional[dict], conf_thresh_percentile: float,
-                    num_max_points: int, show_cameras: bool, process_res_method: str) -> dict:
+                    num_max_points: int, show_cameras: bool, process_res_method: str,
+                    feat_vis_fps: float = 15) -> dict:
     """Per-format export options for :meth:`DepthAnything3.inference`, validated.
 
     ref: depth_anything_3/api.py inference(): the top-level GLB/COLMAP arguments are merged
-    into the per-format kwargs, here on copies (the caller's dicts are left alone) and
-    without overriding what export_kwargs sets explicitly."""
+    into the per-format kwargs and override the same keys there (``dict.update``), here on
+    copies (the caller's dicts are left alone)."""
     from . import exports
 
     formats = exports.parse_export_format(export_format)
@@ -489,14 +767,15 @@ def _export_options(export_format: Any, export_kwargs: Optional[dict], conf_thre
         if not isinstance(value, dict):
             raise TypeError(f"export_kwargs[{key!r}]: expected a dict, got {type(value).__name__}")
         per_format[key] = dict(value)
-    top = {"glb": dict(conf_thresh_percentile=conf_thresh_percentile, num_max_points=num_max_points,
+    top = {"feat_vis": dict(fps=feat_vis_fps),
+           "glb": dict(conf_thresh_percentile=conf_thresh_percentile, num_max_points=num_max_points,
                        show_cameras=show_cameras),
            "ply": dict(conf_thresh_percentile=conf_thresh_percentile, num_max_points=num_max_points),
            "colmap": dict(conf_thresh_percentile=conf_thresh_percentile,
                           process_res_method=process_res_method)}
     for fmt, values in top.items():
-        if fmt in formats:  # an entry of export_kwargs wins over the top-level argument
-            per_format[fmt] = {**values, **per_format.get(fmt, {})}
+        if fmt in formats:  # as upstream, the top-level argument wins over export_kwargs
+            per_format[fmt] = {**per_format.get(fmt, {}), **values}
     exports.check_options(formats, per_format)
     return per_format
 

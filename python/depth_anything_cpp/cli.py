@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
+#: environment variable naming the default model of every command (--model omitted)
+MODEL_ENV = "DA3CPP_MODEL"
 
 EXAMPLES = {
     "depth": """\
@@ -30,7 +32,7 @@ outputs per image (video frames are named <video stem>_<frame index>):
                         relative models min..max scaled to 0..65535 (min/max in the NPZ
                         and in the PNG text chunks depth_min/depth_max)
   <stem>_depth_vis.png  colorized inverse depth (--cmap, --no-vis to skip)
-  <stem>.npz            depth, conf, extrinsics, intrinsics, processed_image, ...
+  <stem>.npz            depth, conf, extrinsics, intrinsics, image (processed), ...
 """,
     "points": """\
 examples:
@@ -48,10 +50,22 @@ examples:
   da3cpp export images/ --format depth-disparity-depth_vis -m da3-small-f32.gguf -o out/
   da3cpp export clip.mp4 --multiview --fps 1 --format glb-colmap -m da3-small-f32.gguf -o out/
 
-formats (join with '-'): mini_npz, npz, glb, colmap, depth_vis, depth, disparity, ply.
+formats (join with '-'): mini_npz, npz, glb, colmap, depth_vis, feat_vis (with --export-feat),
+depth, disparity, ply.
 Files go to --out with --multiview (one scene), else to --out/<stem>/ per image; see
 depth_anything_cpp.exports for the layout. COLMAP of video frames: the sampled frames are
 written to <dir>/images/<stem>.jpg so the model has its images.
+""",
+    "colmap": """\
+examples:
+  da3cpp colmap scene/ --sparse-subdir 0 -m da3-small-f32.gguf -o out/ --format glb-colmap
+  da3cpp colmap scene/ -m da3-base.gguf -o out/ --no-align-to-input-ext-scale
+
+DIR holds images/ and sparse/ (or sparse/<--sparse-subdir>/), a COLMAP model (.bin or .txt) as
+the official `da3 colmap` reads it. Every registered image found under images/ is one view of
+one scene, conditioned on its COLMAP pose (world-to-camera) and intrinsics (the pinhole part
+of any camera model; distortion is ignored). Needs a model file with the camera encoder
+(converted with `da3cpp convert`; the published GGUF files lack it).
 """,
 }
 
@@ -61,6 +75,7 @@ examples:
   da3cpp depth images/ clip.mp4 --model depth-anything/DA3-SMALL --out out/ --fps 2
   da3cpp points photo.jpg --model da3-small-f32.gguf --out clouds/
   da3cpp export a.png b.png --multiview --format mini_npz-glb-colmap -m da3-small-f32.gguf -o scene/
+  da3cpp colmap scene/ --sparse-subdir 0 -m da3-small-f32.gguf -o out/
   da3cpp info --model da3-small-f32.gguf
   da3cpp convert --help
   da3cpp bench --model da3-small-f32.gguf --no-torch
@@ -75,8 +90,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files, directories (their images, not recursive) or video files")
-    p.add_argument("--model", "-m", required=True,
-                   help="GGUF file, official snapshot directory, or Hugging Face repo id")
+    p.add_argument("--model", "-m", default=None,
+                   help="GGUF file, official snapshot directory, Hugging Face repo id or preset name "
+                        f"(da3-small...; default: ${MODEL_ENV}, else the one GGUF in the cache)")
     p.add_argument("--metric-model", default=None, metavar="GGUF",
                    help="metric file of a nested pair (da3metric-large) when --model is its any-view "
                         "file (da3-giant): both run as da3nested-giant-large")
@@ -90,6 +106,20 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--process-res-method", default="upper_bound_resize",
                    choices=["upper_bound_resize", "lower_bound_resize"],
                    help="which image side --process-res sets (default: the longest)")
+    p.add_argument("--use-ray-pose", action="store_true",
+                   help="poses from the aux ray head instead of the camera decoder (as the official CLI)")
+    p.add_argument("--ref-view-strategy", default="saddle_balanced",
+                   choices=["saddle_balanced", "first", "middle", "saddle_sim_range"],
+                   help="reference view choice with 3 or more views (default saddle_balanced)")
+    p.add_argument("--align-to-input-ext-scale", action=argparse.BooleanOptionalAction, default=True,
+                   help="with input poses (colmap command): keep their scale (default on)")
+    p.add_argument("--export-feat", default="",
+                   help="backbone layers (comma-separated, e.g. 0,5,11) whose features the feat_vis "
+                        "format shows (export/colmap commands with --format ...-feat_vis)")
+    p.add_argument("--feat-vis-fps", type=float, default=15, help="feat_vis video frame rate (default 15)")
+    p.add_argument("--image-extensions", default=None,
+                   help="comma-separated suffixes of the images taken from directories (default: "
+                        + ",".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES)) + ")")
     p.add_argument("--threads", "-t", type=int, default=None,
                    help="CPU threads (default: number of physical cores)")
     p.add_argument("--variant", default=None, help="compiled core variant (see `da3cpp info`)")
@@ -117,14 +147,31 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="da3cpp", description="Depth Anything 3 on a C++/ggml core (no PyTorch).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="{depth,points,export,info,convert,bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{depth,points,export,colmap,info,convert,bench}")
 
     d = _subparser(sub, "depth", "depth maps for images, directories or videos",
                    "Estimate depth and write <stem>_depth.png, <stem>_depth_vis.png and <stem>.npz "
                    "per image to --out.")
     _add_common(d)
-    d.add_argument("--cmap", default="turbo", help="matplotlib colormap for _depth_vis.png (default turbo)")
-    d.add_argument("--no-vis", action="store_true", help="do not write _depth_vis.png")
+    from .exports import _OPTIONS
+
+    vis = _OPTIONS["depth_vis"]
+    d.add_argument("--cmap", default=vis["cmap"],
+                   help=f"matplotlib colormap of _depth_vis (default {vis['cmap']}, as the depth_vis export)")
+    d.add_argument("--invert", action="store_true", help="reverse the colormap (and the --gray ramp)")
+    d.add_argument("--vis-format", default="png", choices=["png", "jpg", "webp"],
+                   help="file format of _depth_vis, _normals (default png)")
+    d.add_argument("--quality", type=int, default=vis["quality"],
+                   help=f"jpg/webp quality 1..100 (default {vis['quality']})")
+    d.add_argument("--no-vis", action="store_true", help="do not write _depth_vis")
+    d.add_argument("--gray", action="store_true",
+                   help="also write <stem>_depth_gray.png: 8-bit min-max depth (far = white; --invert: near)")
+    d.add_argument("--normals", action="store_true",
+                   help="also write <stem>_normals.<vis-format> (RGB normal map) and 'normals' in the NPZ")
+    d.add_argument("--json", action="store_true",
+                   help="also write <stem>.json: sizes, depth min/max/mean, is_metric, cameras, timing")
+    d.add_argument("--original-size", action="store_true",
+                   help="write depth, conf, sky and images at the input image size (bilinear; sky nearest)")
 
     p = _subparser(sub, "points", "point clouds (PLY and/or GLB) per image or per scene",
                    "Back-project depth with the predicted cameras and write point clouds.")
@@ -143,6 +190,18 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--cmap", default=None, help="depth_vis colormap (default Spectral_r: the official look)")
     e.add_argument("--colmap-text", action="store_true", help="COLMAP model as .txt instead of .bin")
     _add_point_options(e)
+
+    c = _subparser(sub, "colmap", "pose-conditioned run on a COLMAP model (images/ + sparse/)",
+                   "Read the poses and intrinsics of a COLMAP sparse model, run the images as one scene "
+                   "conditioned on them, and write the requested formats to --out.")
+    _add_common(c)
+    c.add_argument("--sparse-subdir", default="",
+                   help="sparse model subdirectory, e.g. 0 for sparse/0/ (default: sparse/ itself)")
+    c.add_argument("--format", "-f", default="glb",
+                   help="formats joined by '-' (default glb, as the official CLI)")
+    c.add_argument("--cmap", default=None, help="depth_vis colormap (default Spectral_r)")
+    c.add_argument("--colmap-text", action="store_true", help="COLMAP output as .txt instead of .bin")
+    _add_point_options(c)
 
     i = sub.add_parser("info", help="show the compiled core, variants and devices",
                        epilog="examples:\n  da3cpp info\n  da3cpp info --model da3-small-f32.gguf --json\n",
@@ -169,16 +228,27 @@ class _Item:
     error: Optional[BaseException] = None
 
 
-def _collect_inputs(inputs: Iterable[str]) -> tuple[list[Path], list[str]]:
+def _parse_suffixes(text: Optional[str]) -> set:
+    """``--image-extensions`` ("png,jpg" or ".png, .JPG") -> {".png", ".jpg"}."""
+    if text is None:
+        return set(IMAGE_SUFFIXES)
+    found = {"." + t.strip().lower().lstrip(".") for t in text.split(",") if t.strip().lstrip(".")}
+    if not found:
+        raise ValueError(f"--image-extensions: no suffix in {text!r}")
+    return found
+
+
+def _collect_inputs(inputs: Iterable[str], suffixes: Optional[set] = None) -> tuple[list[Path], list[str]]:
     """Expand directories; return (image/video paths, error messages for bad inputs)."""
+    suffixes = IMAGE_SUFFIXES if suffixes is None else suffixes
     found: list[Path] = []
     errors: list[str] = []
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
-            imgs = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+            imgs = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in suffixes)
             if not imgs:
-                errors.append(f"{raw}: directory has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+                errors.append(f"{raw}: directory has no images ({', '.join(sorted(suffixes))})")
             found.extend(imgs)
         elif p.is_file():
             found.append(p)
@@ -303,6 +373,50 @@ def _summary(name: str, rgb: Any, pred: Any, view: int, seconds: float, extra: s
             f"{extra}, {seconds:.2f} s")
 
 
+def _feat_layers(args: argparse.Namespace, command: Any) -> list:
+    """--export-feat "0,5" -> [0, 5]; only with a feat_vis export.
+
+    Raises:
+        ValueError: bad indices, or --export-feat without the feat_vis format (or the reverse).
+    """
+    text = args.export_feat.strip()
+    wants = "feat_vis" in getattr(command, "formats", ())
+    if not text:
+        if wants:
+            raise ValueError("--format feat_vis needs --export-feat LAYERS (e.g. 0,5,11)")
+        return []
+    if not wants:
+        raise ValueError("--export-feat: the features are written by the feat_vis format only "
+                         "(da3cpp export/colmap --format ...-feat_vis)")
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"--export-feat: expected comma-separated layer indices, got {text!r}") from None
+
+
+def _default_model(model: Optional[str]) -> str:
+    """--model, else $DA3CPP_MODEL, else the only GGUF in the conversion cache.
+
+    Raises:
+        ValueError: none of them gives a model (the message says how to set one).
+    """
+    import os
+
+    from .hub import cache_dir
+
+    if model:
+        return model
+    env = os.environ.get(MODEL_ENV, "").strip()
+    if env:
+        return env
+    cached = sorted(cache_dir().glob("*.gguf")) if cache_dir().is_dir() else []
+    if len(cached) == 1:
+        return str(cached[0])
+    found = f"{len(cached)} GGUF files in {cache_dir()}" if cached else f"no GGUF file in {cache_dir()}"
+    raise ValueError(f"no model: pass --model (a .gguf, snapshot directory, repo id or preset such as "
+                     f"da3-small) or set {MODEL_ENV} ({found})")
+
+
 def _check_args(args: argparse.Namespace) -> Optional[str]:
     import math
 
@@ -336,10 +450,10 @@ class _Command:
     def validate(self) -> Optional[str]:
         return None
 
-    def write_one(self, pred: Any, item: _Item, rgb: Any) -> str:
+    def write_one(self, pred: Any, item: _Item, rgb: Any, seconds: float = 0.0) -> str:
         raise NotImplementedError
 
-    def write_scene(self, pred: Any, items: list, rgbs: list) -> str:
+    def write_scene(self, pred: Any, items: list, rgbs: list, seconds: float = 0.0) -> str:
         raise NotImplementedError
 
 
@@ -347,6 +461,8 @@ class _Depth(_Command):
     def validate(self) -> Optional[str]:
         from . import exports
 
+        if not 1 <= self.args.quality <= 100:
+            return f"--quality must be in 1..100, got {self.args.quality}"
         self.cmap = None if self.args.no_vis else self.args.cmap
         if self.cmap is not None:
             try:
@@ -355,17 +471,22 @@ class _Depth(_Command):
                 return f"{exc} (or pass --no-vis)"
         return None
 
-    def write_one(self, pred: Any, item: _Item, rgb: Any) -> str:
+    def _view(self, pred: Any, i: int, stem: str, seconds: float) -> None:
         from . import exports
 
-        exports.export_view(pred, 0, self.out, item.stem, cmap=self.cmap)
+        a = self.args
+        exports.export_view(pred, i, self.out, stem, cmap=self.cmap, invert=a.invert,
+                            vis_format=a.vis_format, quality=a.quality, gray=a.gray, normals=a.normals,
+                            summary={"seconds": round(seconds, 4)} if a.json else None,
+                            original_size=a.original_size)
+
+    def write_one(self, pred: Any, item: _Item, rgb: Any, seconds: float = 0.0) -> str:
+        self._view(pred, 0, item.stem, seconds)
         return ""
 
-    def write_scene(self, pred: Any, items: list, rgbs: list) -> str:
-        from . import exports
-
+    def write_scene(self, pred: Any, items: list, rgbs: list, seconds: float = 0.0) -> str:
         for i, item in enumerate(items):
-            exports.export_view(pred, i, self.out, item.stem, cmap=self.cmap)
+            self._view(pred, i, item.stem, seconds)
         return f"{len(items)} views written"
 
 
@@ -395,10 +516,10 @@ class _Points(_Command):
                               show_cameras=not self.args.no_cameras)
         return f", {len(pts['xyz'])} points"
 
-    def write_one(self, pred: Any, item: _Item, rgb: Any) -> str:
+    def write_one(self, pred: Any, item: _Item, rgb: Any, seconds: float = 0.0) -> str:
         return self._write(pred, item.stem)
 
-    def write_scene(self, pred: Any, items: list, rgbs: list) -> str:
+    def write_scene(self, pred: Any, items: list, rgbs: list, seconds: float = 0.0) -> str:
         return f"{self.args.name}: {len(items)} views" + self._write(pred, self.args.name)
 
 
@@ -415,6 +536,7 @@ class _Export(_Command):
                            "process_res_method": self.args.process_res_method}}
         if self.args.cmap is not None:
             opts["depth_vis"] = {"cmap": self.args.cmap}
+        opts["feat_vis"] = {"fps": self.args.feat_vis_fps}
         try:
             self.formats = exports.parse_export_format(self.args.format)
             self.options = {k: v for k, v in opts.items() if k in self.formats}
@@ -449,11 +571,106 @@ class _Export(_Command):
         written = exports.export(pred, self.formats, scene_dir, image_paths=paths, **self.options)
         return f", {sum(len(v) for v in written.values())} files in {scene_dir}"
 
-    def write_one(self, pred: Any, item: _Item, rgb: Any) -> str:
+    def write_one(self, pred: Any, item: _Item, rgb: Any, seconds: float = 0.0) -> str:
         return self._write(pred, self.out / item.stem, [item], [rgb])
 
-    def write_scene(self, pred: Any, items: list, rgbs: list) -> str:
+    def write_scene(self, pred: Any, items: list, rgbs: list, seconds: float = 0.0) -> str:
         return f"scene: {len(items)} views" + self._write(pred, self.out, items, rgbs)
+
+
+def read_colmap_inputs(colmap_dir: Path, sparse_subdir: str = "") -> tuple[list, Any, Any]:
+    """Image paths, (N, 4, 4) world-to-camera extrinsics and (N, 3, 3) intrinsics of the
+    registered images of the COLMAP model in ``colmap_dir/sparse[/sparse_subdir]`` whose
+    files exist under ``colmap_dir/images`` (ref: depth_anything_3/services/input_handlers.py
+    ColmapHandler; the intrinsics are the camera model's pinhole part,
+    ``Camera.calibration_matrix()``), in image-name order.
+
+    Raises:
+        FileNotFoundError: a missing directory. ValueError: an unreadable model, or no
+        registered image with a file. ImportError: pycolmap is not installed.
+    """
+    import numpy as np
+
+    try:
+        import pycolmap
+    except ImportError as exc:
+        raise ImportError("the colmap command needs pycolmap: pip install pycolmap") from exc
+    images_dir = colmap_dir / "images"
+    sparse = colmap_dir / "sparse" / sparse_subdir if sparse_subdir else colmap_dir / "sparse"
+    for d, what in ((colmap_dir, "COLMAP directory"), (images_dir, "images directory"),
+                    (sparse, "sparse model directory")):
+        if not d.is_dir():
+            raise FileNotFoundError(f"{what} not found: {d}")
+    try:
+        rec = pycolmap.Reconstruction(str(sparse))
+    except Exception as exc:  # pycolmap raises its own types for bad files
+        raise ValueError(f"{sparse}: cannot read the COLMAP model: {exc}") from exc
+    paths, exts, intrs = [], [], []
+    for image in sorted(rec.images.values(), key=lambda im: im.name):
+        path = images_dir / image.name
+        if not image.has_pose or not path.is_file():
+            continue
+        pose = image.cam_from_world
+        ext = np.eye(4)
+        ext[:3] = np.asarray((pose() if callable(pose) else pose).matrix())
+        paths.append(path)
+        exts.append(ext)
+        intrs.append(np.asarray(rec.cameras[image.camera_id].calibration_matrix()))
+    if not paths:
+        raise ValueError(f"{sparse}: no registered image with a file under {images_dir}")
+    return paths, np.stack(exts), np.stack(intrs)
+
+
+def _run_colmap(args: argparse.Namespace) -> int:
+    from .api import DepthAnything3
+
+    problem = _check_args(args)
+    command = _Export(args)
+    problem = problem or command.validate()
+    if problem:
+        _err(problem)
+        return 2
+    if len(args.inputs) != 1:
+        _err("colmap: expected one COLMAP directory")
+        return 2
+    try:
+        feat_layers = _feat_layers(args, command)
+        paths, ext, intr = read_colmap_inputs(Path(args.inputs[0]), args.sparse_subdir)
+        args.model = _default_model(args.model)
+    except (OSError, ValueError, ImportError) as exc:
+        _err(str(exc))
+        return 2
+    try:
+        model = DepthAnything3.from_pretrained(args.model, variant=args.variant, n_threads=args.threads,
+                                               backend=args.backend)
+    except Exception as exc:  # any load failure ends the run with a message, not a traceback
+        _err(f"cannot load model {args.model}: {exc}")
+        return 2
+    t0 = time.perf_counter()
+    try:
+        pred = model.inference([str(p) for p in paths], extrinsics=ext, intrinsics=intr,
+                               align_to_input_ext_scale=args.align_to_input_ext_scale,
+                               process_res=args.process_res, process_res_method=args.process_res_method,
+                               use_ray_pose=args.use_ray_pose, ref_view_strategy=args.ref_view_strategy,
+                               export_feat_layers=feat_layers)
+        command.out.mkdir(parents=True, exist_ok=True)
+        from . import exports
+
+        with exports.track_writes() as written:
+            try:
+                exports_written = exports.export(pred, command.formats, command.out,
+                                                 image_paths=[str(p) for p in paths], **command.options)
+            except BaseException:
+                for path in written:
+                    Path(path).unlink(missing_ok=True)
+                raise
+    except Exception as exc:
+        _err(f"{args.inputs[0]}: {type(exc).__name__}: {exc}")
+        return 1
+    if not args.quiet:
+        n_files = sum(len(v) for v in exports_written.values())
+        print(f"colmap: {len(paths)} views, {n_files} files in {command.out}, {time.perf_counter() - t0:.2f} s")
+    return 0
 
 
 def _run(args: argparse.Namespace, command: _Command) -> int:
@@ -463,7 +680,14 @@ def _run(args: argparse.Namespace, command: _Command) -> int:
     if problem:
         _err(problem)
         return 2
-    paths, input_errors = _collect_inputs(args.inputs)
+    try:
+        feat_layers = _feat_layers(args, command)
+        suffixes = _parse_suffixes(args.image_extensions)
+        args.model = _default_model(args.model)
+    except ValueError as exc:
+        _err(str(exc))
+        return 2
+    paths, input_errors = _collect_inputs(args.inputs, suffixes)
     for msg in input_errors:
         _err(msg)
     if not paths:
@@ -484,7 +708,9 @@ def _run(args: argparse.Namespace, command: _Command) -> int:
     except OSError as exc:
         _err(f"cannot create output directory {command.out}: {exc}")
         return 2
-    infer = dict(process_res=args.process_res, process_res_method=args.process_res_method)
+    infer = dict(process_res=args.process_res, process_res_method=args.process_res_method,
+                 use_ray_pose=args.use_ray_pose, ref_view_strategy=args.ref_view_strategy,
+                 align_to_input_ext_scale=args.align_to_input_ext_scale, export_feat_layers=feat_layers)
     total = _expected_count(paths, args.fps)
     batch = _Batch(args, total if not args.multiview else total + 1, command.desc)
     n_items = 0
@@ -503,7 +729,7 @@ def _run(args: argparse.Namespace, command: _Command) -> int:
                 def scene() -> str:
                     t0 = time.perf_counter()
                     pred = model.inference(rgbs, **infer)
-                    line = command.write_scene(pred, items, rgbs)
+                    line = command.write_scene(pred, items, rgbs, time.perf_counter() - t0)
                     return f"{line}, {time.perf_counter() - t0:.2f} s"
                 batch.run("scene", scene)
         else:
@@ -514,7 +740,7 @@ def _run(args: argparse.Namespace, command: _Command) -> int:
                     t0 = time.perf_counter()
                     rgb = _load(item)
                     pred = model.inference([rgb], **infer)
-                    extra = command.write_one(pred, item, rgb)
+                    extra = command.write_one(pred, item, rgb, time.perf_counter() - t0)
                     name = item.path.name if item.path is not None else item.stem
                     return _summary(name, rgb, pred, 0, time.perf_counter() - t0, extra)
                 batch.run(item.label, one)
@@ -579,6 +805,8 @@ def _main(argv: list) -> int:
         return int(bench.main(argv[1:]) or 0)
     parser = _build_parser()
     args = parser.parse_args(argv)
+    if args.command == "colmap":
+        return _run_colmap(args)
     if args.command in _COMMANDS:
         return _run(args, _COMMANDS[args.command](args))
     if args.command == "info":

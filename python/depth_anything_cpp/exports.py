@@ -20,6 +20,9 @@ format         files under ``export_dir``
                (ref: utils/export/colmap.py): PINHOLE cameras at the original image sizes
 ``depth_vis``  ``depth_vis/0000.jpg``...: processed image | colorized depth side by side
                (2W x H, JPEG quality 95; ref: utils/export/depth_vis.py)
+``feat_vis``   ``feat_vis/feat_layer_<i>/000000.jpg``...: processed image | PCA of the
+               features as RGB (:func:`features_to_rgb`), and ``feat_vis/feat_layer_<i>.mp4``
+               (``fps``, with PyAV); needs ``export_feat_layers`` (ref: utils/export/feat_vis.py)
 ``depth``      ``depth/0000.png``...: 16-bit depth PNG (encoding below)
 ``disparity``  ``disparity/0000.png``...: 16-bit PNG of 1/depth (encoding below)
 ``ply``        ``scene.ply``: binary little-endian point cloud, float32 x y z + uchar
@@ -75,6 +78,13 @@ __all__ = [
     "write_depth_png16",
     "write_disparity_png16",
     "write_depth_vis",
+    "write_image",
+    "write_depth_png8",
+    "depth_to_gray8",
+    "depth_to_normals",
+    "normals_to_rgb",
+    "features_to_rgb",
+    "view_summary",
     "write_npz",
     "write_ply",
     "write_glb",
@@ -87,7 +97,9 @@ PathLike = Union[str, "os.PathLike[str]"]
 METRIC_SCALE = 1e-3  # metres per unit of the metric 16-bit encoding
 
 #: Known ``export_format`` names (ours: depth, disparity, ply; the rest are official).
-FORMATS = ("mini_npz", "npz", "glb", "colmap", "depth_vis", "depth", "disparity", "ply")
+FORMATS = ("mini_npz", "npz", "glb", "colmap", "depth_vis", "feat_vis", "depth", "disparity", "ply")
+#: Official format names this package does not write (they raise UnsupportedError).
+UNPORTED_FORMATS = ("gs_ply", "gs_video")
 
 # ------------------------------------------------------------------------ atomic writes
 _tracking = threading.local()
@@ -330,7 +342,8 @@ def write_depth_vis(path: PathLike, depth: np.ndarray, cmap: str = "turbo", *,
                     percentile: float = 2.0, quality: int = 95) -> None:
     """Write the colorized depth (see :func:`colorize_depth`); with ``image`` (H, W, 3)
     uint8, the image and the colorized depth side by side (2W x H). The format follows
-    the suffix: ``.jpg``/``.jpeg`` as JPEG (``quality``), anything else as PNG.
+    the suffix (:func:`write_image`): ``.png``, ``.jpg``/``.jpeg`` or ``.webp``
+    (``quality`` for the last two); another suffix raises ValueError.
 
     Raises:
         ValueError: bad arrays, colormap or percentile. OSError: write failure.
@@ -344,11 +357,122 @@ def write_depth_vis(path: PathLike, depth: np.ndarray, cmap: str = "turbo", *,
             raise ValueError(f"image: expected a uint8 array of shape {rgb.shape}, got "
                              f"{image.dtype}{image.shape}")
         rgb = np.concatenate([image, rgb], axis=1)
-    img = Image.fromarray(rgb)
-    if Path(path).suffix.lower() in (".jpg", ".jpeg"):
-        atomic_write_bytes(path, lambda f: img.save(f, format="JPEG", quality=int(quality)))
+    write_image(path, rgb, quality=quality)
+
+
+#: image file suffix -> Pillow format of the visualisations (:func:`write_image`)
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
+def write_image(path: PathLike, pixels: np.ndarray, *, quality: int = 95) -> None:
+    """Write an (H, W, 3) or (H, W) uint8 image in the format its suffix names: ``.png``,
+    ``.jpg``/``.jpeg`` (``quality`` 1..100) or ``.webp`` (``quality`` 1..100, lossy).
+
+    Raises:
+        ValueError: another suffix, a bad array or quality. OSError: write failure.
+    """
+    from PIL import Image
+
+    fmt = IMAGE_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: unsupported image suffix; use one of {', '.join(IMAGE_FORMATS)}")
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] != 3):
+        raise ValueError(f"image: expected a uint8 (H, W) or (H, W, 3) array, got {pixels.dtype}{pixels.shape}")
+    if isinstance(quality, bool) or not 1 <= int(quality) <= 100:
+        raise ValueError(f"quality: expected 1..100, got {quality!r}")
+    img = Image.fromarray(pixels)
+    opts = {} if fmt == "PNG" else {"quality": int(quality)}
+    atomic_write_bytes(path, lambda f: img.save(f, format=fmt, **opts))
+
+
+def depth_to_gray8(depth: np.ndarray, invert: bool = False) -> np.ndarray:
+    """Min-max 8-bit grayscale of one (H, W) depth map: ``round((d - min) / (max - min) *
+    255)`` over the finite pixels (far = white), or near = white with ``invert``; invalid
+    pixels 0. Returns (H, W) uint8.
+
+    Raises:
+        ValueError: not a non-empty 2-D float array.
+    """
+    depth = _check_depth(depth).astype(np.float64)
+    valid = np.isfinite(depth)
+    out = np.zeros(depth.shape, np.uint8)
+    if valid.any():
+        lo, hi = depth[valid].min(), depth[valid].max()
+        norm = (depth[valid] - lo) / (hi - lo) if hi > lo else np.zeros(int(valid.sum()))
+        out[valid] = np.round((1.0 - norm if invert else norm) * 255.0).astype(np.uint8)
+    return out
+
+
+def write_depth_png8(path: PathLike, depth: np.ndarray, invert: bool = False) -> None:
+    """Write :func:`depth_to_gray8` of ``depth`` as an 8-bit grayscale PNG.
+
+    Raises:
+        ValueError: bad depth array. OSError: write failure.
+    """
+    write_image(path, depth_to_gray8(depth, invert))
+
+
+def depth_to_normals(depth: np.ndarray, intrinsics: Optional[np.ndarray] = None) -> np.ndarray:
+    """Surface normals of one (H, W) depth map in the camera frame (OpenCV axes: x right,
+    y down, z forward): the cross product of the back-projected points' central
+    differences along the rows and columns, oriented towards the camera (``n . P <= 0``
+    for the back-projected point P).
+
+    Args:
+        depth: (H, W) float depth (any unit). intrinsics: (3, 3) pixel intrinsics at H x W;
+            None assumes a pinhole with ``fx = fy = max(H, W)`` and the centre as principal point.
+
+    Returns:
+        (H, W, 3) float32 unit vectors; 0 where the depth or a neighbour is not finite and > 0.
+
+    Raises:
+        ValueError: bad depth or intrinsics arrays.
+    """
+    depth = _check_depth(depth).astype(np.float64)
+    h, w = depth.shape
+    if intrinsics is None:
+        f = float(max(h, w))
+        k = np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]])
     else:
-        atomic_write_bytes(path, lambda f: img.save(f, format="PNG"))
+        k = np.asarray(intrinsics, dtype=np.float64)
+        if k.shape != (3, 3) or not np.all(np.isfinite(k)) or k[0, 0] <= 0 or k[1, 1] <= 0:
+            raise ValueError(f"intrinsics: expected a finite (3, 3) matrix with fx, fy > 0, got {k.shape}")
+    valid = np.isfinite(depth) & (depth > 0)
+    d = np.where(valid, depth, 0.0)
+    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    pts = np.stack([(u - k[0, 2]) / k[0, 0] * d, (v - k[1, 2]) / k[1, 1] * d, d], axis=-1)
+    du = np.gradient(pts, axis=1) if w > 1 else np.zeros_like(pts)
+    dv = np.gradient(pts, axis=0) if h > 1 else np.zeros_like(pts)
+    n = np.cross(dv, du)  # fronto-parallel plane: (0, 0, -1), towards the camera
+    norm = np.linalg.norm(n, axis=-1, keepdims=True)
+    ok = valid & (norm[..., 0] > 0)
+    # a pixel whose neighbours are invalid gets no normal
+    pad = np.pad(valid, 1, mode="edge")
+    ok &= pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
+    n = n / np.where(norm > 0, norm, 1.0)
+    n[np.sum(n * pts, axis=-1) > 0] *= -1.0  # oriented towards the camera (n . P <= 0)
+    out = np.zeros((h, w, 3), np.float32)
+    out[ok] = n[ok].astype(np.float32)
+    return out
+
+
+def normals_to_rgb(normals: np.ndarray) -> np.ndarray:
+    """RGB encoding of (H, W, 3) camera-frame normals (OpenCV axes) in the usual normal-map
+    convention (x right, y up, z towards the viewer): ``rgb = round((n' + 1) / 2 * 255)``
+    with ``n' = (n_x, -n_y, -n_z)``; a surface facing the camera is (128, 128, 255), pixels
+    without a normal are black. Returns (H, W, 3) uint8.
+
+    Raises:
+        ValueError: not an (H, W, 3) array.
+    """
+    normals = np.asarray(normals, dtype=np.float64)
+    if normals.ndim != 3 or normals.shape[2] != 3:
+        raise ValueError(f"normals: expected an (H, W, 3) array, got {normals.shape}")
+    gl = normals * np.array([1.0, -1.0, -1.0])
+    rgb = np.round((np.clip(gl, -1.0, 1.0) + 1.0) / 2.0 * 255.0).astype(np.uint8)
+    rgb[~np.any(normals != 0, axis=-1)] = 0
+    return rgb
 
 
 def write_npz(path: PathLike, **arrays: Optional[np.ndarray]) -> None:
@@ -395,7 +519,8 @@ def write_ply(path: PathLike, xyz: np.ndarray, rgb: np.ndarray) -> Path:
 
 # ------------------------------------------------------------------------ points, GLB, COLMAP
 _POINT_OPTIONS = ("conf_thresh", "conf_thresh_percentile", "ensure_thresh_percentile",
-                  "num_max_points", "remove_sky", "seed", "filter_black_bg", "filter_white_bg")
+                  "num_max_points", "remove_sky", "seed", "filter_black_bg", "filter_white_bg",
+                  "sky_depth_def")
 
 
 def _points(prediction: Any, options: dict) -> dict:
@@ -493,6 +618,7 @@ def parse_export_format(export_format: Union[str, Sequence[str]]) -> list[str]:
 
     Raises:
         ValueError: empty, or a name not in :data:`FORMATS` (the message lists them).
+        UnsupportedError: an official format that is not ported (:data:`UNPORTED_FORMATS`).
         TypeError: not a str or a sequence of str.
     """
     if isinstance(export_format, str):
@@ -502,6 +628,13 @@ def parse_export_format(export_format: Union[str, Sequence[str]]) -> list[str]:
     else:
         raise TypeError(f"export_format: expected a str like 'mini_npz-glb', got {type(export_format).__name__}")
     names = [s.strip() for s in names]
+    unported = [s for s in names if s in UNPORTED_FORMATS]
+    if unported:
+        from .errors import UnsupportedError
+
+        raise UnsupportedError(
+            f"export_format {export_format!r}: {', '.join(map(repr, unported))} not ported to "
+            f"depth-anything-cpp (the 3D Gaussian head); available: {', '.join(FORMATS)}")
     unknown = [s for s in names if s not in FORMATS]
     if unknown or not names:
         raise ValueError(
@@ -517,18 +650,19 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "npz": {},
     "glb": {"conf_thresh": 1.05, "conf_thresh_percentile": 40.0, "ensure_thresh_percentile": 90.0,
             "num_max_points": 1_000_000, "remove_sky": True, "seed": 0, "filter_black_bg": False,
-            "filter_white_bg": False, "show_cameras": True, "camera_size": 0.03,
+            "filter_white_bg": False, "sky_depth_def": 98.0, "show_cameras": True, "camera_size": 0.03,
             "export_depth_vis": True},
     # official COLMAP export: threshold = percentile(conf, 40), no cap, sky kept
     "colmap": {"conf_thresh_percentile": 40.0, "num_max_points": 0, "remove_sky": False,
                "binary": True, "image_paths": None, "process_res_method": "upper_bound_resize"},
     # Spectral_r with near at the high end = the official look (Spectral, near = low end)
     "depth_vis": {"cmap": "Spectral_r", "invert": False, "percentile": 2.0, "quality": 95},
+    "feat_vis": {"fps": 15, "clip_percent": 10.0, "video": True},
     "depth": {},
     "disparity": {},
     "ply": {"conf_thresh": 1.05, "conf_thresh_percentile": 40.0, "ensure_thresh_percentile": 90.0,
             "num_max_points": 1_000_000, "remove_sky": True, "seed": 0, "filter_black_bg": False,
-            "filter_white_bg": False},
+            "filter_white_bg": False, "sky_depth_def": 98.0},
 }
 
 
@@ -551,6 +685,12 @@ def _resolve_options(formats: list[str], kwargs: dict) -> dict[str, dict]:
 
 
 def _check_option_values(options: dict[str, dict]) -> None:
+    fv = options.get("feat_vis")
+    if fv is not None:
+        if isinstance(fv["fps"], bool) or not float(fv["fps"]) > 0:
+            raise ValueError(f"feat_vis fps: expected a value > 0, got {fv['fps']!r}")
+        if not 0.0 <= float(fv["clip_percent"]) < 50.0:
+            raise ValueError(f"feat_vis clip_percent: expected a value in [0, 50), got {fv['clip_percent']}")
     vis = options.get("depth_vis")
     if vis is not None:
         _colormap(vis["cmap"])
@@ -613,6 +753,11 @@ def _check_prediction(prediction: Any, formats: list[str]) -> None:
     for fmt in ("glb", "colmap", "ply"):
         if fmt in formats:
             _require_cameras(prediction, f"{fmt!r} export")
+    if "feat_vis" in formats:
+        if getattr(prediction, "processed_images", None) is None:
+            raise ValueError("export 'feat_vis': prediction.processed_images is required")
+        if not any(k.startswith("feat_layer_") for k in getattr(prediction, "aux", {})):
+            raise ValueError("export 'feat_vis' needs features: pass export_feat_layers=[...] to inference")
 
 
 def export(prediction: Any, export_format: Union[str, Sequence[str]], export_dir: PathLike,
@@ -694,6 +839,8 @@ def export(prediction: Any, export_format: Union[str, Sequence[str]], export_dir
                     atomic_write_bytes(out / "scene.jpg", lambda f: f.write(first.read_bytes()))
             elif fmt == "colmap":
                 _export_colmap(prediction, out, colmap_views, **opts)
+            elif fmt == "feat_vis":
+                _export_feat_vis(prediction, out, **opts)
         written[fmt] = list(dict.fromkeys(files))
     return written
 
@@ -726,6 +873,76 @@ def _export_depth_vis(prediction: Any, out: Path, *, cmap: str, invert: bool, pe
     return paths
 
 
+def features_to_rgb(features: np.ndarray, clip_percent: float = 10.0) -> np.ndarray:
+    """PCA of (N, h, w, C) features to (N, h, w, 3) uint8 RGB, one basis for all views
+    (ref: depth_anything_3/utils/pca_utils.py PCARGBVisualizer with basis_mode="fixed",
+    percentile_mode="global"): the first three principal axes of the centred features
+    (exact SVD where upstream uses the randomized ``torch.pca_lowrank``; each axis's sign
+    set so its largest component is positive), each clipped to its ``clip_percent`` ..
+    ``100 - clip_percent`` quantiles and scaled to 0..255 (truncated, as upstream).
+
+    Raises:
+        ValueError: not a 4-D array, or clip_percent outside [0, 50).
+    """
+    f = np.asarray(features, dtype=np.float32)
+    if f.ndim != 4:
+        raise ValueError(f"features: expected an (N, h, w, C) array, got {f.shape}")
+    if not 0.0 <= clip_percent < 50.0:
+        raise ValueError(f"clip_percent: expected a value in [0, 50), got {clip_percent}")
+    x = np.nan_to_num(f.reshape(-1, f.shape[-1]), nan=0.0, posinf=1e6, neginf=-1e6).astype(np.float64)
+    xc = x - x.mean(axis=0, keepdims=True)
+    _, _, vt = np.linalg.svd(xc, full_matrices=False)
+    v3 = vt[:3].T
+    v3 = v3 * np.sign(v3[np.abs(v3).argmax(axis=0), np.arange(v3.shape[1])])
+    pcs = xc @ v3
+    lo, hi = np.quantile(pcs, [clip_percent / 100.0, 1.0 - clip_percent / 100.0], axis=0)
+    pcs = (np.clip(pcs, lo, hi) - lo) / np.maximum(hi - lo, 1e-4)
+    rgb = (np.clip(pcs, 0.0, 1.0) * 255).astype(np.uint8)
+    if rgb.shape[1] < 3:  # fewer than 3 channels of features
+        rgb = np.pad(rgb, ((0, 0), (0, 3 - rgb.shape[1])))
+    return rgb.reshape(*f.shape[:3], 3)
+
+
+def _export_feat_vis(prediction: Any, out: Path, *, fps: float, clip_percent: float, video: bool) -> None:
+    # ref: depth_anything_3/utils/export/feat_vis.py (feat_vis/<key>/%06d.jpg: image | PCA,
+    # nearest-upsampled; <key>.mp4 at fps)
+    images = prediction.processed_images
+    for key in sorted(k for k in prediction.aux if k.startswith("feat_layer_")):
+        rgb = features_to_rgb(prediction.aux[key], clip_percent)
+        d = _subdir(out, "feat_vis", key)
+        frames = []
+        for i in range(rgb.shape[0]):
+            img = images[i]
+            sy, sx = img.shape[0] // rgb.shape[1], img.shape[1] // rgb.shape[2]
+            vis = np.repeat(np.repeat(rgb[i], sy, axis=0), sx, axis=1)
+            frame = np.concatenate([img, vis], axis=1)
+            write_image(d / f"{i:06d}.jpg", frame, quality=95)
+            frames.append(frame)
+        if video:
+            _write_video(out / "feat_vis" / f"{key}.mp4", frames, fps)
+
+
+def _write_video(path: Path, frames: list, fps: float) -> None:
+    """H.264 MP4 of uint8 RGB frames with PyAV; skipped (no file) when PyAV is missing."""
+    try:
+        import av
+    except ImportError:
+        return
+    from fractions import Fraction
+
+    def produce(f: io.BufferedIOBase) -> None:
+        with av.open(f, mode="w", format="mp4") as container:
+            stream = container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4",
+                                          rate=Fraction(fps).limit_denominator(1000))
+            h, w = frames[0].shape[:2]
+            stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
+            for frame in frames:
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[: h - h % 2, : w - w % 2]), format="rgb24")
+                container.mux(stream.encode(vf))
+            container.mux(stream.encode())
+    atomic_write_bytes(path, produce)
+
+
 def _export_colmap(prediction: Any, out: Path, views: tuple[list, list], *, binary: bool,
                    image_paths: Any, process_res_method: str, **point_options: Any) -> None:
     from .api import get_core
@@ -742,41 +959,126 @@ def _export_colmap(prediction: Any, out: Path, views: tuple[list, list], *, bina
 
 
 # ------------------------------------------------------------------------ CLI per-view files
-def export_view(prediction: Any, index: int, out_dir: PathLike, stem: str, *,
-                cmap: Optional[str] = "turbo") -> dict:
-    """Write view ``index`` of a :class:`~depth_anything_cpp.Prediction` to ``out_dir``:
-    ``<stem>_depth.png`` (16-bit), ``<stem>_depth_vis.png`` (colorized, skipped when
-    ``cmap`` is None) and ``<stem>.npz`` with ``depth`` (H, W) float32, ``conf`` (H, W),
-    ``extrinsics`` (3, 4), ``intrinsics`` (3, 3), ``processed_image`` (H, W, 3) uint8,
-    ``sky`` (H, W) bool if any, ``is_metric`` and ``depth_png_encoding``/``_min``/``_max``/
-    ``_scale`` describing the PNG. Returns ``{"depth_png", "depth_vis", "npz"}`` -> Path.
+def view_summary(prediction: Any, index: int, *, seconds: Optional[float] = None,
+                 original_size: bool = False) -> dict:
+    """JSON-ready description of view ``index``: ``width``, ``height`` (input image),
+    ``processed_width``, ``processed_height``, ``output_width``, ``output_height`` (of the
+    written maps), ``depth_min``, ``depth_max``, ``depth_mean`` (finite pixels, null if
+    none), ``is_metric`` (bool), ``depth_unit`` ("m" or "relative"), ``extrinsics`` (3x4
+    list or null), ``intrinsics`` (3x3 list at the output size, or null), ``seconds``.
 
     Raises:
-        ValueError: bad index or arrays. OSError: write failure.
+        ValueError: bad index; ``original_size`` on a prediction without original sizes.
     """
     n = prediction.depth.shape[0]
     if not 0 <= index < n:
         raise ValueError(f"index {index} out of range for {n} views")
+    h, w = prediction.depth.shape[1:]
+    sizes = getattr(prediction, "original_sizes", None)
+    w0, h0 = sizes[index] if sizes else (None, None)
+    intr = None if prediction.intrinsics is None else prediction.intrinsics[index]
+    depth = prediction.depth[index]
+    if original_size:
+        full = prediction.at_original_size(index)
+        depth, intr = full["depth"], full["intrinsics"]
+    finite = depth[np.isfinite(depth)]
+
+    def num(v: Any) -> Optional[float]:
+        return None if v is None else float(v)
+    return {
+        "width": w0, "height": h0, "processed_width": int(w), "processed_height": int(h),
+        "output_width": int(depth.shape[1]), "output_height": int(depth.shape[0]),
+        "depth_min": num(finite.min()) if finite.size else None,
+        "depth_max": num(finite.max()) if finite.size else None,
+        "depth_mean": num(finite.mean(dtype=np.float64)) if finite.size else None,
+        "is_metric": bool(prediction.is_metric), "depth_unit": "m" if prediction.is_metric else "relative",
+        "extrinsics": None if prediction.extrinsics is None else np.asarray(prediction.extrinsics[index]).tolist(),
+        "intrinsics": None if intr is None else np.asarray(intr).tolist(),
+        "seconds": num(seconds),
+    }
+
+
+def export_view(prediction: Any, index: int, out_dir: PathLike, stem: str, *,
+                cmap: Optional[str] = "Spectral_r", invert: bool = False, vis_format: str = "png",
+                quality: int = 95, gray: bool = False, normals: bool = False,
+                summary: Optional[dict] = None, original_size: bool = False) -> dict:
+    """Write view ``index`` of a :class:`~depth_anything_cpp.Prediction` to ``out_dir``:
+
+    - ``<stem>_depth.png``: 16-bit depth (see the module docstring);
+    - ``<stem>_depth_vis.<vis_format>``: colorized depth (:func:`colorize_depth` with
+      ``cmap`` and ``invert``; skipped when ``cmap`` is None); ``vis_format`` png, jpg or
+      webp (``quality``);
+    - ``<stem>_depth_gray.png`` with ``gray``: 8-bit min-max depth (:func:`depth_to_gray8`);
+    - ``<stem>_normals.<vis_format>`` with ``normals``: :func:`normals_to_rgb` of
+      :meth:`Prediction.normals`;
+    - ``<stem>.json`` when ``summary`` is a dict: :func:`view_summary` updated with it;
+    - ``<stem>.npz`` with ``depth`` (H, W) float32, ``conf`` (H, W), ``extrinsics`` (3, 4),
+      ``intrinsics`` (3, 3), ``image`` (H, W, 3) uint8 (the processed image, the official
+      npz key), ``sky`` (H, W) bool if any, ``normals`` (H, W, 3) float32 with
+      ``normals``, ``is_metric`` and ``depth_png_encoding``/``_min``/``_max``/``_scale``
+      describing the PNG.
+
+    With ``original_size`` every map is at the input image's size
+    (:meth:`Prediction.at_original_size`: depth/conf bilinear, sky nearest, intrinsics of
+    the original image) and ``image`` is the processed image resized the same way.
+
+    Returns ``{"depth_png", "depth_vis", "depth_gray", "normals", "json", "npz"}`` -> Path
+    (those written).
+
+    Raises:
+        ValueError: bad index, arrays or options. OSError: write failure.
+    """
+    n = prediction.depth.shape[0]
+    if not 0 <= index < n:
+        raise ValueError(f"index {index} out of range for {n} views")
+    ext = "." + str(vis_format).lower().lstrip(".")
+    if ext not in IMAGE_FORMATS:
+        raise ValueError(f"vis_format: expected one of png, jpg, webp, got {vis_format!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    depth = prediction.depth[index]
 
     def pick(a: Optional[np.ndarray]) -> Optional[np.ndarray]:
         return None if a is None else a[index]
 
+    depth, conf, sky = prediction.depth[index], pick(prediction.conf), pick(prediction.sky)
+    intr, image = pick(prediction.intrinsics), pick(prediction.processed_images)
+    if original_size:
+        full = prediction.at_original_size(index)
+        depth, conf, sky, intr = full["depth"], full["conf"], full["sky"], full["intrinsics"]
+        if image is not None:
+            from PIL import Image
+
+            image = np.asarray(Image.fromarray(image).resize(full["size"], Image.BILINEAR))
+
     paths = {"depth_png": out / f"{stem}_depth.png", "npz": out / f"{stem}.npz"}
     meta = write_depth_png16(paths["depth_png"], depth, bool(prediction.is_metric))
     if cmap is not None:
-        paths["depth_vis"] = out / f"{stem}_depth_vis.png"
-        write_depth_vis(paths["depth_vis"], depth, cmap)
+        paths["depth_vis"] = out / f"{stem}_depth_vis{ext}"
+        write_depth_vis(paths["depth_vis"], depth, cmap, invert=invert, quality=quality)
+    if gray:
+        paths["depth_gray"] = out / f"{stem}_depth_gray.png"
+        write_depth_png8(paths["depth_gray"], depth, invert=invert)
+    normal_map = None
+    if normals:
+        normal_map = depth_to_normals(depth, intr)
+        paths["normals"] = out / f"{stem}_normals{ext}"
+        write_image(paths["normals"], normals_to_rgb(normal_map), quality=quality)
+    if summary is not None:
+        import json
+
+        info = {**view_summary(prediction, index, original_size=original_size), **summary}
+        paths["json"] = out / f"{stem}.json"
+        text = json.dumps(info, indent=2).encode()
+        atomic_write_bytes(paths["json"], lambda f: f.write(text))
     write_npz(
         paths["npz"],
         depth=depth,
-        conf=pick(prediction.conf),
+        conf=conf,
         extrinsics=pick(prediction.extrinsics),
-        intrinsics=pick(prediction.intrinsics),
-        processed_image=pick(prediction.processed_images),
-        sky=pick(prediction.sky),
+        intrinsics=intr,
+        image=image,
+        sky=sky,
+        normals=normal_map,
         is_metric=np.array(bool(prediction.is_metric)),
         depth_png_encoding=np.array(meta["encoding"]),
         depth_png_min=np.array(meta["min"]),

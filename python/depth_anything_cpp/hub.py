@@ -7,7 +7,8 @@ Accepted, in this order:
    (``config.json`` + ``model.safetensors``): converted once with
    :func:`depth_anything_cpp.convert.convert` into the user cache (see :func:`cache_dir`)
    and reused afterwards; a directory holding exactly one ``.gguf`` is also accepted;
-3. a Hugging Face Hub repo id such as ``"depth-anything/DA3-SMALL"``: the official
+3. a Hugging Face Hub repo id such as ``"depth-anything/DA3-SMALL"``, or a short preset
+   name of :data:`PRESETS` (``"da3-small"``, ``"da3nested-giant-large-1.1"``...): the official
    snapshot (``config.json`` + ``model.safetensors`` only) is downloaded with
    ``huggingface_hub`` and converted as in 2; with ``filename=`` one file of a GGUF
    repository is downloaded instead.
@@ -27,7 +28,30 @@ from typing import Optional, Union
 
 from .errors import ModelFormatError, ModelLoadError, ModelNotFoundError
 
-__all__ = ["cache_dir", "resolve_model", "is_gguf_file"]
+__all__ = ["cache_dir", "resolve_model", "is_gguf_file", "PRESETS", "DEFAULT_MODEL", "preset_repo"]
+
+#: Short names (the official ``model_name`` presets and the retrained 1.1 checkpoints) ->
+#: Hugging Face repo ids of the official snapshots.
+PRESETS = {
+    "da3-small": "depth-anything/DA3-SMALL",
+    "da3-base": "depth-anything/DA3-BASE",
+    "da3-large": "depth-anything/DA3-LARGE",
+    "da3-giant": "depth-anything/DA3-GIANT",
+    "da3mono-large": "depth-anything/DA3MONO-LARGE",
+    "da3metric-large": "depth-anything/DA3METRIC-LARGE",
+    "da3nested-giant-large": "depth-anything/DA3NESTED-GIANT-LARGE",
+    "da3-large-1.1": "depth-anything/DA3-LARGE-1.1",
+    "da3-giant-1.1": "depth-anything/DA3-GIANT-1.1",
+    "da3nested-giant-large-1.1": "depth-anything/DA3NESTED-GIANT-LARGE-1.1",
+}
+#: The official package's default model.
+DEFAULT_MODEL = "depth-anything/DA3NESTED-GIANT-LARGE-1.1"
+
+
+def preset_repo(name: str) -> Optional[str]:
+    """Repo id of a short preset name (case-insensitive, e.g. ``"da3-small"`` or
+    ``"DA3-SMALL"``), else None."""
+    return PRESETS.get(name.strip().lower())
 
 CONFIG_NAME = "config.json"
 SAFETENSORS_NAME = "model.safetensors"
@@ -118,6 +142,17 @@ def convert_snapshot(snapshot: Path, *, root: Optional[Path] = None, force: bool
     return target
 
 
+def _hub_cache(hub_cache_dir: Optional[PathLike]) -> str:
+    if hub_cache_dir is not None:
+        return os.fspath(hub_cache_dir)
+    try:
+        from huggingface_hub import constants
+
+        return str(constants.HF_HUB_CACHE)
+    except (ImportError, AttributeError):
+        return "~/.cache/huggingface/hub"
+
+
 def _download(repo_id: str, *, filename: Optional[str], revision: Optional[str],
               hub_cache_dir: Optional[PathLike], local_files_only: bool,
               token: Optional[str]) -> Path:
@@ -143,10 +178,13 @@ def _download(repo_id: str, *, filename: Optional[str], revision: Optional[str],
         why = ("offline mode (HF_HUB_OFFLINE=1 or local_files_only=True) and it is not in the "
                "Hugging Face cache" if offline else "the Hub cannot be reached and it is not in "
                "the Hugging Face cache")
+        files = filename or f"{CONFIG_NAME} {SAFETENSORS_NAME}"
         raise ModelLoadError(
             f"cannot get {repo_id!r}{' / ' + filename if filename else ''}: {why}. "
-            "Pass a local .gguf file or a downloaded snapshot directory "
-            "(config.json + model.safetensors) instead."
+            f"Download {files} from https://huggingface.co/{repo_id} on a connected machine "
+            f"(`huggingface-cli download {repo_id} {files} --local-dir DIR`) and pass DIR, or copy "
+            f"that download into the Hugging Face cache ({_hub_cache(hub_cache_dir)}); or pass a local "
+            f".gguf file. Converted models are kept in {cache_dir()}."
         ) from exc
     except hf_errors.RepositoryNotFoundError as exc:
         raise ModelLoadError(
@@ -165,7 +203,7 @@ def resolve_model(name_or_path: PathLike, *, filename: Optional[str] = None,
     """Return the path of a GGUF file for ``name_or_path`` (see the module docstring).
 
     Args:
-        name_or_path: GGUF file, snapshot directory or Hugging Face repo id.
+        name_or_path: GGUF file, snapshot directory, Hugging Face repo id or preset name.
         filename: with a repo id, download this single file (a GGUF) instead of the
             official snapshot.
         revision, hub_cache_dir, local_files_only, token: passed to huggingface_hub.
@@ -206,6 +244,7 @@ def resolve_model(name_or_path: PathLike, *, filename: Optional[str] = None,
             "nor a directory with a .gguf file"
         )
     text = os.fspath(name_or_path)
+    text = preset_repo(text) or text
     if not _REPO_ID.match(text) or text.endswith(".gguf") or text.startswith((".", "/", "~")):
         raise ModelNotFoundError(
             f"{text}: no such file or directory (and not a Hugging Face repo id like "
