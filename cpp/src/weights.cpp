@@ -41,8 +41,14 @@ std::string printable(const std::string &s) {
 namespace {
 
 // Structural check of the GGUF header, metadata and tensor table against the file size,
-// run before ggml's reader, which crashes on some corrupt inputs (SIGFPE on a zero
-// dimension in ggml 0.15). ref: ggml/src/gguf.cpp (gguf_init_from_file_impl) for the layout.
+// run before ggml's reader, which crashes on some corrupt inputs. ref: ggml/src/gguf.cpp
+// (gguf_init_from_reader) for the layout. What in ggml 0.15.3's reader a file can reach, and
+// what rejects it here first: a zero dimension (SIGFPE in the element-count check); an empty
+// key (GGML_ASSERT in gguf_kv); general.alignment of a type other than a UINT32 scalar
+// (GGML_ABORT / GGML_ASSERT in gguf_get_val_u32); quadratic-time duplicate scans (bounded
+// counts). Its other asserts (read_raw's byte count, kv/info counts, get_ne) cannot be reached
+// from a file; the rest (duplicates, block sizes, offsets, alignment value) ggml rejects
+// cleanly, and this checks them too for a message naming the entry.
 class gguf_prescan {
 public:
     gguf_prescan(FILE *f, uint64_t size) : f_(f), size_(size) {}
