@@ -77,7 +77,6 @@ void load_model(const weight_map &wm, model &m) {
     std::vector<float> stdv = wm.get_float_array_or("img.std", {0.229f, 0.224f, 0.225f});
     if (mean.size() != 3 || stdv.size() != 3) wm.format_error("img.mean and img.std must have 3 entries");
     for (int c = 0; c < 3; ++c) {
-        // inputs are in [0, 1] before (x - mean) / std: bounds far outside any real normalization
         if (!(std::fabs(mean[c]) <= kMaxImageMean) || !(stdv[c] >= kMinImageStd && stdv[c] <= kMaxImageStd)) {
             char v[192];
             std::snprintf(v, sizeof v, "[%d]: mean %.9g, std %.9g (|mean| <= %g, std in [%g, %g])", c, mean[c], stdv[c],

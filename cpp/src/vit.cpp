@@ -110,7 +110,7 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
     for (const std::string &name : wm.names_with_prefix(prefix + "blk.")) {
         const long long i = std::atoll(name.c_str() + prefix.size() + 4);
         if (i >= hp.depth) {
-            wm.format_error("tensor '" + name + "' is past " + prefix + "depth = " + std::to_string(hp.depth) +
+            wm.format_error("tensor '" + printable(name) + "' is past " + prefix + "depth = " + std::to_string(hp.depth) +
                             " (the metadata does not match the blocks in the file)");
         }
     }
