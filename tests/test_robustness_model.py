@@ -556,7 +556,7 @@ def test_integer_metadata_ranges(tmp_path, raw_fixture):
     for key, vals in {"vit.embed_dim": [0, -384, 383], "vit.depth": [0, -1, 6, 13], "vit.num_heads": [0, -6, 5],
                       "vit.pos_embed_grid": [0, -37, 36, 2147483611], "vit.head_dim": [0, 32],
                       "vit.mlp_hidden": [0, 1535], "vit.alt_start": [-2, 12], "vit.rope_start": [-2, 12],
-                      "vit.qknorm_start": [12], "head.down_ratio": [0, -1, 15, 2**30], "patch_size": [0, 16]}.items():
+                      "vit.qknorm_start": [12], "head.down_ratio": [0, -1, 2, 3, 15, 2**30], "patch_size": [0, 16]}.items():
         for val in vals:
             needle = {("vit.depth", 13): "vit.blk.12", ("vit.num_heads", 5): "num_heads",
                       ("vit.pos_embed_grid", 36): "vit.pos_embed", ("vit.mlp_hidden", 1535): "mlp_fc1"}.get((key, val), key)

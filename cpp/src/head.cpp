@@ -235,8 +235,10 @@ void load_head(const weight_map &wm, const std::string &prefix, const std::strin
     hp.has_norm = wm.has(prefix + "norm.weight");
     hp.pos_embed = wm.get_bool_or(meta_prefix + "pos_embed", hp.dual);
     hp.patch_size = (int)wm.get_int_or("patch_size", 14, 14, 14);
-    // the output is (patches * patch_size / down_ratio) pixels per side: at least one per patch
-    hp.down_ratio = (int)wm.get_int_or(meta_prefix + "down_ratio", 1, 1, hp.patch_size);
+    // the head's output is (patches * patch_size / down_ratio) pixels per side, and the engine's
+    // outputs are at the input size: 1 only, as in every DA3 model (the official code has no
+    // down_ratio; a fuzzed 3 overflowed the output copy)
+    hp.down_ratio = (int)wm.get_int_or(meta_prefix + "down_ratio", 1, 1, 1);
     hp.activation = wm.get_str_or(meta_prefix + "activation", "exp");
     hp.conf_activation = wm.get_str_or(meta_prefix + "conf_activation", "expp1");
     hp.sky_activation = wm.get_str_or(meta_prefix + "sky_activation", "relu");
