@@ -7,6 +7,7 @@
 #   da3_test_cpu_conv      our fused 3x3 (direct and Winograd) / 1x1 convolution op, the same way
 #   da3_test_c_api         the C API as a C program: load, infer, outputs, errors, free
 #   da3_test_load_corrupt  truncated and byte-mutated copies of the fixture fed to da3_load
+#   da3_test_ggml_abort    a ggml abort after init: SIGABRT, our message on stderr, no gdb backtrace
 # Under DA3CPP_SANITIZE=address they also run LeakSanitizer (plain executables).
 
 set(DA3CPP_TEST_MODEL "${PROJECT_SOURCE_DIR}/../shared/fixtures/da3-small-anchor-layout/da3-small-rand-f16.gguf"
@@ -33,7 +34,9 @@ function(da3_add_tests)
     target_include_directories(da3_test_cpu_conv PRIVATE "${PROJECT_SOURCE_DIR}/cpp/src")
     add_executable(da3_test_c_api "${dir}/test_c_api.c")
     add_executable(da3_test_load_corrupt "${dir}/test_load_corrupt.c")
-    foreach(t da3_test_camera_math da3_test_cpu_gemm da3_test_cpu_conv da3_test_c_api da3_test_load_corrupt)
+    add_executable(da3_test_ggml_abort "${dir}/test_ggml_abort.cpp")
+    foreach(t da3_test_camera_math da3_test_cpu_gemm da3_test_cpu_conv da3_test_c_api da3_test_load_corrupt
+              da3_test_ggml_abort)
         target_link_libraries(${t} PRIVATE da3_core_${variant})
         target_compile_options(${t} PRIVATE ${DA3_WARNING_FLAGS})
         # the core is C++: link with the C++ driver even for the C tests
@@ -45,6 +48,7 @@ function(da3_add_tests)
     add_test(NAME cpu_conv COMMAND da3_test_cpu_conv)
     add_test(NAME c_api COMMAND da3_test_c_api "${DA3CPP_TEST_MODEL}")
     add_test(NAME load_corrupt COMMAND da3_test_load_corrupt "${DA3CPP_TEST_MODEL}" "${CMAKE_CURRENT_BINARY_DIR}/load_corrupt")
+    add_test(NAME ggml_abort COMMAND da3_test_ggml_abort)
     set_tests_properties(c_api load_corrupt PROPERTIES SKIP_RETURN_CODE ${skip_code})
     message(STATUS "da3cpp: C/C++ tests against da3_core_${variant} (ctest --test-dir ${CMAKE_BINARY_DIR})")
 endfunction()

@@ -31,9 +31,20 @@ static void log_filter(ggml_log_level level, const char *text, void *) {
     if (verbose || level == GGML_LOG_LEVEL_WARN || level == GGML_LOG_LEVEL_ERROR) std::fputs(text, stderr);
 }
 
+// A failed GGML_ASSERT / GGML_ABORT (a bug: no input should reach one) still terminates the
+// process, as ggml then calls abort(); without this callback ggml would first attach gdb and
+// print its backtrace to stdout. One message on stderr instead.
+static void abort_message(const char *msg) {
+    std::fprintf(stderr, "depth-anything-cpp: fatal error inside ggml (please report): %s\n", msg);
+    std::fflush(stderr);
+}
+
 static void ensure_logging() {
     static std::once_flag once;
-    std::call_once(once, [] { ggml_log_set(log_filter, nullptr); });
+    std::call_once(once, [] {
+        ggml_log_set(log_filter, nullptr);
+        ggml_set_abort_callback(abort_message);
+    });
 }
 
 extern "C" {
@@ -161,16 +172,28 @@ static da3_status load_context(const char *path, const char *metric_path, const 
         const int n_threads = ctx->params.n_threads;
 
         da3::open_backends(ctx->params, ctx->cpu, ctx->backend);
+        // A shape pass of the loaders on the opened files first: every metadata, name and shape
+        // check before any weight data is read, and only the tensors it looks up are then
+        // allocated and read (weights.h).
         if (metric_path) {
             // kinds and order checked before any weight data is read
             ctx->wm.open(path);
             ctx->m_wm.open(metric_path);
             da3::check_model_pair(ctx->wm, ctx->m_wm);
+            {
+                da3::model shapes;
+                da3::load_model_pair(ctx->wm, ctx->m_wm, shapes);
+            }
             ctx->wm.upload(ctx->backend, n_threads);
             ctx->m_wm.upload(ctx->backend, n_threads);
             da3::load_model_pair(ctx->wm, ctx->m_wm, ctx->model);
         } else {
-            ctx->wm.load(path, ctx->backend, n_threads);
+            ctx->wm.open(path);
+            {
+                da3::model shapes;
+                da3::load_model(ctx->wm, shapes);
+            }
+            ctx->wm.upload(ctx->backend, n_threads);
             da3::load_model(ctx->wm, ctx->model);
         }
         if (ctx->backend == ctx->cpu) da3::prepare_model_for_cpu(ctx->model, n_threads);

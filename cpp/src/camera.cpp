@@ -84,7 +84,7 @@ void load_camera_encoder(const weight_map &wm, const std::string &prefix, camera
     e.fc2 = get_linear(wm, prefix + "pose_branch.fc2", hid, C);
     e.token_norm = get_norm(wm, prefix + "token_norm", C);
     e.trunk_norm = get_norm(wm, prefix + "trunk_norm", C);
-    e.num_heads = (int)wm.get_int_or(prefix + "num_heads", 16);
+    e.num_heads = (int)wm.get_int_or(prefix + "num_heads", 16, 1, C);
     if (e.num_heads <= 0 || C % e.num_heads != 0) {
         wm.format_error(prefix + "num_heads " + std::to_string(e.num_heads) + " does not divide width " +
                         std::to_string(C));

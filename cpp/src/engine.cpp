@@ -45,6 +45,10 @@ static void load_metric_branch(const weight_map &wm, const std::string &vp, cons
     if (m.m_head.hp.dim_in != m.m_vit.hp.feat_dim()) wm.format_error(hp + " input width does not match " + vp);
 }
 
+// img.mean / img.std bounds: inputs are in [0, 1] before (x - mean) / std, so these are far
+// outside any real normalization
+static constexpr float kMaxImageMean = 1000.0f, kMinImageStd = 1e-3f, kMaxImageStd = 1000.0f;
+
 void load_model(const weight_map &wm, model &m) {
     m.checkpoint = wm.get_str_or("checkpoint_name", "");
     load_vit(wm, "vit.", m.vit);
@@ -73,7 +77,12 @@ void load_model(const weight_map &wm, model &m) {
     std::vector<float> stdv = wm.get_float_array_or("img.std", {0.229f, 0.224f, 0.225f});
     if (mean.size() != 3 || stdv.size() != 3) wm.format_error("img.mean and img.std must have 3 entries");
     for (int c = 0; c < 3; ++c) {
-        if (!(stdv[c] > 0.0f) || !std::isfinite(mean[c])) wm.format_error("img.mean/img.std values are invalid");
+        if (!(std::fabs(mean[c]) <= kMaxImageMean) || !(stdv[c] >= kMinImageStd && stdv[c] <= kMaxImageStd)) {
+            char v[192];
+            std::snprintf(v, sizeof v, "[%d]: mean %.9g, std %.9g (|mean| <= %g, std in [%g, %g])", c, mean[c], stdv[c],
+                          kMaxImageMean, kMinImageStd, kMaxImageStd);
+            wm.format_error(std::string("metadata keys 'depthanything3.img.mean' / 'depthanything3.img.std' out of range ") + v);
+        }
         m.mean[c] = mean[c];
         m.std[c] = stdv[c];
     }

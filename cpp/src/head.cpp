@@ -234,13 +234,22 @@ void load_head(const weight_map &wm, const std::string &prefix, const std::strin
     hp.dual = !hp.has_sky;
     hp.has_norm = wm.has(prefix + "norm.weight");
     hp.pos_embed = wm.get_bool_or(meta_prefix + "pos_embed", hp.dual);
-    hp.down_ratio = (int)wm.get_int_or(meta_prefix + "down_ratio", 1);
-    hp.patch_size = (int)wm.get_int_or("patch_size", 14);
+    hp.patch_size = (int)wm.get_int_or("patch_size", 14, 14, 14);
+    // the head's output is (patches * patch_size / down_ratio) pixels per side, and the engine's
+    // outputs are at the input size: 1 only, as in every DA3 model (the official code has no
+    // down_ratio; a fuzzed 3 overflowed the output copy)
+    hp.down_ratio = (int)wm.get_int_or(meta_prefix + "down_ratio", 1, 1, 1);
     hp.activation = wm.get_str_or(meta_prefix + "activation", "exp");
     hp.conf_activation = wm.get_str_or(meta_prefix + "conf_activation", "expp1");
     hp.sky_activation = wm.get_str_or(meta_prefix + "sky_activation", "relu");
-    if (hp.down_ratio < 1) {
-        wm.format_error(meta_prefix + "down_ratio must be >= 1");
+    for (const auto &kv : {std::make_pair("activation", &hp.activation), std::make_pair("conf_activation", &hp.conf_activation)}) {
+        float probe = 0.0f;  // rejected here, not at the first inference
+        try {
+            apply_activation(&probe, 1, *kv.second);
+        } catch (const error &) {
+            fail(DA3_ERR_UNSUPPORTED, wm.path() + ": " + meta_prefix + kv.first + " '" + printable(*kv.second) +
+                                          "' is not a known activation");
+        }
     }
     const std::string norm_type = wm.get_str_or(meta_prefix + "norm_type", hp.has_norm ? "layer" : "idt");
     if (norm_type == "layer" && !hp.has_norm) {

@@ -6,9 +6,13 @@
 #include "ggml-backend.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <initializer_list>
 
 namespace da3 {
+
+// Metadata bounds, far above the DA3 presets (giant: embed_dim 1536, depth 40, 37 x 37 grid).
+static constexpr int64_t kMaxEmbedDim = 8192, kMaxDepth = 256, kMaxPosEmbedGrid = 1024;
 
 static bool all_f32(std::initializer_list<const ggml_tensor *> ts) {
     for (const ggml_tensor *t : ts)
@@ -81,23 +85,34 @@ static void fold_scale_into_linear(ggml_tensor *&scale, linear &l) {
 
 void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
     vit_hparams &hp = m.hp;
-    hp.embed_dim = (int)wm.get_int(prefix + "embed_dim");
-    hp.depth = (int)wm.get_int(prefix + "depth");
-    hp.num_heads = (int)wm.get_int(prefix + "num_heads");
-    hp.head_dim = (int)wm.get_int_or(prefix + "head_dim", 64);
-    hp.mlp_hidden = (int)wm.get_int_or(prefix + "mlp_hidden", 4 * hp.embed_dim);
-    hp.patch_size = (int)wm.get_int_or("patch_size", 14);
-    hp.alt_start = (int)wm.get_int_or(prefix + "alt_start", -1);
-    hp.rope_start = (int)wm.get_int_or(prefix + "rope_start", -1);
-    hp.qknorm_start = (int)wm.get_int_or(prefix + "qknorm_start", -1);
-    hp.rope_freq = wm.get_float_or(prefix + "rope_freq", 100.0f);
-    hp.ln_eps = wm.get_float_or(prefix + "ln_eps", 1e-6f);
-    hp.interpolate_offset = wm.get_float_or(prefix + "interpolate_offset", 0.1f);
-    hp.pos_embed_grid = (int)wm.get_int_or(prefix + "pos_embed_grid", 37);
+    // every integer range-checked as int64 before narrowing; shapes then check the rest
+    hp.embed_dim = (int)wm.get_int(prefix + "embed_dim", 1, kMaxEmbedDim);
+    hp.depth = (int)wm.get_int(prefix + "depth", 1, kMaxDepth);
+    hp.num_heads = (int)wm.get_int(prefix + "num_heads", 1, kMaxEmbedDim);
+    hp.head_dim = (int)wm.get_int_or(prefix + "head_dim", 64, 64, 64);
+    hp.mlp_hidden = (int)wm.get_int_or(prefix + "mlp_hidden", 4 * (int64_t)hp.embed_dim, 1, 8 * kMaxEmbedDim);
+    hp.patch_size = (int)wm.get_int_or("patch_size", 14, 14, 14);
+    hp.alt_start = (int)wm.get_int_or(prefix + "alt_start", -1, -1, hp.depth - 1);
+    hp.rope_start = (int)wm.get_int_or(prefix + "rope_start", -1, -1, hp.depth - 1);
+    hp.qknorm_start = (int)wm.get_int_or(prefix + "qknorm_start", -1, -1, hp.depth - 1);
+    hp.rope_freq = wm.get_float_or(prefix + "rope_freq", 100.0f, 1.0f, 1e9f);
+    hp.ln_eps = wm.get_float_or(prefix + "ln_eps", 1e-6f, 1e-12f, 1.0f);
+    hp.interpolate_offset = wm.get_float_or(prefix + "interpolate_offset", 0.1f, 0.0f, 1.0f);
+    hp.pos_embed_grid = (int)wm.get_int_or(prefix + "pos_embed_grid", 37, 1, kMaxPosEmbedGrid);
     hp.cat_token = wm.get_bool_or(prefix + "cat_token", hp.alt_start != -1);
-    hp.swiglu = wm.get_str_or(prefix + "ffn_type", "mlp") == "swiglu";
-    if (wm.get_int_or(prefix + "num_register_tokens", 0) != 0) {
+    const std::string ffn = wm.get_str_or(prefix + "ffn_type", "mlp");
+    if (ffn != "mlp" && ffn != "swiglu") wm.format_error(prefix + "ffn_type '" + printable(ffn) + "' is unknown (mlp or swiglu)");
+    hp.swiglu = ffn == "swiglu";
+    if (wm.get_int_or(prefix + "num_register_tokens", 0, 0, INT32_MAX) != 0) {
         fail(DA3_ERR_UNSUPPORTED, wm.path() + ": register tokens are not supported");
+    }
+    // blocks past the depth would be silently ignored
+    for (const std::string &name : wm.names_with_prefix(prefix + "blk.")) {
+        const long long i = std::atoll(name.c_str() + prefix.size() + 4);
+        if (i >= hp.depth) {
+            wm.format_error("tensor '" + printable(name) + "' is past " + prefix + "depth = " + std::to_string(hp.depth) +
+                            " (the metadata does not match the blocks in the file)");
+        }
     }
 
     const int C = hp.embed_dim;
@@ -131,10 +146,12 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
     if (hp.alt_start != -1) {
         m.camera_token = wm.get(p + "camera_token", {C, 2});
     }
-    m.pos_embed = wm.get(p + "pos_embed", {C, 1 + G * G});
+    m.pos_embed = wm.get(p + "pos_embed", {C, 1 + (int64_t)G * G});
     if (m.pos_embed->type != GGML_TYPE_F32) fail(DA3_ERR_UNSUPPORTED, wm.path() + ": pos_embed must be f32");
-    m.pos_embed_host.resize((size_t)C * (1 + G * G));
-    ggml_backend_tensor_get(m.pos_embed, m.pos_embed_host.data(), 0, ggml_nbytes(m.pos_embed));
+    if (wm.has_data()) {  // not in the shape pass
+        m.pos_embed_host.resize((size_t)C * (1 + (size_t)G * G));
+        ggml_backend_tensor_get(m.pos_embed, m.pos_embed_host.data(), 0, ggml_nbytes(m.pos_embed));
+    }
     m.norm = {wm.get(p + "norm.weight", {C}), wm.get(p + "norm.bias", {C})};
 
     const int F = hp.mlp_hidden;
@@ -164,6 +181,7 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
     // f32 files: norm affines and layer scales folded into the adjacent linear layers (float
     // rounding only); other files apply them in the LayerNorm op and the GEMM epilogue. The
     // per-block "attn_res" tap holds x + ls1 * attn. Blocks are independent: one per thread.
+    if (!wm.has_data()) return;  // shape pass
     parallel_for(hp.depth, wm.load_threads(), [&](int i) {
         vit_block &b = m.blocks[i];
         fold_norm_into_linear(b.norm1, b.qkv);

@@ -2,6 +2,9 @@
 // The file is parsed by ggml's gguf reader; tensors are placed in one backend buffer. The data of
 // optional branches is read on first use (weight_group), so that they cost no resident memory
 // until then: the CPU buffer's pages stay untouched.
+// Loading is two passes over the same loaders (api.cpp load_context): a shape pass on the opened
+// file (every name, shape and metadata check; marks the tensors the model uses, reads no data),
+// then upload() allocates and reads only the used tensors, and the real pass builds the model.
 #pragma once
 
 #include "common.h"
@@ -10,10 +13,13 @@
 #include "ggml.h"
 
 #include <atomic>
+#include <cfloat>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 struct gguf_context;
@@ -31,6 +37,16 @@ enum class weight_group {
 constexpr int kWeightGroups = 3;
 weight_group weight_group_of(const std::string &tensor_name);
 
+// Bytes of a string taken from the file, made safe for an error message (printable ASCII, else
+// \xNN; capped).
+std::string printable(const std::string &s);
+
+// The type a tensor takes in memory, by its role (name): the transformer and camera matmul
+// weights (the tensors convert.py quantizes) keep any supported stored type, as the matmuls
+// take every one; every other tensor (norms, biases, layer scales, tokens, position embedding,
+// convolutions) is used by element-wise ops or kernels that take f32 only and becomes f32.
+ggml_type tensor_type_for_role(const std::string &tensor_name, ggml_type stored);
+
 // Hint that host memory [base, base + size) be backed by transparent huge pages (Linux).
 void advise_huge_pages(void *base, size_t size);
 
@@ -47,9 +63,15 @@ public:
     // name and shape, no data yet) + upload() (allocation of every tensor, data of the core
     // group; the file stays open for the other groups). Host buffers are filled by up to
     // n_threads threads, which the load-time weight transforms also use (load_threads()).
+    // open() also fixes each tensor's in-memory type by its role (tensor_type_for_role): tensors
+    // stored in another supported type are converted to f32 as they are read. upload() after a
+    // shape pass allocates only the tensors that pass looked up; every value read is checked
+    // finite (quantized types: their block scales), else DA3_ERR_FORMAT naming the tensor.
     void load(const std::string &path, ggml_backend *backend, int n_threads = 1);
     void open(const std::string &path);
     void upload(ggml_backend *backend, int n_threads = 1);
+    // Whether upload() has run: the loaders skip their data edits in the shape pass before it.
+    bool has_data() const { return buf_ != nullptr; }
     // Reads the data of group `g` unless done already (not thread-safe: callers serialize).
     // Throws DA3_ERR_FORMAT when the file can no longer be read.
     void ensure_loaded(weight_group g);
@@ -65,12 +87,15 @@ public:
     std::vector<std::string> names_with_prefix(const std::string &prefix) const;
 
     // Metadata under "depthanything3." + key. The *_or variants return `def` when absent;
-    // the others throw DA3_ERR_FORMAT naming the key. Integer getters accept any int type.
+    // the others throw DA3_ERR_FORMAT naming the key. Integer getters accept any integer type
+    // (not bool) and check the value against [lo, hi] as int64 before any narrowing; float
+    // getters accept f32, f64 or an integer and require a finite value in [lo, hi]; bool
+    // getters accept bool or the integers 0 and 1.
     bool has_key(const std::string &key) const;
-    int64_t get_int(const std::string &key) const;
-    int64_t get_int_or(const std::string &key, int64_t def) const;
-    float get_float(const std::string &key) const;
-    float get_float_or(const std::string &key, float def) const;
+    int64_t get_int(const std::string &key, int64_t lo = INT32_MIN, int64_t hi = INT32_MAX) const;
+    int64_t get_int_or(const std::string &key, int64_t def, int64_t lo = INT32_MIN, int64_t hi = INT32_MAX) const;
+    float get_float(const std::string &key, float lo = -FLT_MAX, float hi = FLT_MAX) const;
+    float get_float_or(const std::string &key, float def, float lo = -FLT_MAX, float hi = FLT_MAX) const;
     bool get_bool_or(const std::string &key, bool def) const;
     std::string get_str_or(const std::string &key, const std::string &def) const;
     std::vector<int64_t> get_int_array(const std::string &key) const;
@@ -89,8 +114,19 @@ public:
     [[noreturn]] void format_error(const std::string &what) const;
 
 private:
+    // Where a tensor's data lies in the file, and its type there.
+    struct file_tensor {
+        int64_t id;           // gguf tensor index
+        ggml_type file_type;  // as stored (the tensor's own type may be f32, see open())
+        size_t off, nbytes;   // absolute file offset and size of the stored data
+    };
     int64_t key_id(const std::string &key) const;
-    void read_tensors(const std::vector<int64_t> &ids);
+    std::string key_name(const std::string &key) const;
+    void keep_used_tensors();
+    void read_tensors(const std::vector<std::string> &names);
+    // Converts (when the types differ) the stored bytes `src` of `t` into `dst` (the tensor's
+    // layout) and checks the values finite; throws DA3_ERR_FORMAT naming the tensor.
+    void convert_and_check(const ggml_tensor *t, const file_tensor &ft, const void *src, void *dst) const;
     bool host() const;  // buf_ is in host memory
 
     std::string path_;
@@ -98,11 +134,13 @@ private:
     ggml_context *ctx_ = nullptr;
     ggml_backend_buffer *buf_ = nullptr;
     std::unordered_map<std::string, ggml_tensor *> tensors_;
+    std::unordered_map<std::string, file_tensor> file_tensors_;
+    mutable std::unordered_set<std::string> used_;  // names looked up by find()/get() (shape pass)
     size_t weights_bytes_ = 0;
     std::atomic<size_t> read_bytes_{0};  // read by model info while a call may load a group
     FILE *file_ = nullptr;                           // open while a group is pending
     int n_threads_ = 1;
-    std::vector<int64_t> pending_[kWeightGroups];  // tensor ids per group, not read yet
+    std::vector<std::string> pending_[kWeightGroups];  // tensors per group, not read yet
 };
 
 // Typed helpers used by the per-part loaders.

@@ -503,9 +503,12 @@ class DepthAnything3:
         Raises:
             ModelNotFoundError: ``path`` does not exist (a ``FileNotFoundError``).
             IsADirectoryError: ``path`` is a directory.
-            ModelFormatError: not a GGUF / not a DA3 GGUF / missing tensors; a nested pair in
+            ModelFormatError: not a GGUF / not a DA3 GGUF / missing or misshaped tensors;
+                metadata of the wrong type, out of range or contradicting the tensors; a NaN or
+                inf in the weights (the message names the key or tensor); a nested pair in
                 the wrong order or of the wrong kinds (the message names both files).
-            UnsupportedError: a tensor type or model kind this build does not support.
+            UnsupportedError: a tensor type, activation or model kind this build does not
+                support.
             VariantError: the core (or the requested variant) cannot be loaded.
             BackendError: the requested backend cannot be initialised.
             ValueError, TypeError: bad argument values/types.
