@@ -484,10 +484,13 @@ def test_graceful_shutdown_answers_every_request(tmp_path, image_b64):
     codes = [r.status_code if isinstance(r, httpx.Response) else repr(r) for r in out]
     assert all(c in (200, 503) for c in codes), codes
     assert codes.count(200) >= 1
-    with pytest.raises(Exception):
-        import asyncio
+    import asyncio
 
+    from depth_anything_cpp.server.errors import ApiError
+
+    with pytest.raises(ApiError) as refused:
         asyncio.run(pool.submit("small", lambda m: None))  # closed pool refuses new work
+    assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "1"
 
 
 def test_load_short(tmp_path, image_b64, record_property):
