@@ -470,14 +470,15 @@ def test_queue_full_429_and_timeout_408(tmp_path, image_b64):
 
 
 def test_graceful_shutdown_answers_every_request(tmp_path, image_b64):
-    cfg = ServerConfig(models_dir=models_dir(tmp_path), queue_size=8, n_threads=1, process_res=PROCESS_RES)
+    cfg = ServerConfig(models_dir=models_dir(tmp_path), queue_size=8, n_threads=1, process_res=504)
     app = create_app(cfg)
     with running(app, timeout_graceful_shutdown=60) as (url, server):
         threads, out = _concurrent(url, {"image": image_b64}, 6)
         pool = app.state.pool
         deadline = time.monotonic() + 30
-        while pool.queue_depth("small") == 0 and time.monotonic() < deadline:
+        while pool.queue_depth("small") < 5 and time.monotonic() < deadline:  # 1 running + 5 queued
             time.sleep(0.005)
+        assert pool.queue_depth("small") >= 4, "the requests did not reach the queue"
         server.should_exit = True  # stop accepting; in-flight requests finish
         for t in threads:
             t.join(120)
