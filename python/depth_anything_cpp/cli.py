@@ -147,7 +147,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="da3cpp", description="Depth Anything 3 on a C++/ggml core (no PyTorch).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="{depth,points,export,colmap,info,convert,bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{depth,points,export,colmap,info,convert,bench,serve}")
 
     d = _subparser(sub, "depth", "depth maps for images, directories or videos",
                    "Estimate depth and write <stem>_depth.png, <stem>_depth_vis.png and <stem>.npz "
@@ -213,6 +213,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("bench", help="time our core against the official PyTorch package (see `da3cpp bench --help`)",
                    add_help=False)
+    sub.add_parser("serve", help="HTTP server (see `da3cpp serve --help`; extra: serve)", add_help=False)
     return parser
 
 
@@ -803,6 +804,10 @@ def _main(argv: list) -> int:
         from . import bench
 
         return int(bench.main(argv[1:]) or 0)
+    if argv and argv[0] == "serve":
+        from . import server
+
+        return int(server.main(argv[1:]) or 0)
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command == "colmap":
