@@ -5,7 +5,7 @@
 
 Plain loop: one model (``--threads``, default 2), images read and inferred one after the
 other, model load included. Ray: ``ray.init(num_cpus=2)`` (not timed), then
-examples/ray_depth_parquet.run (2 actors x 1 thread, read tasks, Parquet write; actor
+depth_anything_cpp.ray_data.run_parquet (2 actors x 1 thread, read tasks, Parquet write; actor
 start and model loads included). The image list is the shared images repeated ``--repeat``
 times.
 """
@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import depth_anything_cpp
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -44,11 +46,10 @@ def main(argv=None) -> int:
 
     import ray
 
-    sys.path.insert(0, str(REPO / "examples"))
-    from ray_depth_parquet import run
+    from depth_anything_cpp.ray_data import run_parquet as run
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(REPO / "python")}})
+             runtime_env={"env_vars": {"PYTHONPATH": str(Path(depth_anything_cpp.__file__).resolve().parents[1])}})
     try:
         with tempfile.TemporaryDirectory() as tmp:
             stats = run(args.model, images, tmp + "/out", actors=2, process_res=args.process_res)

@@ -3,7 +3,7 @@ cluster writes Parquet whose values equal direct DepthAnything3 inference."""
 
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +11,9 @@ import pytest
 ray = pytest.importorskip("ray", reason="ray[data] (the 'ray' extra) is not installed")
 pytest.importorskip("ray.data", reason="ray[data] (the 'ray' extra) is not installed")
 
-from conftest import DATA_DIR, FIXTURE_DIR, REPO  # noqa: E402
+from conftest import DATA_DIR, FIXTURE_DIR  # noqa: E402
 
+import depth_anything_cpp  # noqa: E402
 from depth_anything_cpp import DepthAnything3  # noqa: E402
 from depth_anything_cpp.ray_data import DepthPredictor, actor_cpus  # noqa: E402
 
@@ -26,7 +27,8 @@ def local_ray():
     if not MODEL.exists() or len(IMAGES) < 3:
         pytest.skip(f"fixture model or shared images missing ({MODEL}, {DATA_DIR})")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(REPO / "python")}})
+             # the workers import the package this process imported (source tree or installed)
+             runtime_env={"env_vars": {"PYTHONPATH": str(Path(depth_anything_cpp.__file__).resolve().parents[1])}})
     try:
         yield
     finally:
@@ -46,11 +48,7 @@ def test_predictor_outside_ray_columns_and_errors(tmp_path):
 
 
 def test_example_parquet_equals_direct_inference(local_ray, tmp_path):
-    sys.path.insert(0, str(REPO / "examples"))
-    try:
-        from ray_depth_parquet import run
-    finally:
-        sys.path.pop(0)
+    from depth_anything_cpp.ray_data import run_parquet as run
     out = tmp_path / "parquet"
     stats = run(str(MODEL), [str(p) for p in IMAGES], str(out), actors=2, process_res=RES)
     assert stats["rows"] == len(IMAGES)
