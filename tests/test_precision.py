@@ -4,8 +4,8 @@ A long-K product of positive f16 values, through the same graph builder as the n
 linear layers (ggml's mul_mat for a few rows, our packed GEMM for many), must match a float64
 reference to f32 rounding. Summed in half precision (AVX512-FP16 or ARM fp16 vector arithmetic
 compiled into ggml) it drifts: a -march=native build without -mno-avx512fp16 on Sapphire
-Rapids gave 1.1e-3 for one row (ggml's f16 dot product; the bound is 5e-6, f32 gives 4e-7) and
-failed the build_info check, while its tiled GEMM rows stayed at 4e-7. Each variant runs
+Rapids gave 1.1e-3 for one row (ggml's f16 dot product; the bound is 5e-5, f32 gives 4e-7 here
+and 6e-6 on lavapipe) and failed the build_info check, while its tiled GEMM rows stayed at 4e-7. Each variant runs
 in its own process (the Vulkan one also on its device, lavapipe included), so a new CPU level or
 GPU variant is covered as soon as it is built.
 """
@@ -24,8 +24,9 @@ import pytest
 from depth_anything_cpp import _variants
 
 K, N = 16384, 64
-#: max |y - ref| / sum |w x|: f32 accumulation gives about 4e-7, f16 accumulation about 2e-4
-TOL = 5e-6
+#: max |y - ref| / sum |w x|: f32 accumulation gives 3e-7 to 4e-7 on the CPU (blocked sums) and
+#: 6e-6 on lavapipe's Vulkan matmul (longer sequential sums); half precision 2e-4 to 1.1e-3
+TOL = 5e-5
 
 _CHILD = r"""
 import importlib, json, sys
@@ -87,7 +88,7 @@ def test_half_precision_accumulation_would_fail_the_bound():
         acc = (acc + prod[:, i, :]).astype(np.float16)
     y = acc.astype(np.float32).sum(axis=1)
     err = np.max(np.abs(y - ref) / ref)
-    assert err > 10 * TOL, err
+    assert err > 3 * TOL, err
 
 
 def test_build_info_reported():
