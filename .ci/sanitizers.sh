@@ -4,7 +4,8 @@
 # 1. builds one fixed CPU level, the release avx512 variant (_da3_cpu_avx512: Skylake-X + VNNI,
 #    the level users of every AVX-512 host run), with AddressSanitizer + UndefinedBehaviorSanitizer
 #    (ggml, the core, the module and the C/C++ tests: CMake options DA3CPP_SANITIZE,
-#    DA3CPP_BUILD_TESTS) in build/asan with cmake + ninja (no pip install of the package). Not
+#    DA3CPP_BUILD_TESTS; DA3CPP_SHARED_LIB for libdepth_anything and its dlopen test) in
+#    build/asan with cmake + ninja (no pip install of the package). Not
 #    -march=native: the code under test and its rounding must not depend on the host CI lands on
 #    (issue #18). DA3CPP_SAN_LEVEL=avx2 selects the Haswell level instead (hosts without AVX-512);
 # 2. runs the C/C++ tests (ctest) with LeakSanitizer on;
@@ -49,7 +50,7 @@ fi
 say "configure $B (level $LEVEL)"
 mkdir -p "$B"
 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDA3CPP_VARIANTS="$LEVEL" \
-    -DDA3CPP_SANITIZE=address,undefined -DDA3CPP_BUILD_TESTS=ON -DDA3CPP_COPY_TO_SOURCE=OFF \
+    -DDA3CPP_SANITIZE=address,undefined -DDA3CPP_BUILD_TESTS=ON -DDA3CPP_SHARED_LIB=ON -DDA3CPP_COPY_TO_SOURCE=OFF \
     -DDA3CPP_TEST_MODEL="$SHARED/fixtures/da3-small-anchor-layout/da3-small-rand-f16.gguf" \
     -DPython_EXECUTABLE="$(command -v "$PY")" >"$B/da3-configure.log" 2>&1 || { cat "$B/da3-configure.log"; exit 1; }
 say "build"
