@@ -49,6 +49,7 @@ const char *da3_status_string(da3_status s) {
         case DA3_ERR_OUT_OF_MEMORY: return "out of memory";
         case DA3_ERR_BACKEND: return "backend error";
         case DA3_ERR_INTERNAL: return "internal error";
+        case DA3_ERR_NON_FINITE: return "non-finite output";
     }
     return "unknown status";
 }
@@ -161,10 +162,7 @@ static da3_status load_context(const char *path, const char *metric_path, const 
         }
         if (ctx->backend == ctx->cpu) da3::prepare_model_for_cpu(ctx->model, n_threads);
 
-        ggml_backend_t backends[2] = {ctx->backend, ctx->cpu};
-        const int nb = ctx->backend == ctx->cpu ? 1 : 2;
-        ctx->sched = ggml_backend_sched_new(backends, nullptr, nb, 16384, false, true);
-        if (!ctx->sched) fail(DA3_ERR_BACKEND, "cannot create the graph scheduler");
+        da3::reserve_graph(ctx.get(), 1);
         *out = ctx.release();
     });
 }
@@ -239,6 +237,12 @@ da3_infer_params da3_infer_default_params(void) {
     return p;
 }
 
+static void check_view_count(int n_views) {
+    if (n_views <= 0 || n_views > DA3_MAX_VIEWS) {
+        fail(DA3_ERR_INVALID_ARGUMENT, std::to_string(n_views) + " views: n_views must be in [1, " + std::to_string(DA3_MAX_VIEWS) + "]");
+    }
+}
+
 static void check_poses(const float *ext, int ext_rows, const float *intr, int n) {
     // extrinsics need intrinsics (camera encoder); intrinsics alone serve metric scaling
     if (ext && !intr) fail(DA3_ERR_INVALID_ARGUMENT, "extrinsics need intrinsics");
@@ -259,7 +263,7 @@ da3_status da3_infer_tensor(da3_context *ctx, const float *input, int n_views, i
     if (out) *out = nullptr;
     return da3::guarded([&] {
         if (!ctx || !input || !out) fail(DA3_ERR_INVALID_ARGUMENT, "ctx, input and out must not be NULL");
-        if (n_views <= 0 || n_views > 256) fail(DA3_ERR_INVALID_ARGUMENT, "n_views must be in [1, 256]");
+        check_view_count(n_views);
         check_poses(extrinsics, ext_rows, intrinsics, n_views);
         da3_infer_params p = params ? *params : da3_infer_default_params();
         std::lock_guard<std::mutex> lock(ctx->mu);
@@ -272,7 +276,7 @@ da3_status da3_infer(da3_context *ctx, const da3_image *images, int n_views, con
     if (out) *out = nullptr;
     return da3::guarded([&] {
         if (!ctx || !images || !out) fail(DA3_ERR_INVALID_ARGUMENT, "ctx, images and out must not be NULL");
-        if (n_views <= 0 || n_views > 256) fail(DA3_ERR_INVALID_ARGUMENT, "n_views must be in [1, 256]");
+        check_view_count(n_views);
         check_poses(extrinsics, ext_rows, intrinsics, n_views);
         da3_infer_params p = params ? *params : da3_infer_default_params();
         for (int i = 0; i < n_views; ++i) {

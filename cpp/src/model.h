@@ -77,6 +77,7 @@ struct da3_context {
     ggml_backend_t backend = nullptr;  // where the weights live and the graph runs
     ggml_backend_t cpu = nullptr;      // CPU fallback for ops the GPU backend lacks
     ggml_backend_sched_t sched = nullptr;
+    size_t sched_size = 0;  // graph size sched was made for (reserve_graph)
     da3::weight_map wm;
     da3::weight_map m_wm;  // the metric file of a nested pair loaded from two files (da3_load_pair)
     da3::model model;
@@ -88,6 +89,8 @@ struct da3_context {
 };
 
 namespace da3 {
+// Makes ctx->sched (re)created with room for the graph of an n_views call (only grows).
+void reserve_graph(da3_context *ctx, int n_views);
 // Runs the network on a normalized input [N, 3, H, W]; intrinsics (optional, with
 // extrinsics) are at the processed resolution. Caller holds ctx->mu.
 std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, int n, int h, int w,
