@@ -51,7 +51,8 @@ class _FakeModel:
 
 
 def _fake_core(metric=False):
-    return types.SimpleNamespace(Model=lambda *a, **k: _FakeModel(metric), variant=lambda: "fake")
+    return types.SimpleNamespace(Model=lambda *a, **k: _FakeModel(metric), variant=lambda: "fake",
+                                 max_views=256)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .errors import ModelFormatError, ModelNotFoundError, UnsupportedError, VariantError
-from .images import ImageInput, input_paths, load_images
+from .images import DEFAULT_MAX_IMAGE_PIXELS, ImageInput, check_max_image_pixels, count_images, input_paths, load_images
 
 __all__ = ["DepthAnything3", "Prediction", "get_core"]
 
@@ -25,6 +25,8 @@ PROCESS_RES_METHODS = ("upper_bound_resize", "lower_bound_resize")
 _CROP_METHODS = ("upper_bound_crop", "lower_bound_crop")
 REF_VIEW_STRATEGIES = ("saddle_balanced", "first", "middle", "saddle_sim_range")
 BACKENDS = ("cpu", "gpu", "auto")
+#: process_res range the core accepts (14 = the patch size).
+PROCESS_RES_RANGE = (14, 8192)
 # Keys of the core's result dict that become Prediction fields; everything else goes to aux.
 _FIELD_KEYS = {"depth", "conf", "extrinsics", "intrinsics", "sky", "processed_images", "is_metric"}
 
@@ -100,8 +102,13 @@ class Prediction:
         if self.extrinsics is None or self.intrinsics is None:
             raise ValueError("points: this prediction has no extrinsics/intrinsics (the model "
                              "predicts no cameras); pass intrinsics to DepthAnything3.inference")
-        if isinstance(num_max_points, bool) or float(num_max_points) != int(num_max_points) or num_max_points < 0:
-            raise ValueError(f"num_max_points: expected an integer >= 0 (0 = no limit), got {num_max_points!r}")
+        from .exports import _finite, check_count
+
+        num_max_points = check_count("num_max_points", num_max_points, "(0 = no limit)")
+        seed = check_count("seed", seed, hi=2**64 - 1)
+        for name, value in (("conf_thresh", conf_thresh), ("conf_thresh_percentile", conf_thresh_percentile),
+                            ("ensure_thresh_percentile", ensure_thresh_percentile), ("sky_thresh", sky_thresh)):
+            _finite(name, value)
         conf = self.conf
         if conf is not None and (filter_black_bg or filter_white_bg) and self.processed_images is not None:
             # ref: utils/export/glb.py: background pixels get conf 1.0 (the minimum)
@@ -328,6 +335,18 @@ class DepthAnything3:
                              hub_cache_dir=cache_dir, local_files_only=local_files_only, token=token)
         return cls(gguf, variant=variant, n_threads=n_threads, backend=backend, device=device)
 
+    def close(self) -> None:
+        """Free the model's memory now (weights and buffers; a call running in another thread
+        finishes first). Further calls raise ValueError. Also done by ``with`` blocks:
+        ``with DepthAnything3.from_file(p) as model: ...``."""
+        self._model.close()
+
+    def __enter__(self) -> "DepthAnything3":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     @property
     def path(self) -> Path:
         """The GGUF file this model was loaded from."""
@@ -359,7 +378,8 @@ class DepthAnything3:
                   taps: Optional[Sequence[str]] = None, export_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
                   export_format: str = "mini_npz", conf_thresh_percentile: float = 40.0,
                   num_max_points: int = 1_000_000, show_cameras: bool = True,
-                  export_kwargs: Optional[dict] = None) -> Prediction:
+                  export_kwargs: Optional[dict] = None, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                  downscale_large_images: bool = False) -> Prediction:
         """Run the network on the N views of one scene (one batch along the view axis).
 
         Follows ``depth_anything_3.api.DepthAnything3.inference`` (0.1.1) for the
@@ -377,9 +397,11 @@ class DepthAnything3:
                 (no extrinsics), only for models without a camera decoder (mono/metric):
                 metric-large depth is scaled to metres with them, and the prediction carries
                 them (at H x W) with identity extrinsics so points and exports work.
-            process_res: target size in pixels (>= 14) of the longest side
+            process_res: target size in pixels (14 to 8192) of the longest side
                 (``upper_bound_resize``) or the shortest side (``lower_bound_resize``); each
-                side is then rounded to a multiple of the patch size 14.
+                side is then rounded to a multiple of the patch size 14. Small images are
+                upscaled to it: time and memory grow with its square (and faster in the
+                attention), whatever the input size.
             process_res_method: ``"upper_bound_resize"`` (default) or ``"lower_bound_resize"``.
             ref_view_strategy: reference view choice with >= 3 views and no input poses:
                 ``"saddle_balanced"`` (default), ``"first"``, ``"middle"``, ``"saddle_sim_range"``.
@@ -400,20 +422,29 @@ class DepthAnything3:
             export_kwargs: per-format option dicts, e.g. ``{"glb": {"camera_size": 0.05},
                 "colmap": {"binary": False}}`` (not modified; its entries win over the
                 three top-level export arguments above).
+            max_image_pixels: largest width x height of an input image (default
+                100,000,000), checked from file headers and array shapes before anything is
+                decoded or copied; at most 2**31 - 1.
+            downscale_large_images: reduce larger images by the smallest integer factor
+                that fits ``max_image_pixels`` (box filter) instead of raising ValueError.
 
         Returns:
             :class:`Prediction` (depth, conf, extrinsics, intrinsics, sky, processed_images,
             is_metric, aux), with ``original_sizes`` and ``image_paths`` recorded.
 
         Raises:
-            ValueError: bad images, cameras or argument values; unknown export format
-                (the message lists the valid ones).
-            TypeError: unknown export option names.
-            OSError: the export directory cannot be created or written.
+            ValueError: bad images (the message names the file or index), cameras or
+                argument values (out of range, NaN, inf); an image over
+                ``max_image_pixels``; more than 256 views; unknown export format (the
+                message lists the valid ones); the model was closed.
+            TypeError: unknown export option names, arguments of the wrong type.
+            OSError: the export directory cannot be created or written (the message
+                names the path).
             FileNotFoundError: an image path does not exist.
             UnsupportedError: a ``*_crop`` resize method; input poses on a model without
                 camera encoder; ``use_ray_pose`` without aux head.
-            MemoryError: input larger than the core's limit or allocation failure.
+            NonFiniteOutputError: an output is NaN or inf (invalid weights or input).
+            MemoryError: allocation failure.
             BackendError: compute failure.
         """
         if process_res_method in _CROP_METHODS:
@@ -425,8 +456,10 @@ class DepthAnything3:
         _check_choice("ref_view_strategy", ref_view_strategy, REF_VIEW_STRATEGIES)
         if isinstance(process_res, bool) or not isinstance(process_res, (int, np.integer)):
             raise TypeError(f"process_res: expected int, got {type(process_res).__name__}")
-        if process_res < 14:
-            raise ValueError(f"process_res: must be >= 14 (the patch size), got {process_res}")
+        lo, hi = PROCESS_RES_RANGE
+        if not lo <= process_res <= hi:
+            raise ValueError(f"process_res: expected {lo} (the patch size) to {hi}, got {process_res}")
+        max_image_pixels = check_max_image_pixels(max_image_pixels)
         tap_names = tuple(taps) if taps is not None else ()
         if not all(isinstance(t, str) for t in tap_names):
             raise TypeError("taps: expected a sequence of str")
@@ -438,7 +471,11 @@ class DepthAnything3:
             per_format = _export_options(export_format, export_kwargs, conf_thresh_percentile,
                                          num_max_points, show_cameras, process_res_method)
 
-        views = load_images(images)
+        max_views = int(self._core.max_views)
+        if count_images(images) > max_views:  # before anything is decoded
+            raise ValueError(f"images: {count_images(images)} views given, at most {max_views} per call")
+        views = load_images(images, max_image_pixels=max_image_pixels,
+                            downscale_large_images=bool(downscale_large_images))
         ext, intr = validate_cameras(extrinsics, intrinsics, len(views))
         if ext is not None and not self._info.get("has_camera_encoder", True):
             raise UnsupportedError(
@@ -462,6 +499,7 @@ class DepthAnything3:
             process_res_method=process_res_method, ref_view_strategy=ref_view_strategy,
             use_ray_pose=bool(use_ray_pose), compute_aux=bool(compute_aux or use_ray_pose),
             align_to_input_ext_scale=bool(align_to_input_ext_scale), taps=tap_names,
+            max_image_pixels=max_image_pixels,
         )
         prediction = _to_prediction(result)
         prediction.original_sizes = [(int(v.shape[1]), int(v.shape[0])) for v in views]
