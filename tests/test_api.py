@@ -140,8 +140,9 @@ def test_from_file_argument_errors(fake_core, fake_gguf, tmp_path):
     assert isinstance(info.value, ValueError)
     with pytest.raises(ValueError, match="backend"):
         DepthAnything3.from_file(fake_gguf, backend="cuda")
-    with pytest.raises(ValueError, match="n_threads"):
-        DepthAnything3.from_file(fake_gguf, n_threads=-1)
+    for bad in (-1, 513, 2**31):  # 512: ggml's thread limit; no pybind TypeError for huge values
+        with pytest.raises(ValueError, match=r"n_threads: must be in \[0, 512\]"):
+            DepthAnything3.from_file(fake_gguf, n_threads=bad)
     with pytest.raises(TypeError, match="n_threads"):
         DepthAnything3.from_file(fake_gguf, n_threads=2.5)
     assert fake_core.models == []

@@ -229,6 +229,9 @@ def test_depth_usage_errors(setup, capsys):
     assert "cannot load model" in capsys.readouterr().err
     assert cli.main(["depth", str(setup.tmp / "none"), "--model", str(setup.model), *base]) == 2
     assert cli.main(["depth", str(setup.imgs), "--model", str(setup.model), "--process-res", "5", *base]) == 2
+    assert cli.main(["depth", str(setup.imgs), "--model", str(setup.model), "--process-res", str(2**31), *base]) == 2
+    assert "--process-res must be in [14, 8192]" in capsys.readouterr().err
+    assert cli.main(["depth", str(setup.imgs), "--model", str(setup.model), "--threads", "100000", *base]) == 2
     if HAVE_MPL:
         assert cli.main(["depth", str(setup.imgs), "-m", str(setup.model), "-o", str(setup.out),
                          "--cmap", "nope"]) == 2

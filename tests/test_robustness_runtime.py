@@ -110,6 +110,12 @@ def test_model_without_init_and_closed_model_raise(model_path):
         m2.info()
 
 
+@needs_core
+def test_thread_count_over_ggml_limit_is_refused(model_path):
+    with pytest.raises(ValueError, match="n_threads 600 is over ggml's limit of 512"):
+        da3._core.Model(str(model_path), n_threads=600)
+
+
 def test_facade_close_and_context_manager(model_path):
     if da3._core is None:
         pytest.skip("compiled core not loadable")

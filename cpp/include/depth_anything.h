@@ -89,7 +89,7 @@ DA3_API da3_status da3_device_get(int i, da3_device_info *info);
 typedef struct da3_context da3_context;
 
 typedef struct da3_context_params {
-    int n_threads;            /* CPU threads; <= 0: number of physical cores */
+    int n_threads;            /* CPU threads, at most 512 (ggml); <= 0: number of physical cores */
     da3_backend_kind backend; /* default DA3_BACKEND_CPU */
     int device;               /* device index for DA3_BACKEND_GPU, -1 = first GPU */
     int use_mmap;             /* reserved; weights are read into backend buffers */

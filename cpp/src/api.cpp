@@ -5,6 +5,7 @@
 
 #include "ggml-cpu.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +13,10 @@
 #include <cstring>
 #include <new>
 #include <thread>
+#if defined(DA3_GGML_OPENMP) && !defined(_WIN32)
+#include <omp.h>
+#include <pthread.h>
+#endif
 
 namespace da3 {
 static thread_local std::string g_last_error;
@@ -33,7 +38,16 @@ static void log_filter(ggml_log_level level, const char *text, void *) {
 
 static void ensure_logging() {
     static std::once_flag once;
-    std::call_once(once, [] { ggml_log_set(log_filter, nullptr); });
+    std::call_once(once, [] {
+        ggml_log_set(log_filter, nullptr);
+#if defined(DA3_GGML_OPENMP) && !defined(_WIN32)
+        // libgomp keeps a pool of worker threads per thread that ran a parallel region; a
+        // child forked after an inference inherits that pool without its threads and waits for
+        // them forever in its first parallel region. Release the forking thread's pool before
+        // fork (OpenMP 5.0); the next parallel region, in parent or child, makes a new one.
+        pthread_atfork([] { omp_pause_resource_all(omp_pause_hard); }, nullptr, nullptr);
+#endif
+    });
 }
 
 extern "C" {
@@ -121,7 +135,11 @@ static da3_status load_context(const char *path, const char *metric_path, const 
         ensure_logging();
         auto ctx = std::make_unique<da3_context>();
         ctx->params = params ? *params : da3_context_default_params();
-        const int n_threads = ctx->params.n_threads > 0 ? ctx->params.n_threads : default_threads();
+        if (ctx->params.n_threads > GGML_MAX_N_THREADS) {
+            fail(DA3_ERR_INVALID_ARGUMENT, "n_threads " + std::to_string(ctx->params.n_threads) + " is over ggml's limit of " +
+                                               std::to_string(GGML_MAX_N_THREADS));
+        }
+        const int n_threads = ctx->params.n_threads > 0 ? ctx->params.n_threads : std::min(default_threads(), GGML_MAX_N_THREADS);
         ctx->params.n_threads = n_threads;
 
         ctx->cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);

@@ -173,8 +173,8 @@ def _check_n_threads(n_threads: Optional[int]) -> int:
         return 0
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
         raise TypeError(f"n_threads: expected int or None, got {type(n_threads).__name__}")
-    if n_threads < 0:
-        raise ValueError(f"n_threads: must be >= 0 (0 = all physical cores), got {n_threads}")
+    if not 0 <= n_threads <= 512:  # 512: ggml's GGML_MAX_N_THREADS
+        raise ValueError(f"n_threads: must be in [0, 512] (0 = all physical cores), got {n_threads}")
     return int(n_threads)
 
 

@@ -321,10 +321,13 @@ def _summary(name: str, rgb: Any, pred: Any, view: int, seconds: float, extra: s
 def _check_args(args: argparse.Namespace) -> Optional[str]:
     import math
 
-    if args.process_res < 14:
-        return f"--process-res must be >= 14, got {args.process_res}"
-    if args.threads is not None and args.threads < 0:
-        return f"--threads must be >= 0, got {args.threads}"
+    from .api import PROCESS_RES_RANGE
+
+    lo, hi = PROCESS_RES_RANGE
+    if not lo <= args.process_res <= hi:
+        return f"--process-res must be in [{lo}, {hi}], got {args.process_res}"
+    if args.threads is not None and not 0 <= args.threads <= 512:
+        return f"--threads must be in [0, 512], got {args.threads}"
     if not math.isfinite(args.fps) or args.fps <= 0:
         return f"--fps must be > 0, got {args.fps}"
     if getattr(args, "num_max_points", 0) < 0:
