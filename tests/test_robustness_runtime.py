@@ -174,6 +174,48 @@ def test_forked_child_can_infer(model_path):
     os.waitpid(pid, 0)
 
 
+@needs_core
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_fork_while_another_thread_infers_never_hangs(model_path):
+    # the child inherits the model's lock held by a thread it does not have: it must raise
+    # (or, if the fork came before that call took the lock, infer), never wait forever
+    m = da3._core.Model(str(model_path), n_threads=2)
+    x = tensor(1, 28)
+    parent = m.infer_tensor(x)["depth"]
+    started = threading.Event()
+
+    def busy():
+        started.set()
+        for _ in range(3):
+            m.infer_tensor(tensor(2, 140))
+
+    t = threading.Thread(target=busy)
+    t.start()
+    started.wait()
+    time.sleep(0.1)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = b"?"
+        try:
+            code = b"1" if np.array_equal(m.infer_tensor(x)["depth"], parent) else b"0"
+        except ValueError as exc:
+            code = b"E" if "forked" in str(exc) else b"?"
+        finally:
+            os.write(w, code)
+            os._exit(0)
+    os.close(w)
+    import select
+    ready, _, _ = select.select([r], [], [], 60)
+    if not ready:
+        os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    t.join()
+    assert ready, "the forked child hung on the model's lock"
+    assert os.read(r, 1) in (b"E", b"1")
+    os.close(r)
+
+
 def _pool_infer(seed):
     return float(_POOL_MODEL.inference([np.full((28, 28, 3), seed, np.uint8)], process_res=28).depth.sum())
 

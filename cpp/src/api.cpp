@@ -17,6 +17,12 @@
 #include <omp.h>
 #include <pthread.h>
 #endif
+#ifdef _WIN32
+#include <process.h>
+#define getpid _getpid
+#else
+#include <unistd.h>
+#endif
 
 namespace da3 {
 static thread_local std::string g_last_error;
@@ -255,6 +261,27 @@ da3_infer_params da3_infer_default_params(void) {
     return p;
 }
 
+// Holds ctx->mu for one inference. A child forked while a thread of the parent ran an
+// inference on ctx inherits mu locked by a thread it does not have: refuse instead of waiting
+// forever (busy_pid is then the parent's pid).
+struct context_lock {
+    da3_context *ctx;
+    std::unique_lock<std::mutex> lock;
+    explicit context_lock(da3_context *c) : ctx(c), lock(c->mu, std::try_to_lock) {
+        const long self = (long)getpid();
+        if (!lock.owns_lock()) {
+            const long busy = ctx->busy_pid.load();
+            if (busy != 0 && busy != self) {
+                fail(DA3_ERR_INVALID_ARGUMENT, "this model was running an inference in another thread when this process "
+                                               "was forked, and its state is lost here: load the model again in this process");
+            }
+            lock.lock();
+        }
+        ctx->busy_pid = self;
+    }
+    ~context_lock() { ctx->busy_pid = 0; }  // before the unlock (members are destroyed after)
+};
+
 static void check_view_count(int n_views) {
     if (n_views <= 0 || n_views > DA3_MAX_VIEWS) {
         fail(DA3_ERR_INVALID_ARGUMENT, std::to_string(n_views) + " views: n_views must be in [1, " + std::to_string(DA3_MAX_VIEWS) + "]");
@@ -284,7 +311,7 @@ da3_status da3_infer_tensor(da3_context *ctx, const float *input, int n_views, i
         check_view_count(n_views);
         check_poses(extrinsics, ext_rows, intrinsics, n_views);
         da3_infer_params p = params ? *params : da3_infer_default_params();
-        std::lock_guard<std::mutex> lock(ctx->mu);
+        context_lock lock(ctx);
         *out = da3::run_network(ctx, input, n_views, height, width, extrinsics, ext_rows, intrinsics, p).release();
     });
 }
@@ -324,7 +351,7 @@ da3_status da3_infer(da3_context *ctx, const da3_image *images, int n_views, con
             intr_proc.assign(intrinsics, intrinsics + (size_t)n_views * 9);
             for (int i = 0; i < n_views; ++i) da3::adjust_intrinsics(plans[i], intr_proc.data() + (size_t)i * 9);
         }
-        std::lock_guard<std::mutex> lock(ctx->mu);
+        context_lock lock(ctx);
         auto res = da3::run_network(ctx, input.data(), n_views, h, w, extrinsics, ext_rows,
                                     intrinsics ? intr_proc.data() : nullptr, p);
         res->images.resize((size_t)n_views * h * w * 3);

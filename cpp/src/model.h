@@ -9,6 +9,7 @@
 #include "ggml-backend.h"
 
 #include <memory>
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -82,6 +83,7 @@ struct da3_context {
     da3::weight_map m_wm;  // the metric file of a nested pair loaded from two files (da3_load_pair)
     da3::model model;
     std::mutex mu;  // serializes inference on this context
+    std::atomic<long> busy_pid{0};  // process whose thread holds mu (api.cpp lock_context), else 0
     std::vector<uint8_t> graph_meta;  // ggml context memory for graph building
     void *compute_buf_advised = nullptr;  // compute buffer last given advise_huge_pages
 
