@@ -208,6 +208,13 @@ def test_output_names_stay_inside_out_and_unique(setup, capsys):
                                                                  "image_1.npz"]
 
 
+def test_multiview_over_the_view_limit_is_a_usage_error(setup, capsys, monkeypatch):
+    monkeypatch.setattr(da3._core, "max_views", 1)
+    rc = cli.main(["depth", str(setup.imgs), "--multiview", "--model", str(setup.model), "--out", str(setup.out)])
+    assert rc == 2 and "2 views (images and sampled video frames), at most 1" in capsys.readouterr().err
+    assert not any(setup.out.iterdir())
+
+
 def test_depth_batch_continues_after_bad_image(setup, capsys):
     (setup.imgs / "broken.png").write_bytes(b"\x89PNG garbage")
     other = setup.tmp / "other"

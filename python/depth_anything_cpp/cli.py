@@ -504,6 +504,11 @@ def _run(args: argparse.Namespace, command: _Command) -> int:
         return 2
     infer = dict(process_res=args.process_res, process_res_method=args.process_res_method)
     total = _expected_count(paths, args.fps)
+    max_views = int(getattr(model._core, "max_views", total))
+    if args.multiview and total > max_views:  # before anything is decoded
+        _err(f"--multiview: {total} views (images and sampled video frames), at most {max_views} in one scene; "
+             "lower --fps or give fewer inputs")
+        return 2
     batch = _Batch(args, total if not args.multiview else total + 1, command.desc)
     n_items = 0
     try:
