@@ -393,7 +393,8 @@ head_out build_head_batched(graph_ctx &g, const dpt_head &w, ggml_tensor *const 
         }
         a = conv3x3(g, a, w.out2a_aux);
         a = channel_norm(g, a, w.out2_aux_ln);
-        a = ggml_relu(ctx, a);
+        // ggml's ReLU turns NaN into 0; + (a - a) (0 for finite a) keeps it NaN as PyTorch does
+        a = ggml_add(ctx, ggml_relu(ctx, a), ggml_sub(ctx, a, a));
         r.aux_logits = g.name(conv1x1(g, a, w.out2b_aux), "head.aux_logits");
     }
     return r;
