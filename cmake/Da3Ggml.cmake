@@ -173,6 +173,7 @@ function(da3_add_ggml variant)
     target_link_libraries(da3_ggml_${variant} INTERFACE ${lib_files} Threads::Threads ${CMAKE_DL_LIBS})
     if(DA3CPP_GGML_OPENMP)
         target_link_libraries(da3_ggml_${variant} INTERFACE OpenMP::OpenMP_CXX OpenMP::OpenMP_C)
+        target_compile_definitions(da3_ggml_${variant} INTERFACE DA3_GGML_OPENMP=1)  # api.cpp: fork handler
     endif()
     if(UNIX AND NOT APPLE)
         target_link_libraries(da3_ggml_${variant} INTERFACE m)

@@ -10,7 +10,7 @@ namespace py = pybind11;
 
 namespace {
 
-using i32_array = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+using i32_array = py::array_t<int32_t, py::array::c_style | py::array::forcecast | da3py::ensure_copy>;
 
 std::string shape_str(const py::array &a) {
     std::string s = "(";
@@ -24,7 +24,7 @@ py::array as_array(const py::object &obj, const char *what) {
     return a;
 }
 
-// float32 C-contiguous array of the given shape (-1: any); copies only to convert.
+// float32 C-contiguous copy of the given shape (-1: any).
 da3py::f32_array f32(const py::object &obj, std::vector<py::ssize_t> shape, const char *what, const char *expect) {
     py::array a = as_array(obj, what);
     bool ok = a.ndim() == (py::ssize_t)shape.size();

@@ -2,6 +2,7 @@
 // released around compute, C statuses turned into Python exceptions. No logic here.
 #include "binding.h"
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@ namespace py = pybind11;
         case DA3_ERR_IO: cls = msg.find("no such file") != std::string::npos ? "ModelNotFoundError" : "ModelLoadError"; break;
         case DA3_ERR_FORMAT: case DA3_ERR_MISSING_TENSOR: cls = "ModelFormatError"; break;
         case DA3_ERR_UNSUPPORTED: cls = "UnsupportedError"; break;
+        case DA3_ERR_NON_FINITE: cls = "NonFiniteOutputError"; break;
         default: break;
     }
     py::object exc = errors.attr(cls);
@@ -36,7 +38,9 @@ namespace py = pybind11;
 namespace {
 
 struct Model {
-    da3_context *ctx = nullptr;
+    // Shared with the calls in flight: close() drops this reference, and the context is freed
+    // when the last call that holds one returns.
+    std::shared_ptr<da3_context> ctx;
 
     // metric_path: the metric file of a nested pair given as two files (path = the any-view file)
     Model(const std::string &path, int n_threads, const std::string &backend, int device, py::object metric_path) {
@@ -50,19 +54,35 @@ struct Model {
         const bool pair = !metric_path.is_none();
         const std::string metric = pair ? py::str(metric_path).cast<std::string>() : std::string();
         da3_status st;
+        da3_context *c = nullptr;
         {
             py::gil_scoped_release nogil;
-            st = pair ? da3_load_pair(path.c_str(), metric.c_str(), &p, &ctx) : da3_load(path.c_str(), &p, &ctx);
+            st = pair ? da3_load_pair(path.c_str(), metric.c_str(), &p, &c) : da3_load(path.c_str(), &p, &c);
         }
         if (st != DA3_OK) da3py::raise_status(st);
+        ctx.reset(c, da3_free);
     }
-    ~Model() { da3_free(ctx); }
     Model(const Model &) = delete;
     Model &operator=(const Model &) = delete;
 
+    // The Model behind `self`, refusing one made without __init__ (Model.__new__(Model)), for
+    // which pybind11 would hand out a pointer to memory never constructed.
+    static Model &of(const py::handle &self) {
+        if (!py::isinstance<Model>(self)) throw py::type_error("expected a Model");
+        auto *inst = reinterpret_cast<py::detail::instance *>(self.ptr());
+        py::detail::value_and_holder vh = inst->get_value_and_holder(py::detail::get_type_info(typeid(Model)));
+        if (!vh || !vh.holder_constructed()) throw py::value_error("this Model was not initialized (made without __init__)");
+        return *vh.value_ptr<Model>();
+    }
+    // The context of a model not closed, shared with the caller for the duration of a call.
+    std::shared_ptr<da3_context> live() const {
+        if (!ctx) throw py::value_error("this Model is closed");
+        return ctx;
+    }
+
     py::dict info() const {
         da3_model_info mi;
-        da3_status st = da3_get_model_info(ctx, &mi);
+        da3_status st = da3_get_model_info(live().get(), &mi);
         if (st != DA3_OK) da3py::raise_status(st);
         py::dict d;
         d["preset"] = mi.preset;
@@ -116,8 +136,9 @@ struct Model {
         da3_infer_params p = da3py::make_params(process_res, method, ref_view, use_ray_pose, compute_aux, align, profile,
                                                 taps, tap_ptrs);
         p.max_image_pixels = max_image_pixels;
+        std::shared_ptr<da3_context> c = live();
         return run([&](da3_result **res) {
-            return da3_infer(ctx, imgs.data(), n, poses.ext(), poses.ext_rows, poses.intr(), &p, res);
+            return da3_infer(c.get(), imgs.data(), n, poses.ext(), poses.ext_rows, poses.intr(), &p, res);
         });
     }
 
@@ -130,8 +151,9 @@ struct Model {
         std::vector<const char *> tap_ptrs;
         da3_infer_params p = da3py::make_params(504, "upper_bound_resize", ref_view, use_ray_pose, compute_aux, align,
                                                 profile, taps, tap_ptrs);
+        std::shared_ptr<da3_context> c = live();
         return run([&](da3_result **res) {
-            return da3_infer_tensor(ctx, arr.data(), n, h, w, poses.ext(), poses.ext_rows, poses.intr(), &p, res);
+            return da3_infer_tensor(c.get(), arr.data(), n, h, w, poses.ext(), poses.ext_rows, poses.intr(), &p, res);
         });
     }
 };
@@ -141,6 +163,7 @@ struct Model {
 PYBIND11_MODULE(DA3_MODULE_NAME, m) {
     m.doc() = "depth-anything.cpp compiled core (variant " DA3_VARIANT_NAME "); use depth_anything_cpp instead.";
     m.def("ggml_version", [] { return std::string(da3_ggml_version()); });
+    m.attr("max_views") = DA3_MAX_VIEWS;
     m.def("variant", [] { return std::string(da3_build_variant()); });
     m.def("devices", [] {
         py::list out;
@@ -170,14 +193,34 @@ PYBIND11_MODULE(DA3_MODULE_NAME, m) {
              "(also for a pair in the wrong order), UnsupportedError.",
              py::arg("path"), py::arg("n_threads") = 0, py::arg("backend") = "cpu", py::arg("device") = -1,
              py::arg("metric_path") = py::none())
-        .def("info", &Model::info)
-        .def("infer", &Model::infer, infer_doc, py::arg("images"), py::arg("extrinsics") = py::none(),
+        .def("info", [](py::handle self) { return Model::of(self).info(); })
+        .def("close", [](py::handle self) { Model::of(self).ctx.reset(); },
+             "Frees the model's memory now (after the calls in flight return); later calls raise ValueError.")
+        .def("__enter__", [](py::handle self) {
+            Model::of(self).live();
+            return py::reinterpret_borrow<py::object>(self);
+        })
+        .def("__exit__", [](py::handle self, py::args) { Model::of(self).ctx.reset(); })
+        .def("infer",
+             [](py::handle self, py::list images, py::object extrinsics, py::object intrinsics, int process_res,
+                const std::string &method, const std::string &ref_view, bool use_ray_pose, bool compute_aux, bool align,
+                std::vector<std::string> taps, int max_image_pixels, bool profile) {
+                 return Model::of(self).infer(images, extrinsics, intrinsics, process_res, method, ref_view, use_ray_pose,
+                                              compute_aux, align, std::move(taps), max_image_pixels, profile);
+             },
+             infer_doc, py::arg("images"), py::arg("extrinsics") = py::none(),
              py::arg("intrinsics") = py::none(), py::arg("process_res") = 504,
              py::arg("process_res_method") = "upper_bound_resize", py::arg("ref_view_strategy") = "saddle_balanced",
              py::arg("use_ray_pose") = false, py::arg("compute_aux") = false, py::arg("align_to_input_ext_scale") = true,
              py::arg("taps") = std::vector<std::string>(), py::arg("max_image_pixels") = 100000000,
              py::arg("profile") = false)
-        .def("infer_tensor", &Model::infer_tensor, py::arg("input"), py::arg("extrinsics") = py::none(),
+        .def("infer_tensor",
+             [](py::handle self, py::array input, py::object extrinsics, py::object intrinsics, const std::string &ref_view,
+                bool use_ray_pose, bool compute_aux, bool align, std::vector<std::string> taps, bool profile) {
+                 return Model::of(self).infer_tensor(input, extrinsics, intrinsics, ref_view, use_ray_pose, compute_aux,
+                                                     align, std::move(taps), profile);
+             },
+             py::arg("input"), py::arg("extrinsics") = py::none(),
              py::arg("intrinsics") = py::none(), py::arg("ref_view_strategy") = "saddle_balanced",
              py::arg("use_ray_pose") = false, py::arg("compute_aux") = false, py::arg("align_to_input_ext_scale") = true,
              py::arg("taps") = std::vector<std::string>(), py::arg("profile") = false);

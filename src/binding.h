@@ -22,10 +22,14 @@ namespace py = pybind11;
 // Raises the Python exception matching `st` with da3_last_error() as message.
 [[noreturn]] void raise_status(da3_status st);
 
-using f32_array = py::array_t<float, py::array::c_style | py::array::forcecast>;
-using u8_array = py::array_t<uint8_t, py::array::c_style>;
+// Input arrays are read with the GIL released: ensure() gives a private copy (NumPy's
+// NPY_ARRAY_ENSURECOPY flag), so another thread writing to the caller's array during the call
+// cannot change the result (one copy, the conversion's when a dtype or layout changes).
+constexpr int ensure_copy = 0x0020;
+using f32_array = py::array_t<float, py::array::c_style | py::array::forcecast | ensure_copy>;
+using u8_array = py::array_t<uint8_t, py::array::c_style | ensure_copy>;
 
-// float32 C-contiguous view of `a` with `ndim` dims (copies only if dtype/strides differ).
+// float32 C-contiguous copy of `a` with `ndim` dims.
 inline f32_array checked_f32(const py::array &a, int ndim, const char *what) {
     if (a.ndim() != ndim) {
         throw py::value_error(std::string(what) + " must have " + std::to_string(ndim) + " dimensions, got " +

@@ -96,6 +96,7 @@ def make_fake_core(**model_kwargs):
     core.Model = model
     core.variant = lambda: "fake"
     core.ggml_version = lambda: "0.0"
+    core.max_views = 256
     return core
 
 
@@ -139,8 +140,9 @@ def test_from_file_argument_errors(fake_core, fake_gguf, tmp_path):
     assert isinstance(info.value, ValueError)
     with pytest.raises(ValueError, match="backend"):
         DepthAnything3.from_file(fake_gguf, backend="cuda")
-    with pytest.raises(ValueError, match="n_threads"):
-        DepthAnything3.from_file(fake_gguf, n_threads=-1)
+    for bad in (-1, 513, 2**31):  # 512: ggml's thread limit; no pybind TypeError for huge values
+        with pytest.raises(ValueError, match=r"n_threads: must be in \[0, 512\]"):
+            DepthAnything3.from_file(fake_gguf, n_threads=bad)
     with pytest.raises(TypeError, match="n_threads"):
         DepthAnything3.from_file(fake_gguf, n_threads=2.5)
     assert fake_core.models == []
@@ -228,7 +230,7 @@ def test_inference_forwards_arguments_and_converts(fake_core, fake_gguf):
     assert kwargs == dict(extrinsics=None, intrinsics=None, process_res=280,
                           process_res_method="lower_bound_resize", ref_view_strategy="first",
                           use_ray_pose=False, compute_aux=False, align_to_input_ext_scale=True,
-                          taps=("vit.blk.0",))
+                          taps=("vit.blk.0",), max_image_pixels=100_000_000)
     assert pred.depth.shape == (2, 280, 560) and pred.conf.shape == (2, 280, 560)
     assert pred.extrinsics.shape == (2, 3, 4) and pred.intrinsics.shape == (2, 3, 3)
     assert pred.processed_images.shape == (2, 280, 560, 3) and pred.is_metric == 0
@@ -281,10 +283,16 @@ def test_inference_argument_errors(fake_core, fake_gguf, monkeypatch):
         model.inference([img], process_res_method="bilinear")
     with pytest.raises(ValueError, match="ref_view_strategy"):
         model.inference([img], ref_view_strategy="last")
-    with pytest.raises(ValueError, match=">= 14"):
-        model.inference([img], process_res=10)
+    for bad in (10, 8193, 2**31, -1):  # in range before the core sees it: no pybind TypeError
+        with pytest.raises(ValueError, match=r"process_res: expected 14 \(the patch size\) to 8192"):
+            model.inference([img], process_res=bad)
     with pytest.raises(TypeError, match="process_res"):
         model.inference([img], process_res=504.0)
+    for bad in (0, 2**31, -5):
+        with pytest.raises(ValueError, match="max_image_pixels"):
+            model.inference([img], max_image_pixels=bad)
+    with pytest.raises(TypeError, match="max_image_pixels"):
+        model.inference([img], max_image_pixels=1e8)
     with pytest.raises(ValueError, match="empty list"):
         model.inference([])
     monkeypatch.setattr(da3, "_core", make_fake_core(info={"has_camera_encoder": 0, "has_aux_head": 0}))

@@ -51,7 +51,8 @@ class _FakeModel:
 
 
 def _fake_core(metric=False):
-    return types.SimpleNamespace(Model=lambda *a, **k: _FakeModel(metric), variant=lambda: "fake")
+    return types.SimpleNamespace(Model=lambda *a, **k: _FakeModel(metric), variant=lambda: "fake",
+                                 max_views=256)
 
 
 @pytest.fixture
@@ -182,6 +183,38 @@ def test_depth_metric_png_in_mm(setup, monkeypatch):
     assert not (setup.out / "a_depth_vis.png").exists()
 
 
+def test_output_names_stay_inside_out_and_unique(setup, capsys):
+    """Issue 19: ``...png`` has the stem ``..`` (outputs landed in the parent of --out), and
+    a.jpg, a.png, a_1.png gave a.png the stem a_1, then overwritten by a_1.png."""
+    imgs = setup.tmp / "names"
+    imgs.mkdir()
+    rng = np.random.default_rng(2)
+    for name in ("...png", "..jpg", "a.jpg", "a.png", "a_1.png"):
+        Image.fromarray(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(
+            imgs / name, "JPEG" if name.endswith("jpg") else "PNG")
+    out = setup.tmp / "deep" / "out"
+    rc = cli.main(["export", str(imgs), "--format", "depth-mini_npz", "--model", str(setup.model),
+                   "--out", str(out), "-q"])
+    assert rc == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (setup.tmp / "deep").iterdir()) == ["out"]  # nothing beside --out
+    # sorted inputs: ...png, ..jpg, a.jpg, a.png, a_1.png -> image, image_1, a, a_2, a_1
+    assert sorted(p.name for p in out.iterdir()) == ["a", "a_1", "a_2", "image", "image_1"]
+    for d in out.iterdir():
+        assert (d / "depth" / "0000.png").is_file() and (d / "exports" / "mini_npz" / "results.npz").is_file()
+    # the same inputs give the same names again (deterministic), and `depth` names files alike
+    rc = cli.main(["depth", str(imgs), "--model", str(setup.model), "--out", str(out / "d"), "-q", "--no-vis"])
+    assert rc == 0
+    assert sorted(p.name for p in (out / "d").glob("*.npz")) == ["a.npz", "a_1.npz", "a_2.npz", "image.npz",
+                                                                 "image_1.npz"]
+
+
+def test_multiview_over_the_view_limit_is_a_usage_error(setup, capsys, monkeypatch):
+    monkeypatch.setattr(da3._core, "max_views", 1)
+    rc = cli.main(["depth", str(setup.imgs), "--multiview", "--model", str(setup.model), "--out", str(setup.out)])
+    assert rc == 2 and "2 views (images and sampled video frames), at most 1" in capsys.readouterr().err
+    assert not any(setup.out.iterdir())
+
+
 def test_depth_batch_continues_after_bad_image(setup, capsys):
     (setup.imgs / "broken.png").write_bytes(b"\x89PNG garbage")
     other = setup.tmp / "other"
@@ -203,6 +236,9 @@ def test_depth_usage_errors(setup, capsys):
     assert "cannot load model" in capsys.readouterr().err
     assert cli.main(["depth", str(setup.tmp / "none"), "--model", str(setup.model), *base]) == 2
     assert cli.main(["depth", str(setup.imgs), "--model", str(setup.model), "--process-res", "5", *base]) == 2
+    assert cli.main(["depth", str(setup.imgs), "--model", str(setup.model), "--process-res", str(2**31), *base]) == 2
+    assert "--process-res must be in [14, 8192]" in capsys.readouterr().err
+    assert cli.main(["depth", str(setup.imgs), "--model", str(setup.model), "--threads", "100000", *base]) == 2
     if HAVE_MPL:
         assert cli.main(["depth", str(setup.imgs), "-m", str(setup.model), "-o", str(setup.out),
                          "--cmap", "nope"]) == 2
@@ -359,7 +395,11 @@ sys.exit(cli.main(sys.argv[1:]))
 
 @needs_points
 @needs_fixture
-def test_ctrl_c_stops_batch_cleanly(tmp_path):
+@pytest.mark.parametrize("sig, code, message", [("SIGINT", 130, "da3cpp: interrupted"),
+                                                ("SIGTERM", 143, "da3cpp: terminated")])
+def test_ctrl_c_stops_batch_cleanly(tmp_path, sig, code, message):
+    """Ctrl-C, and SIGTERM alike (issue 19: one run in six left a .tmp), stop after cleaning
+    up the current image."""
     import signal
     import subprocess
     import sys
@@ -383,10 +423,10 @@ def test_ctrl_c_stops_batch_cleanly(tmp_path):
     # test process held up for seconds on a busy machine still signals mid-batch (at process_res
     # 140 the batch takes about 4 s, and one CI run finished it before the signal)
     time.sleep(0.15)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, sig))
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert stderr.strip().splitlines() == ["da3cpp: interrupted"]
+    assert proc.returncode == code, stderr
+    assert stderr.strip().splitlines() == [message]
     names = [p.name for p in out.iterdir()]
     assert not [n for n in names if n.endswith(".tmp") or n.startswith(".")]
     stems = {n.split("_depth")[0].removesuffix(".npz") for n in names}

@@ -282,6 +282,25 @@ def test_input_errors(tmp_path):
         conv.convert(tmp_path, tmp_path / "x.gguf", type="q5_k")
 
 
+def test_shard_paths_stay_inside_the_snapshot(tmp_path):
+    """Issue 19: model.safetensors.index.json entries that are absolute or contain '..' were
+    opened (a system file was read); they are refused before anything is opened."""
+    snap = tmp_path / "snap"
+    snap.mkdir()
+    (snap / "config.json").write_text(json.dumps({"model_name": "da3-small"}))
+    outside = tmp_path / "outside.safetensors"
+    outside.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{broken")
+    for entry in ("/etc/passwd", str(outside), "../outside.safetensors", "a/../../outside.safetensors",
+                  "C:\\x.safetensors", "", 5):
+        (snap / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": entry}}))
+        with pytest.raises(ModelFormatError, match="not a relative path inside the snapshot folder"):
+            conv.convert(snap, tmp_path / "x.gguf")
+    # a shard in a subfolder of the snapshot is fine (reaches the missing-file check)
+    (snap / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": "sub/m-1.safetensors"}}))
+    with pytest.raises(ModelNotFoundError, match="m-1.safetensors"):
+        conv.convert(snap, tmp_path / "x.gguf")
+
+
 def test_cli(small_snapshot, tmp_path, capsys):
     out = tmp_path / "cli.gguf"
     assert conv.main([str(small_snapshot), str(out), "--type", "q8_0", "--no-extras"]) == 0

@@ -76,6 +76,13 @@ def test_everything_validated_before_writing(tmp_path):
         (ValueError, "unknown colormap", dict(export_format="npz-depth_vis", depth_vis={"cmap": "nope"})),
         (ValueError, "num_max_points", dict(export_format="npz-ply", ply={"num_max_points": -1})),
         (ValueError, "original image sizes", dict(export_format="npz-colmap")),  # no paths, no sizes
+        # issue 19: non-finite or huge numbers used to fail after scene.ply / exports/ existed
+        (ValueError, "camera_size: expected a finite", dict(export_format="ply-glb", glb={"camera_size": float("inf")})),
+        (ValueError, "num_max_points", dict(export_format="mini_npz-glb", glb={"num_max_points": 1e300})),
+        (ValueError, "num_max_points", dict(export_format="npz-ply", ply={"num_max_points": float("nan")})),
+        (ValueError, "num_max_points", dict(export_format="ply", ply={"num_max_points": 2**63})),
+        (ValueError, "conf_thresh: expected a finite", dict(export_format="ply", ply={"conf_thresh": float("nan")})),
+        (ValueError, "seed", dict(export_format="ply", ply={"seed": -1})),
     ]
     for exc_type, match, kwargs in cases:
         fmt = kwargs.pop("export_format")
@@ -312,3 +319,49 @@ def test_inference_arrays_colmap_text_and_bad_format(soh, tmp_path):
     text = (tmp_path / "images.txt").read_text()
     assert "0000.png" in text and "0001.png" in text
     assert "PINHOLE 600 680" in (tmp_path / "cameras.txt").read_text()
+
+
+def test_points_arguments_are_bounded():
+    pred = _synthetic()
+    for kwargs, match in [({"num_max_points": 1e300}, "num_max_points"), ({"num_max_points": 2.5}, "num_max_points"),
+                          ({"seed": 2**64}, "seed"), ({"sky_thresh": float("inf")}, "sky_thresh"),
+                          ({"conf_thresh": "x"}, "conf_thresh")]:
+        with pytest.raises(ValueError, match=match):
+            pred.points(**kwargs)
+    assert len(pred.points(num_max_points=10.0)["xyz"]) == 10  # an integral float is a count
+
+
+def test_temp_files_never_follow_planted_links(tmp_path, monkeypatch):
+    """Issue 19: the old temp name (.<name>.<pid>.tmp, <path>.tmp.<pid> in C++) was
+    predictable and opened without O_EXCL, so a planted symlink made an export overwrite its
+    target. Now temp files are new files under random names."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    out = tmp_path / "out"
+    out.mkdir()
+    pid = os.getpid()
+    for name in ("scene.ply", "scene.glb", "cameras.bin", "images.bin", "points3D.bin"):
+        (out / f".{name}.{pid}.tmp").symlink_to(victim)  # the old Python temp name
+        (out / f"{name}.tmp.{pid}").symlink_to(victim)   # the old C++ temp name
+    pred = _synthetic()
+    pred.original_sizes = [(pred.depth.shape[2], pred.depth.shape[1])] * pred.depth.shape[0]
+    exports.export(pred, "ply-glb-colmap", out)
+    assert victim.read_text() == "keep"
+    assert (out / "scene.ply").is_file() and not (out / "scene.ply").is_symlink()
+    assert (out / "points3D.bin").is_file() and not (out / "points3D.bin").is_symlink()
+    left = sorted(p.name for p in out.iterdir() if "tmp" in p.name and not p.is_symlink())
+    assert left == []  # no temp file remains
+    mode = (out / "scene.ply").stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_write_errors_name_the_path(tmp_path):
+    def fail(f):
+        raise OSError(28, "No space left on device")  # what a full disk gives, without a file name
+
+    with pytest.raises(OSError, match="No space left on device") as info:
+        exports.atomic_write_bytes(tmp_path / "full.bin", fail)
+    assert info.value.filename == str(tmp_path / "full.bin") and "full.bin" in str(info.value)
+    assert list(tmp_path.iterdir()) == []

@@ -49,7 +49,8 @@ typedef enum da3_status {
     DA3_ERR_UNSUPPORTED = 5,      /* valid but not supported (tensor type, feature, model kind) */
     DA3_ERR_OUT_OF_MEMORY = 6,    /* allocation failed or input over the documented size limit */
     DA3_ERR_BACKEND = 7,          /* ggml backend failed (device lost, compute error) */
-    DA3_ERR_INTERNAL = 8          /* a bug: please report */
+    DA3_ERR_INTERNAL = 8,         /* a bug: please report */
+    DA3_ERR_NON_FINITE = 9        /* an output is NaN or inf (non-finite weights or input); message names it */
 } da3_status;
 
 /* Human-readable name of a status code (static string). */
@@ -103,7 +104,7 @@ DA3_API da3_status da3_device_get(int i, da3_device_info *info);
 typedef struct da3_context da3_context;
 
 typedef struct da3_context_params {
-    int n_threads;            /* CPU threads; <= 0: number of physical cores */
+    int n_threads;            /* CPU threads, at most 512 (ggml); <= 0: number of physical cores */
     da3_backend_kind backend; /* default DA3_BACKEND_CPU */
     int device;               /* device index for DA3_BACKEND_GPU, -1 = first GPU */
     int use_mmap;             /* reserved; weights are read into backend buffers */
@@ -192,11 +193,15 @@ typedef struct da3_image {
 
 typedef struct da3_result da3_result;
 
+/* Most views one inference call takes (n_views in [1, DA3_MAX_VIEWS]). */
+#define DA3_MAX_VIEWS 256
+
 /* Runs the network on n_views images as one scene (one batch along the view axis).
  * extrinsics ([n,3,4] or [n,4,4] world-to-camera, see ext_rows) and intrinsics ([n,3,3],
  * pixels at the ORIGINAL image size) are optional (NULL) and go together: given, they
  * condition the network through the camera encoder (needs has_camera_encoder).
- * On success *out is a new result the caller frees with da3_result_free(). */
+ * On success *out is a new result the caller frees with da3_result_free(). An output with a
+ * NaN or inf (non-finite weights or input) fails with DA3_ERR_NON_FINITE naming it. */
 DA3_API da3_status da3_infer(da3_context *ctx, const da3_image *images, int n_views,
                              const float *extrinsics, int ext_rows, const float *intrinsics,
                              const da3_infer_params *params, da3_result **out);

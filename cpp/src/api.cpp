@@ -5,6 +5,7 @@
 
 #include "ggml-cpu.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +13,16 @@
 #include <cstring>
 #include <new>
 #include <thread>
+#if defined(DA3_GGML_OPENMP) && !defined(_WIN32)
+#include <omp.h>
+#include <pthread.h>
+#endif
+#ifdef _WIN32
+#include <process.h>
+#define getpid _getpid
+#else
+#include <unistd.h>
+#endif
 
 namespace da3 {
 static thread_local std::string g_last_error;
@@ -44,6 +55,13 @@ static void ensure_logging() {
     std::call_once(once, [] {
         ggml_log_set(log_filter, nullptr);
         ggml_set_abort_callback(abort_message);
+#if defined(DA3_GGML_OPENMP) && !defined(_WIN32)
+        // libgomp keeps a pool of worker threads per thread that ran a parallel region; a
+        // child forked after an inference inherits that pool without its threads and waits for
+        // them forever in its first parallel region. Release the forking thread's pool before
+        // fork (OpenMP 5.0); the next parallel region, in parent or child, makes a new one.
+        pthread_atfork([] { omp_pause_resource_all(omp_pause_hard); }, nullptr, nullptr);
+#endif
     });
 }
 
@@ -60,6 +78,7 @@ const char *da3_status_string(da3_status s) {
         case DA3_ERR_OUT_OF_MEMORY: return "out of memory";
         case DA3_ERR_BACKEND: return "backend error";
         case DA3_ERR_INTERNAL: return "internal error";
+        case DA3_ERR_NON_FINITE: return "non-finite output";
     }
     return "unknown status";
 }
@@ -154,7 +173,11 @@ void open_backends(const da3_context_params &params, ggml_backend_t &cpu, ggml_b
 
 da3_context_params resolved_params(const da3_context_params *params) {
     da3_context_params p = params ? *params : da3_context_default_params();
-    if (p.n_threads <= 0) p.n_threads = default_threads();
+    if (p.n_threads > GGML_MAX_N_THREADS) {
+        fail(DA3_ERR_INVALID_ARGUMENT, "n_threads " + std::to_string(p.n_threads) + " is over ggml's limit of " +
+                                           std::to_string(GGML_MAX_N_THREADS));
+    }
+    if (p.n_threads <= 0) p.n_threads = std::min(default_threads(), GGML_MAX_N_THREADS);
     return p;
 }
 }  // namespace da3
@@ -198,10 +221,7 @@ static da3_status load_context(const char *path, const char *metric_path, const 
         }
         if (ctx->backend == ctx->cpu) da3::prepare_model_for_cpu(ctx->model, n_threads);
 
-        ggml_backend_t backends[2] = {ctx->backend, ctx->cpu};
-        const int nb = ctx->backend == ctx->cpu ? 1 : 2;
-        ctx->sched = ggml_backend_sched_new(backends, nullptr, nb, 16384, false, true);
-        if (!ctx->sched) fail(DA3_ERR_BACKEND, "cannot create the graph scheduler");
+        da3::reserve_graph(ctx.get(), 1);
         *out = ctx.release();
     });
 }
@@ -276,6 +296,33 @@ da3_infer_params da3_infer_default_params(void) {
     return p;
 }
 
+// Holds ctx->mu for one inference. A child forked while a thread of the parent ran an
+// inference on ctx inherits mu locked by a thread it does not have: refuse instead of waiting
+// forever (busy_pid is then the parent's pid).
+struct context_lock {
+    da3_context *ctx;
+    std::unique_lock<std::mutex> lock;
+    explicit context_lock(da3_context *c) : ctx(c), lock(c->mu, std::try_to_lock) {
+        const long self = (long)getpid();
+        if (!lock.owns_lock()) {
+            const long busy = ctx->busy_pid.load();
+            if (busy != 0 && busy != self) {
+                fail(DA3_ERR_INVALID_ARGUMENT, "this model was running an inference in another thread when this process "
+                                               "was forked, and its state is lost here: load the model again in this process");
+            }
+            lock.lock();
+        }
+        ctx->busy_pid = self;
+    }
+    ~context_lock() { ctx->busy_pid = 0; }  // before the unlock (members are destroyed after)
+};
+
+static void check_view_count(int n_views) {
+    if (n_views <= 0 || n_views > DA3_MAX_VIEWS) {
+        fail(DA3_ERR_INVALID_ARGUMENT, std::to_string(n_views) + " views: n_views must be in [1, " + std::to_string(DA3_MAX_VIEWS) + "]");
+    }
+}
+
 static void check_poses(const float *ext, int ext_rows, const float *intr, int n) {
     // extrinsics need intrinsics (camera encoder); intrinsics alone serve metric scaling
     if (ext && !intr) fail(DA3_ERR_INVALID_ARGUMENT, "extrinsics need intrinsics");
@@ -296,10 +343,10 @@ da3_status da3_infer_tensor(da3_context *ctx, const float *input, int n_views, i
     if (out) *out = nullptr;
     return da3::guarded([&] {
         if (!ctx || !input || !out) fail(DA3_ERR_INVALID_ARGUMENT, "ctx, input and out must not be NULL");
-        if (n_views <= 0 || n_views > 256) fail(DA3_ERR_INVALID_ARGUMENT, "n_views must be in [1, 256]");
+        check_view_count(n_views);
         check_poses(extrinsics, ext_rows, intrinsics, n_views);
         da3_infer_params p = params ? *params : da3_infer_default_params();
-        std::lock_guard<std::mutex> lock(ctx->mu);
+        context_lock lock(ctx);
         *out = da3::run_network(ctx, input, n_views, height, width, extrinsics, ext_rows, intrinsics, p).release();
     });
 }
@@ -309,7 +356,7 @@ da3_status da3_infer(da3_context *ctx, const da3_image *images, int n_views, con
     if (out) *out = nullptr;
     return da3::guarded([&] {
         if (!ctx || !images || !out) fail(DA3_ERR_INVALID_ARGUMENT, "ctx, images and out must not be NULL");
-        if (n_views <= 0 || n_views > 256) fail(DA3_ERR_INVALID_ARGUMENT, "n_views must be in [1, 256]");
+        check_view_count(n_views);
         check_poses(extrinsics, ext_rows, intrinsics, n_views);
         da3_infer_params p = params ? *params : da3_infer_default_params();
         for (int i = 0; i < n_views; ++i) {
@@ -339,7 +386,7 @@ da3_status da3_infer(da3_context *ctx, const da3_image *images, int n_views, con
             intr_proc.assign(intrinsics, intrinsics + (size_t)n_views * 9);
             for (int i = 0; i < n_views; ++i) da3::adjust_intrinsics(plans[i], intr_proc.data() + (size_t)i * 9);
         }
-        std::lock_guard<std::mutex> lock(ctx->mu);
+        context_lock lock(ctx);
         auto res = da3::run_network(ctx, input.data(), n_views, h, w, extrinsics, ext_rows,
                                     intrinsics ? intr_proc.data() : nullptr, p);
         res->images.resize((size_t)n_views * h * w * 3);

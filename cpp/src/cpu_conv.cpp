@@ -169,7 +169,7 @@ ggml_tensor *wino_weights_node(ggml_context *ctx, ggml_tensor *w) {
 }
 
 #if defined(__GNUC__)
-// dst[i] = relu ? max(src[i], 0) : src[i] for i < n
+// dst[i] = relu ? max(src[i], 0) : src[i] for i < n (NaN kept, as PyTorch's ReLU)
 inline void copy_row(float *dst, const float *src, int n, bool relu) {
     if (!relu) {
         std::memcpy(dst, src, (size_t)n * sizeof(float));
@@ -178,9 +178,9 @@ inline void copy_row(float *dst, const float *src, int n, bool relu) {
     int i = 0;
     for (; i + VW <= n; i += VW) {
         const vf v = loadu(src + i);
-        storeu(dst + i, select(v > 0.0f, v, vf{}));
+        storeu(dst + i, vrelu(v));
     }
-    for (; i < n; ++i) dst[i] = src[i] > 0.0f ? src[i] : 0.0f;
+    for (; i < n; ++i) dst[i] = src[i] <= 0.0f ? 0.0f : src[i];
 }
 
 // acc[o][j] = bias + sum over (ci, ky, kx) of w * input, for OCB outputs and NX*VW columns from
@@ -219,7 +219,7 @@ inline void store_strip(const conv_args &a, const vf acc[OCB][NX], int noc, size
         float *out = ncol == NX * VW ? a.y + off : tmp;
         for (int j = 0; j < NX; ++j) {
             vf v = acc[o][j];
-            if (a.relu_out) v = select(v > 0.0f, v, vf{});
+            if (a.relu_out) v = vrelu(v);
             if (a.res && ncol == NX * VW) v += loadu(a.res + off + j * VW);
             if (a.res2 && ncol == NX * VW) v += loadu(a.res2 + off + j * VW);
             storeu(out + j * VW, v);
@@ -483,7 +483,7 @@ void wino_output(const conv_args &args, const float *mb, int co0, int co1, int n
             for (int rr = 0; rr < 4 && 4 * ty + rr < H; ++rr) {
                 for (int c = 0; c < 4; ++c) {
                     y[rr][c] += bias;
-                    if (a.relu_out) y[rr][c] = select(y[rr][c] > 0.0f, y[rr][c], vf{});
+                    if (a.relu_out) y[rr][c] = vrelu(y[rr][c]);
                 }
                 vf row[4];
                 interleave4(km, y[rr], row);

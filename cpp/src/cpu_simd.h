@@ -37,6 +37,8 @@ inline vf splat(float x) {
     return __builtin_shuffle(v, vi{});
 }
 inline vf select(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+// ReLU as PyTorch: v > 0 ? v : +0, and NaN stays NaN (a "v > 0" select would make it 0).
+inline vf vrelu(vf v) { return select(v <= 0.0f, vf{}, v); }
 // a > b ? a : b per lane (b when either is NaN), as vmaxps computes it.
 inline vf vmax(vf a, vf b) {
 #if defined(__AVX512F__)

@@ -17,7 +17,26 @@
 
 namespace da3 {
 
-static constexpr size_t kGraphSize = 16384;
+// Graph capacity: tensors of the graph context, nodes + leafs of the graph, and the size of the
+// scheduler's hash set. kGraphBase holds the backbone and a one-view head of every preset; the
+// head is built once per view (build_head), 136 objects per view for da3-small (nodes + leafs
+// and context tensors alike), more with the aux head or a nested model's second head:
+// kGraphPerView leaves room for those, and build_head checks it after the first view.
+static constexpr size_t kGraphBase = 16384, kGraphPerView = 512;
+
+static size_t graph_capacity(int n_views) { return kGraphBase + (size_t)std::max(n_views, 1) * kGraphPerView; }
+
+void reserve_graph(da3_context *ctx, int n_views) {
+    const size_t size = graph_capacity(n_views);
+    if (ctx->sched && ctx->sched_size >= size) return;
+    ggml_backend_t backends[2] = {ctx->backend, ctx->cpu};
+    const int nb = ctx->backend == ctx->cpu ? 1 : 2;
+    ggml_backend_sched_t s = ggml_backend_sched_new(backends, nullptr, nb, size, false, true);
+    if (!s) fail(DA3_ERR_BACKEND, "cannot create the graph scheduler");
+    if (ctx->sched) ggml_backend_sched_free(ctx->sched);
+    ctx->sched = s;
+    ctx->sched_size = size;
+}
 
 static std::string detect_preset(const weight_map &wm, const model &m) {
     std::string p = wm.get_str_or("preset", "");
@@ -221,14 +240,17 @@ struct graph_run {
     graph_ctx g;
     ggml_context *gctx = nullptr;
 
-    explicit graph_run(da3_context *c, const da3_infer_params &p) : ctx(c) {
-        const size_t mem = ggml_tensor_overhead() * kGraphSize + ggml_graph_overhead_custom(kGraphSize, false);
+    graph_run(da3_context *c, const da3_infer_params &p, int n_views) : ctx(c) {
+        reserve_graph(ctx, n_views);
+        const size_t size = graph_capacity(n_views);
+        const size_t mem = ggml_tensor_overhead() * size + ggml_graph_overhead_custom(size, false);
         ctx->graph_meta.resize(mem);
         ggml_init_params ip = {mem, ctx->graph_meta.data(), true};
         gctx = ggml_init(ip);
         if (!gctx) fail(DA3_ERR_OUT_OF_MEMORY, "cannot create the graph context");
         g.ctx = gctx;
-        g.gf = ggml_new_graph_custom(gctx, kGraphSize, false);
+        g.gf = ggml_new_graph_custom(gctx, size, false);
+        g.capacity = size;
         g.cpu_kernels = ctx->backend == ctx->cpu;
         for (int i = 0; i < p.n_taps; ++i) {
             if (p.taps[i]) g.requested_taps.insert(p.taps[i]);
@@ -319,7 +341,7 @@ static std::vector<float> run_reference_stage(da3_context *ctx, const float *inp
     const model &m = ctx->model;
     da3_infer_params q = p;
     q.n_taps = 0;
-    graph_run r(ctx, q);
+    graph_run r(ctx, q, n);
     ggml_tensor *img = r.g.input_f32("input", std::vector<float>(input, input + (size_t)n * 3 * h * w), w, h, 3, n);
     vit_outputs vo = build_vit(r.g, m.vit, img, nullptr, m.vit.hp.alt_start - 1);
     ggml_tensor *x = ggml_cont(r.gctx, vo.ref_feat);
@@ -406,7 +428,7 @@ std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, in
     permute_views(input, x.data(), n, per_view, order);
 
     const auto t_start = std::chrono::steady_clock::now();
-    graph_run r(ctx, p);
+    graph_run r(ctx, p, n);
     r.profiling = p.profile != 0;
     ggml_tensor *img = r.g.input_f32("input", std::move(x), w, h, 3, n);
     ggml_tensor *cam_tokens = nullptr;
@@ -552,6 +574,18 @@ std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, in
         }
         emit("ray", ray, {n, ah, aw, 6});
         emit("ray_conf", ray_conf, {n, ah, aw});
+    }
+    // A NaN or inf (a non-finite weight, an extreme input pose) must not pass as a result.
+    for (const char *name : {"depth", "conf", "sky", "extrinsics", "intrinsics", "ray", "ray_conf"}) {
+        const host_tensor *t = res->find(name);
+        if (!t) continue;
+        size_t bad = 0;
+        for (float v : t->data) bad += !std::isfinite(v);
+        if (bad) {
+            fail(DA3_ERR_NON_FINITE, std::string("the network output '") + name + "' has " + std::to_string(bad) + " non-finite values (NaN or inf) of " +
+                                         std::to_string(t->data.size()) +
+                                         ": the model's weights or metadata, or the input (images, poses), are invalid");
+        }
     }
     for (auto &kv : r.g.taps) {
         ggml_tensor *t = kv.second;

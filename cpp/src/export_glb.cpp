@@ -9,7 +9,10 @@
 #include <cmath>
 #include <cstring>
 
+#include <fcntl.h>
+#include <random>
 #ifdef _WIN32
+#include <io.h>
 #include <process.h>
 #define da3_getpid _getpid
 #else
@@ -22,9 +25,29 @@ namespace da3 {
 // ---- atomic_file (shared with the COLMAP writer) ---------------------------------------
 
 atomic_file::atomic_file(const std::string &path) : path_(path) {
-    tmp_ = path + ".tmp." + std::to_string((long long)da3_getpid());
-    f_ = std::fopen(tmp_.c_str(), "wb");
-    if (!f_) fail(DA3_ERR_IO, "cannot write '" + path + "': " + std::strerror(errno));
+    // A new file under a random name (O_CREAT | O_EXCL, as mkstemp, but with the umask's
+    // mode): a file or symlink planted at the temp name is never opened or followed.
+    std::random_device rd;
+    for (int attempt = 0;; ++attempt) {
+        char suffix[32];
+        std::snprintf(suffix, sizeof suffix, ".tmp.%lld.%08x", (long long)da3_getpid(), (unsigned)rd());
+        tmp_ = path + suffix;
+#ifdef _WIN32
+        const int fd = _open(tmp_.c_str(), _O_WRONLY | _O_CREAT | _O_EXCL | _O_BINARY, 0666);
+#else
+        const int fd = open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+#endif
+        if (fd >= 0) {
+            f_ = fdopen(fd, "wb");
+            if (f_) break;
+            close(fd);
+            std::remove(tmp_.c_str());
+        } else if (errno == EEXIST && attempt < 100) {
+            continue;
+        }
+        done_ = true;  // nothing of ours to remove
+        fail(DA3_ERR_IO, "cannot write '" + path + "': " + std::strerror(errno));
+    }
 }
 
 atomic_file::~atomic_file() {

@@ -37,8 +37,9 @@ float percentile_f32(float *data, size_t n, double pct);
 // Same for float64 data.
 double percentile_f64(double *data, size_t n, double pct);
 
-// A file written under "<path>.tmp.<pid>" and renamed over `path` by commit(); the temp file
-// is removed if commit() is never reached. Errors: DA3_ERR_IO with the OS reason.
+// A file written under "<path>.tmp.<pid>.<random>" (created new, never an existing file or
+// link) and renamed over `path` by commit(); the temp file is removed if commit() is never
+// reached. Errors: DA3_ERR_IO naming `path`, with the OS reason.
 class atomic_file {
 public:
     explicit atomic_file(const std::string &path);

@@ -40,6 +40,7 @@ struct conv2d {
 struct graph_ctx {
     ggml_context *ctx = nullptr;
     ggml_cgraph *gf = nullptr;
+    size_t capacity = 0;  // tensors ctx holds = nodes + leafs gf holds (engine.cpp graph_capacity)
 
     // Names requested by the caller: tensors named so are marked as outputs and kept.
     std::unordered_set<std::string> requested_taps;

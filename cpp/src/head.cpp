@@ -402,7 +402,8 @@ head_out build_head_batched(graph_ctx &g, const dpt_head &w, ggml_tensor *const 
         }
         a = conv3x3(g, a, w.out2a_aux);
         a = channel_norm(g, a, w.out2_aux_ln);
-        a = ggml_relu(ctx, a);
+        // ggml's ReLU turns NaN into 0; + (a - a) (0 for finite a) keeps it NaN as PyTorch does
+        a = ggml_add(ctx, ggml_relu(ctx, a), ggml_sub(ctx, a, a));
         r.aux_logits = g.name(conv1x1(g, a, w.out2b_aux), "head.aux_logits");
     }
     return r;
@@ -432,7 +433,15 @@ head_out build_head(graph_ctx &g, const dpt_head &w, ggml_tensor *const feats[4]
     // tensors: asking for one builds all views together.
     if (N == 1 || !g.cpu_kernels || g.wants_any("head.")) return build_head_batched(g, w, feats, ph, pw, H, W, compute_aux);
     std::vector<ggml_tensor *> logits, sky, aux;
+    const size_t objs0 = ggml_used_mem(g.ctx) / ggml_tensor_overhead();
     for (int64_t v = 0; v < N; ++v) {
+        if (v == 1 && g.capacity) {  // the graph and its context must hold N such views (plus the concats)
+            const size_t per_view = ggml_used_mem(g.ctx) / ggml_tensor_overhead() - objs0;
+            if (objs0 + (size_t)N * (per_view + 4) > g.capacity) {
+                fail(DA3_ERR_INVALID_ARGUMENT, std::to_string(N) + " views need a larger graph than this build reserves (" +
+                                                   std::to_string(g.capacity) + " nodes); use fewer views per call");
+            }
+        }
         ggml_tensor *fv[4];
         for (int k = 0; k < 4; ++k) {
             const ggml_tensor *f = feats[k];
@@ -484,7 +493,7 @@ void apply_activation(float *x, size_t count, const std::string &activation) {
     } else if (activation == "expm1") {
         for (size_t i = 0; i < count; ++i) x[i] = std::expm1(x[i]);
     } else if (activation == "relu") {
-        for (size_t i = 0; i < count; ++i) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        for (size_t i = 0; i < count; ++i) x[i] = x[i] <= 0.0f ? 0.0f : x[i];  // NaN kept (torch.relu)
     } else if (activation == "sigmoid") {
         for (size_t i = 0; i < count; ++i) x[i] = 1.0f / (1.0f + std::exp(-x[i]));
     } else if (activation == "softplus") {

@@ -9,6 +9,7 @@
 #include "ggml-backend.h"
 
 #include <memory>
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -77,10 +78,12 @@ struct da3_context {
     ggml_backend_t backend = nullptr;  // where the weights live and the graph runs
     ggml_backend_t cpu = nullptr;      // CPU fallback for ops the GPU backend lacks
     ggml_backend_sched_t sched = nullptr;
+    size_t sched_size = 0;  // graph size sched was made for (reserve_graph)
     da3::weight_map wm;
     da3::weight_map m_wm;  // the metric file of a nested pair loaded from two files (da3_load_pair)
     da3::model model;
     std::mutex mu;  // serializes inference on this context
+    std::atomic<long> busy_pid{0};  // process whose thread holds mu (api.cpp lock_context), else 0
     std::vector<uint8_t> graph_meta;  // ggml context memory for graph building
     void *compute_buf_advised = nullptr;  // compute buffer last given advise_huge_pages
 
@@ -88,12 +91,15 @@ struct da3_context {
 };
 
 namespace da3 {
-// params with defaults filled in (NULL: da3_context_default_params(); n_threads <= 0: physical cores).
+// params with defaults filled in (NULL: da3_context_default_params(); n_threads <= 0: physical cores);
+// n_threads over ggml's limit: DA3_ERR_INVALID_ARGUMENT.
 da3_context_params resolved_params(const da3_context_params *params);
 // The CPU backend (params.n_threads threads) and the one the graph runs on (params.backend and
 // .device; the CPU backend itself for DA3_BACKEND_CPU). On failure throws; what was opened stays
 // in cpu/backend for the caller to free.
 void open_backends(const da3_context_params &params, ggml_backend_t &cpu, ggml_backend_t &backend);
+// Makes ctx->sched (re)created with room for the graph of an n_views call (only grows).
+void reserve_graph(da3_context *ctx, int n_views);
 // Runs the network on a normalized input [N, 3, H, W]; intrinsics (optional, with
 // extrinsics) are at the processed resolution. Caller holds ctx->mu.
 std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, int n, int h, int w,

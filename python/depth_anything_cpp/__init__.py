@@ -27,6 +27,7 @@ from .errors import (
     ModelFormatError,
     ModelLoadError,
     ModelNotFoundError,
+    NonFiniteOutputError,
     UnsupportedError,
     VariantError,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "ModelNotFoundError",
     "UnsupportedError",
     "BackendError",
+    "NonFiniteOutputError",
     "VariantError",
     "__version__",
 ]

@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .errors import ModelFormatError, ModelNotFoundError, UnsupportedError, VariantError
-from .images import ImageInput, input_paths, load_images
+from .images import DEFAULT_MAX_IMAGE_PIXELS, ImageInput, check_max_image_pixels, count_images, input_paths, load_images
 
 __all__ = ["DepthAnything3", "Prediction", "get_core"]
 
@@ -25,6 +25,8 @@ PROCESS_RES_METHODS = ("upper_bound_resize", "lower_bound_resize")
 _CROP_METHODS = ("upper_bound_crop", "lower_bound_crop")
 REF_VIEW_STRATEGIES = ("saddle_balanced", "first", "middle", "saddle_sim_range")
 BACKENDS = ("cpu", "gpu", "auto")
+#: process_res range the core accepts (14 = the patch size).
+PROCESS_RES_RANGE = (14, 8192)
 # Keys of the core's result dict that become Prediction fields; everything else goes to aux.
 _FIELD_KEYS = {"depth", "conf", "extrinsics", "intrinsics", "sky", "processed_images", "is_metric"}
 
@@ -175,8 +177,13 @@ class Prediction:
         if self.extrinsics is None or self.intrinsics is None:
             raise ValueError("points: this prediction has no extrinsics/intrinsics (the model "
                              "predicts no cameras); pass intrinsics to DepthAnything3.inference")
-        if isinstance(num_max_points, bool) or float(num_max_points) != int(num_max_points) or num_max_points < 0:
-            raise ValueError(f"num_max_points: expected an integer >= 0 (0 = no limit), got {num_max_points!r}")
+        from .exports import _finite, check_count
+
+        num_max_points = check_count("num_max_points", num_max_points, "(0 = no limit)")
+        seed = check_count("seed", seed, hi=2**64 - 1)
+        for name, value in (("conf_thresh", conf_thresh), ("conf_thresh_percentile", conf_thresh_percentile),
+                            ("ensure_thresh_percentile", ensure_thresh_percentile), ("sky_thresh", sky_thresh)):
+            _finite(name, value)
         conf = self.conf
         if conf is not None and (filter_black_bg or filter_white_bg) and self.processed_images is not None:
             # ref: utils/export/glb.py: background pixels get conf 1.0 (the minimum)
@@ -282,8 +289,8 @@ def _check_n_threads(n_threads: Optional[int]) -> int:
         return 0
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
         raise TypeError(f"n_threads: expected int or None, got {type(n_threads).__name__}")
-    if n_threads < 0:
-        raise ValueError(f"n_threads: must be >= 0 (0 = all physical cores), got {n_threads}")
+    if not 0 <= n_threads <= 512:  # 512: ggml's GGML_MAX_N_THREADS
+        raise ValueError(f"n_threads: must be in [0, 512] (0 = all physical cores), got {n_threads}")
     return int(n_threads)
 
 
@@ -545,6 +552,18 @@ class DepthAnything3:
         return cls._from_path(gguf, variant=variant, n_threads=n_threads, backend=backend, device=device,
                               metric_path=None)
 
+    def close(self) -> None:
+        """Free the model's memory now (weights and buffers; a call running in another thread
+        finishes first). Further calls raise ValueError. Also done by ``with`` blocks:
+        ``with DepthAnything3.from_file(p) as model: ...``."""
+        self._model.close()
+
+    def __enter__(self) -> "DepthAnything3":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     @property
     def path(self) -> Path:
         """The GGUF file this model was loaded from."""
@@ -579,6 +598,7 @@ class DepthAnything3:
                   show_cameras: bool = True, feat_vis_fps: int = 15,
                   export_kwargs: Optional[dict] = None, *, compute_aux: bool = False,
                   taps: Optional[Sequence[str]] = None,
+                  max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, downscale_large_images: bool = False,
                   images: Union[ImageInput, Sequence[ImageInput]] = None) -> Prediction:
         """Run the network on the N views of one scene (one batch along the view axis).
 
@@ -607,9 +627,11 @@ class DepthAnything3:
                 ``"saddle_balanced"`` (default), ``"first"``, ``"middle"``, ``"saddle_sim_range"``.
             render_exts, render_ixts, render_hw: Gaussian video rendering, not ported: a
                 value other than None raises UnsupportedError.
-            process_res: target size in pixels (>= 14) of the longest side
+            process_res: target size in pixels (14 to 8192) of the longest side
                 (``upper_bound_resize``) or the shortest side (``lower_bound_resize``); each
-                side is then rounded to a multiple of the patch size 14.
+                side is then rounded to a multiple of the patch size 14. Small images are
+                upscaled to it: time and memory grow with its square (and faster in the
+                attention), whatever the input size.
             process_res_method: ``"upper_bound_resize"`` (default) or ``"lower_bound_resize"``
                 (the ``*_crop`` methods raise UnsupportedError).
             export_dir: when given, write the prediction there with
@@ -633,6 +655,11 @@ class DepthAnything3:
             compute_aux: also return ``aux["ray"]`` and ``aux["ray_conf"]``.
             taps: names of graph intermediates to return in ``aux`` (debugging/parity); a
                 name this model's graph does not produce in this call raises ValueError.
+            max_image_pixels: largest width x height of an input image (default
+                100,000,000), checked from file headers and array shapes before anything is
+                decoded or copied; at most 2**31 - 1.
+            downscale_large_images: reduce larger images by the smallest integer factor
+                that fits ``max_image_pixels`` (box filter) instead of raising ValueError.
             images: deprecated alias of ``image`` (DeprecationWarning).
 
         Returns:
@@ -640,16 +667,21 @@ class DepthAnything3:
             is_metric, aux), with ``original_sizes`` and ``image_paths`` recorded.
 
         Raises:
-            ValueError: bad images, cameras or argument values; unknown export format
-                (the message lists the valid ones); unknown tap names.
-            TypeError: unknown export option names; no images; ``image`` and ``images`` both.
-            OSError: the export directory cannot be created or written.
+            ValueError: bad images (the message names the file or index), cameras or
+                argument values (out of range, NaN, inf); an image over
+                ``max_image_pixels``; more than 256 views; unknown export format (the
+                message lists the valid ones); unknown tap names; the model was closed.
+            TypeError: unknown export option names, arguments of the wrong type; no images;
+                ``image`` and ``images`` both.
+            OSError: the export directory cannot be created or written (the message
+                names the path).
             FileNotFoundError: an image path does not exist.
             UnsupportedError (a NotImplementedError): a feature that is not ported
-                (``infer_gs``, ``render_*``, the ``gs_ply``,
-                ``gs_video`` and ``feat_vis`` exports, ``*_crop`` methods); input poses on a
-                model without camera encoder; ``use_ray_pose`` without aux head.
-            MemoryError: input larger than the core's limit or allocation failure.
+                (``infer_gs``, ``render_*``, the ``gs_ply`` and ``gs_video`` exports,
+                ``*_crop`` methods); input poses on a model without camera encoder;
+                ``use_ray_pose`` without aux head.
+            NonFiniteOutputError: an output is NaN or inf (invalid weights or input).
+            MemoryError: allocation failure.
             BackendError: compute failure.
         """
         if images is not None:
@@ -675,8 +707,10 @@ class DepthAnything3:
         _check_choice("ref_view_strategy", ref_view_strategy, REF_VIEW_STRATEGIES)
         if isinstance(process_res, bool) or not isinstance(process_res, (int, np.integer)):
             raise TypeError(f"process_res: expected int, got {type(process_res).__name__}")
-        if process_res < 14:
-            raise ValueError(f"process_res: must be >= 14 (the patch size), got {process_res}")
+        lo, hi = PROCESS_RES_RANGE
+        if not lo <= process_res <= hi:
+            raise ValueError(f"process_res: expected {lo} (the patch size) to {hi}, got {process_res}")
+        max_image_pixels = check_max_image_pixels(max_image_pixels)
         if isinstance(taps, str):
             raise TypeError("taps: expected a sequence of str, got one str")
         tap_names = tuple(taps) if taps is not None else ()
@@ -693,7 +727,11 @@ class DepthAnything3:
             if "feat_vis" in per_format and not feat_layers:
                 raise ValueError("export_format 'feat_vis' needs export_feat_layers (the layers to show)")
 
-        views = load_images(images)
+        max_views = int(self._core.max_views)
+        if count_images(images) > max_views:  # before anything is decoded
+            raise ValueError(f"images: {count_images(images)} views given, at most {max_views} per call")
+        views = load_images(images, max_image_pixels=max_image_pixels,
+                            downscale_large_images=bool(downscale_large_images))
         ext, intr = validate_cameras(extrinsics, intrinsics, len(views))
         if ext is not None and not self._info.get("has_camera_encoder", True):
             raise UnsupportedError(
@@ -717,6 +755,7 @@ class DepthAnything3:
             process_res_method=process_res_method, ref_view_strategy=ref_view_strategy,
             use_ray_pose=bool(use_ray_pose), compute_aux=bool(compute_aux or use_ray_pose),
             align_to_input_ext_scale=bool(align_to_input_ext_scale), taps=tap_names + feat_taps,
+            max_image_pixels=max_image_pixels,
         )
         missing = [t for t in tap_names if t not in result]
         if missing:

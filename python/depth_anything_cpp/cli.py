@@ -2,7 +2,8 @@
 
 Entry point: ``da3cpp = "depth_anything_cpp.cli:main"``. Exit status: 0 success,
 1 some inputs failed (the others are still written), 2 usage or model error,
-130 interrupted (Ctrl-C: the current input's files are removed, no temp files remain).
+130 interrupted (Ctrl-C: the current input's files are removed, no temp files remain),
+143 terminated (SIGTERM: the same clean-up).
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ examples:
   da3cpp bench --model da3-small-f32.gguf --no-torch
 
 Exit status: 0 ok, 1 some inputs failed (the others are written), 2 usage or model error,
-130 interrupted (Ctrl-C stops cleanly). Run `da3cpp COMMAND --help` for details.
+130 interrupted (Ctrl-C stops cleanly), 143 terminated (SIGTERM, the same clean-up).
+Run `da3cpp COMMAND --help` for details.
 """
 
 
@@ -273,18 +275,31 @@ def _expected_count(paths: Sequence[Path], fps: float) -> int:
     return total
 
 
+def _safe_stem(stem: str) -> str:
+    """A file stem usable as one name inside --out: ``..``, ``.`` or an empty stem (inputs
+    named ``...png``, ``..png``) would name the output directory's parent or itself."""
+    return stem if stem.strip(".") else "image"
+
+
 def _iter_items(paths: Sequence[Path], fps: float) -> Iterator[_Item]:
     """Images as they are; videos as their sampled frames (``<stem>_<frame index>``).
-    Stems are made unique (``a``, ``a_1``...). A video that cannot be read is one
-    failed item."""
+    Output stems are unique, deterministic and single names inside --out: the file stem
+    (``image`` for stems made of dots); a stem already taken gets the first free ``_1``,
+    ``_2``... suffix, never one another input has as its own stem (``a.jpg``, ``a.png``,
+    ``a_1.png`` -> ``a``, ``a_2``, ``a_1``). A video that cannot be read is one failed item."""
     from .video import is_video, iter_video_frames
 
-    seen: dict[str, int] = {}
+    reserved = {_safe_stem(p.stem) for p in paths if not is_video(p)}  # each input's own stem
+    used: set[str] = set()
 
     def unique(stem: str) -> str:
-        n = seen.get(stem, 0)
-        seen[stem] = n + 1
-        return stem if n == 0 else f"{stem}_{n}"
+        stem = _safe_stem(stem)
+        name, k = stem, 0
+        while name in used or (name != stem and name in reserved):
+            k += 1
+            name = f"{stem}_{k}"
+        used.add(name)
+        return name
 
     for p in paths:
         if not is_video(p):
@@ -421,10 +436,13 @@ def _default_model(model: Optional[str]) -> str:
 def _check_args(args: argparse.Namespace) -> Optional[str]:
     import math
 
-    if args.process_res < 14:
-        return f"--process-res must be >= 14, got {args.process_res}"
-    if args.threads is not None and args.threads < 0:
-        return f"--threads must be >= 0, got {args.threads}"
+    from .api import PROCESS_RES_RANGE
+
+    lo, hi = PROCESS_RES_RANGE
+    if not lo <= args.process_res <= hi:
+        return f"--process-res must be in [{lo}, {hi}], got {args.process_res}"
+    if args.threads is not None and not 0 <= args.threads <= 512:
+        return f"--threads must be in [0, 512], got {args.threads}"
     if not math.isfinite(args.fps) or args.fps <= 0:
         return f"--fps must be > 0, got {args.fps}"
     if getattr(args, "num_max_points", 0) < 0:
@@ -713,6 +731,11 @@ def _run(args: argparse.Namespace, command: _Command) -> int:
                  use_ray_pose=args.use_ray_pose, ref_view_strategy=args.ref_view_strategy,
                  align_to_input_ext_scale=args.align_to_input_ext_scale, export_feat_layers=feat_layers)
     total = _expected_count(paths, args.fps)
+    max_views = int(getattr(model._core, "max_views", total))
+    if args.multiview and total > max_views:  # before anything is decoded
+        _err(f"--multiview: {total} views (images and sampled video frames), at most {max_views} in one scene; "
+             "lower --fps or give fewer inputs")
+        return 2
     batch = _Batch(args, total if not args.multiview else total + 1, command.desc)
     n_items = 0
     try:
@@ -820,14 +843,34 @@ def _main(argv: list) -> int:
     return 2
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the same clean-up runs."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``da3cpp`` with ``argv`` (default ``sys.argv[1:]``); return the exit status
-    (130 after Ctrl-C, with a one-line message)."""
+    (130 after Ctrl-C, 143 after SIGTERM, with a one-line message; both clean up alike)."""
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _main(list(sys.argv[1:] if argv is None else argv))
+    except _Terminated:
+        print("da3cpp: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("da3cpp: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

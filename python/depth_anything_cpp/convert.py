@@ -53,7 +53,7 @@ import re
 import sys
 import tempfile
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -608,9 +608,15 @@ def _snapshot_files(snapshot: Path) -> Tuple[str, Optional[dict], List[Path]]:
     if index.is_file():
         try:
             weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-            files = sorted({snapshot / str(f) for f in weight_map.values()})
+            entries = sorted(set(weight_map.values()))
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ModelFormatError(f"{index}: invalid index ({exc})") from exc
+        for entry in entries:  # a shard is a file of the snapshot folder, named relative to it
+            parts = PurePosixPath(entry).parts if isinstance(entry, str) else ()
+            if (not parts or PurePosixPath(entry).is_absolute() or ".." in parts or "\\" in entry
+                    or "\0" in entry or PureWindowsPath(entry).drive):
+                raise ModelFormatError(f"{index}: shard {entry!r} is not a relative path inside the snapshot folder")
+        files = [snapshot / e for e in entries]
         for f in files:
             if not f.is_file():
                 raise ModelNotFoundError(f"{f} (listed in {index.name}) not found")

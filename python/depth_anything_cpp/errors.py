@@ -8,7 +8,8 @@ The compiled core maps its C status codes onto these classes (see
 ``cpp/include/depth_anything.h``): INVALID_ARGUMENT -> ``ValueError``, IO ->
 :class:`ModelLoadError` (:class:`ModelNotFoundError` for a missing file), FORMAT and
 MISSING_TENSOR -> :class:`ModelFormatError`, UNSUPPORTED -> :class:`UnsupportedError`,
-OUT_OF_MEMORY -> ``MemoryError``, BACKEND and INTERNAL -> :class:`BackendError`.
+OUT_OF_MEMORY -> ``MemoryError``, BACKEND and INTERNAL -> :class:`BackendError`,
+NON_FINITE -> :class:`NonFiniteOutputError`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "ModelNotFoundError",
     "UnsupportedError",
     "BackendError",
+    "NonFiniteOutputError",
     "VariantError",
 ]
 
@@ -49,6 +51,12 @@ class UnsupportedError(DA3Error, NotImplementedError):
 
 class BackendError(DA3Error, RuntimeError):
     """The ggml compute backend failed (device lost, compute error, internal bug)."""
+
+
+class NonFiniteOutputError(DA3Error, FloatingPointError):
+    """An output of the network (depth, conf, sky, extrinsics, intrinsics, ray) holds NaN or
+    inf; the message names it. The model's weights or metadata, or the input (images,
+    poses), are invalid: no result is returned rather than a non-finite one."""
 
 
 class VariantError(DA3Error, ImportError):

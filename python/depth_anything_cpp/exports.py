@@ -48,8 +48,9 @@ The PNG text chunks ``depth_encoding`` (``"metric_mm"`` or ``"relative_minmax"``
 Colorized depth maps inverse depth between its 2nd and 98th percentiles (ref:
 depth_anything_3/utils/visualize.py, ``visualize_depth``) through a matplotlib colormap.
 
-All writers are atomic: each file is written as ``.<name>.<pid>.tmp`` next to the target
-and renamed over it, so an interrupted run never leaves a half-written file under the
+All writers are atomic: each file is written as ``.<name>.<random>.tmp`` (created new, as
+``tempfile.mkstemp`` does, so a file or link planted there is never followed) next to the
+target and renamed over it, so an interrupted run never leaves a half-written file under the
 final name; :func:`track_writes` lists the files written so a caller can remove an
 incomplete set.
 """
@@ -59,6 +60,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
@@ -137,16 +139,38 @@ def atomic_write_bytes(path: PathLike, produce: Callable[[io.BufferedIOBase], No
         whatever ``produce`` raises (the temp file is removed, ``path`` is untouched).
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # a new file of a random name (O_CREAT | O_EXCL, as mkstemp): never one planted there
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
     try:
-        with open(tmp, "wb") as f:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # the mode open() would give, not mkstemp's 0600
+        with os.fdopen(fd, "wb") as f:
+            fd = -1
             produce(f)
         os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    except OSError as exc:
+        if fd >= 0:
+            os.close(fd)
+        tmp.unlink(missing_ok=True)
+        if exc.filename is None and exc.errno is not None:  # e.g. ENOSPC from a write: name the file
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
+        raise
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
     _record(path)
     return path
+
+
+def _read_umask() -> int:  # at import: os.umask() sets it, which is not thread-safe later
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 # ------------------------------------------------------------------------ depth encodings
@@ -702,14 +726,38 @@ def _check_option_values(options: dict[str, dict]) -> None:
         opts = options.get(fmt)
         if opts is None:
             continue
-        n = opts["num_max_points"]
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer, float)) or n < 0 or n != int(n):
-            raise ValueError(f"{fmt} num_max_points: expected an integer >= 0 (0 = no limit), got {n!r}")
+        check_count(f"{fmt} num_max_points", opts["num_max_points"], "(0 = no limit)")
+        if "seed" in opts:
+            check_count(f"{fmt} seed", opts["seed"], "", hi=2**64 - 1)
         for key in ("conf_thresh_percentile", "ensure_thresh_percentile"):
-            if key in opts and not 0.0 <= float(opts[key]) <= 100.0:
+            if key in opts and not 0.0 <= _finite(f"{fmt} {key}", opts[key]) <= 100.0:
                 raise ValueError(f"{fmt} {key}: expected a value in [0, 100], got {opts[key]}")
-    if "glb" in options and not float(options["glb"]["camera_size"]) > 0:
-        raise ValueError(f"glb camera_size: expected a value > 0, got {options['glb']['camera_size']}")
+        for key in ("conf_thresh", "sky_thresh"):
+            if key in opts:
+                _finite(f"{fmt} {key}", opts[key])
+    if "glb" in options and not _finite("glb camera_size", options["glb"]["camera_size"]) > 0:
+        raise ValueError(f"glb camera_size: expected a finite value > 0, got {options['glb']['camera_size']}")
+
+
+def _finite(name: str, value: Any) -> float:
+    """float(value), which must be a finite real number (ValueError naming ``name``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name}: expected a number, got {value!r}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    return v
+
+
+def check_count(name: str, value: Any, note: str = "", hi: int = 2**63 - 1) -> int:
+    """int(value) for an integer count in [0, hi] (an integral float is accepted); raises
+    ValueError naming ``name`` otherwise (NaN, inf, 1e300, fractions, bools, strings)."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if ok and isinstance(value, (float, np.floating)):
+        ok = bool(np.isfinite(value)) and float(value).is_integer()
+    if not ok or not 0 <= int(value) <= hi:
+        raise ValueError(f"{name}: expected an integer in [0, {hi}]{' ' + note if note else ''}, got {value!r}")
+    return int(value)
 
 
 def check_options(formats: Union[str, Sequence[str]], kwargs: dict) -> dict[str, dict]:

@@ -32,6 +32,7 @@ struct conv_case {
     bool uv = false;     // ... plus a UV embedding
     int c2 = 0;          // ... then a 1x1 convolution to c2 channels in the same op (with bias)
     bool res2 = false;   // conv_cpu: a second residual, added after res
+    bool nan = false;    // one input value is NaN: it must reach the outputs it touches (ReLU included), as in PyTorch
 };
 
 // Align-corners bilinear resize of planes [n][c][rh][rw] to [W, H] in double, plus
@@ -93,6 +94,10 @@ static void run_case(const conv_case &c) {
     };
     std::vector<float> xv, wv, bv(c.cout, 0.0f), rv, r2v, uxv, uyv, w2v, b2v;
     fill(x, xv);
+    if (c.nan) {
+        xv[xv.size() / 2 + 3] = std::nanf("");
+        ggml_backend_tensor_set(x, xv.data(), 0, xv.size() * sizeof(float));
+    }
     fill(w, wv);
     if (b) fill(b, bv);
     if (r) fill(r, rv);
@@ -139,10 +144,18 @@ static void run_case(const conv_case &c) {
         ref.swap(ref2);
     }
     double err = 0.0, mag = 1e-30;
+    size_t lost_nan = 0, nans = 0;  // Winograd spreads a NaN over its whole tile: only losing one fails
     for (size_t i = 0; i < ref.size(); ++i) {
+        if (std::isnan(ref[i])) {
+            ++nans;
+            lost_nan += !std::isnan(out[i]);
+            continue;
+        }
+        if (std::isnan(out[i]) && c.nan) continue;
         err = std::max(err, std::fabs(out[i] - ref[i]));
         mag = std::max(mag, std::fabs(ref[i]));
     }
+    if (c.nan && (lost_nan || !nans)) err = NAN;
     // direct sums: f32 rounding (~1e-7); Winograd F(4x4, 3x3): transforms with factors up to 8
     // and 1/24 cost about an order of magnitude more (measured: 2e-6 to 6e-6)
     const double rel = err / mag, tol = 2e-5;
@@ -185,6 +198,11 @@ int main() {
         {144, 9, 16, 24, 1, 3, IN, true, true, false, 2, 0, 0, false, 0, true},
         {36, 5, 16, 16, 2, 3, IN, true, true, true, 3, 0, 0, false, 0, true},
         {70, 6, 16, 16, 1, 3, IN, false, false, false, 2, 0, 0, false, 0, true},
+        // a NaN input through the fused ReLUs (they used to turn it into 0): direct and Winograd
+        {30, 9, 16, 16, 1, 3, IN | OUT, true, true, false, 2, 0, 0, false, 0, false, true},
+        {30, 9, 16, 16, 1, 3, OUT, true, false, false, 2, 0, 0, false, 0, false, true},
+        {144, 21, 16, 16, 1, 3, IN | OUT, true, false, false, 2, 0, 0, false, 0, false, true},
+        {144, 21, 16, 16, 1, 3, OUT, true, false, false, 2, 0, 0, false, 0, false, true},
     };
     for (const conv_case &c : cases) run_case(c);
     if (g_failures) std::printf("%d case(s) failed\n", g_failures);
