@@ -14,15 +14,7 @@ set(DA3CPP_TEST_MODEL "${PROJECT_SOURCE_DIR}/../shared/fixtures/da3-small-anchor
     CACHE FILEPATH "GGUF model used by the C/C++ tests")
 
 function(da3_add_tests)
-    set(variant "")
-    foreach(v native cpu_avx512 cpu_avx2 cpu_x64)
-        if(NOT variant AND TARGET da3_core_${v})
-            set(variant ${v})
-        endif()
-    endforeach()
-    if(NOT variant)
-        message(FATAL_ERROR "da3cpp: DA3CPP_BUILD_TESTS needs a CPU variant (native, x64, avx2 or avx512)")
-    endif()
+    da3_cpu_core_variant(variant DA3CPP_BUILD_TESTS)
     set(dir "${PROJECT_SOURCE_DIR}/tests/cpp")
     set(skip_code 77)
 

@@ -113,3 +113,15 @@ function(da3_finish_module target)
             COMMENT "da3cpp: copying ${target} into python/depth_anything_cpp/")
     endif()
 endfunction()
+
+# da3_cpu_core_variant(<out> <option>): the CPU variant whose core the C/C++ tests and the shared
+# library use: native if built, else the highest x86 level built; fails naming <option> if none.
+function(da3_cpu_core_variant out option)
+    foreach(v native cpu_avx512 cpu_avx2 cpu_x64)
+        if(TARGET da3_core_${v})
+            set(${out} ${v} PARENT_SCOPE)
+            return()
+        endif()
+    endforeach()
+    message(FATAL_ERROR "da3cpp: ${option} needs a CPU variant (native, x64, avx2 or avx512)")
+endfunction()

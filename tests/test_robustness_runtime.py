@@ -23,11 +23,8 @@ needs_core = pytest.mark.skipif(da3._core is None, reason=f"compiled core not lo
 
 
 @pytest.fixture(scope="module")
-def model_path(fixture_dir):
-    path = fixture_dir / "da3-small-rand-f16.gguf"
-    if not path.is_file():
-        pytest.skip(f"fixture model not found: {path}")
-    return path
+def model_path(fixture_gguf):
+    return fixture_gguf
 
 
 @pytest.fixture(scope="module")
