@@ -266,17 +266,13 @@ def _fuzz_cases(rng: random.Random, size: int, header_end: int, n: int) -> list:
     return cases
 
 
-def test_fuzz_corrupt_files_never_crash(tmp_path, fixture_gguf, layout):
-    """N_FUZZ random corruptions of the fixture: each load ends in success or a DA3Error
-    naming the file, never a signal (abort, segfault, SIGFPE) or another exception."""
-    data_offset, _, _ = layout
-    work = tmp_path / "fuzz.gguf"
-    shutil.copyfile(fixture_gguf, work)
-    os.chmod(work, 0o644)
-    cases = _fuzz_cases(random.Random(1234), data_end(layout), data_offset, N_FUZZ)
-    results, crashes, start = {}, [], 0
-    while start < len(cases):
-        proc = _run_worker(work, cases, start)
+def _resumable_results(run, n: int, on_crash) -> dict:
+    """Runs worker processes over cases 0..n-1: run(start) runs cases from `start` and prints
+    "START i" before and "RESULT i <json>" after each. A worker that dies in case i gets
+    on_crash(i, proc) and a new worker from i + 1. Returns {i: result} of the cases that ended."""
+    results, start = {}, 0
+    while start < n:
+        proc = run(start)
         pending = None
         for line in proc.stdout.splitlines():
             parts = line.split(" ", 2)
@@ -288,10 +284,27 @@ def test_fuzz_corrupt_files_never_crash(tmp_path, fixture_gguf, layout):
         if proc.returncode == 0:
             break
         assert pending is not None, f"worker failed outside a load: {proc.stderr[-2000:]}"
-        crashes.append((cases[pending], proc.returncode))
+        on_crash(pending, proc)
+        start = pending + 1
+    return results
+
+
+def test_fuzz_corrupt_files_never_crash(tmp_path, fixture_gguf, layout):
+    """N_FUZZ random corruptions of the fixture: each load ends in success or a DA3Error
+    naming the file, never a signal (abort, segfault, SIGFPE) or another exception."""
+    data_offset, _, _ = layout
+    work = tmp_path / "fuzz.gguf"
+    shutil.copyfile(fixture_gguf, work)
+    os.chmod(work, 0o644)
+    cases = _fuzz_cases(random.Random(1234), data_end(layout), data_offset, N_FUZZ)
+    crashes = []
+
+    def on_crash(i: int, proc: subprocess.CompletedProcess) -> None:
+        crashes.append((cases[i], proc.returncode))
         with open(fixture_gguf, "rb") as src, open(work, "r+b") as dst:  # undo the byte changes
             dst.write(src.read(65536))
-        start = pending + 1
+
+    results = _resumable_results(lambda start: _run_worker(work, cases, start), len(cases), on_crash)
     assert not crashes, f"{len(crashes)} corrupt files crashed the process, e.g. {crashes[:5]}"
     assert len(results) == len(cases)
     unexpected = {i: r for i, r in results.items() if r.startswith("UNEXPECTED")}
@@ -455,23 +468,16 @@ def run_cases(tmp_path: Path, cases: list) -> list:
     env = dict(os.environ)
     pkg_root = str(Path(depth_anything_cpp.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([pkg_root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    results, start = {}, 0
-    while start < len(cases):
-        proc = subprocess.run([sys.executable, "-c", _CASE_WORKER, str(cases_file), str(start)],
+    results: dict = {}
+
+    def on_crash(i: int, proc: subprocess.CompletedProcess) -> None:
+        results[i] = f"CRASH rc={proc.returncode} stdout={proc.stdout[-300:]!r} stderr={proc.stderr[-500:]!r}"
+
+    def run(start: int) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", _CASE_WORKER, str(cases_file), str(start)],
                               capture_output=True, text=True, errors="replace", env=env, timeout=900)
-        pending = None
-        for line in proc.stdout.splitlines():
-            parts = line.split(" ", 2)
-            if parts[0] == "START":
-                pending = int(parts[1])
-            elif parts[0] == "RESULT":
-                results[int(parts[1])] = json.loads(parts[2])
-                pending = None
-        if proc.returncode == 0:
-            break
-        assert pending is not None, f"worker failed outside a load: {proc.stderr[-2000:]}"
-        results[pending] = f"CRASH rc={proc.returncode} stdout={proc.stdout[-300:]!r} stderr={proc.stderr[-500:]!r}"
-        start = pending + 1
+
+    results.update(_resumable_results(run, len(cases), on_crash))
     return [results[i] for i in range(len(cases))]
 
 
