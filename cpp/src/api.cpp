@@ -92,6 +92,7 @@ da3_context_params da3_context_default_params(void) {
     p.backend = DA3_BACKEND_CPU;
     p.device = -1;
     p.use_mmap = 0;
+    p.precision = DA3_PRECISION_AUTO;
     return p;
 }
 
@@ -144,6 +145,10 @@ void open_backends(const da3_context_params &params, ggml_backend_t &cpu, ggml_b
 da3_context_params resolved_params(const da3_context_params *params) {
     da3_context_params p = params ? *params : da3_context_default_params();
     if (p.n_threads <= 0) p.n_threads = default_threads();
+    if (p.precision != DA3_PRECISION_AUTO && p.precision != DA3_PRECISION_F32 && p.precision != DA3_PRECISION_BF16) {
+        fail(DA3_ERR_INVALID_ARGUMENT, "params.precision must be DA3_PRECISION_AUTO, _F32 or _BF16, got " +
+                                           std::to_string(p.precision));
+    }
     return p;
 }
 }  // namespace da3
@@ -173,7 +178,9 @@ static da3_status load_context(const char *path, const char *metric_path, const 
             ctx->wm.load(path, ctx->backend, n_threads);
             da3::load_model(ctx->wm, ctx->model);
         }
-        if (ctx->backend == ctx->cpu) da3::prepare_model_for_cpu(ctx->model, n_threads);
+        // this slice: AUTO is f32 for every file type (README, issue #23)
+        const bool bf16 = ctx->params.precision == DA3_PRECISION_BF16;
+        if (ctx->backend == ctx->cpu) da3::prepare_model_for_cpu(ctx->model, n_threads, bf16);
 
         ggml_backend_t backends[2] = {ctx->backend, ctx->cpu};
         const int nb = ctx->backend == ctx->cpu ? 1 : 2;
@@ -235,6 +242,7 @@ da3_status da3_get_model_info(const da3_context *ctx, da3_model_info *info) {
         info->weights_read_bytes = ctx->wm.weights_read_bytes() + ctx->m_wm.weights_read_bytes();
         info->n_threads = ctx->params.n_threads;
         std::strncpy(info->backend, ggml_backend_name(ctx->backend), sizeof(info->backend) - 1);
+        std::strncpy(info->linear_engine, m.linear_engine.c_str(), sizeof(info->linear_engine) - 1);
     });
 }
 
