@@ -25,6 +25,8 @@ PROCESS_RES_METHODS = ("upper_bound_resize", "lower_bound_resize")
 _CROP_METHODS = ("upper_bound_crop", "lower_bound_crop")
 REF_VIEW_STRATEGIES = ("saddle_balanced", "first", "middle", "saddle_sim_range")
 BACKENDS = ("cpu", "gpu", "auto")
+# ViT linear arithmetic on the CPU backend (C: da3_precision); "auto" is f32 for now (README)
+PRECISIONS = ("auto", "f32", "bf16")
 # Keys of the core's result dict that become Prediction fields; everything else goes to aux.
 _FIELD_KEYS = {"depth", "conf", "extrinsics", "intrinsics", "sky", "processed_images", "is_metric"}
 
@@ -242,12 +244,13 @@ class DepthAnything3:
 
     def __init__(self, path: Union[str, "os.PathLike[str]"], *, variant: Optional[str] = None,
                  n_threads: Optional[int] = None, backend: str = "cpu", device: int = -1,
-                 metric_path: Optional[Union[str, "os.PathLike[str]"]] = None) -> None:
+                 metric_path: Optional[Union[str, "os.PathLike[str]"]] = None, precision: str = "auto") -> None:
         """Load ``path``; see :meth:`from_file` (same arguments and errors)."""
         path = Path(path).expanduser()
         metric = None if metric_path is None else Path(metric_path).expanduser()
         threads = _check_n_threads(n_threads)
         _check_choice("backend", backend, BACKENDS)
+        _check_choice("precision", precision, PRECISIONS)
         if isinstance(device, bool) or not isinstance(device, (int, np.integer)):
             raise TypeError(f"device: expected int, got {type(device).__name__}")
         for p in (path,) if metric is None else (path, metric):
@@ -268,13 +271,14 @@ class DepthAnything3:
         self._path = path
         self._backend = backend
         self._model = self._core.Model(str(path), n_threads=threads, backend=backend, device=int(device),
-                                       metric_path=None if metric is None else str(metric))
+                                       metric_path=None if metric is None else str(metric), precision=precision)
         self._info = dict(self._model.info())
 
     @classmethod
     def from_file(cls, path: Union[str, "os.PathLike[str]"], variant: Optional[str] = None,
                   n_threads: Optional[int] = None, backend: str = "cpu", device: int = -1,
-                  metric_path: Optional[Union[str, "os.PathLike[str]"]] = None) -> "DepthAnything3":
+                  metric_path: Optional[Union[str, "os.PathLike[str]"]] = None,
+                  precision: str = "auto") -> "DepthAnything3":
         """Load a GGUF file in the depth-anything.cpp layout.
 
         Args:
@@ -288,6 +292,12 @@ class DepthAnything3:
             device: GPU device index for ``backend="gpu"``; -1 = the first GPU.
             metric_path: the metric file (da3metric-large) of the nested da3nested-giant-large
                 model published as two files; the result is the same model as one nested file.
+            precision: arithmetic of the ViT's linear layers on the CPU backend: ``"f32"`` (exact,
+                the parity mode), ``"bf16"`` (f32/f16 weights and the activations rounded to bf16,
+                f32 sums, on the CPU's AMX-BF16 or AVX512-BF16 engine: depth correlation >= 0.9999
+                against f32, see the README; f32 where the CPU has neither) or ``"auto"`` (for now
+                f32 for every file type). q8_0/q4_k linears stay int8; GPU backends ignore it.
+                ``info()["linear_engine"]`` says what runs them.
 
         Raises:
             ModelNotFoundError: ``path`` does not exist (a ``FileNotFoundError``).
@@ -300,14 +310,14 @@ class DepthAnything3:
             ValueError, TypeError: bad argument values/types.
         """
         return cls(path, variant=variant, n_threads=n_threads, backend=backend, device=device,
-                   metric_path=metric_path)
+                   metric_path=metric_path, precision=precision)
 
     @classmethod
     def from_pretrained(cls, name_or_path: Union[str, "os.PathLike[str]"], *, filename: Optional[str] = None,
                         revision: Optional[str] = None, cache_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
                         local_files_only: bool = False, token: Optional[str] = None,
                         variant: Optional[str] = None, n_threads: Optional[int] = None,
-                        backend: str = "cpu", device: int = -1) -> "DepthAnything3":
+                        backend: str = "cpu", device: int = -1, precision: str = "auto") -> "DepthAnything3":
         """Load from a GGUF file, an official snapshot directory or a Hugging Face repo id.
 
         Snapshots (``config.json`` + ``model.safetensors``, e.g. ``"depth-anything/DA3-SMALL"``
@@ -326,7 +336,7 @@ class DepthAnything3:
 
         gguf = resolve_model(name_or_path, filename=filename, revision=revision,
                              hub_cache_dir=cache_dir, local_files_only=local_files_only, token=token)
-        return cls(gguf, variant=variant, n_threads=n_threads, backend=backend, device=device)
+        return cls(gguf, variant=variant, n_threads=n_threads, backend=backend, device=device, precision=precision)
 
     @property
     def path(self) -> Path:
