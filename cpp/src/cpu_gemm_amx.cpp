@@ -35,6 +35,9 @@ constexpr size_t B_BLOCK_BYTES = 256 << 10;    // weight panels per chunk, about
 constexpr unsigned G_GELU = 1u, G_BIAS = 2u, G_RES = 4u, G_SCALE = 8u, G_ENGINE_SHIFT = 8;
 
 inline int64_t kpad(int64_t K) { return (K + KB - 1) / KB * KB; }
+// Row stride of the packed activations: one K-block more than Kp, so that when 2 Kp bytes are a
+// multiple of 2 KB (K = 1536, 3072) a tile's 16 rows do not all map to two L1 sets.
+inline int64_t a_stride(int64_t K) { return kpad(K) + KB; }
 
 // One panel: rows[PW][K] f32 -> dst [Kp/KB][2][16 pairs][16 columns][2] bf16 (zero past K).
 void pack_panel(const float *rows, int64_t K, uint16_t *dst) {
@@ -49,8 +52,8 @@ void pack_panel(const float *rows, int64_t K, uint16_t *dst) {
                     }
 }
 
-// One activation row: K f32 -> Kp bf16 (zero past K).
-void cvt_row(const float *src, uint16_t *dst, int64_t K, int64_t Kp) {
+// One activation row: K f32 -> n >= K bf16 (zero past K).
+void cvt_row(const float *src, uint16_t *dst, int64_t K, int64_t n) {
     int64_t k = 0;
 #if defined(__AVX512F__)
     const __m512i one = _mm512_set1_epi32(1), half = _mm512_set1_epi32(0x7fff), quiet = _mm512_set1_epi32(0x40);
@@ -65,7 +68,7 @@ void cvt_row(const float *src, uint16_t *dst, int64_t K, int64_t Kp) {
     }
 #endif
     for (; k < K; ++k) dst[k] = f32_to_bf16(src[k]);
-    for (; k < Kp; ++k) dst[k] = 0;
+    for (; k < n; ++k) dst[k] = 0;
 }
 
 #if defined(DA3_BF16_ENGINES)
@@ -125,14 +128,14 @@ DA3_TARGET_AMX void amx_begin() {
 }
 DA3_TARGET_AMX void amx_end() { _tile_release(); }
 
-// C[TM][PW] = A[TM rows, Kp apart] . panel B, over the whole K.
-DA3_TARGET_AMX void amx_tile(const uint16_t *A, int64_t Kp, const uint16_t *B, float *C) {
+// C[TM][PW] = A[TM rows, lda apart] . panel B, over the whole K (Kp).
+DA3_TARGET_AMX void amx_tile(const uint16_t *A, int64_t lda, int64_t Kp, const uint16_t *B, float *C) {
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
-    const size_t sa = (size_t)Kp * sizeof(uint16_t);
-    const uint16_t *A1 = A + 16 * Kp;
+    const size_t sa = (size_t)lda * sizeof(uint16_t);
+    const uint16_t *A1 = A + 16 * lda;
     for (int64_t kb = 0; kb < Kp / KB; ++kb) {
         _tile_loadd(4, A + kb * KB, sa);
         _tile_loadd(6, B + kb * 2 * TILE, 64);
@@ -151,7 +154,7 @@ DA3_TARGET_AMX void amx_tile(const uint16_t *A, int64_t Kp, const uint16_t *B, f
 
 // R rows of C[.][PW] by vdpbf16ps: per k pair, each row's pair broadcast against the panel's row.
 template <int R>
-DA3_TARGET_BF16 void dp_rows(const uint16_t *A, int64_t Kp, const uint16_t *B, float *C) {
+DA3_TARGET_BF16 void dp_rows(const uint16_t *A, int64_t lda, int64_t Kp, const uint16_t *B, float *C) {
     __m512 acc[R][2];
     for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     for (int64_t kb = 0; kb < Kp / KB; ++kb) {
@@ -162,7 +165,7 @@ DA3_TARGET_BF16 void dp_rows(const uint16_t *A, int64_t Kp, const uint16_t *B, f
 #pragma GCC unroll 12
             for (int i = 0; i < R; ++i) {
                 int32_t pair;
-                std::memcpy(&pair, ak + i * Kp + 2 * kk, sizeof pair);
+                std::memcpy(&pair, ak + i * lda + 2 * kk, sizeof pair);
                 const __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
                 acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
                 acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
@@ -175,14 +178,14 @@ DA3_TARGET_BF16 void dp_rows(const uint16_t *A, int64_t Kp, const uint16_t *B, f
     }
 }
 
-void gemm_tile(bf16_engine e, const uint16_t *A, int64_t Kp, const uint16_t *B, float *C) {
+void gemm_tile(bf16_engine e, const uint16_t *A, int64_t lda, int64_t Kp, const uint16_t *B, float *C) {
     if (e == bf16_engine::amx_bf16) {
-        amx_tile(A, Kp, B, C);
+        amx_tile(A, lda, Kp, B, C);
         return;
     }
-    dp_rows<12>(A, Kp, B, C);
-    dp_rows<12>(A + 12 * Kp, Kp, B, C + 12 * PW);
-    dp_rows<8>(A + 24 * Kp, Kp, B, C + 24 * PW);
+    dp_rows<12>(A, lda, Kp, B, C);
+    dp_rows<12>(A + 12 * lda, lda, Kp, B, C + 12 * PW);
+    dp_rows<8>(A + 24 * lda, lda, Kp, B, C + 24 * PW);
 }
 
 // The f32 epilogue of linear_cpu, in its order: (C + bias), GELU, * scale, + res; R rows to Y.
@@ -201,8 +204,8 @@ void epilogue_tile(const float *C, int R, float *Y, int64_t ldy, const float *bi
 }
 
 struct gemm_operands {
-    const uint16_t *A;  // [Mp][Kp] bf16
-    int64_t Kp, M;
+    const uint16_t *A;  // [Mp][lda] bf16
+    int64_t lda, Kp, M;
     const uint16_t *W;  // packed panels
     int64_t N;
     const float *bias, *scale, *res;
@@ -218,7 +221,7 @@ void gemm_range(bf16_engine e, const gemm_operands &g, int64_t p0, int64_t p1, i
         const int64_t n = p * PW;
         for (int64_t t = t0; t < t1; ++t) {
             const int64_t m = t * TM;
-            gemm_tile(e, g.A + (size_t)m * g.Kp, g.Kp, B, C);
+            gemm_tile(e, g.A + (size_t)m * g.lda, g.lda, g.Kp, B, C);
             const size_t off = (size_t)m * g.N + n;
             epilogue_tile(C, (int)std::min<int64_t>(TM, g.M - m), g.Y + off, g.N, g.bias ? g.bias + n : nullptr,
                           g.scale ? g.scale + n : nullptr, g.res ? g.res + off : nullptr, g.gelu);
@@ -227,19 +230,19 @@ void gemm_range(bf16_engine e, const gemm_operands &g, int64_t p0, int64_t p1, i
 }
 #endif  // DA3_BF16_ENGINES
 
-// x [K, M, ...] f32 -> dst [Kp, Mp] bf16, rows past M zero; rows in chunks (cpu_work.h).
+// x [K, M, ...] f32 -> dst [a_stride(K), Mp] bf16, zero past K and M; rows in chunks (cpu_work.h).
 void pack_x_compute(ggml_tensor *dst, int /*ith*/, int nth, void * /*userdata*/) {
     const ggml_tensor *x = dst->src[0];
-    const int64_t K = x->ne[0], M = ggml_nrows(x), Kp = dst->ne[0], Mp = dst->ne[1];
+    const int64_t K = x->ne[0], M = ggml_nrows(x), lda = dst->ne[0], Mp = dst->ne[1];
     const int64_t n = std::min<int64_t>(Mp, (int64_t)nth * kChunksPerThread);
     const float *X = (const float *)x->data;
     uint16_t *A = (uint16_t *)dst->data;
     for_each_chunk(dst, nth, n, [&](int64_t c) {
         for (int64_t r = Mp * c / n; r < Mp * (c + 1) / n; ++r) {
             if (r < M) {
-                cvt_row(X + (size_t)r * K, A + (size_t)r * Kp, K, Kp);
+                cvt_row(X + (size_t)r * K, A + (size_t)r * lda, K, lda);
             } else {
-                std::fill(A + (size_t)r * Kp, A + (size_t)(r + 1) * Kp, (uint16_t)0);
+                std::fill(A + (size_t)r * lda, A + (size_t)(r + 1) * lda, (uint16_t)0);
             }
         }
     });
@@ -252,7 +255,8 @@ void gemm_compute(ggml_tensor *dst, int /*ith*/, int nth, void *userdata) {
     const ggml_tensor *a = dst->src[0], *w = dst->src[1];
     int next = 2;
     gemm_operands g{};
-    g.A = (const uint16_t *)a->data, g.Kp = a->ne[0], g.W = (const uint16_t *)w->data, g.N = w->ne[1];
+    g.A = (const uint16_t *)a->data, g.lda = a->ne[0], g.Kp = kpad(w->ne[0]);
+    g.W = (const uint16_t *)w->data, g.N = w->ne[1];
     g.M = ggml_nelements(dst) / g.N;
     g.bias = (flags & G_BIAS) ? (const float *)dst->src[next++]->data : nullptr;
     g.res = (flags & G_RES) ? (const float *)dst->src[next++]->data : nullptr;
@@ -342,10 +346,10 @@ void bf16_gemm_host(bf16_engine engine, const float *X, int64_t M, int64_t K, co
         (engine == bf16_engine::avx512_bf16 && !offer().avx512_bf16)) {
         fail(DA3_ERR_INTERNAL, std::string("bf16_gemm_host: engine not available: ") + bf16_engine_name(engine));
     }
-    const int64_t Kp = kpad(K), Mp = (M + TM - 1) / TM * TM;
-    std::vector<uint16_t> A((size_t)Mp * Kp, 0);
-    for (int64_t r = 0; r < M; ++r) cvt_row(X + (size_t)r * K, A.data() + (size_t)r * Kp, K, Kp);
-    const gemm_operands g{A.data(), Kp, M, Wp, N, bias, nullptr, nullptr, false, Y};
+    const int64_t lda = a_stride(K), Mp = (M + TM - 1) / TM * TM;
+    std::vector<uint16_t> A((size_t)Mp * lda, 0);
+    for (int64_t r = 0; r < M; ++r) cvt_row(X + (size_t)r * K, A.data() + (size_t)r * lda, K, lda);
+    const gemm_operands g{A.data(), lda, kpad(K), M, Wp, N, bias, nullptr, nullptr, false, Y};
     if (engine == bf16_engine::amx_bf16) amx_begin();
     gemm_range(engine, g, 0, N / PW, 0, Mp / TM);
     if (engine == bf16_engine::amx_bf16) amx_end();
@@ -359,7 +363,7 @@ ggml_tensor *linear_bf16(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml
                          ggml_tensor *scale, bool gelu, bf16_engine engine) {
     if (engine == bf16_engine::none) fail(DA3_ERR_INTERNAL, "linear_bf16: no bf16 engine");
     const int64_t K = x->ne[0], M = ggml_nrows(x), N = w->ne[1];
-    ggml_tensor *xa = with_work_counter(ggml_custom_4d(ctx, GGML_TYPE_BF16, kpad(K), (M + TM - 1) / TM * TM, 1, 1, &x, 1,
+    ggml_tensor *xa = with_work_counter(ggml_custom_4d(ctx, GGML_TYPE_BF16, a_stride(K), (M + TM - 1) / TM * TM, 1, 1, &x, 1,
                                                        pack_x_compute, GGML_N_TASKS_MAX, nullptr));
     ggml_tensor *args[5] = {xa, w, nullptr, nullptr, nullptr};
     int n = 2;
