@@ -98,8 +98,9 @@ static void test_host(bf16_engine e, int M, int K, int N) {
     check(vs_f32 < 1e-2, what, vs_f32);
 }
 
-// The graph op on a weight of `type` packed in place, 3 threads, every epilogue part.
-static void test_graph(ggml_type type, int M, int K, int N, bool gelu) {
+// The graph op on a weight of `type` packed in place, 3 threads, every epilogue part: through
+// linear_cpu (the engine the dispatch picks) or, for another engine, linear_bf16 directly.
+static void test_graph(ggml_type type, int M, int K, int N, bool gelu, bf16_engine e) {
     ggml_backend_t be = ggml_backend_cpu_init();
     ggml_backend_cpu_set_n_threads(be, 3);
     ggml_init_params ip = {ggml_tensor_overhead() * 16 + 2 * ggml_graph_overhead(), nullptr, true};
@@ -107,7 +108,8 @@ static void test_graph(ggml_type type, int M, int K, int N, bool gelu) {
     ggml_tensor *x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, K, M), *w = ggml_new_tensor_2d(ctx, type, K, N);
     ggml_tensor *b = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, N), *sc = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, N);
     ggml_tensor *r = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, N, M);
-    ggml_tensor *out = linear_cpu(ctx, x, w, b, r, LINEAR_BF16 | (gelu ? LINEAR_GELU : 0u), true, sc);
+    ggml_tensor *out = e == bf16_engine_available() ? linear_cpu(ctx, x, w, b, r, LINEAR_BF16 | (gelu ? LINEAR_GELU : 0u), true, sc)
+                                                    : linear_bf16(ctx, x, w, b, r, sc, gelu, e);
     ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, be);
     const std::vector<float> xv = randn((size_t)K * M, 4), bv = randn(N, 6), sv = randn(N, 7), rv = randn((size_t)N * M, 8);
     std::vector<float> wv = randn((size_t)K * N, 5, 0.05f);
@@ -125,7 +127,7 @@ static void test_graph(ggml_type type, int M, int K, int N, bool gelu) {
     ggml_backend_tensor_set(r, rv.data(), 0, ggml_nbytes(r));
     char what[160];
     std::snprintf(what, sizeof what, "graph %s M=%d K=%d N=%d%s +bias *scale +res (%s)", ggml_type_name(type), M, K, N,
-                  gelu ? " gelu" : "", bf16_engine_name(bf16_engine_available()));
+                  gelu ? " gelu" : "", bf16_engine_name(e));
     if (!pack_linear_weight_bf16(w)) {
         check(false, "pack_linear_weight_bf16 refused a weight it supports", 0.0);
     } else {
@@ -194,11 +196,12 @@ int main() {
         test_host(e, 45, 384, 96);   // 3 panels, 2 row tiles
         test_host(e, 100, 200, 32);
     }
-    if (best != bf16_engine::none) {
-        test_refusals();
-        test_graph(GGML_TYPE_F32, 37, 72, 96, true);   // K 72: packed with zero padding to 96
-        test_graph(GGML_TYPE_F16, 70, 128, 64, false);
-        test_graph(GGML_TYPE_F32, 1, 64, 32, false);
+    if (best != bf16_engine::none) test_refusals();
+    for (bf16_engine e : {bf16_engine::amx_bf16, bf16_engine::avx512_bf16}) {
+        if (offered.find(bf16_engine_name(e)) == std::string::npos) continue;
+        test_graph(GGML_TYPE_F32, 37, 72, 96, true, e);  // K 72: packed with zero padding to 96
+        test_graph(GGML_TYPE_F16, 70, 1536, 64, false, e);
+        test_graph(GGML_TYPE_F32, 1, 64, 32, false, e);
     }
     if (g_failures) std::fprintf(stderr, "%d failure(s)\n", g_failures);
     if (g_failures) return 1;
