@@ -8,7 +8,7 @@ Loads the file twice (``precision="f32"`` and ``"bf16"``), then on the same seed
   time is the minimum over its calls (on a shared machine noise only adds), summed per kind:
   the ViT linears (qkv, proj, fc1, fc2, with GFLOP/s from their shapes), the bf16 mode's
   activation packing nodes, the rest of the backbone (attention, norms), head + camera;
-- ``--calls`` plain calls of each, alternated: medians and the median of per-pair ratios.
+- ``--calls`` plain calls of each, alternated: medians, the median of per-pair ratios, minima.
 
 Example (GGUFs from ``da3cpp bench``'s cache, or any file)::
 
@@ -117,7 +117,8 @@ def main() -> int:
             times[q].append(time.perf_counter() - t0)
     ratios = [b / f for f, b in zip(times["f32"], times["bf16"])]
     print(f"whole calls, {a.calls} alternated: f32 {np.median(times['f32']):.3f} s, bf16 {np.median(times['bf16']):.3f} s,"
-          f" bf16/f32 {np.median(ratios):.3f} (median of pair ratios; {min(ratios):.2f}-{max(ratios):.2f})")
+          f" bf16/f32 {np.median(ratios):.3f} (median of pair ratios; {min(ratios):.2f}-{max(ratios):.2f});"
+          f" minima {min(times['f32']):.3f} / {min(times['bf16']):.3f} s ({min(times['bf16']) / min(times['f32']):.3f})")
     return 0
 
 
