@@ -2,6 +2,7 @@
 // da3_check_linear_f16): numpy <-> C buffers only.
 #include "binding.h"
 
+#include <algorithm>
 #include <string>
 
 namespace py = pybind11;
@@ -20,12 +21,13 @@ void bind_diag(py::module_ &m) {
     }, "How this module was compiled: variant, isa_level, isa_flags, isa_features, reduced_precision\n"
        "(\"\" when every product accumulates in f32), ggml_features (comma-separated strings).");
     m.def("check_linear_f16", [](py::array_t<uint16_t, py::array::c_style> w, py::array x, const std::string &backend,
-                                 int n_threads) {
+                                 int n_threads, const std::string &precision) {
         if (w.ndim() != 2) throw py::value_error("w must be a 2-D uint16 array (f16 bits) of shape (n, k)");
         da3py::f32_array xa = da3py::checked_f32(x, 2, "x");
         if (xa.shape(1) != w.shape(1)) throw py::value_error("x must have shape (m, k) with w's k");
         da3_context_params p = da3_context_default_params();
         p.n_threads = n_threads;
+        p.precision = da3py::precision_from_string(precision);
         if (backend == "cpu") p.backend = DA3_BACKEND_CPU;
         else if (backend == "gpu") p.backend = DA3_BACKEND_GPU;
         else throw py::value_error("backend must be 'cpu' or 'gpu', got '" + backend + "'");
@@ -39,6 +41,18 @@ void bind_diag(py::module_ &m) {
         if (st != DA3_OK) da3py::raise_status(st);
         return y;
     }, "y = x @ w.T through the network's linear-layer graph builder; w (n, k) uint16 f16 bits, x (m, k) float32\n"
-       "-> (m, n) float32. Raises ValueError, BackendError.",
-       py::arg("w"), py::arg("x"), py::arg("backend") = "cpu", py::arg("n_threads") = 0);
+       "-> (m, n) float32; precision as the model's ('bf16': the bf16 GEMM where this CPU has an engine).\n"
+       "Raises ValueError, BackendError.",
+       py::arg("w"), py::arg("x"), py::arg("backend") = "cpu", py::arg("n_threads") = 0, py::arg("precision") = "f32");
+    m.def("cpu_matrix_engines", [] {
+        const std::string s = da3_cpu_matrix_engines();
+        py::list out;
+        for (size_t a = 0; a < s.size();) {
+            const size_t b = std::min(s.find(',', a), s.size());
+            out.append(s.substr(a, b - a));
+            a = b + 1;
+        }
+        return out;
+    }, "The reduced-precision matrix engines this module can use on this CPU and OS, best first\n"
+       "(list of 'amx_bf16', 'avx512_bf16'; empty: precision='bf16' runs f32).");
 }

@@ -43,9 +43,11 @@ struct Model {
     std::shared_ptr<da3_context> ctx;
 
     // metric_path: the metric file of a nested pair given as two files (path = the any-view file)
-    Model(const std::string &path, int n_threads, const std::string &backend, int device, py::object metric_path) {
+    Model(const std::string &path, int n_threads, const std::string &backend, int device, py::object metric_path,
+          const std::string &precision) {
         da3_context_params p = da3_context_default_params();
         p.n_threads = n_threads;
+        p.precision = da3py::precision_from_string(precision);
         if (backend == "cpu") p.backend = DA3_BACKEND_CPU;
         else if (backend == "gpu") p.backend = DA3_BACKEND_GPU;
         else if (backend == "auto") p.backend = DA3_BACKEND_AUTO;
@@ -109,6 +111,7 @@ struct Model {
         d["weights_read_bytes"] = mi.weights_read_bytes;
         d["n_threads"] = mi.n_threads;
         d["backend"] = mi.backend;
+        d["linear_engine"] = mi.linear_engine;
         return d;
     }
 
@@ -187,12 +190,13 @@ PYBIND11_MODULE(DA3_MODULE_NAME, m) {
         "extrinsics (N,3,4) world-to-camera, intrinsics (N,3,3) px, sky (mono/metric), processed_images uint8.\n"
         "Raises ValueError on bad input, UnsupportedError when the model lacks a requested part.";
     py::class_<Model>(m, "Model")
-        .def(py::init<const std::string &, int, const std::string &, int, py::object>(),
+        .def(py::init<const std::string &, int, const std::string &, int, py::object, const std::string &>(),
              "Loads a GGUF model; with metric_path, `path` is the any-view file and metric_path the metric file\n"
-             "of a nested pair given as two files. Raises ModelNotFoundError, ModelLoadError, ModelFormatError\n"
-             "(also for a pair in the wrong order), UnsupportedError.",
+             "of a nested pair given as two files; precision 'auto', 'f32' or 'bf16' (da3_precision). Raises\n"
+             "ModelNotFoundError, ModelLoadError, ModelFormatError (also for a pair in the wrong order),\n"
+             "UnsupportedError, ValueError.",
              py::arg("path"), py::arg("n_threads") = 0, py::arg("backend") = "cpu", py::arg("device") = -1,
-             py::arg("metric_path") = py::none())
+             py::arg("metric_path") = py::none(), py::arg("precision") = "auto")
         .def("info", [](py::handle self) { return Model::of(self).info(); })
         .def("close", [](py::handle self) { Model::of(self).ctx.reset(); },
              "Frees the model's memory now (after the calls in flight return); later calls raise ValueError.")

@@ -41,6 +41,14 @@ inline f32_array checked_f32(const py::array &a, int ndim, const char *what) {
     return f32_array::ensure(a);
 }
 
+// da3_precision for "auto", "f32", "bf16" (DepthAnything3(precision=...)); ValueError otherwise.
+inline int precision_from_string(const std::string &s) {
+    if (s == "auto") return DA3_PRECISION_AUTO;
+    if (s == "f32") return DA3_PRECISION_F32;
+    if (s == "bf16") return DA3_PRECISION_BF16;
+    throw py::value_error("precision must be 'auto', 'f32' or 'bf16', got '" + s + "'");
+}
+
 struct u8_image {
     u8_array arr;
 };

@@ -52,8 +52,8 @@ def _processed_size(w: int, h: int, res: int, method: str) -> tuple[int, int]:
 class FakeModel:
     """Stands in for the compiled Model: depth is the nearest-sampled luminance + 1."""
 
-    def __init__(self, path, n_threads=0, backend="cpu", device=-1, *, info=None, sky=False):
-        self.args = dict(path=path, n_threads=n_threads, backend=backend, device=device)
+    def __init__(self, path, n_threads=0, backend="cpu", device=-1, precision="auto", *, info=None, sky=False):
+        self.args = dict(path=path, n_threads=n_threads, backend=backend, device=device, precision=precision)
         self._info = {"preset": "da3-small", "weight_type": "f16", "has_camera_encoder": 1,
                       "has_camera_decoder": 1, "has_aux_head": 1, "has_sky": int(sky), "is_metric": 0}
         self._info.update(info or {})
@@ -89,8 +89,8 @@ class FakeModel:
 def make_fake_core(**model_kwargs):
     core = types.SimpleNamespace(models=[])
 
-    def model(path, n_threads=0, backend="cpu", device=-1, metric_path=None):
-        m = FakeModel(path, n_threads, backend, device, **model_kwargs)
+    def model(path, n_threads=0, backend="cpu", device=-1, metric_path=None, precision="auto"):
+        m = FakeModel(path, n_threads, backend, device, precision, **model_kwargs)
         core.models.append(m)
         return m
     core.Model = model
@@ -150,10 +150,14 @@ def test_from_file_argument_errors(fake_core, fake_gguf, tmp_path):
 
 def test_from_file_passes_options(fake_core, fake_gguf):
     model = DepthAnything3.from_file(fake_gguf, n_threads=3, backend="auto")
-    assert fake_core.models[0].args == dict(path=str(fake_gguf), n_threads=3, backend="auto", device=-1)
+    assert fake_core.models[0].args == dict(path=str(fake_gguf), n_threads=3, backend="auto", device=-1,
+                                            precision="auto")
     assert model.info["preset"] == "da3-small" and model.variant == "fake" and model.path == fake_gguf
-    DepthAnything3.from_file(fake_gguf)
+    DepthAnything3.from_file(fake_gguf, precision="bf16")
     assert fake_core.models[1].args["n_threads"] == 0  # None -> core default
+    assert fake_core.models[1].args["precision"] == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        DepthAnything3.from_file(fake_gguf, precision="f16")
 
 
 def test_no_core_raises_variant_error(monkeypatch, fake_gguf):

@@ -78,6 +78,11 @@ typedef struct da3_build_info {
 
 DA3_API const da3_build_info *da3_get_build_info(void);
 
+/* The reduced-precision matrix engines this build can use on this CPU and OS (checked at run
+ * time: CPUID, XCR0, Linux tile-data permission), best first, comma-separated: "amx_bf16",
+ * "avx512_bf16"; "" when none (then DA3_PRECISION_BF16 runs f32). Static string. */
+DA3_API const char *da3_cpu_matrix_engines(void);
+
 /* ---- backends ------------------------------------------------------------------- */
 
 typedef enum da3_backend_kind {
@@ -103,11 +108,23 @@ DA3_API da3_status da3_device_get(int i, da3_device_info *info);
 
 typedef struct da3_context da3_context;
 
+/* Arithmetic of the ViT's linear layers on the CPU backend, chosen at load. */
+typedef enum da3_precision {
+    DA3_PRECISION_AUTO = 0, /* for now exact f32 for every file type (see README: the bf16 policy for
+                               f16 files waits for accuracy numbers) */
+    DA3_PRECISION_F32 = 1,  /* f32 products and sums (the parity mode); q8_0/q4_k stay int8 */
+    DA3_PRECISION_BF16 = 2  /* f32/f16 weights and the activations rounded to bf16, f32 sums, on
+                               the CPU's AMX-BF16 or AVX512-BF16 engine; f32 where it has neither
+                               (da3_model_info.linear_engine says which ran) */
+} da3_precision;
+
 typedef struct da3_context_params {
     int n_threads;            /* CPU threads, at most 512 (ggml); <= 0: number of physical cores */
     da3_backend_kind backend; /* default DA3_BACKEND_CPU */
     int device;               /* device index for DA3_BACKEND_GPU, -1 = first GPU */
     int use_mmap;             /* reserved; weights are read into backend buffers */
+    int precision;            /* da3_precision, default DA3_PRECISION_AUTO; other values:
+                                 DA3_ERR_INVALID_ARGUMENT */
 } da3_context_params;
 
 DA3_API da3_context_params da3_context_default_params(void);
@@ -146,6 +163,8 @@ typedef struct da3_model_info {
                                   aux ray head are read on the first call that needs them */
     int n_threads;          /* CPU threads this context uses */
     char backend[64];       /* name of the device the graph runs on, e.g. "CPU", "Vulkan0" */
+    char linear_engine[16]; /* what runs the ViT's linear layers: "amx_bf16", "avx512_bf16" (precision
+                               bf16), "f32", "int8" (q8_0/q4_k, VNNI builds), "ggml" (GPU backends) */
 } da3_model_info;
 
 DA3_API da3_status da3_get_model_info(const da3_context *ctx, da3_model_info *info);

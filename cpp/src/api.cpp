@@ -122,6 +122,7 @@ da3_context_params da3_context_default_params(void) {
     p.backend = DA3_BACKEND_CPU;
     p.device = -1;
     p.use_mmap = 0;
+    p.precision = DA3_PRECISION_AUTO;
     return p;
 }
 
@@ -178,6 +179,10 @@ da3_context_params resolved_params(const da3_context_params *params) {
                                            std::to_string(GGML_MAX_N_THREADS));
     }
     if (p.n_threads <= 0) p.n_threads = std::min(default_threads(), GGML_MAX_N_THREADS);
+    if (p.precision != DA3_PRECISION_AUTO && p.precision != DA3_PRECISION_F32 && p.precision != DA3_PRECISION_BF16) {
+        fail(DA3_ERR_INVALID_ARGUMENT, "params.precision must be DA3_PRECISION_AUTO, _F32 or _BF16, got " +
+                                           std::to_string(p.precision));
+    }
     return p;
 }
 }  // namespace da3
@@ -219,7 +224,9 @@ static da3_status load_context(const char *path, const char *metric_path, const 
             ctx->wm.upload(ctx->backend, n_threads);
             da3::load_model(ctx->wm, ctx->model);
         }
-        if (ctx->backend == ctx->cpu) da3::prepare_model_for_cpu(ctx->model, n_threads);
+        // this slice: AUTO is f32 for every file type (README, issue #23)
+        const bool bf16 = ctx->params.precision == DA3_PRECISION_BF16;
+        if (ctx->backend == ctx->cpu) da3::prepare_model_for_cpu(ctx->model, n_threads, bf16);
 
         da3::reserve_graph(ctx.get(), 1);
         *out = ctx.release();
@@ -278,6 +285,7 @@ da3_status da3_get_model_info(const da3_context *ctx, da3_model_info *info) {
         info->weights_read_bytes = ctx->wm.weights_read_bytes() + ctx->m_wm.weights_read_bytes();
         info->n_threads = ctx->params.n_threads;
         std::strncpy(info->backend, ggml_backend_name(ctx->backend), sizeof(info->backend) - 1);
+        std::strncpy(info->linear_engine, m.linear_engine.c_str(), sizeof(info->linear_engine) - 1);
     });
 }
 

@@ -2,6 +2,7 @@
 // products (da3_check_linear_f16), both for tests and bug reports (issue #18).
 #include "depth_anything.h"
 #include "cpu_gemm.h"
+#include "cpu_gemm_amx.h"
 #include "graph.h"
 #include "model.h"
 
@@ -169,6 +170,8 @@ const da3_build_info *da3_get_build_info(void) {
     return &info;
 }
 
+const char *da3_cpu_matrix_engines(void) { return da3::bf16_engines_offered(); }
+
 da3_status da3_check_linear_f16(const uint16_t *w, const float *x, int m, int k, int n,
                                 const da3_context_params *params, float *y) {
     return da3::guarded([&] {
@@ -193,7 +196,10 @@ da3_status da3_check_linear_f16(const uint16_t *w, const float *x, int m, int k,
         ggml_backend_tensor_set(l.w, w, 0, ggml_nbytes(l.w));
         constexpr int kPackedRows = 32;  // as build_linear: from here the network's linears are packed
         const bool cpu = s.backend == s.cpu;
-        if (cpu && m >= kPackedRows) l.packed = da3::pack_linear_weight(l.w);
+        if (cpu && m >= kPackedRows) {
+            l.bf16 = p.precision == DA3_PRECISION_BF16 && da3::pack_linear_weight_bf16(l.w);
+            l.packed = l.bf16 || da3::pack_linear_weight(l.w);
+        }
 
         ggml_init_params gp{ggml_tensor_overhead() * 64 + ggml_graph_overhead(), nullptr, true};
         s.g.ctx = ggml_init(gp);

@@ -1,6 +1,7 @@
 #include "cpu_gemm.h"
 
 #include "common.h"
+#include "cpu_gemm_amx.h"
 #include "cpu_gemm_q4k.h"
 #include "cpu_gemm_q8.h"
 #include "cpu_simd.h"
@@ -651,6 +652,7 @@ ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_
         args[n_args++] = scale;
         flags |= HAS_SCALE;
     }
+    if (flags & LINEAR_BF16) return linear_bf16(ctx, x, w, b, res, scale, flags & LINEAR_GELU, bf16_engine_available());
     return with_work_counter(ggml_custom_4d(ctx, GGML_TYPE_F32, N, x->ne[1], x->ne[2], x->ne[3], args, n_args,
                                             linear_compute, GGML_N_TASKS_MAX, (void *)(uintptr_t)flags));
 }

@@ -25,6 +25,7 @@ namespace da3 {
 
 enum linear_flag : unsigned {
     LINEAR_GELU = 1u,  // exact-erf GELU on x W^T + b (before the residual add)
+    LINEAR_BF16 = 2u,  // w packed by pack_linear_weight_bf16: the bf16 GEMM (cpu_gemm_amx.h)
 };
 
 // True when linear_cpu can take this weight: 2-D, contiguous, a type ggml can convert to f32,

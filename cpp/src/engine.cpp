@@ -150,11 +150,12 @@ void check_model_pair(const weight_map &any, const weight_map &met) {
     }
 }
 
-void prepare_model_for_cpu(model &m, int n_threads) {
-    pack_vit_for_cpu(m.vit, n_threads);
-    pack_vit_for_cpu(m.m_vit, n_threads);  // no blocks unless nested
+void prepare_model_for_cpu(model &m, int n_threads, bool bf16) {
+    pack_vit_for_cpu(m.vit, n_threads, bf16);
+    pack_vit_for_cpu(m.m_vit, n_threads, bf16);  // no blocks unless nested
     pack_head_for_cpu(m.head, n_threads);
     pack_head_for_cpu(m.m_head, n_threads);
+    m.linear_engine = vit_linear_engine(m.vit);
 }
 
 void load_model_pair(const weight_map &any, const weight_map &met, model &m) {

@@ -73,7 +73,7 @@ ggml_tensor *build_linear(graph_ctx &g, ggml_tensor *x, const linear &l, ggml_te
         if (!ggml_is_contiguous(x)) x = ggml_cont(g.ctx, x);
         if (res && !ggml_is_contiguous(res)) res = ggml_cont(g.ctx, res);
         if (scale && scale->type != GGML_TYPE_F32) scale = ggml_cast(g.ctx, scale, GGML_TYPE_F32);
-        return linear_cpu(g.ctx, x, l.w, l.b, res, gelu ? LINEAR_GELU : 0u, l.packed, scale);
+        return linear_cpu(g.ctx, x, l.w, l.b, res, (gelu ? LINEAR_GELU : 0u) | (l.bf16 ? LINEAR_BF16 : 0u), l.packed, scale);
     }
     ggml_tensor *y = mul_mat_f32acc(g.ctx, l.w, x);
     if (l.b) {

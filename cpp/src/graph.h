@@ -23,6 +23,7 @@ struct linear {
     ggml_tensor *w = nullptr;  // [in, out] (ggml order), any type
     ggml_tensor *b = nullptr;  // [out] or null
     bool packed = false;       // w repacked for linear_cpu (pack_linear_weight): CPU graphs only
+    bool bf16 = false;         // packed by pack_linear_weight_bf16 instead (packed is then set too)
 };
 
 struct layer_norm {

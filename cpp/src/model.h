@@ -29,6 +29,8 @@ struct model {
     // any-view prediction to metres (ref: da3.py NestedDepthAnything3Net)
     bool nested = false;
     vit_model m_vit;
+    // what runs the ViT's linears (da3_model_info.linear_engine), set by prepare_model_for_cpu
+    std::string linear_engine = "ggml";
     dpt_head m_head;
     float mean[3] = {0.485f, 0.456f, 0.406f};
     float std[3] = {0.229f, 0.224f, 0.225f};
@@ -43,8 +45,9 @@ void load_model(const weight_map &wm, model &m);
 void check_model_pair(const weight_map &anyview, const weight_map &metric);
 void load_model_pair(const weight_map &anyview, const weight_map &metric, model &m);
 // After loading, for a model that runs on the CPU backend: weights repacked for our CPU kernels
-// by n_threads threads (they are then only usable by CPU graphs).
-void prepare_model_for_cpu(model &m, int n_threads = 1);
+// by n_threads threads (they are then only usable by CPU graphs); bf16: the ViT's f32/f16 linears
+// for the bf16 GEMM (cpu_gemm_amx.h) where this CPU has an engine.
+void prepare_model_for_cpu(model &m, int n_threads = 1, bool bf16 = false);
 
 // One named float32 output in PyTorch (row-major) order.
 struct host_tensor {

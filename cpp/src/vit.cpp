@@ -1,6 +1,7 @@
 #include "vit.h"
 
 #include "cpu_gemm.h"
+#include "cpu_gemm_amx.h"
 #include "cpu_kernels.h"
 
 #include "ggml-backend.h"
@@ -191,12 +192,23 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
     });
 }
 
-void pack_vit_for_cpu(vit_model &m, int n_threads) {
+void pack_vit_for_cpu(vit_model &m, int n_threads, bool bf16) {
     pack_conv_for_cpu(m.patch_embed, n_threads);  // [P, P, 3, C]: im2col, then one GEMM
     parallel_for((int)m.blocks.size(), n_threads, [&](int i) {
         vit_block &b = m.blocks[i];
-        for (linear *l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) l->packed = pack_linear_weight(l->w);
+        for (linear *l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) {
+            l->bf16 = bf16 && pack_linear_weight_bf16(l->w);
+            l->packed = l->bf16 || pack_linear_weight(l->w);
+        }
     });
+}
+
+const char *vit_linear_engine(const vit_model &m) {
+    if (m.blocks.empty()) return "f32";
+    const linear &l = m.blocks[0].fc1;
+    if (l.bf16) return bf16_engine_name(bf16_engine_available());
+    if (l.packed && (l.w->type == GGML_TYPE_Q8_0 || l.w->type == GGML_TYPE_Q4_K)) return "int8";
+    return "f32";
 }
 
 // PyTorch upsample_bicubic2d (align_corners=False, A=-0.75, clamped borders).

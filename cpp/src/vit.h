@@ -66,8 +66,11 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m);
 // CPU backend only, after loading: repacks the block linears' f32/f16 (and, in VNNI builds,
 // q8_0 / q4_K) weights in place for our GEMM (cpu_gemm.h pack_linear_weight) and marks them
 // packed, blocks split over n_threads threads; an f32/f16 patch-embedding kernel too, as the
-// matrix of its im2col GEMM (graph.h pack_conv_for_cpu).
-void pack_vit_for_cpu(vit_model &m, int n_threads = 1);
+// matrix of its im2col GEMM (graph.h pack_conv_for_cpu). bf16: the block linears' f32/f16
+// weights packed for the bf16 GEMM instead (cpu_gemm_amx.h), where this CPU has an engine.
+void pack_vit_for_cpu(vit_model &m, int n_threads = 1, bool bf16 = false);
+// What runs the block linears after pack_vit_for_cpu: "amx_bf16", "avx512_bf16", "int8", "f32".
+const char *vit_linear_engine(const vit_model &m);
 
 // Bicubic interpolation of the patch position embedding to a (ph, pw) grid exactly as
 // DINOv2's interpolate_pos_encoding (scale_factor = (n + offset) / grid, align_corners=False,

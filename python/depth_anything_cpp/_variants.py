@@ -239,7 +239,9 @@ def backend_info() -> dict[str, Any]:
     chosen module), ``build`` (dict of str: how the chosen module was compiled: ``isa_level``,
     ``isa_flags``, ``isa_features``, ``reduced_precision`` -- empty when every matrix product
     accumulates in f32 -- and ``ggml_features``), ``threads`` (int, default thread count =
-    physical cores), ``cpu`` (str), ``cpu_features`` (list[str]). Never raises for a
+    physical cores), ``cpu`` (str), ``cpu_features`` (list[str]), ``cpu_matrix_engines``
+    (list[str], the chosen module's reduced-precision engines usable here, best first:
+    ``"amx_bf16"``, ``"avx512_bf16"``; empty: ``precision="bf16"`` runs f32). Never raises for a
     missing/broken core: ``chosen`` is None and ``reason`` says why.
     """
     info: dict[str, Any] = {
@@ -253,6 +255,7 @@ def backend_info() -> dict[str, Any]:
         "threads": default_threads(),
         "cpu": _probe()[2],
         "cpu_features": cpu_features(),
+        "cpu_matrix_engines": [],
     }
     try:
         core, reason = load_core()
@@ -260,5 +263,6 @@ def backend_info() -> dict[str, Any]:
         info["reason"] = str(exc)
         return info
     info.update(chosen=core.variant(), reason=reason, module=core.__name__,
-                ggml_version=core.ggml_version(), devices=list(core.devices()), build=dict(core.build_info()))
+                ggml_version=core.ggml_version(), devices=list(core.devices()), build=dict(core.build_info()),
+                cpu_matrix_engines=list(core.cpu_matrix_engines()))
     return info

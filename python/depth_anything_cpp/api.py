@@ -27,6 +27,8 @@ REF_VIEW_STRATEGIES = ("saddle_balanced", "first", "middle", "saddle_sim_range")
 BACKENDS = ("cpu", "gpu", "auto")
 #: process_res range the core accepts (14 = the patch size).
 PROCESS_RES_RANGE = (14, 8192)
+# ViT linear arithmetic on the CPU backend (C: da3_precision); "auto" is f32 for now (README)
+PRECISIONS = ("auto", "f32", "bf16")
 # Keys of the core's result dict that become Prediction fields; everything else goes to aux.
 _FIELD_KEYS = {"depth", "conf", "extrinsics", "intrinsics", "sky", "processed_images", "is_metric"}
 
@@ -368,7 +370,7 @@ class DepthAnything3:
     def __init__(self, model_name: Union[str, "os.PathLike[str]"] = "da3-large", *,
                  variant: Optional[str] = None, n_threads: Optional[int] = None, backend: str = "cpu",
                  device: int = -1, metric_path: Optional[Union[str, "os.PathLike[str]"]] = None,
-                 **hub_kwargs: Any) -> None:
+                 precision: str = "auto", **hub_kwargs: Any) -> None:
         """Load a model, as the official ``DepthAnything3(model_name="da3-large")``.
 
         ``model_name``: a preset name (``"da3-small"`` ... ``"da3nested-giant-large"``, the
@@ -393,14 +395,16 @@ class DepthAnything3:
         elif hub_kwargs:
             raise TypeError(f"DepthAnything3: {', '.join(sorted(hub_kwargs))} only apply to models loaded by name")
         self._load(model_name, variant=variant, n_threads=n_threads, backend=backend, device=device,
-                   metric_path=metric_path)
+                   metric_path=metric_path, precision=precision)
 
     def _load(self, path: Union[str, "os.PathLike[str]"], *, variant: Optional[str], n_threads: Optional[int],
-              backend: str, device: int, metric_path: Optional[Union[str, "os.PathLike[str]"]]) -> None:
+              backend: str, device: int, metric_path: Optional[Union[str, "os.PathLike[str]"]],
+              precision: str) -> None:
         path = Path(path).expanduser()
         metric = None if metric_path is None else Path(metric_path).expanduser()
         threads = _check_n_threads(n_threads)
         _check_choice("backend", backend, BACKENDS)
+        _check_choice("precision", precision, PRECISIONS)
         if isinstance(device, bool) or not isinstance(device, (int, np.integer)):
             raise TypeError(f"device: expected int, got {type(device).__name__}")
         for p in (path,) if metric is None else (path, metric):
@@ -422,8 +426,9 @@ class DepthAnything3:
         self._metric = metric
         self._threads = threads
         self._backend = backend
+        self._precision = precision
         self._model = self._core.Model(str(path), n_threads=threads, backend=backend, device=int(device),
-                                       metric_path=None if metric is None else str(metric))
+                                       metric_path=None if metric is None else str(metric), precision=precision)
         self._info = dict(self._model.info())
 
     @classmethod
@@ -484,7 +489,8 @@ class DepthAnything3:
             return self
         core = self._core if variant is None else get_core(variant)
         model = core.Model(str(self._path), n_threads=self._threads, backend=backend, device=idx,
-                           metric_path=None if self._metric is None else str(self._metric))
+                           metric_path=None if self._metric is None else str(self._metric),
+                           precision=self._precision)
         self._core, self._model, self._backend = core, model, backend
         self._info = dict(model.info())
         return self
@@ -492,7 +498,8 @@ class DepthAnything3:
     @classmethod
     def from_file(cls, path: Union[str, "os.PathLike[str]"], variant: Optional[str] = None,
                   n_threads: Optional[int] = None, backend: str = "cpu", device: int = -1,
-                  metric_path: Optional[Union[str, "os.PathLike[str]"]] = None) -> "DepthAnything3":
+                  metric_path: Optional[Union[str, "os.PathLike[str]"]] = None,
+                  precision: str = "auto") -> "DepthAnything3":
         """Load a GGUF file in the depth-anything.cpp layout.
 
         Args:
@@ -506,6 +513,12 @@ class DepthAnything3:
             device: GPU device index for ``backend="gpu"``; -1 = the first GPU.
             metric_path: the metric file (da3metric-large) of the nested da3nested-giant-large
                 model published as two files; the result is the same model as one nested file.
+            precision: arithmetic of the ViT's linear layers on the CPU backend: ``"f32"`` (exact,
+                the parity mode), ``"bf16"`` (f32/f16 weights and the activations rounded to bf16,
+                f32 sums, on the CPU's AMX-BF16 or AVX512-BF16 engine: depth correlation >= 0.9999
+                against f32, see the README; f32 where the CPU has neither) or ``"auto"`` (for now
+                f32 for every file type). q8_0/q4_k linears stay int8; GPU backends ignore it.
+                ``info()["linear_engine"]`` says what runs them.
 
         Raises:
             ModelNotFoundError: ``path`` does not exist (a ``FileNotFoundError``).
@@ -521,14 +534,14 @@ class DepthAnything3:
             ValueError, TypeError: bad argument values/types.
         """
         return cls._from_path(path, variant=variant, n_threads=n_threads, backend=backend, device=device,
-                              metric_path=metric_path)
+                              metric_path=metric_path, precision=precision)
 
     @classmethod
     def from_pretrained(cls, name_or_path: Union[str, "os.PathLike[str]"], *, filename: Optional[str] = None,
                         revision: Optional[str] = None, cache_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
                         local_files_only: bool = False, token: Optional[str] = None,
                         variant: Optional[str] = None, n_threads: Optional[int] = None,
-                        backend: str = "cpu", device: int = -1) -> "DepthAnything3":
+                        backend: str = "cpu", device: int = -1, precision: str = "auto") -> "DepthAnything3":
         """Load from a GGUF file, an official snapshot directory, a Hugging Face repo id
         (``"depth-anything/DA3-SMALL"``) or a short preset name (``"da3-small"``,
         ``"da3nested-giant-large-1.1"``: see ``depth_anything_cpp.hub.PRESETS``).
@@ -550,7 +563,7 @@ class DepthAnything3:
         gguf = resolve_model(name_or_path, filename=filename, revision=revision,
                              hub_cache_dir=cache_dir, local_files_only=local_files_only, token=token)
         return cls._from_path(gguf, variant=variant, n_threads=n_threads, backend=backend, device=device,
-                              metric_path=None)
+                              metric_path=None, precision=precision)
 
     def close(self) -> None:
         """Free the model's memory now (weights and buffers; a call running in another thread

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
+from .api import PRECISIONS
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
 #: environment variable naming the default model of every command (--model omitted)
 MODEL_ENV = "DA3CPP_MODEL"
@@ -127,6 +129,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", default=None, help="compiled core variant (see `da3cpp info`)")
     p.add_argument("--backend", default="cpu", choices=["cpu", "gpu", "auto"],
                    help="compute backend (default cpu)")
+    p.add_argument("--precision", default="auto", choices=list(PRECISIONS),
+                   help="ViT linear arithmetic on the CPU: f32, bf16 (AMX/AVX512-BF16 where present), "
+                        "auto (f32 for now; default)")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-image lines, no progress bar")
 
 
@@ -715,10 +720,11 @@ def _run(args: argparse.Namespace, command: _Command) -> int:
     try:
         if args.metric_model:
             model = DepthAnything3.from_file(args.model, variant=args.variant, n_threads=args.threads,
-                                             backend=args.backend, metric_path=args.metric_model)
+                                             backend=args.backend, metric_path=args.metric_model,
+                                             precision=args.precision)
         else:
-            model = DepthAnything3.from_pretrained(args.model, variant=args.variant,
-                                                   n_threads=args.threads, backend=args.backend)
+            model = DepthAnything3.from_pretrained(args.model, variant=args.variant, n_threads=args.threads,
+                                                   backend=args.backend, precision=args.precision)
     except Exception as exc:  # any load failure ends the run with a message, not a traceback
         _err(f"cannot load model {args.model}: {exc}")
         return 2

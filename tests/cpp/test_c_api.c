@@ -112,11 +112,17 @@ int main(int argc, char **argv) {
           "pair error names the problem and the order");
 
     cp.n_threads = 2;
+    CHECK(cp.precision == DA3_PRECISION_AUTO, "default precision");
+    cp.precision = 7;
+    CHECK(da3_load(path, &cp, &ctx) == DA3_ERR_INVALID_ARGUMENT && ctx == NULL && strstr(da3_last_error(), "precision"),
+          "precision out of range");
+    cp.precision = DA3_PRECISION_AUTO;
     st = da3_load(path, &cp, &ctx);
     CHECK(st == DA3_OK && ctx != NULL, "load %s: %s", path, da3_status_string(st));
     if (!ctx) return 1;
     CHECK(da3_get_model_info(ctx, &info) == DA3_OK, "model info");
     CHECK(info.has_camera_decoder && info.patch_size == 14 && info.depth > 0 && info.n_threads == 2, "model info values");
+    CHECK(strcmp(info.linear_engine, "f32") == 0, "auto: f32 linears (%s)", info.linear_engine);
 
     px0 = make_image(150, 100, 150 * 3 + 5, 0);
     px1 = make_image(120, 90, 120 * 3, 1);
