@@ -17,9 +17,11 @@ void bind_diag(py::module_ &m) {
         d["isa_features"] = b->isa_features;
         d["reduced_precision"] = b->reduced_precision;
         d["ggml_features"] = b->ggml_features;
+        d["bf16_engines"] = b->bf16_engines;
         return d;
     }, "How this module was compiled: variant, isa_level, isa_flags, isa_features, reduced_precision\n"
-       "(\"\" when every product accumulates in f32), ggml_features (comma-separated strings).");
+       "(\"\" when every product accumulates in f32), ggml_features, bf16_engines (opt-in, precision='bf16')\n"
+       "(comma-separated strings).");
     m.def("check_linear_f16", [](py::array_t<uint16_t, py::array::c_style> w, py::array x, const std::string &backend,
                                  int n_threads, const std::string &precision) {
         if (w.ndim() != 2) throw py::value_error("w must be a 2-D uint16 array (f16 bits) of shape (n, k)");

@@ -99,6 +99,7 @@ def test_build_info_reported():
     assert build["variant"] == info["chosen"]
     assert build["isa_level"] in ("x64", "avx2", "avx512", "native")
     assert build["reduced_precision"] == ""
+    assert set(build["bf16_engines"].split(",")) <= {"", "amx_bf16", "avx512_bf16"}, build
     if build["isa_level"] == "avx512":
         assert "avx512f" in build["isa_features"].split(",")
     if build["isa_level"] == "native" and platform.machine().lower() in ("x86_64", "amd64"):

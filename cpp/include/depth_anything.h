@@ -74,6 +74,9 @@ typedef struct da3_build_info {
                                       "avx512fp16", "arm_fp16_vector"); "" when every product
                                       accumulates in f32, which every variant we build guarantees */
     const char *ggml_features;     /* ggml CPU backend's own list, "AVX2=1,FMA=1,..." */
+    const char *bf16_engines;      /* bf16 matrix engines compiled in ("amx_bf16,avx512_bf16" or ""):
+                                      used only when a context asks for DA3_PRECISION_BF16 and the CPU
+                                      offers one (da3_cpu_matrix_engines), never in f32 mode */
 } da3_build_info;
 
 DA3_API const da3_build_info *da3_get_build_info(void);

@@ -3,6 +3,7 @@
 #include "depth_anything.h"
 #include "cpu_gemm.h"
 #include "cpu_gemm_amx.h"
+#include "cpu_gemm_amx.h"
 #include "graph.h"
 #include "model.h"
 
@@ -166,6 +167,7 @@ const da3_build_info *da3_get_build_info(void) {
         info.isa_features = features.c_str();
         info.reduced_precision = reduced.c_str();
         info.ggml_features = ggml_features.c_str();
+        info.bf16_engines = da3::bf16_engines_compiled();
     });
     return &info;
 }

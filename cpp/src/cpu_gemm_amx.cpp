@@ -311,6 +311,14 @@ const char *bf16_engines_offered() {
     return "";
 }
 
+const char *bf16_engines_compiled() {
+#if defined(DA3_BF16_ENGINES)
+    return "amx_bf16,avx512_bf16";
+#else
+    return "";
+#endif
+}
+
 size_t bf16_packed_size(int64_t K, int64_t N) { return (size_t)kpad(K) * (size_t)N; }
 
 void bf16_pack_host(const float *W, int64_t K, int64_t N, uint16_t *Wp) {

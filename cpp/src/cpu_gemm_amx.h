@@ -31,6 +31,8 @@ bf16_engine bf16_engine_available();
 const char *bf16_engine_name(bf16_engine e);
 // Every engine offered here, best first, comma-separated ("" when none).
 const char *bf16_engines_offered();
+// The engines this build carries (run only after the check), comma-separated ("" when none).
+const char *bf16_engines_compiled();
 
 // Repacks an f32 or f16 weight [K, N] in place into the bf16 panel layout (the tensor keeps its
 // type and shape; its bytes are then only valid as linear_bf16's weight). Needs N % 32 == 0 and

@@ -238,7 +238,8 @@ def backend_info() -> dict[str, Any]:
     ``module`` (str | None), ``ggml_version`` (str | None), ``devices`` (list[dict] from the
     chosen module), ``build`` (dict of str: how the chosen module was compiled: ``isa_level``,
     ``isa_flags``, ``isa_features``, ``reduced_precision`` -- empty when every matrix product
-    accumulates in f32 -- and ``ggml_features``), ``threads`` (int, default thread count =
+    accumulates in f32 -- ``ggml_features`` and ``bf16_engines``, the bf16 engines compiled in
+    for ``precision="bf16"``), ``threads`` (int, default thread count =
     physical cores), ``cpu`` (str), ``cpu_features`` (list[str]), ``cpu_matrix_engines``
     (list[str], the chosen module's reduced-precision engines usable here, best first:
     ``"amx_bf16"``, ``"avx512_bf16"``; empty: ``precision="bf16"`` runs f32). Never raises for a
