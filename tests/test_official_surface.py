@@ -54,7 +54,7 @@ def test_inference_signature_is_the_official_one():
         else:
             assert p.default == default and type(p.default) is type(default), name
     extras = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
-    assert extras == ["compute_aux", "taps", "images"]
+    assert extras == ["compute_aux", "taps", "max_image_pixels", "downscale_large_images", "images"]
 
 
 @needs_model

@@ -294,3 +294,18 @@ def test_head_resize_fused_into_convolutions_is_exact(core, cases):
         np.testing.assert_array_equal(fused[key], built[key], err_msg=key)
     assert rel_range(fused["depth"], ref["depth"]) <= F32_REL
     assert rel_range(fused["ray"], ref["ray"]) <= F32_REL
+
+
+def test_extreme_input_translation_is_an_error(core, cases):
+    """An input pose whose translation overflows the network's arithmetic (3e38) ends in a clear
+    error naming the problem, never in non-finite outputs returned as valid (issue #19, item 7)."""
+    from depth_anything_cpp.errors import DA3Error
+
+    poses = cases.CASES_BY_NAME["small_3v_poses"]
+    model = engine_model(core, cases.model_gguf(poses.model, "f32"))
+    ref, _ = cases.load_case(cases.case_reference(poses))
+    ext = np.array(ref["extrinsics_in"], dtype=np.float32, copy=True)
+    ext[0, :3, 3] = 3e38
+    with pytest.raises((DA3Error, ValueError)) as err:
+        model.infer_tensor(np.ascontiguousarray(ref["input"]), extrinsics=ext, intrinsics=ref["intrinsics_in"])
+    assert any(w in str(err.value) for w in ("finite", "NaN", "inf", "extrinsics")), str(err.value)

@@ -431,7 +431,7 @@ def raw(raw_fixture):
 
 
 _CASE_WORKER = r"""
-import json, resource, sys
+import json, re, sys
 import numpy as np
 from depth_anything_cpp.api import get_core
 from depth_anything_cpp.errors import DA3Error
@@ -454,7 +454,9 @@ for i in range(start, len(cases)):
         res = type(e).__name__ + ": " + str(e)
     except BaseException as e:
         res = "UNEXPECTED " + type(e).__name__ + ": " + str(e)
-    res += " MAXRSS_KB " + str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    # VmHWM: this process's peak RSS (ru_maxrss would carry the forking pytest process's peak over exec)
+    with open("/proc/self/status") as f:
+        res += " MAXRSS_KB " + re.search(r"^VmHWM:\s*(\d+) kB", f.read(), re.M).group(1)
     print("RESULT", i, json.dumps(res), flush=True)
 """
 

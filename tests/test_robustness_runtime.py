@@ -290,7 +290,7 @@ def test_view_limit_is_checked_before_decoding(tmp_path):
         load_images([str(tmp_path / f"{i}.png") for i in range(300)], max_views=256)  # none exists
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads unreadable files")
+@pytest.mark.skipif(os.geteuid() == 0, reason="platform: root reads unreadable files")
 def test_unreadable_image_error_names_the_file(tmp_path):
     path = tmp_path / "secret.png"
     Image.new("RGB", (4, 4)).save(path)

@@ -100,7 +100,7 @@ def test_cli_without_pyav_fails_the_video_only(tmp_path, monkeypatch, capsys):
     from PIL import Image
 
     monkeypatch.setattr(da3, "_core", types.SimpleNamespace(Model=lambda *a, **k: _FakeModel(),
-                                                            variant=lambda: "fake"))
+                                                            variant=lambda: "fake", max_views=256))
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF" + bytes(16))
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "a.png")
