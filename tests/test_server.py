@@ -28,6 +28,7 @@ from conftest import REPO  # noqa: E402
 from serving import (FIXTURE_MODEL, PROCESS_RES, b64, free_port, models_dir, png_bytes, running,  # noqa: E402
                      small_image)
 
+import depth_anything_cpp  # noqa: E402
 from depth_anything_cpp import DepthAnything3, exports  # noqa: E402
 from depth_anything_cpp.server import ServerConfig, create_app  # noqa: E402
 from depth_anything_cpp.server.cli import check_bind  # noqa: E402
@@ -310,7 +311,7 @@ def test_cli_serve_subprocess_sigterm(tmp_path, image_b64):
     mdir = models_dir(tmp_path)
     port = free_port()
     env = {**os.environ, "DA3CPP_API_KEY": KEY, "PYTHONPATH": os.pathsep.join(
-        [str(REPO / "python"), os.environ.get("PYTHONPATH", "")])}
+        [str(Path(depth_anything_cpp.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-m", "depth_anything_cpp.cli", "serve", "--models", str(mdir),
                              "--port", str(port), "--process-res", str(PROCESS_RES), "--threads", "1",
                              "--log-level", "warning"], env=env)

@@ -13,8 +13,11 @@
 #include <cstring>
 #include <new>
 #include <thread>
+#include <chrono>
 #if defined(DA3_GGML_OPENMP) && !defined(_WIN32)
 #include <omp.h>
+#endif
+#if !defined(_WIN32)
 #include <pthread.h>
 #endif
 #ifdef _WIN32
@@ -50,17 +53,32 @@ static void abort_message(const char *msg) {
     std::fflush(stderr);
 }
 
+// Held across fork() (the atfork handlers below) and by context_lock for the moment it takes or
+// gives a context's lock and records its owner: a fork never falls between the two. A plain
+// mutex: the child's thread (another thread id) may unlock it, which a rwlock would not allow.
+static std::mutex g_fork_guard;
+
+#if !defined(_WIN32)
+static void before_fork() {
+    g_fork_guard.lock();
+#if defined(DA3_GGML_OPENMP)
+    // libgomp keeps a pool of worker threads per thread that ran a parallel region; a child
+    // forked after an inference inherits that pool without its threads and waits for them
+    // forever in its first parallel region. Release the forking thread's pool before fork
+    // (OpenMP 5.0); the next parallel region, in parent or child, makes a new one.
+    omp_pause_resource_all(omp_pause_hard);
+#endif
+}
+static void after_fork() { g_fork_guard.unlock(); }
+#endif
+
 static void ensure_logging() {
     static std::once_flag once;
     std::call_once(once, [] {
         ggml_log_set(log_filter, nullptr);
         ggml_set_abort_callback(abort_message);
-#if defined(DA3_GGML_OPENMP) && !defined(_WIN32)
-        // libgomp keeps a pool of worker threads per thread that ran a parallel region; a
-        // child forked after an inference inherits that pool without its threads and waits for
-        // them forever in its first parallel region. Release the forking thread's pool before
-        // fork (OpenMP 5.0); the next parallel region, in parent or child, makes a new one.
-        pthread_atfork([] { omp_pause_resource_all(omp_pause_hard); }, nullptr, nullptr);
+#if !defined(_WIN32)
+        pthread_atfork(before_fork, after_fork, after_fork);
 #endif
     });
 }
@@ -306,23 +324,36 @@ da3_infer_params da3_infer_default_params(void) {
 
 // Holds ctx->mu for one inference. A child forked while a thread of the parent ran an
 // inference on ctx inherits mu locked by a thread it does not have: refuse instead of waiting
-// forever (busy_pid is then the parent's pid).
+// forever (busy_pid is then the parent's pid). Taking mu and recording busy_pid happen under
+// g_fork_guard, so no fork falls between them; a busy context is waited for by polling, as a
+// blocked lock() could not be refused.
 struct context_lock {
     da3_context *ctx;
     std::unique_lock<std::mutex> lock;
-    explicit context_lock(da3_context *c) : ctx(c), lock(c->mu, std::try_to_lock) {
+    explicit context_lock(da3_context *c) : ctx(c), lock(c->mu, std::defer_lock) {
         const long self = (long)getpid();
-        if (!lock.owns_lock()) {
-            const long busy = ctx->busy_pid.load();
-            if (busy != 0 && busy != self) {
-                fail(DA3_ERR_INVALID_ARGUMENT, "this model was running an inference in another thread when this process "
-                                               "was forked, and its state is lost here: load the model again in this process");
+        for (;;) {
+            {
+                std::lock_guard<std::mutex> no_fork(g_fork_guard);
+                if (lock.try_lock()) {
+                    ctx->busy_pid = self;
+                    return;
+                }
+                const long busy = ctx->busy_pid.load();
+                if (busy != 0 && busy != self) {
+                    fail(DA3_ERR_INVALID_ARGUMENT, "this model was running an inference in another thread when this "
+                                                   "process was forked, and its state is lost here: load the model "
+                                                   "again in this process");
+                }
             }
-            lock.lock();
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
         }
-        ctx->busy_pid = self;
     }
-    ~context_lock() { ctx->busy_pid = 0; }  // before the unlock (members are destroyed after)
+    ~context_lock() {
+        std::lock_guard<std::mutex> no_fork(g_fork_guard);
+        ctx->busy_pid = 0;
+        lock.unlock();
+    }
 };
 
 static void check_view_count(int n_views) {
