@@ -145,6 +145,21 @@ def test_input_is_copied_before_the_gil_is_released(core_model):
 
 
 # ---------------------------------------------------------------- item 5: fork
+def _child_report(pid: int, r: int, w: int, timeout: float = 60.0):
+    """The one byte a forked child wrote to the pipe (r, w), or None when it wrote nothing within
+    `timeout` s (then it is killed). Reaps the child and closes the pipe."""
+    import select
+
+    os.close(w)
+    ready, _, _ = select.select([r], [], [], timeout)
+    if not ready:
+        os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    code = os.read(r, 1) if ready else None
+    os.close(r)
+    return code
+
+
 @needs_core
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_forked_child_can_infer(model_path):
@@ -159,16 +174,9 @@ def test_forked_child_can_infer(model_path):
             os.write(w, b"1" if ok else b"0")
         finally:
             os._exit(0)
-    os.close(w)
-    import select
-    ready, _, _ = select.select([r], [], [], 60)
-    if not ready:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-        pytest.fail("the forked child hung in inference (thread pool state copied by fork)")
-    assert os.read(r, 1) == b"1"
-    os.close(r)
-    os.waitpid(pid, 0)
+    code = _child_report(pid, r, w)
+    assert code is not None, "the forked child hung in inference (thread pool state copied by fork)"
+    assert code == b"1"
 
 
 @needs_core
@@ -201,16 +209,10 @@ def test_fork_while_another_thread_infers_never_hangs(model_path):
         finally:
             os.write(w, code)
             os._exit(0)
-    os.close(w)
-    import select
-    ready, _, _ = select.select([r], [], [], 60)
-    if not ready:
-        os.kill(pid, 9)
-    os.waitpid(pid, 0)
+    code = _child_report(pid, r, w)
     t.join()
-    assert ready, "the forked child hung on the model's lock"
-    assert os.read(r, 1) in (b"E", b"1")
-    os.close(r)
+    assert code is not None, "the forked child hung on the model's lock"
+    assert code in (b"E", b"1")
 
 
 def _pool_infer(seed):

@@ -14,6 +14,7 @@
 #include "ggml-backend.h"
 #include "ggml-cpu.h"
 #include "ggml.h"
+#include "test_util.h"
 
 #include <cmath>
 #include <cstdio>
@@ -25,36 +26,11 @@
 
 using namespace da3;
 
-static int g_failures = 0;
-
-static void check(bool ok, const char *what, double err) {
-    std::printf("%-72s max rel err %.2e %s\n", what, err, ok ? "ok" : "FAIL");
-    if (!ok) ++g_failures;
-}
-
-static std::vector<float> randn(size_t n, unsigned seed, float scale = 1.0f) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> d(0.0f, scale);
-    std::vector<float> v(n);
-    for (float &x : v) x = d(rng);
-    return v;
-}
-
 static double bf16_value(float f) {
     const uint32_t u = (uint32_t)f32_to_bf16(f) << 16;
     float r;
     std::memcpy(&r, &u, sizeof r);
     return r;
-}
-
-// Max |a - b| over max |b|.
-static double rel_err(const std::vector<float> &a, const std::vector<double> &b) {
-    double e = 0.0, m = 1e-30;
-    for (size_t i = 0; i < a.size(); ++i) {
-        e = std::max(e, std::fabs((double)a[i] - b[i]));
-        m = std::max(m, std::fabs(b[i]));
-    }
-    return e / m;
 }
 
 struct epi {
