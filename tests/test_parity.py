@@ -248,7 +248,7 @@ def test_load_threads_give_the_same_model(core, cases):
 
 def test_optional_branches_read_on_first_use(core, cases):
     """The camera encoder (cam_enc.*) and the aux ray head (*_aux*) are read from the file by the
-    first call that needs them (cpp/src/weights.h, weight_group), so a model that never gets
+    first call that needs them (cpp/src/gguf/weights.h, weight_group), so a model that never gets
     input poses or use_ray_pose keeps them out of memory. Those first calls match PyTorch."""
     import gguf
 

@@ -1,4 +1,4 @@
-"""Ray-based camera estimation (``use_ray_pose=True``, cpp/src/ray_pose.cpp).
+"""Ray-based camera estimation (``use_ray_pose=True``, cpp/src/host/ray_pose.cpp).
 
 - Unit tests compile ray_pose.cpp alone into a small shared library (needs a C++17 compiler)
   and check it on synthetic ray maps of known cameras: exact recovery (centred principal
@@ -27,11 +27,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "cpp" / "src"
 INCLUDE = ROOT / "cpp" / "include"
-ENGINE_SEED = 0          # da3::ray_pose_default_seed (cpp/src/ray_pose.h)
+ENGINE_SEED = 0          # da3::ray_pose_default_seed (cpp/src/host/ray_pose.h)
 ERR_INVALID_ARGUMENT = 1
 
 SHIM = r"""
-#include "ray_pose.h"
+#include "host/ray_pose.h"
 #include "common.h"
 #include <cstring>
 namespace da3 { void set_last_error(const std::string &) {} }
@@ -54,7 +54,7 @@ def lib(tmp_path_factory):
     (d / "shim.cpp").write_text(SHIM)
     out = d / "libraypose.so"
     cmd = [cxx, "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-I", str(SRC),
-           "-I", str(INCLUDE), str(d / "shim.cpp"), str(SRC / "ray_pose.cpp"), "-o", str(out)]
+           "-I", str(INCLUDE), str(d / "shim.cpp"), str(SRC / "host" / "ray_pose.cpp"), "-o", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return ctypes.CDLL(str(out))

@@ -226,7 +226,7 @@ class Prediction:
 def _patch_size(w: int, h: int, res: int, method: str) -> tuple[int, int]:
     """(width, height) after the official boundary resize and the rounding to multiples
     of 14, before any batch crop (ref: input_processor.py _resize_*_side,
-    _make_divisible_by_resize; cpp/src/preprocess.cpp plan_batch)."""
+    _make_divisible_by_resize; cpp/src/host/preprocess.cpp plan_batch)."""
     side = max(w, h) if method == "upper_bound_resize" else min(w, h)
     if side != res:
         scale = res / float(side)

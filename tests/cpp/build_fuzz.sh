@@ -16,7 +16,7 @@ ver=$(sed -n 's/.*DA3_GGML_VERSION=\\"\([0-9.]*\)\\".*/\1/p' "$out/build.ninja" 
 DEF="-DDA3_GGML_VERSION=\"$ver\" -DDA3_VARIANT_NAME=\"cpu_avx512\""
 INC="-I$root/cpp/include -I$root/cpp/src -isystem $ggml/include"
 mkdir -p "$out/objs"
-for src in "$root"/cpp/src/*.cpp; do
+for src in "$root"/cpp/src/*/*.cpp; do
     f=$(basename "$src" .cpp)
     if grep -q "cpu_simd.h\|__builtin_shuffle" "$src"; then
         g++ -O3 -DNDEBUG -std=c++17 -g1 $ISA $DEF $INC -c "$src" -o "$out/objs/$f.o"

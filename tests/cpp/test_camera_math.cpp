@@ -1,8 +1,8 @@
 // Host-side camera / postprocessing math of the DA3 port, checked without model weights.
 // Expected numbers come from numpy 2.x / the official depth_anything_3 code (see comments).
 // Exit code 0 on success; prints the first failures otherwise.
-#include "camera.h"
-#include "head.h"
+#include "graph/camera.h"
+#include "graph/head.h"
 
 #include <cmath>
 #include <cstdio>

@@ -6,7 +6,7 @@
 // input resized from another size, align corners, with and without the UV embedding) against
 // the resize done in double first, also followed by a 1x1 convolution in the same op. Exit code
 // 0 on success; prints the failures.
-#include "cpu_kernels.h"
+#include "kernels/cpu_kernels.h"
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"

@@ -7,10 +7,10 @@
 // ops share their chunks through (cpu_work.h): every chunk taken exactly once per run, over
 // repeated runs of one graph and several thread counts.
 // Exit code 0 on success; prints the failures otherwise.
-#include "cpu_gemm.h"
-#include "cpu_gemm_q4k.h"
-#include "cpu_gemm_q8.h"
-#include "cpu_work.h"
+#include "kernels/cpu_gemm.h"
+#include "kernels/cpu_gemm_q4k.h"
+#include "kernels/cpu_gemm_q8.h"
+#include "kernels/cpu_work.h"
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"

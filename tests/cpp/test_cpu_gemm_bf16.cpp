@@ -7,8 +7,8 @@
 // engines must compute up to f32 summation) and the f32 operands (what bf16 costs).
 // Exit code 0 on success, 77 (skipped) when this CPU offers no bf16 engine, with a line
 // starting "platform: " per engine it lacks.
-#include "cpu_gemm.h"
-#include "cpu_gemm_amx.h"
+#include "kernels/cpu_gemm.h"
+#include "kernels/cpu_gemm_amx.h"
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"

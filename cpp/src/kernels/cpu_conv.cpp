@@ -1,11 +1,11 @@
 // The fused CPU convolution op (conv_cpu, cpu_kernels.h): direct register-blocked 3x3 and 1x1
 // kernels, and Winograd F(4x4, 3x3) for the wide 3x3 layers of the DPT head.
-#include "cpu_kernels.h"
+#include "kernels/cpu_kernels.h"
 
 #include "common.h"
-#include "cpu_gemm.h"
-#include "cpu_simd.h"
-#include "cpu_work.h"
+#include "kernels/cpu_gemm.h"
+#include "kernels/cpu_simd.h"
+#include "kernels/cpu_work.h"
 
 #include <algorithm>
 #include <cstdint>

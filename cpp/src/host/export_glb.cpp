@@ -2,7 +2,7 @@
 // ref: official utils/export/glb.py (_compute_alignment_transform_first_cam_glTF_center_by_points,
 // _estimate_scene_scale, _camera_frustum_lines, _index_color_rgb). Format: Khronos glTF 2.0
 // specification, "GLB File Format Specification".
-#include "exports.h"
+#include "host/exports.h"
 
 #include <algorithm>
 #include <cinttypes>

@@ -1,9 +1,9 @@
 // DualDPT / DPT head graphs. ref: depth_anything_3/model/dualdpt.py, dpt.py, utils/head_utils.py
-#include "head.h"
+#include "graph/head.h"
 
-#include "cpu_kernels.h"
+#include "kernels/cpu_kernels.h"
 
-#include "weights.h"
+#include "gguf/weights.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,8 +1,8 @@
-#include "vit.h"
+#include "graph/vit.h"
 
-#include "cpu_gemm.h"
-#include "cpu_gemm_amx.h"
-#include "cpu_kernels.h"
+#include "kernels/cpu_gemm.h"
+#include "kernels/cpu_gemm_amx.h"
+#include "kernels/cpu_kernels.h"
 
 #include "ggml-backend.h"
 

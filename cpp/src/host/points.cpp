@@ -1,9 +1,9 @@
 // Depth -> world-frame points with colours, confidence / sky filtering and deterministic
 // subsampling. ref: official utils/export/glb.py (get_conf_thresh,
 // _depths_to_world_points_with_colors, _filter_and_downsample).
-#include "points.h"
+#include "host/points.h"
 
-#include "exports.h"
+#include "host/exports.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,7 +1,7 @@
 // C API of the points and export functions: argument checks, exception -> status, ownership.
 #include "depth_anything.h"
-#include "exports.h"
-#include "points.h"
+#include "host/exports.h"
+#include "host/points.h"
 
 #include <cmath>
 #include <new>

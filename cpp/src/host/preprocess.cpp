@@ -5,7 +5,7 @@
 // FMA. Every float product that feeds an addition goes through DA3_NO_FUSE (hot loops) or
 // a volatile (tables), so a build with -mfma / -ffp-contract=fast cannot fuse it and change
 // the rounding (verified: without them ~15% of random cubic/area resizes differ).
-#include "preprocess.h"
+#include "host/preprocess.h"
 #include "common.h"  // set_last_error
 
 #include <algorithm>

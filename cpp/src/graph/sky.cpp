@@ -1,7 +1,7 @@
 // Host-side postprocessing of the mono/metric (DPT + sky) head.
 // ref: depth_anything_3/model/da3.py _process_mono_sky_estimation, utils/alignment.py,
 //      utils/io/output_processor.py
-#include "head.h"
+#include "graph/head.h"
 
 #include <algorithm>
 #include <cmath>

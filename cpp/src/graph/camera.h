@@ -11,7 +11,7 @@
 // fov_h, fov_w (radians)]. Intrinsics 3x3 row-major in pixels at the processed resolution H x W.
 #pragma once
 
-#include "graph.h"
+#include "graph/graph.h"
 
 #include <cstdint>
 #include <string>

@@ -1,7 +1,7 @@
 // Model loading and one inference call: graph building, scheduling, postprocessing.
 // ref: depth_anything_3/model/da3.py (DepthAnything3Net.forward)
-#include "model.h"
-#include "ray_pose.h"
+#include "models/model.h"
+#include "host/ray_pose.h"
 
 #include "ggml-alloc.h"
 #include "ggml-cpu.h"

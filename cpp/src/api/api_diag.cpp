@@ -1,11 +1,11 @@
 // C API: how this library was compiled (da3_get_build_info) and a check of its f16 matrix
 // products (da3_check_linear_f16), both for tests and bug reports (issue #18).
 #include "depth_anything.h"
-#include "cpu_gemm.h"
-#include "cpu_gemm_amx.h"
-#include "cpu_gemm_amx.h"
-#include "graph.h"
-#include "model.h"
+#include "kernels/cpu_gemm.h"
+#include "kernels/cpu_gemm_amx.h"
+#include "kernels/cpu_gemm_amx.h"
+#include "graph/graph.h"
+#include "models/model.h"
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"

@@ -1,4 +1,4 @@
-#include "weights.h"
+#include "gguf/weights.h"
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"

@@ -1,6 +1,6 @@
 // Ray-based camera estimation; the algorithm and its differences from upstream are described in
 // ray_pose.h. ref: depth_anything_3/utils/ray_utils.py, depth_anything_3/model/da3.py
-#include "ray_pose.h"
+#include "host/ray_pose.h"
 
 #include "common.h"
 

@@ -8,7 +8,7 @@
 // Graph layouts (ggml order, see graph.h): tokens [C, T, N], feature maps [W, H, C, N].
 #pragma once
 
-#include "graph.h"
+#include "graph/graph.h"
 
 #include <string>
 #include <vector>

@@ -1,7 +1,7 @@
-#include "graph.h"
+#include "graph/graph.h"
 
-#include "cpu_gemm.h"
-#include "cpu_kernels.h"
+#include "kernels/cpu_gemm.h"
+#include "kernels/cpu_kernels.h"
 
 namespace da3 {
 

@@ -18,7 +18,7 @@
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #define DA3_INT8_GEMM 1  // the int8 GEMMs (this file, cpu_gemm_q4k.h) are compiled in
-#include "cpu_simd.h"
+#include "kernels/cpu_simd.h"
 #include <immintrin.h>
 #if defined(__GNUC__) && !defined(__clang__)
 // GCC 12 flags the intrinsics' own _mm512_undefined_* pass-through operands (in the files that

@@ -8,7 +8,7 @@
 #pragma once
 
 #include "common.h"
-#include "graph.h"
+#include "graph/graph.h"
 
 #include "ggml.h"
 

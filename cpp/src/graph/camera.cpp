@@ -1,9 +1,9 @@
 // Camera decoder / encoder graphs and host pose math.
 // ref: depth_anything_3/model/cam_dec.py, cam_enc.py, utils/{attention,block}.py,
 //      utils/transform.py, utils/geometry.py, utils/pose_align.py, api.py
-#include "camera.h"
+#include "graph/camera.h"
 
-#include "weights.h"
+#include "gguf/weights.h"
 
 #include <algorithm>
 #include <array>

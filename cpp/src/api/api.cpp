@@ -1,7 +1,7 @@
 // C API boundary: argument checks, exception -> status translation, ownership.
 #include "depth_anything.h"
-#include "model.h"
-#include "preprocess.h"
+#include "models/model.h"
+#include "host/preprocess.h"
 
 #include "ggml-cpu.h"
 

@@ -1,7 +1,7 @@
 // COLMAP sparse model writer (cameras, images, points3D; binary or text) for a point cloud
 // whose points each come from one pixel of one view. ref: official utils/export/colmap.py;
 // file formats: COLMAP documentation "Output Format" (and scripts/python/read_write_model.py).
-#include "exports.h"
+#include "host/exports.h"
 
 #include <cmath>
 #include <cstring>

@@ -1,8 +1,8 @@
-#include "cpu_gemm_q4k.h"
+#include "kernels/cpu_gemm_q4k.h"
 
 #include "common.h"
-#include "cpu_gemm_q8.h"
-#include "cpu_simd.h"
+#include "kernels/cpu_gemm_q8.h"
+#include "kernels/cpu_simd.h"
 
 #include <cstring>
 #include <vector>

@@ -1,7 +1,7 @@
-#include "cpu_gemm_q8.h"
+#include "kernels/cpu_gemm_q8.h"
 
 #include "common.h"
-#include "cpu_simd.h"
+#include "kernels/cpu_simd.h"
 #include "ggml-backend.h"
 
 #include <cstring>

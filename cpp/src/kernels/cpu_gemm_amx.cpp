@@ -1,9 +1,9 @@
-#include "cpu_gemm_amx.h"
+#include "kernels/cpu_gemm_amx.h"
 
 #include "common.h"
-#include "cpu_gemm.h"
-#include "cpu_simd.h"
-#include "cpu_work.h"
+#include "kernels/cpu_gemm.h"
+#include "kernels/cpu_simd.h"
+#include "kernels/cpu_work.h"
 #include "ggml-backend.h"
 #include "ggml-cpu.h"
 

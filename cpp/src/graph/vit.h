@@ -3,8 +3,8 @@
 // ref: depth_anything_3/model/dinov2/vision_transformer.py, layers/{block,attention,rope}.py
 #pragma once
 
-#include "graph.h"
-#include "weights.h"
+#include "graph/graph.h"
+#include "gguf/weights.h"
 
 #include <map>
 #include <string>

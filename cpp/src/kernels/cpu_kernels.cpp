@@ -1,9 +1,9 @@
 // Element-wise and data-movement CPU ops (cpu_kernels.h): GELU, LayerNorm, bilinear resize,
 // row concatenation, the head's UV embedding. The convolution op is in cpu_conv.cpp.
-#include "cpu_kernels.h"
+#include "kernels/cpu_kernels.h"
 
 #include "common.h"
-#include "cpu_simd.h"
+#include "kernels/cpu_simd.h"
 
 #include <algorithm>
 #include <cmath>

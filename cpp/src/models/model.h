@@ -1,10 +1,10 @@
 // A loaded DA3 network: backbone, head, camera modules, and the per-context compute state.
 #pragma once
 
-#include "camera.h"
-#include "head.h"
-#include "vit.h"
-#include "weights.h"
+#include "graph/camera.h"
+#include "graph/head.h"
+#include "graph/vit.h"
+#include "gguf/weights.h"
 
 #include "ggml-backend.h"
 
