@@ -455,22 +455,25 @@ def test_inference_merges_top_level_export_options(fake_core, fake_gguf, tmp_pat
     from depth_anything_cpp import exports
 
     seen = []
-    monkeypatch.setattr(exports, "export", lambda pred, fmt, out, **kw: seen.append((fmt, out, kw)))
+    monkeypatch.setattr(exports.ExportPlan, "write", lambda plan, pred, out: seen.append((plan, out)))
+    defaults = {name: fmt.options for name, fmt in exports.REGISTRY.items()}
     model = DepthAnything3.from_file(fake_gguf)
     user = {"glb": {"camera_size": 0.1}, "depth_vis": {"cmap": "gray"}, "colmap": {"conf_thresh_percentile": 5}}
     model.inference(np.zeros((28, 28, 3), np.uint8), process_res=28, export_dir=tmp_path,
                     export_format="glb-colmap-depth_vis", num_max_points=10, show_cameras=False,
                     conf_thresh_percentile=30.0, export_kwargs=user)
-    fmt, out, kw = seen[0]
-    assert fmt == "glb-colmap-depth_vis" and out == tmp_path
-    assert kw["glb"] == {"camera_size": 0.1, "conf_thresh_percentile": 30.0, "num_max_points": 10,
-                         "show_cameras": False}
+    plan, out = seen[0]
+    assert plan.formats == ["glb", "colmap", "depth_vis"] and out == tmp_path
+    assert plan.options["glb"] == {**defaults["glb"], "camera_size": 0.1, "conf_thresh_percentile": 30.0,
+                                   "num_max_points": 10, "show_cameras": False}
     # as upstream (api.py: export_kwargs["glb"].update(...)), the top-level arguments win
-    assert kw["colmap"] == {"conf_thresh_percentile": 30.0, "process_res_method": "upper_bound_resize"}
+    assert plan.options["colmap"] == {**defaults["colmap"], "conf_thresh_percentile": 30.0,
+                                      "process_res_method": "upper_bound_resize"}
     model.inference(np.zeros((28, 28, 3), np.uint8), process_res=28, export_dir=tmp_path, export_format="glb",
                     export_kwargs={"glb": {"num_max_points": 3, "show_cameras": False, "conf_thresh_percentile": 1}})
-    assert seen[1][2]["glb"] == {"num_max_points": 1_000_000, "show_cameras": True, "conf_thresh_percentile": 40.0}
-    assert kw["depth_vis"] == {"cmap": "gray"}
+    assert seen[1][0].options["glb"] == {**defaults["glb"], "num_max_points": 1_000_000, "show_cameras": True,
+                                         "conf_thresh_percentile": 40.0}
+    assert plan.options["depth_vis"] == {**defaults["depth_vis"], "cmap": "gray"}
     assert user == {"glb": {"camera_size": 0.1}, "depth_vis": {"cmap": "gray"},
                     "colmap": {"conf_thresh_percentile": 5}}  # untouched
 

@@ -114,7 +114,7 @@ def test_export_dir_errors_leave_nothing(tmp_path):
 
 def test_unwritable_export_dir_is_refused_before_writing(tmp_path, monkeypatch):
     # as root the kernel ignores permissions, so the access check itself is exercised here
-    monkeypatch.setattr(exports.os, "access", lambda path, mode: Path(path) != tmp_path / "ro")
+    monkeypatch.setattr(exports.files.os, "access", lambda path, mode: Path(path) != tmp_path / "ro")
     (tmp_path / "ro").mkdir()
     with pytest.raises(PermissionError, match="not writable"):
         exports.export(_synthetic(), "npz-depth", tmp_path / "ro")
@@ -139,7 +139,7 @@ def test_failed_format_leaves_complete_files_only(tmp_path, monkeypatch):
 
     def boom(path, xyz, rgb):
         exports.atomic_write_bytes(path, lambda f: (f.write(b"ply\n"), 1 / 0))
-    monkeypatch.setattr(exports, "write_ply", boom)
+    monkeypatch.setattr(exports.scene, "write_ply", boom)
     monkeypatch.setattr(Prediction, "points", lambda self, **k: {"xyz": np.zeros((1, 3), np.float32),
                                                                  "rgb": np.zeros((1, 3), np.uint8)})
     with pytest.raises(ZeroDivisionError):

@@ -160,9 +160,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    "Estimate depth and write <stem>_depth.png, <stem>_depth_vis.png and <stem>.npz "
                    "per image to --out.")
     _add_common(d)
-    from .exports import _OPTIONS
+    from .exports import REGISTRY
 
-    vis = _OPTIONS["depth_vis"]
+    vis = REGISTRY["depth_vis"].options
     d.add_argument("--cmap", default=vis["cmap"],
                    help=f"matplotlib colormap of _depth_vis (default {vis['cmap']}, as the depth_vis export)")
     d.add_argument("--invert", action="store_true", help="reverse the colormap (and the --gray ramp)")
@@ -483,14 +483,14 @@ class _Command:
 
 class _Depth(_Command):
     def validate(self) -> Optional[str]:
-        from . import exports
+        from .exports.visual import _colormap
 
         if not 1 <= self.args.quality <= 100:
             return f"--quality must be in 1..100, got {self.args.quality}"
         self.cmap = None if self.args.no_vis else self.args.cmap
         if self.cmap is not None:
             try:
-                exports._colormap(self.cmap)
+                _colormap(self.cmap)
             except (ImportError, ValueError) as exc:
                 return f"{exc} (or pass --no-vis)"
         return None
@@ -553,20 +553,18 @@ class _Export(_Command):
     def validate(self) -> Optional[str]:
         from . import exports
 
-        opts = {"glb": {**_point_options(self.args), "show_cameras": not self.args.no_cameras},
-                "ply": _point_options(self.args),
-                "colmap": {"conf_thresh_percentile": self.args.conf_thresh_percentile,
-                           "binary": not self.args.colmap_text,
-                           "process_res_method": self.args.process_res_method}}
-        if self.args.cmap is not None:
-            opts["depth_vis"] = {"cmap": self.args.cmap}
-        opts["feat_vis"] = {"fps": self.args.feat_vis_fps}
+        a = self.args
+        shared = {"conf_thresh_percentile": a.conf_thresh_percentile, "num_max_points": a.num_max_points,
+                  "remove_sky": not a.keep_sky, "show_cameras": not a.no_cameras,
+                  "colmap_binary": not a.colmap_text, "process_res_method": a.process_res_method,
+                  "feat_vis_fps": a.feat_vis_fps}
+        if a.cmap is not None:
+            shared["depth_vis_cmap"] = a.cmap
         try:
-            self.formats = exports.parse_export_format(self.args.format)
-            self.options = {k: v for k, v in opts.items() if k in self.formats}
-            exports.check_options(self.formats, self.options)
+            self.plan = exports.ExportPlan(a.format, shared_args=shared)
         except (ValueError, TypeError, ImportError) as exc:
             return f"--format/--cmap: {exc}"
+        self.formats = self.plan.formats
         return None
 
     def _image_paths(self, scene_dir: Path, items: list, rgbs: list) -> list:
@@ -589,10 +587,8 @@ class _Export(_Command):
         return paths
 
     def _write(self, pred: Any, scene_dir: Path, items: list, rgbs: list) -> str:
-        from . import exports
-
         paths = self._image_paths(scene_dir, items, rgbs)
-        written = exports.export(pred, self.formats, scene_dir, image_paths=paths, **self.options)
+        written = self.plan.write(pred, scene_dir, image_paths=paths)
         return f", {sum(len(v) for v in written.values())} files in {scene_dir}"
 
     def write_one(self, pred: Any, item: _Item, rgb: Any, seconds: float = 0.0) -> str:
@@ -682,8 +678,7 @@ def _run_colmap(args: argparse.Namespace) -> int:
 
         with exports.track_writes() as written:
             try:
-                exports_written = exports.export(pred, command.formats, command.out,
-                                                 image_paths=[str(p) for p in paths], **command.options)
+                exports_written = command.plan.write(pred, command.out, image_paths=[str(p) for p in paths])
             except BaseException:
                 for path in written:
                     Path(path).unlink(missing_ok=True)
