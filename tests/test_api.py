@@ -25,6 +25,7 @@ from PIL import Image
 import depth_anything_cpp as da3
 from depth_anything_cpp import (DepthAnything3, ModelFormatError, ModelNotFoundError,
                                 Prediction, UnsupportedError, VariantError)
+from fakes import make_fake_core
 
 SHARED = Path(os.environ.get("DA3CPP_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 FIXTURE = SHARED / "fixtures" / "da3-small-anchor-layout"
@@ -39,65 +40,27 @@ needs_data = pytest.mark.skipif(not (GGUF.is_file() and SOH_000.is_file()), reas
 
 
 # ---------------------------------------------------------------- fake core
-def _processed_size(w: int, h: int, res: int, method: str) -> tuple[int, int]:
-    side = max(w, h) if method == "upper_bound_resize" else min(w, h)
-    nw, nh = max(1, round(w * res / side)), max(1, round(h * res / side))
+def _parameter_names(doc: str) -> list:
+    """Parameter names of the first line of a pybind11 docstring, ``name(self: T, a: T = 1, ...)``."""
+    import re
 
-    def mult(x: int) -> int:
-        down = x // 14 * 14
-        return down + 14 if abs(down + 14 - x) <= abs(x - down) else down
-    return max(14, mult(nw)), max(14, mult(nh))
+    return [n for n in re.findall(r"[(,] ?(\w+): ", doc.splitlines()[0]) if n != "self"]
 
 
-class FakeModel:
-    """Stands in for the compiled Model: depth is the nearest-sampled luminance + 1."""
+@needs_core
+def test_fake_core_matches_the_binding():
+    # tests/fakes.py stands in for the compiled Model: same methods, same parameters in order
+    import inspect
 
-    def __init__(self, path, n_threads=0, backend="cpu", device=-1, precision="auto", *, info=None, sky=False):
-        self.args = dict(path=path, n_threads=n_threads, backend=backend, device=device, precision=precision)
-        self._info = {"preset": "da3-small", "weight_type": "f16", "has_camera_encoder": 1,
-                      "has_camera_decoder": 1, "has_aux_head": 1, "has_sky": int(sky), "is_metric": 0}
-        self._info.update(info or {})
-        self.calls = []
+    from fakes import FakeModel
 
-    def info(self):
-        return dict(self._info)
-
-    def infer(self, images, **kwargs):
-        self.calls.append((images, kwargs))
-        h0, w0 = images[0].shape[:2]
-        w, h = _processed_size(w0, h0, kwargs["process_res"], kwargs["process_res_method"])
-        rows = np.arange(h) * h0 // h
-        cols = np.arange(w) * w0 // w
-        proc = np.stack([img[rows][:, cols] for img in images])
-        n = len(images)
-        out = {
-            "depth": proc.mean(axis=3).astype(np.float32) / 255 + 1,
-            "conf": np.full((n, h, w), 2.0, np.float32),
-            "extrinsics": np.tile(np.eye(3, 4, dtype=np.float32), (n, 1, 1)),
-            "intrinsics": np.tile(np.array([[w, 0, w / 2], [0, w, h / 2], [0, 0, 1]], np.float32), (n, 1, 1)),
-            "processed_images": proc,
-            "is_metric": bool(self._info["is_metric"]),
-        }
-        if self._info["has_sky"]:
-            out["sky"] = np.linspace(0, 1, n * h * w, dtype=np.float32).reshape(n, h, w)
-            del out["conf"]
-        for t in kwargs.get("taps", ()):
-            out[t] = np.zeros((n, 4), np.float32)
-        return out
-
-
-def make_fake_core(**model_kwargs):
-    core = types.SimpleNamespace(models=[])
-
-    def model(path, n_threads=0, backend="cpu", device=-1, metric_path=None, precision="auto"):
-        m = FakeModel(path, n_threads, backend, device, precision, **model_kwargs)
-        core.models.append(m)
-        return m
-    core.Model = model
-    core.variant = lambda: "fake"
-    core.ggml_version = lambda: "0.0"
-    core.max_views = 256
-    return core
+    real = da3._core.Model
+    fake = make_fake_core().Model
+    assert list(inspect.signature(fake).parameters) == _parameter_names(real.__init__.__doc__)
+    for name in ("info", "infer", "close"):
+        fake_params = [p for p in inspect.signature(getattr(FakeModel, name)).parameters if p != "self"]
+        assert fake_params == _parameter_names(getattr(real, name).__doc__), name
+    assert {"variant", "max_views"} <= set(dir(da3._core))
 
 
 @pytest.fixture
@@ -234,7 +197,7 @@ def test_inference_forwards_arguments_and_converts(fake_core, fake_gguf):
     assert kwargs == dict(extrinsics=None, intrinsics=None, process_res=280,
                           process_res_method="lower_bound_resize", ref_view_strategy="first",
                           use_ray_pose=False, compute_aux=False, align_to_input_ext_scale=True,
-                          taps=("vit.blk.0",), max_image_pixels=100_000_000)
+                          taps=("vit.blk.0",), max_image_pixels=100_000_000)  # profile: the core's default
     assert pred.depth.shape == (2, 280, 560) and pred.conf.shape == (2, 280, 560)
     assert pred.extrinsics.shape == (2, 3, 4) and pred.intrinsics.shape == (2, 3, 3)
     assert pred.processed_images.shape == (2, 280, 560, 3) and pred.is_metric == 0

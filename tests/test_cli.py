@@ -17,6 +17,7 @@ from PIL import Image
 
 import depth_anything_cpp as da3
 from depth_anything_cpp import cli, exports
+from fakes import make_fake_core
 
 SHARED = Path(os.environ.get("DA3CPP_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 FIXTURE = SHARED / "fixtures" / "da3-small-anchor-layout"
@@ -32,27 +33,9 @@ except ImportError:
 VIS = [] if HAVE_MPL else ["--no-vis"]
 
 
-class _FakeModel:
-    """Depth = 1 + column index / 10 at a 2x-downsampled size; metric when asked."""
-
-    def __init__(self, metric: bool):
-        self.metric = metric
-
-    def info(self):
-        return {"preset": "fake", "has_camera_encoder": 1, "has_aux_head": 1}
-
-    def infer(self, images, **kwargs):
-        img = images[0][::2, ::2]
-        h, w = img.shape[:2]
-        depth = np.broadcast_to(1 + np.arange(w, dtype=np.float32) / 10, (h, w))[None].copy()
-        return {"depth": depth, "conf": np.ones_like(depth), "processed_images": img[None],
-                "extrinsics": np.eye(3, 4, dtype=np.float32)[None],
-                "intrinsics": np.eye(3, dtype=np.float32)[None], "is_metric": self.metric}
-
-
 def _fake_core(metric=False):
-    return types.SimpleNamespace(Model=lambda *a, **k: _FakeModel(metric), variant=lambda: "fake",
-                                 max_views=256)
+    """Views subsampled 2x, depth = 1 + column index / 10; metric when asked."""
+    return make_fake_core(stride=2, info={"is_metric": int(metric)})
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ import depth_anything_cpp as da3
 from depth_anything_cpp import cli, video
 
 from conftest import DATA_DIR, FIXTURE_DIR
+from fakes import make_fake_core
 
 VIDEO = DATA_DIR / "da3_examples" / "assets_examples_robot_unitree.mp4"
 GGUF = FIXTURE_DIR / "da3-small-rand-f16.gguf"
@@ -82,25 +82,11 @@ def test_errors(tmp_path, monkeypatch):
     assert video.is_video("a/B.MP4") and video.is_video("c.mkv") and not video.is_video("d.png")
 
 
-class _FakeModel:
-    def info(self):
-        return {"preset": "fake"}
-
-    def infer(self, images, **kwargs):
-        n = len(images)
-        img = np.stack([i[::8, ::8] for i in images])
-        depth = np.ones(img.shape[:3], np.float32)
-        return {"depth": depth, "conf": depth + 1, "processed_images": img, "is_metric": False,
-                "extrinsics": np.tile(np.eye(3, 4, dtype=np.float32), (n, 1, 1)),
-                "intrinsics": np.tile(np.eye(3, dtype=np.float32), (n, 1, 1))}
-
-
 @needs_video
 def test_cli_without_pyav_fails_the_video_only(tmp_path, monkeypatch, capsys):
     from PIL import Image
 
-    monkeypatch.setattr(da3, "_core", types.SimpleNamespace(Model=lambda *a, **k: _FakeModel(),
-                                                            variant=lambda: "fake", max_views=256))
+    monkeypatch.setattr(da3, "_core", make_fake_core(stride=8))
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF" + bytes(16))
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "a.png")
