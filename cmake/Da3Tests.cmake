@@ -3,6 +3,7 @@
 # They link the core of one CPU variant (native if built, else the first CPU level) and use
 # the shared fixture model (DA3CPP_TEST_MODEL); a test whose model is missing is skipped.
 #   da3_test_camera_math   host-side camera / postprocessing maths (tests/cpp/test_camera_math.cpp)
+#   da3_test_ray_pose      ray-map camera estimation (host/ray_pose.cpp) on synthetic rays of known cameras
 #   da3_test_cpu_gemm      our CPU GEMM / attention ops against double-precision loops
 #   da3_test_cpu_gemm_bf16  the bf16 GEMM (AMX-BF16 / AVX512-BF16) the same way; skipped (77) without an engine
 #   da3_test_cpu_conv      our fused 3x3 (direct and Winograd) / 1x1 convolution op, the same way
@@ -21,6 +22,8 @@ function(da3_add_tests)
 
     add_executable(da3_test_camera_math "${dir}/test_camera_math.cpp")
     target_include_directories(da3_test_camera_math PRIVATE "${PROJECT_SOURCE_DIR}/cpp/src")
+    add_executable(da3_test_ray_pose "${dir}/test_ray_pose.cpp")
+    target_include_directories(da3_test_ray_pose PRIVATE "${PROJECT_SOURCE_DIR}/cpp/src")
     add_executable(da3_test_cpu_gemm "${dir}/test_cpu_gemm.cpp")
     target_include_directories(da3_test_cpu_gemm PRIVATE "${PROJECT_SOURCE_DIR}/cpp/src")
     add_executable(da3_test_cpu_gemm_bf16 "${dir}/test_cpu_gemm_bf16.cpp")
@@ -30,7 +33,7 @@ function(da3_add_tests)
     add_executable(da3_test_c_api "${dir}/test_c_api.c")
     add_executable(da3_test_load_corrupt "${dir}/test_load_corrupt.c")
     add_executable(da3_test_ggml_abort "${dir}/test_ggml_abort.cpp")
-    foreach(t da3_test_camera_math da3_test_cpu_gemm da3_test_cpu_gemm_bf16 da3_test_cpu_conv da3_test_c_api
+    foreach(t da3_test_camera_math da3_test_ray_pose da3_test_cpu_gemm da3_test_cpu_gemm_bf16 da3_test_cpu_conv da3_test_c_api
               da3_test_load_corrupt da3_test_ggml_abort)
         target_link_libraries(${t} PRIVATE da3_core_${variant})
         target_compile_options(${t} PRIVATE ${DA3_WARNING_FLAGS})
@@ -39,6 +42,7 @@ function(da3_add_tests)
     endforeach()
 
     add_test(NAME camera_math COMMAND da3_test_camera_math)
+    add_test(NAME ray_pose COMMAND da3_test_ray_pose)
     add_test(NAME cpu_gemm COMMAND da3_test_cpu_gemm)
     add_test(NAME cpu_gemm_bf16 COMMAND da3_test_cpu_gemm_bf16)
     add_test(NAME cpu_conv COMMAND da3_test_cpu_conv)

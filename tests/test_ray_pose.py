@@ -1,9 +1,11 @@
 """Ray-based camera estimation (``use_ray_pose=True``, cpp/src/host/ray_pose.cpp).
 
-- Unit tests compile ray_pose.cpp alone into a small shared library (needs a C++17 compiler)
-  and check it on synthetic ray maps of known cameras: exact recovery (centred principal
-  point), robustness to noise and outliers, determinism, errors on degenerate input, and
-  agreement with the official ``get_extrinsic_from_camray`` (when torch is installed).
+- The checks that need no reference (exact recovery of known cameras, pixels without usable
+  rays, noise and outliers, determinism, errors on degenerate input) are the C++ test
+  tests/cpp/test_ray_pose.cpp (ctest ``ray_pose``).
+- Agreement with the official ``get_extrinsic_from_camray`` on synthetic ray maps: the core
+  exposes ray_pose only inside ``infer``, so ray_pose.cpp is compiled alone into a small shared
+  library with a C shim (needs a C++17 compiler) and called through ctypes.
 - The end-to-end test runs the compiled core with ``use_ray_pose=True, compute_aux=True`` and
   feeds the ``ray``/``ray_conf`` it returns to the official code. The official RANSAC draws
   from torch's RNG; the test replays our seeded stream into it (sample sets, refit subsample,
@@ -28,7 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "cpp" / "src"
 INCLUDE = ROOT / "cpp" / "include"
 ENGINE_SEED = 0          # da3::ray_pose_default_seed (cpp/src/host/ray_pose.h)
-ERR_INVALID_ARGUMENT = 1
 
 SHIM = r"""
 #include "host/ray_pose.h"
@@ -229,33 +230,6 @@ def official():
     return official_ray_pose
 
 
-# ------------------------------------------------------------------ unit tests
-
-@pytest.mark.parametrize("h,w,H,W", [(20, 36, 280, 504), (160, 288, 280, 504), (36, 20, 504, 280)])
-def test_exact_rays_recover_the_camera(lib, h, w, H, W):
-    rays, ext_true, k_true = synthetic_rays(3, h, w, H, W, np.random.default_rng(h))
-    conf = 1 + np.random.default_rng(1).random(rays.shape[:3])
-    ext, k = ray_pose(lib, rays, conf, H, W)
-    assert rotation_deg(ext, ext_true).max() < 1e-4
-    np.testing.assert_allclose(ext, ext_true, atol=2e-5)
-    np.testing.assert_allclose(k, k_true, rtol=1e-5, atol=1e-3)
-    # world-to-camera: the camera centre maps to the origin, R is a proper rotation
-    np.testing.assert_allclose(centres(ext), rays[:, 0, 0, 3:], atol=2e-5)
-    np.testing.assert_allclose(np.linalg.det(ext[:, :, :3].astype(np.float64)), 1, atol=1e-5)
-
-
-def test_pixels_without_usable_rays_are_ignored(lib):
-    rays, ext_true, k_true = synthetic_rays(2, 40, 72, 280, 504, np.random.default_rng(5))
-    conf = np.full(rays.shape[:3], 2.0, np.float32)
-    rays[0, :5] = np.nan                     # non-finite rays
-    conf[1, :, :4] = np.inf                  # non-finite confidences
-    rays[1, 10:12, 10:12, 2] = 0             # |dz| <= 1e-4: upstream's z mask
-    rays[1, 10:12, 10:12, 3:] = 1e6          # ... whose origins then must not count
-    ext, k = ray_pose(lib, rays, conf, 280, 504)
-    np.testing.assert_allclose(ext, ext_true, atol=1e-4)
-    np.testing.assert_allclose(k, k_true, rtol=1e-4)
-
-
 def noisy(rays, rng, sigma, outliers):
     out = rays.astype(np.float64)
     scale = np.linalg.norm(out[..., :3], axis=-1, keepdims=True)
@@ -264,50 +238,6 @@ def noisy(rays, rng, sigma, outliers):
     bad = rng.random(rays.shape[:3]) < outliers
     out[bad, :3] = rng.normal(0, 1, (int(bad.sum()), 3))
     return out.astype(np.float32)
-
-
-def test_noise_and_outliers(lib):
-    rng = np.random.default_rng(7)
-    rays, ext_true, k_true = synthetic_rays(3, 70, 126, 280, 504, rng)
-    conf = 1 + np.exp(rng.normal(0, 1, rays.shape[:3]))
-    ext, k = ray_pose(lib, noisy(rays, rng, 0.01, 0.1), conf, 280, 504)
-    assert rotation_deg(ext, ext_true).max() < 0.5
-    assert np.abs(centres(ext) - rays[:, 0, 0, 3:]).max() < 0.02
-    np.testing.assert_allclose(k, k_true, rtol=0.02, atol=2.0)
-
-
-def test_deterministic_for_a_seed(lib):
-    rng = np.random.default_rng(3)
-    rays, _, _ = synthetic_rays(2, 60, 100, 280, 504, rng)
-    rays = noisy(rays, rng, 0.05, 0.3)
-    conf = 1 + np.exp(rng.normal(0, 1, rays.shape[:3]))
-    a = ray_pose(lib, rays, conf, 280, 504, seed=11)
-    b = ray_pose(lib, rays, conf, 280, 504, seed=11)
-    c = ray_pose(lib, rays, conf, 280, 504, seed=12)
-    np.testing.assert_array_equal(a[0], b[0])
-    np.testing.assert_array_equal(a[1], b[1])
-    assert not np.array_equal(a[1], c[1])    # the seed drives the sampling
-    assert np.isfinite(c[0]).all() and np.isfinite(c[1]).all()
-
-
-def test_degenerate_input_raises(lib):
-    rays, _, _ = synthetic_rays(2, 10, 12, 280, 504, np.random.default_rng(0))
-    conf = np.ones(rays.shape[:3], np.float32)
-    cases = {
-        "all confidences NaN": (rays, np.full_like(conf, np.nan), {}),
-        "all confidences zero": (rays, np.zeros_like(conf), {}),
-        "one view without usable rays": (np.concatenate([rays[:1], np.full_like(rays[1:], np.nan)]), conf, {}),
-        "all directions parallel to the image plane": (np.where(np.arange(6) == 2, 0, rays).astype(np.float32), conf, {}),
-        "fewer than 8 pixels": (rays, conf, dict(h=2, w=3)),
-        "zero views": (rays, conf, dict(n=0)),
-        "negative size": (rays, conf, dict(w=-1)),
-    }
-    for what, (r, c, kw) in cases.items():
-        with pytest.raises(RayPoseError) as e:
-            ray_pose(lib, r, c, 280, 504, **kw)
-        assert e.value.status == ERR_INVALID_ARGUMENT, what
-    with pytest.raises(RayPoseError):
-        ray_pose(lib, rays, conf, 0, 504)
 
 
 # ------------------------------------------------------------------ against the official code
