@@ -55,6 +55,28 @@ def test_parse_export_format():
         exports.parse_export_format(3)
 
 
+def test_registry_is_the_formats_package(capsys):
+    # one module per format in exports/formats/ (those starting with _ are helpers), each
+    # reaching export(), check_options() and the CLI's help
+    import pkgutil
+
+    from depth_anything_cpp import cli
+    from depth_anything_cpp.exports import formats
+
+    modules = {m.name for m in pkgutil.iter_modules(formats.__path__) if not m.name.startswith("_")}
+    assert set(exports.FORMATS) == modules == set(exports.REGISTRY)
+    assert exports.FORMATS[:2] == ("mini_npz", "npz")  # official first, in upstream order
+    resolved = exports.check_options("-".join(exports.FORMATS), {})
+    assert resolved == {name: dict(fmt.options) for name, fmt in exports.REGISTRY.items()}
+    with pytest.raises(SystemExit):
+        cli.main(["export", "--help"])
+    help_text = capsys.readouterr().out
+    for name, fmt in exports.REGISTRY.items():
+        assert f"  {name:<10} {fmt.summary}" in help_text
+        for option, value in fmt.options.items():  # every option accepted by its name
+            assert exports.check_options(name, {name: {option: value}})[name][option] == value
+
+
 def _synthetic(n=2, h=20, w=30, *, cameras=True, metric=0) -> Prediction:
     rng = np.random.default_rng(0)
     depth = rng.uniform(1.0, 5.0, (n, h, w)).astype(np.float32)
