@@ -29,7 +29,11 @@
 
 namespace da3 {
 static thread_local std::string g_last_error;
-void set_last_error(const std::string &msg) { g_last_error = msg; }
+static thread_local int g_last_errno = 0;
+void set_last_error(const std::string &msg, int os_errno) {
+    g_last_error = msg;
+    g_last_errno = os_errno;
+}
 }  // namespace da3
 
 using da3::fail;
@@ -102,6 +106,8 @@ const char *da3_status_string(da3_status s) {
 }
 
 const char *da3_last_error(void) { return da3::g_last_error.c_str(); }
+
+int da3_last_errno(void) { return da3::g_last_errno; }
 
 const char *da3_ggml_version(void) { return ggml_version(); }
 
@@ -315,7 +321,7 @@ da3_infer_params da3_infer_default_params(void) {
     p.use_ray_pose = 0;
     p.compute_aux = 0;
     p.align_to_input_ext_scale = 1;
-    p.max_image_pixels = 100000000;
+    p.max_image_pixels = (int)da3::k_default_max_image_pixels;
     p.taps = nullptr;
     p.n_taps = 0;
     p.profile = 0;
@@ -362,6 +368,15 @@ static void check_view_count(int n_views) {
     }
 }
 
+// Enum fields of da3_infer_params (resize_method is checked by the preprocessing).
+static void check_infer_params(const da3_infer_params &p) {
+    if (!da3_ref_view_strategy_name(p.ref_view)) {
+        std::string names;
+        for (int v = 0; const char *name = da3_ref_view_strategy_name(v); ++v) names += (v ? ", '" : "'") + std::string(name) + "'";
+        fail(DA3_ERR_INVALID_ARGUMENT, "ref_view_strategy must be one of " + names + ", got " + std::to_string((int)p.ref_view));
+    }
+}
+
 static void check_poses(const float *ext, int ext_rows, const float *intr, int n) {
     // extrinsics need intrinsics (camera encoder); intrinsics alone serve metric scaling
     if (ext && !intr) fail(DA3_ERR_INVALID_ARGUMENT, "extrinsics need intrinsics");
@@ -385,6 +400,7 @@ da3_status da3_infer_tensor(da3_context *ctx, const float *input, int n_views, i
         check_view_count(n_views);
         check_poses(extrinsics, ext_rows, intrinsics, n_views);
         da3_infer_params p = params ? *params : da3_infer_default_params();
+        check_infer_params(p);
         context_lock lock(ctx);
         *out = da3::run_network(ctx, input, n_views, height, width, extrinsics, ext_rows, intrinsics, p).release();
     });
@@ -398,6 +414,7 @@ da3_status da3_infer(da3_context *ctx, const da3_image *images, int n_views, con
         check_view_count(n_views);
         check_poses(extrinsics, ext_rows, intrinsics, n_views);
         da3_infer_params p = params ? *params : da3_infer_default_params();
+        check_infer_params(p);
         for (int i = 0; i < n_views; ++i) {
             if ((int64_t)images[i].width * images[i].height > (int64_t)p.max_image_pixels) {
                 fail(DA3_ERR_INVALID_ARGUMENT, "image " + std::to_string(i) + " is " + std::to_string(images[i].width) + "x" +
