@@ -8,6 +8,7 @@ normalization) and camera post-processing run in the compiled ggml core.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from dataclasses import dataclass, field
@@ -789,6 +790,17 @@ class DepthAnything3:
             exports.export(prediction, export_format, export_dir, **per_format)
         return prediction
 
+
+
+def _signature_defaults(fn: Any) -> dict:
+    return {n: p.default for n, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
+
+
+#: Defaults of :meth:`DepthAnything3.inference` and :meth:`DepthAnything3.from_file` by argument
+#: name, for the CLI, the server and Ray (tests/test_defaults.py checks them against the C
+#: core's *_default_params()).
+INFERENCE_DEFAULTS = _signature_defaults(DepthAnything3.inference)
+LOAD_DEFAULTS = _signature_defaults(DepthAnything3.from_file)
 
 _UNPORTED_ARGS = {"infer_gs": "the 3D Gaussian head (infer_gs) is not ported",
                   "render_exts": "Gaussian video rendering (render_exts) is not ported",
