@@ -10,13 +10,8 @@ namespace py = pybind11;
 
 namespace {
 
+using da3py::shape_str;
 using i32_array = py::array_t<int32_t, py::array::c_style | py::array::forcecast | da3py::ensure_copy>;
-
-std::string shape_str(const py::array &a) {
-    std::string s = "(";
-    for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-    return s + (a.ndim() == 1 ? ",)" : ")");
-}
 
 py::array as_array(const py::object &obj, const char *what) {
     py::array a = py::array::ensure(obj);

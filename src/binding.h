@@ -38,6 +38,13 @@ constexpr int ensure_copy = 0x0020;
 using f32_array = py::array_t<float, py::array::c_style | py::array::forcecast | ensure_copy>;
 using u8_array = py::array_t<uint8_t, py::array::c_style | ensure_copy>;
 
+// "(2, 3, 4)": the shape of `a` as numpy prints it.
+inline std::string shape_str(const py::array &a) {
+    std::string s = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+    return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
 // float32 C-contiguous copy of `a` with `ndim` dims.
 inline f32_array checked_f32(const py::array &a, int ndim, const char *what) {
     if (a.ndim() != ndim) {
@@ -99,17 +106,27 @@ struct pose_args {
     int ext_rows = 3;
     bool has_e = false, has_k = false;
     pose_args(const py::object &ext, const py::object &intr, int n) : has_e(!ext.is_none()), has_k(!intr.is_none()) {
-        if (has_k) {
-            k = checked_f32(py::array::ensure(intr), 3, "intrinsics");
-            if (k.shape(0) != n || k.shape(1) != 3 || k.shape(2) != 3)
-                throw py::value_error("intrinsics must have shape (N, 3, 3) with N = number of views");
-        }
+        const std::string views = " with N = " + std::to_string(n) + " views, got ";
         if (has_e) {
-            e = checked_f32(py::array::ensure(ext), 3, "extrinsics");
-            if (e.shape(0) != n || (e.shape(1) != 3 && e.shape(1) != 4) || e.shape(2) != 4)
-                throw py::value_error("extrinsics must have shape (N, 3, 4) or (N, 4, 4) with N = number of views");
+            e = checked(ext, "extrinsics");
+            if (e.ndim() != 3 || e.shape(0) != n || (e.shape(1) != 3 && e.shape(1) != 4) || e.shape(2) != 4)
+                throw py::value_error("extrinsics: expected shape (N, 3, 4) or (N, 4, 4)" + views + shape_str(e));
             ext_rows = (int)e.shape(1);
         }
+        if (has_k) {
+            k = checked(intr, "intrinsics");
+            if (k.ndim() != 3 || k.shape(0) != n || k.shape(1) != 3 || k.shape(2) != 3)
+                throw py::value_error("intrinsics: expected shape (N, 3, 3)" + views + shape_str(k));
+        }
+    }
+    // float32 copy of an array-like of real numbers (any shape)
+    static f32_array checked(const py::object &obj, const char *what) {
+        py::array a = py::array::ensure(obj);
+        if (!a) throw py::value_error(std::string(what) + ": not convertible to an array");
+        const char kind = a.dtype().kind();
+        if (kind != 'f' && kind != 'i' && kind != 'u')
+            throw py::value_error(std::string(what) + ": expected a numeric array, got dtype " + std::string(py::str(a.dtype())));
+        return f32_array::ensure(a);
     }
     const float *ext() const { return has_e ? e.data() : nullptr; }
     const float *intr() const { return has_k ? k.data() : nullptr; }

@@ -220,8 +220,11 @@ typedef struct da3_result da3_result;
 
 /* Runs the network on n_views images as one scene (one batch along the view axis).
  * extrinsics ([n,3,4] or [n,4,4] world-to-camera, see ext_rows) and intrinsics ([n,3,3],
- * pixels at the ORIGINAL image size) are optional (NULL) and go together: given, they
- * condition the network through the camera encoder (needs has_camera_encoder).
+ * pixels at the ORIGINAL image size) are optional (NULL): both condition the network through
+ * the camera encoder (needs has_camera_encoder); intrinsics alone serve models without a camera
+ * decoder (metric scaling, the cameras of point clouds). DA3_ERR_INVALID_ARGUMENT, naming the
+ * input: extrinsics without intrinsics, intrinsics alone on a model with a camera decoder, NaN
+ * or inf, a focal length <= 0, a 4x4 whose last row is not (0, 0, 0, 1), a singular rotation.
  * On success *out is a new result the caller frees with da3_result_free(). An output with a
  * NaN or inf (non-finite weights or input) fails with DA3_ERR_NON_FINITE naming it. */
 DA3_API da3_status da3_infer(da3_context *ctx, const da3_image *images, int n_views,
