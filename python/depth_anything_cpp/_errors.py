@@ -65,3 +65,9 @@ class NonFiniteOutputError(DA3Error, FloatingPointError):
 class VariantError(DA3Error, ImportError):
     """No compiled variant of the core can be loaded, or the requested one is not
     available on this machine."""
+
+
+# shown (repr, tracebacks, pickling) under the public module that re-exports them
+for _name in __all__:
+    globals()[_name].__module__ = __name__.rpartition(".")[0] + ".errors"
+del _name

@@ -3,24 +3,5 @@ defined (importable by the compiled core without the package)."""
 
 from __future__ import annotations
 
-from ._errors import (
-    BackendError,
-    DA3Error,
-    ModelFormatError,
-    ModelLoadError,
-    ModelNotFoundError,
-    NonFiniteOutputError,
-    UnsupportedError,
-    VariantError,
-)
-
-__all__ = [
-    "DA3Error",
-    "ModelFormatError",
-    "ModelLoadError",
-    "ModelNotFoundError",
-    "UnsupportedError",
-    "BackendError",
-    "NonFiniteOutputError",
-    "VariantError",
-]
+from ._errors import *  # noqa: F401,F403  (the public names, listed once in _errors.__all__)
+from ._errors import __all__  # noqa: F401
