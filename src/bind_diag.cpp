@@ -29,10 +29,8 @@ void bind_diag(py::module_ &m) {
         if (xa.shape(1) != w.shape(1)) throw py::value_error("x must have shape (m, k) with w's k");
         da3_context_params p = da3_context_default_params();
         p.n_threads = n_threads;
-        p.precision = da3py::precision_from_string(precision);
-        if (backend == "cpu") p.backend = DA3_BACKEND_CPU;
-        else if (backend == "gpu") p.backend = DA3_BACKEND_GPU;
-        else throw py::value_error("backend must be 'cpu' or 'gpu', got '" + backend + "'");
+        p.precision = da3py::enum_value<da3_precision>(da3_precision_name, precision, "precision");
+        p.backend = da3py::enum_value<da3_backend_kind>(da3_backend_kind_name, backend, "backend");
         const int mm = (int)xa.shape(0), k = (int)xa.shape(1), n = (int)w.shape(0);
         py::array_t<float> y({(py::ssize_t)mm, (py::ssize_t)n});
         da3_status st;
@@ -45,7 +43,9 @@ void bind_diag(py::module_ &m) {
     }, "y = x @ w.T through the network's linear-layer graph builder; w (n, k) uint16 f16 bits, x (m, k) float32\n"
        "-> (m, n) float32; precision as the model's ('bf16': the bf16 GEMM where this CPU has an engine).\n"
        "Raises ValueError, BackendError.",
-       py::arg("w"), py::arg("x"), py::arg("backend") = "cpu", py::arg("n_threads") = 0, py::arg("precision") = "f32");
+       py::arg("w"), py::arg("x"), py::arg("backend") = da3_backend_kind_name(da3_context_default_params().backend),
+       py::arg("n_threads") = da3_context_default_params().n_threads,
+       py::arg("precision") = da3_precision_name(DA3_PRECISION_F32));
     m.def("cpu_matrix_engines", [] {
         const std::string s = da3_cpu_matrix_engines();
         py::list out;

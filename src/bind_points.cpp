@@ -10,13 +10,8 @@ namespace py = pybind11;
 
 namespace {
 
+using da3py::shape_str;
 using i32_array = py::array_t<int32_t, py::array::c_style | py::array::forcecast | da3py::ensure_copy>;
-
-std::string shape_str(const py::array &a) {
-    std::string s = "(";
-    for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-    return s + (a.ndim() == 1 ? ",)" : ")");
-}
 
 py::array as_array(const py::object &obj, const char *what) {
     py::array a = py::array::ensure(obj);
@@ -97,23 +92,6 @@ std::string fs_path(const py::object &obj, const char *what) {
     return s;
 }
 
-// Export statuses: I/O failures become the matching OSError subclass (the message carries the
-// OS reason); everything else as in the rest of the binding.
-[[noreturn]] void raise_export(da3_status st) {
-    if (st != DA3_ERR_IO) da3py::raise_status(st);
-    const std::string msg = da3_last_error();
-    PyObject *cls = PyExc_OSError;
-    if (msg.find("No such file or directory") != std::string::npos) cls = PyExc_FileNotFoundError;
-    else if (msg.find("Permission denied") != std::string::npos || msg.find("Read-only file system") != std::string::npos)
-        cls = PyExc_PermissionError;
-    else if (msg.find("not a directory") != std::string::npos || msg.find("Not a directory") != std::string::npos)
-        cls = PyExc_NotADirectoryError;
-    else if (msg.find("Is a directory") != std::string::npos) cls = PyExc_IsADirectoryError;
-    py::object text = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(msg.data(), (Py_ssize_t)msg.size(), "replace"));
-    PyErr_SetObject(cls, text.ptr());
-    throw py::error_already_set();
-}
-
 py::dict points(const py::object &depth_o, const py::object &intr_o, const py::object &ext_o, const py::object &images_o,
                 const py::object &conf_o, const py::object &sky_o, double conf_thresh, double conf_thresh_percentile,
                 double ensure_thresh_percentile, bool remove_sky, double sky_thresh, long long num_max_points,
@@ -181,7 +159,7 @@ py::array_t<double> export_glb(const py::object &path_o, const py::object &xyz_o
         st = da3_export_glb(path.c_str(), xyz_p, rgb_p, (int64_t)m, cams.ext.data(), cams.ext_rows, cams.intr.data(), cams.n,
                             hw.first, hw.second, &p, A_p);
     }
-    if (st != DA3_OK) raise_export(st);
+    if (st != DA3_OK) da3py::raise_status(st, da3py::call_kind::file_output);
     return A;
 }
 
@@ -237,17 +215,20 @@ void export_colmap(const py::object &dir_o, const py::object &xyz_o, const py::o
         st = da3_export_colmap(dir.c_str(), xyz_p, rgb_p, view_p, pixel_p, (int64_t)m, cams.ext.data(), cams.ext_rows,
                                cams.intr.data(), cams.n, hw.first, hw.second, orig.data(), name_p.data(), &p);
     }
-    if (st != DA3_OK) raise_export(st);
+    if (st != DA3_OK) da3py::raise_status(st, da3py::call_kind::file_output);
 }
 
 }  // namespace
 
 void bind_points(py::module_ &m) {
+    const da3_points_params pd = da3_points_default_params();
+    const da3_glb_params gd = da3_glb_default_params();
     m.def("points", &points, py::arg("depth"), py::arg("intrinsics"), py::arg("extrinsics"), py::arg("images") = py::none(),
-          py::arg("conf") = py::none(), py::arg("sky") = py::none(), py::kw_only(), py::arg("conf_thresh") = 1.05,
-          py::arg("conf_thresh_percentile") = 40.0, py::arg("ensure_thresh_percentile") = 90.0,
-          py::arg("remove_sky") = true, py::arg("sky_thresh") = 0.5, py::arg("num_max_points") = 1000000,
-          py::arg("seed") = 0,
+          py::arg("conf") = py::none(), py::arg("sky") = py::none(), py::kw_only(), py::arg("conf_thresh") = pd.conf_thresh,
+          py::arg("conf_thresh_percentile") = pd.conf_thresh_percentile,
+          py::arg("ensure_thresh_percentile") = pd.ensure_thresh_percentile, py::arg("remove_sky") = (bool)pd.remove_sky,
+          py::arg("sky_thresh") = pd.sky_thresh, py::arg("num_max_points") = (long long)pd.num_max_points,
+          py::arg("seed") = (unsigned long long)pd.seed,
           R"doc(Back-project depth maps of N views into one world-frame point cloud.
 
 depth (N, H, W) float32; intrinsics (N, 3, 3) px at H x W; extrinsics (N, 3, 4) or (N, 4, 4)
@@ -266,8 +247,8 @@ int32, pixel (M, 2) int32 (x = column, y = row), conf_thresh float (nan without 
 The arrays own the C buffers (no copy). Raises ValueError on bad shapes/dtypes, NaN/inf or
 non-invertible intrinsics/extrinsics, bad parameters.)doc");
     m.def("export_glb", &export_glb, py::arg("path"), py::arg("xyz"), py::arg("rgb"), py::arg("extrinsics"),
-          py::arg("intrinsics"), py::arg("image_size"), py::kw_only(), py::arg("show_cameras") = true,
-          py::arg("camera_size") = 0.03,
+          py::arg("intrinsics"), py::arg("image_size"), py::kw_only(), py::arg("show_cameras") = (bool)gd.show_cameras,
+          py::arg("camera_size") = gd.camera_size,
           R"doc(Write a glTF 2.0 binary (GLB) point cloud with camera frustums, atomically.
 
 xyz (M, 3) float32 world points (M may be 0); rgb (M, 3) uint8 or None (grey); extrinsics
@@ -280,7 +261,7 @@ A [xyz; 1]). ref: official utils/export/glb.py. Raises ValueError on bad input, 
 (FileNotFoundError, PermissionError, ...) when the file cannot be written.)doc");
     m.def("export_colmap", &export_colmap, py::arg("directory"), py::arg("xyz"), py::arg("rgb"), py::arg("view"),
           py::arg("pixel"), py::arg("extrinsics"), py::arg("intrinsics"), py::arg("image_size"), py::arg("original_sizes"),
-          py::arg("image_names"), py::kw_only(), py::arg("binary") = true,
+          py::arg("image_names"), py::kw_only(), py::arg("binary") = (bool)da3_colmap_default_params().binary,
           R"doc(Write a COLMAP sparse model (cameras, images, points3D; .bin or .txt) into `directory`.
 
 The directory is created if missing (its parent must exist); each file is written atomically.

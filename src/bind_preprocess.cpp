@@ -26,14 +26,12 @@ void read_triplet(const py::object &obj, const char *what, float out[3]) {
 }  // namespace
 
 void bind_preprocess(py::module_ &m) {
+    const da3_infer_params d = da3_infer_default_params();
     m.def(
         "preprocess",
         [](const py::list &images, int process_res, const std::string &method, const py::object &mean,
            const py::object &std) {
-            da3_resize_method rm;
-            if (method == "upper_bound_resize") rm = DA3_RESIZE_UPPER_BOUND;
-            else if (method == "lower_bound_resize") rm = DA3_RESIZE_LOWER_BOUND;
-            else throw py::value_error("method must be 'upper_bound_resize' or 'lower_bound_resize', got '" + method + "'");
+            const auto rm = da3py::enum_value<da3_resize_method>(da3_resize_method_name, method, "method");
             float mean_v[3], std_v[3];
             read_triplet(mean, "mean", mean_v);
             read_triplet(std, "std", std_v);
@@ -58,12 +56,13 @@ void bind_preprocess(py::module_ &m) {
             if (st != DA3_OK) da3py::raise_status(st);
             return py::make_tuple(rgb, input);
         },
-        py::arg("images"), py::arg("process_res") = 504, py::arg("method") = "upper_bound_resize",
+        py::arg("images"), py::arg("process_res") = d.process_res,
+        py::arg("method") = da3_resize_method_name(d.resize_method),
         py::arg("mean") = py::make_tuple(0.485, 0.456, 0.406), py::arg("std") = py::make_tuple(0.229, 0.224, 0.225),
         R"doc(Official DA3 preprocessing (InputProcessor) of a batch of images.
 
 images: list of (H, W, 3) uint8 RGB arrays (sizes may differ; mixed processed sizes are
-center-cropped to the smallest, as upstream). process_res: 14..8192. method:
+center-cropped to the smallest, as upstream). process_res: in process_res_range. method:
 "upper_bound_resize" (longest side -> process_res) or "lower_bound_resize" (shortest side).
 Returns (rgb, input): rgb (N, h, w, 3) uint8 = upstream `processed_images` (the input
 denormalized and truncated, so a pixel may be one below the resized value), input

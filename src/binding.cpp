@@ -2,6 +2,7 @@
 // released around compute, C statuses turned into Python exceptions. No logic here.
 #include "binding.h"
 
+#include <cerrno>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,27 +16,87 @@ namespace py = pybind11;
 #define DA3_VARIANT_NAME "native"
 #endif
 
-[[noreturn]] void da3py::raise_status(da3_status st) {
+namespace {
+
+// Status (and errno of DA3_ERR_IO, -1: any) -> exception class: `module` "" = builtins, else a
+// module of the package holding only exception classes (no import of the rest). First match wins.
+struct status_class {
+    da3_status status;
+    int os_errno;
+    const char *module;
+    const char *name;
+};
+
+const status_class k_model_classes[] = {
+    {DA3_ERR_INVALID_ARGUMENT, -1, "", "ValueError"},
+    {DA3_ERR_IO, ENOENT, "depth_anything_cpp._errors", "ModelNotFoundError"},
+    {DA3_ERR_IO, ENOTDIR, "depth_anything_cpp._errors", "ModelNotFoundError"},
+    {DA3_ERR_IO, -1, "depth_anything_cpp._errors", "ModelLoadError"},
+    {DA3_ERR_FORMAT, -1, "depth_anything_cpp._errors", "ModelFormatError"},
+    {DA3_ERR_MISSING_TENSOR, -1, "depth_anything_cpp._errors", "ModelFormatError"},
+    {DA3_ERR_UNSUPPORTED, -1, "depth_anything_cpp._errors", "UnsupportedError"},
+    {DA3_ERR_OUT_OF_MEMORY, -1, "", "MemoryError"},
+    {DA3_ERR_BACKEND, -1, "depth_anything_cpp._errors", "BackendError"},
+    {DA3_ERR_INTERNAL, -1, "depth_anything_cpp._errors", "BackendError"},
+    {DA3_ERR_NON_FINITE, -1, "depth_anything_cpp._errors", "NonFiniteOutputError"},
+};
+
+// File outputs: I/O failures as the OSError subclass Python gives the same errno.
+const status_class k_file_output_io[] = {
+    {DA3_ERR_IO, ENOENT, "", "FileNotFoundError"},
+    {DA3_ERR_IO, EACCES, "", "PermissionError"},
+    {DA3_ERR_IO, EPERM, "", "PermissionError"},
+    {DA3_ERR_IO, EROFS, "", "PermissionError"},
+    {DA3_ERR_IO, ENOTDIR, "", "NotADirectoryError"},
+    {DA3_ERR_IO, EISDIR, "", "IsADirectoryError"},
+    {DA3_ERR_IO, -1, "", "OSError"},
+};
+
+template <size_t N>
+const status_class *find_class(const status_class (&table)[N], da3_status st, int os_errno) {
+    for (const status_class &c : table)
+        if (c.status == st && (c.os_errno < 0 || c.os_errno == os_errno)) return &c;
+    return nullptr;
+}
+
+}  // namespace
+
+py::object da3py::exception_class(da3_status st, int os_errno, call_kind kind) {
+    const status_class *c = kind == call_kind::file_output ? find_class(k_file_output_io, st, os_errno) : nullptr;
+    if (!c) c = find_class(k_model_classes, st, os_errno);
+    if (!c) return py::reinterpret_borrow<py::object>(PyExc_RuntimeError);  // DA3_OK or a status newer than this table
+    return py::module_::import(*c->module ? c->module : "builtins").attr(c->name);
+}
+
+[[noreturn]] void da3py::raise_status(da3_status st, call_kind kind) {
     const std::string msg = da3_last_error();
     // messages may quote bytes from a corrupt file: decode leniently
     py::object text = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(msg.data(), (Py_ssize_t)msg.size(), "replace"));
-    py::module_ errors = py::module_::import("depth_anything_cpp.errors");
-    const char *cls = "BackendError";
-    switch (st) {
-        case DA3_ERR_INVALID_ARGUMENT: PyErr_SetObject(PyExc_ValueError, text.ptr()); throw py::error_already_set();
-        case DA3_ERR_OUT_OF_MEMORY: PyErr_SetObject(PyExc_MemoryError, text.ptr()); throw py::error_already_set();
-        case DA3_ERR_IO: cls = msg.find("no such file") != std::string::npos ? "ModelNotFoundError" : "ModelLoadError"; break;
-        case DA3_ERR_FORMAT: case DA3_ERR_MISSING_TENSOR: cls = "ModelFormatError"; break;
-        case DA3_ERR_UNSUPPORTED: cls = "UnsupportedError"; break;
-        case DA3_ERR_NON_FINITE: cls = "NonFiniteOutputError"; break;
-        default: break;
-    }
-    py::object exc = errors.attr(cls);
-    PyErr_SetObject(exc.ptr(), text.ptr());
+    py::object cls = exception_class(st, da3_last_errno(), kind);
+    PyErr_SetObject(cls.ptr(), text.ptr());
     throw py::error_already_set();
 }
 
 namespace {
+
+// da3_model_info -> dict, one line per field (depth_anything.h); flags become bool.
+py::dict model_info_dict(const da3_model_info &mi) {
+    const auto flag = [](int v) { return py::bool_(v != 0); };
+    return py::dict(
+        py::arg("preset") = std::string(mi.preset), py::arg("checkpoint") = std::string(mi.checkpoint), py::arg("embed_dim") = mi.embed_dim,
+        py::arg("depth") = mi.depth, py::arg("num_heads") = mi.num_heads, py::arg("patch_size") = mi.patch_size,
+        py::arg("out_layers") = std::vector<int>(std::begin(mi.out_layers), std::end(mi.out_layers)),
+        py::arg("alt_start") = mi.alt_start, py::arg("rope_start") = mi.rope_start,
+        py::arg("qknorm_start") = mi.qknorm_start, py::arg("head_features") = mi.head_features,
+        py::arg("has_camera_decoder") = flag(mi.has_camera_decoder),
+        py::arg("has_camera_encoder") = flag(mi.has_camera_encoder), py::arg("has_aux_head") = flag(mi.has_aux_head),
+        py::arg("has_sky") = flag(mi.has_sky), py::arg("is_metric") = flag(mi.is_metric),
+        py::arg("is_nested") = flag(mi.is_nested), py::arg("weight_type") = std::string(mi.weight_type),
+        py::arg("image_mean") = std::vector<float>(std::begin(mi.image_mean), std::end(mi.image_mean)),
+        py::arg("image_std") = std::vector<float>(std::begin(mi.image_std), std::end(mi.image_std)),
+        py::arg("weights_bytes") = mi.weights_bytes, py::arg("weights_read_bytes") = mi.weights_read_bytes,
+        py::arg("n_threads") = mi.n_threads, py::arg("backend") = std::string(mi.backend), py::arg("linear_engine") = std::string(mi.linear_engine));
+}
 
 struct Model {
     // Shared with the calls in flight: close() drops this reference, and the context is freed
@@ -47,11 +108,8 @@ struct Model {
           const std::string &precision) {
         da3_context_params p = da3_context_default_params();
         p.n_threads = n_threads;
-        p.precision = da3py::precision_from_string(precision);
-        if (backend == "cpu") p.backend = DA3_BACKEND_CPU;
-        else if (backend == "gpu") p.backend = DA3_BACKEND_GPU;
-        else if (backend == "auto") p.backend = DA3_BACKEND_AUTO;
-        else throw py::value_error("backend must be 'cpu', 'gpu' or 'auto', got '" + backend + "'");
+        p.precision = da3py::enum_value<da3_precision>(da3_precision_name, precision, "precision");
+        p.backend = da3py::enum_value<da3_backend_kind>(da3_backend_kind_name, backend, "backend");
         p.device = device;
         const bool pair = !metric_path.is_none();
         const std::string metric = pair ? py::str(metric_path).cast<std::string>() : std::string();
@@ -86,33 +144,7 @@ struct Model {
         da3_model_info mi;
         da3_status st = da3_get_model_info(live().get(), &mi);
         if (st != DA3_OK) da3py::raise_status(st);
-        py::dict d;
-        d["preset"] = mi.preset;
-        d["checkpoint"] = mi.checkpoint;
-        d["embed_dim"] = mi.embed_dim;
-        d["depth"] = mi.depth;
-        d["num_heads"] = mi.num_heads;
-        d["patch_size"] = mi.patch_size;
-        d["out_layers"] = std::vector<int>(mi.out_layers, mi.out_layers + 4);
-        d["alt_start"] = mi.alt_start;
-        d["rope_start"] = mi.rope_start;
-        d["qknorm_start"] = mi.qknorm_start;
-        d["head_features"] = mi.head_features;
-        d["has_camera_decoder"] = (bool)mi.has_camera_decoder;
-        d["has_camera_encoder"] = (bool)mi.has_camera_encoder;
-        d["has_aux_head"] = (bool)mi.has_aux_head;
-        d["has_sky"] = (bool)mi.has_sky;
-        d["is_metric"] = (bool)mi.is_metric;
-        d["is_nested"] = (bool)mi.is_nested;
-        d["weight_type"] = mi.weight_type;
-        d["image_mean"] = std::vector<float>(mi.image_mean, mi.image_mean + 3);
-        d["image_std"] = std::vector<float>(mi.image_std, mi.image_std + 3);
-        d["weights_bytes"] = mi.weights_bytes;
-        d["weights_read_bytes"] = mi.weights_read_bytes;
-        d["n_threads"] = mi.n_threads;
-        d["backend"] = mi.backend;
-        d["linear_engine"] = mi.linear_engine;
-        return d;
+        return model_info_dict(mi);
     }
 
     // Runs `call` (a C inference) with the GIL released; status -> exception; result -> dict.
@@ -136,9 +168,11 @@ struct Model {
         const int n = (int)imgs.size();
         da3py::pose_args poses(extrinsics, intrinsics, n);
         std::vector<const char *> tap_ptrs;
-        da3_infer_params p = da3py::make_params(process_res, method, ref_view, use_ray_pose, compute_aux, align, profile,
-                                                taps, tap_ptrs);
+        da3_infer_params p = da3_infer_default_params();
+        p.process_res = process_res;
+        p.resize_method = da3py::enum_value<da3_resize_method>(da3_resize_method_name, method, "process_res_method");
         p.max_image_pixels = max_image_pixels;
+        p = da3py::make_params(p, ref_view, use_ray_pose, compute_aux, align, profile, taps, tap_ptrs);
         std::shared_ptr<da3_context> c = live();
         return run([&](da3_result **res) {
             return da3_infer(c.get(), imgs.data(), n, poses.ext(), poses.ext_rows, poses.intr(), &p, res);
@@ -152,7 +186,7 @@ struct Model {
         const int n = (int)arr.shape(0), h = (int)arr.shape(2), w = (int)arr.shape(3);
         da3py::pose_args poses(extrinsics, intrinsics, n);
         std::vector<const char *> tap_ptrs;
-        da3_infer_params p = da3py::make_params(504, "upper_bound_resize", ref_view, use_ray_pose, compute_aux, align,
+        da3_infer_params p = da3py::make_params(da3_infer_default_params(), ref_view, use_ray_pose, compute_aux, align,
                                                 profile, taps, tap_ptrs);
         std::shared_ptr<da3_context> c = live();
         return run([&](da3_result **res) {
@@ -166,6 +200,9 @@ struct Model {
 PYBIND11_MODULE(DA3_MODULE_NAME, m) {
     m.doc() = "depth-anything.cpp compiled core (variant " DA3_VARIANT_NAME "); use depth_anything_cpp instead.";
     m.def("ggml_version", [] { return std::string(da3_ggml_version()); });
+    const da3_context_params cd = da3_context_default_params();
+    const da3_infer_params id = da3_infer_default_params();
+    bind_params(m);
     m.attr("max_views") = DA3_MAX_VIEWS;
     m.def("variant", [] { return std::string(da3_build_variant()); });
     m.def("devices", [] {
@@ -195,8 +232,9 @@ PYBIND11_MODULE(DA3_MODULE_NAME, m) {
              "of a nested pair given as two files; precision 'auto', 'f32' or 'bf16' (da3_precision). Raises\n"
              "ModelNotFoundError, ModelLoadError, ModelFormatError (also for a pair in the wrong order),\n"
              "UnsupportedError, ValueError.",
-             py::arg("path"), py::arg("n_threads") = 0, py::arg("backend") = "cpu", py::arg("device") = -1,
-             py::arg("metric_path") = py::none(), py::arg("precision") = "auto")
+             py::arg("path"), py::arg("n_threads") = cd.n_threads, py::arg("backend") = da3_backend_kind_name(cd.backend),
+             py::arg("device") = cd.device, py::arg("metric_path") = py::none(),
+             py::arg("precision") = da3_precision_name(cd.precision))
         .def("info", [](py::handle self) { return Model::of(self).info(); })
         .def("close", [](py::handle self) { Model::of(self).ctx.reset(); },
              "Frees the model's memory now (after the calls in flight return); later calls raise ValueError.")
@@ -213,11 +251,13 @@ PYBIND11_MODULE(DA3_MODULE_NAME, m) {
                                               compute_aux, align, std::move(taps), max_image_pixels, profile);
              },
              infer_doc, py::arg("images"), py::arg("extrinsics") = py::none(),
-             py::arg("intrinsics") = py::none(), py::arg("process_res") = 504,
-             py::arg("process_res_method") = "upper_bound_resize", py::arg("ref_view_strategy") = "saddle_balanced",
-             py::arg("use_ray_pose") = false, py::arg("compute_aux") = false, py::arg("align_to_input_ext_scale") = true,
-             py::arg("taps") = std::vector<std::string>(), py::arg("max_image_pixels") = 100000000,
-             py::arg("profile") = false)
+             py::arg("intrinsics") = py::none(), py::arg("process_res") = id.process_res,
+             py::arg("process_res_method") = da3_resize_method_name(id.resize_method),
+             py::arg("ref_view_strategy") = da3_ref_view_strategy_name(id.ref_view),
+             py::arg("use_ray_pose") = (bool)id.use_ray_pose, py::arg("compute_aux") = (bool)id.compute_aux,
+             py::arg("align_to_input_ext_scale") = (bool)id.align_to_input_ext_scale,
+             py::arg("taps") = std::vector<std::string>(), py::arg("max_image_pixels") = id.max_image_pixels,
+             py::arg("profile") = (bool)id.profile)
         .def("infer_tensor",
              [](py::handle self, py::array input, py::object extrinsics, py::object intrinsics, const std::string &ref_view,
                 bool use_ray_pose, bool compute_aux, bool align, std::vector<std::string> taps, bool profile) {
@@ -225,9 +265,10 @@ PYBIND11_MODULE(DA3_MODULE_NAME, m) {
                                                      align, std::move(taps), profile);
              },
              py::arg("input"), py::arg("extrinsics") = py::none(),
-             py::arg("intrinsics") = py::none(), py::arg("ref_view_strategy") = "saddle_balanced",
-             py::arg("use_ray_pose") = false, py::arg("compute_aux") = false, py::arg("align_to_input_ext_scale") = true,
-             py::arg("taps") = std::vector<std::string>(), py::arg("profile") = false);
+             py::arg("intrinsics") = py::none(), py::arg("ref_view_strategy") = da3_ref_view_strategy_name(id.ref_view),
+             py::arg("use_ray_pose") = (bool)id.use_ray_pose, py::arg("compute_aux") = (bool)id.compute_aux,
+             py::arg("align_to_input_ext_scale") = (bool)id.align_to_input_ext_scale,
+             py::arg("taps") = std::vector<std::string>(), py::arg("profile") = (bool)id.profile);
     // the design's name for the dense-depth entry point (points/exports come next to it)
     m.attr("Model").attr("depth_dense") = m.attr("Model").attr("infer");
     bind_preprocess(m);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+void bind_params(pybind11::module_ &m);  // params structs, enums, status -> exception (bind_params.cpp)
 void bind_preprocess(pybind11::module_ &m);
 void bind_points(pybind11::module_ &m);  // points, export_glb, export_colmap (bind_points.cpp)
 void bind_diag(pybind11::module_ &m);    // build_info, check_linear_f16 (bind_diag.cpp)
@@ -19,8 +20,16 @@ void bind_diag(pybind11::module_ &m);    // build_info, check_linear_f16 (bind_d
 namespace da3py {
 namespace py = pybind11;
 
+// Which Python exception a failed call raises: C status (and, for DA3_ERR_IO, the OS errno of
+// da3_last_errno()) -> class, by table (binding.cpp). Model loading and inference: the package's
+// classes (ModelNotFoundError, ...); file outputs (GLB, COLMAP): the OSError subclass of errno.
+enum class call_kind { model, file_output };
+
+// The exception class for `st` (os_errno: da3_last_errno() of DA3_ERR_IO).
+py::object exception_class(da3_status st, int os_errno, call_kind kind);
+
 // Raises the Python exception matching `st` with da3_last_error() as message.
-[[noreturn]] void raise_status(da3_status st);
+[[noreturn]] void raise_status(da3_status st, call_kind kind = call_kind::model);
 
 // Input arrays are read with the GIL released: ensure() gives a private copy (NumPy's
 // NPY_ARRAY_ENSURECOPY flag), so another thread writing to the caller's array during the call
@@ -28,6 +37,13 @@ namespace py = pybind11;
 constexpr int ensure_copy = 0x0020;
 using f32_array = py::array_t<float, py::array::c_style | py::array::forcecast | ensure_copy>;
 using u8_array = py::array_t<uint8_t, py::array::c_style | ensure_copy>;
+
+// "(2, 3, 4)": the shape of `a` as numpy prints it.
+inline std::string shape_str(const py::array &a) {
+    std::string s = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+    return s + (a.ndim() == 1 ? ",)" : ")");
+}
 
 // float32 C-contiguous copy of `a` with `ndim` dims.
 inline f32_array checked_f32(const py::array &a, int ndim, const char *what) {
@@ -41,12 +57,16 @@ inline f32_array checked_f32(const py::array &a, int ndim, const char *what) {
     return f32_array::ensure(a);
 }
 
-// da3_precision for "auto", "f32", "bf16" (DepthAnything3(precision=...)); ValueError otherwise.
-inline int precision_from_string(const std::string &s) {
-    if (s == "auto") return DA3_PRECISION_AUTO;
-    if (s == "f32") return DA3_PRECISION_F32;
-    if (s == "bf16") return DA3_PRECISION_BF16;
-    throw py::value_error("precision must be 'auto', 'f32' or 'bf16', got '" + s + "'");
+// The C enum value whose name (the C table `name_of`, e.g. da3_resize_method_name) is `name`;
+// ValueError naming the argument `what` and listing the names otherwise.
+template <typename E>
+E enum_value(const char *(*name_of)(int), const std::string &name, const char *what) {
+    std::string names;
+    for (int v = 0; const char *n = name_of(v); ++v) {
+        if (name == n) return static_cast<E>(v);
+        names += (v ? ", '" : "'") + std::string(n) + "'";
+    }
+    throw py::value_error(std::string(what) + ": expected one of " + names + ", got '" + name + "'");
 }
 
 struct u8_image {
@@ -79,48 +99,45 @@ inline std::vector<da3_image> images_from_list(const py::list &images, std::vect
     return out;
 }
 
-// Optional (extrinsics, intrinsics) arrays, checked against n views.
+// Optional (extrinsics, intrinsics) arrays as C buffers of n views (shapes checked here, values
+// and combinations by the C core).
 struct pose_args {
     f32_array e, k;
     int ext_rows = 3;
-    bool has = false;
-    pose_args(const py::object &ext, const py::object &intr, int n) {
-        if (!ext.is_none() && intr.is_none()) throw py::value_error("extrinsics need intrinsics");
-        if (intr.is_none()) return;
-        k = checked_f32(py::array::ensure(intr), 3, "intrinsics");
-        if (!ext.is_none()) {
-            e = checked_f32(py::array::ensure(ext), 3, "extrinsics");
-            if (e.shape(0) != n || (e.shape(1) != 3 && e.shape(1) != 4) || e.shape(2) != 4) {
-                throw py::value_error("extrinsics must have shape (N, 3, 4) or (N, 4, 4) with N = number of views");
-            }
+    bool has_e = false, has_k = false;
+    pose_args(const py::object &ext, const py::object &intr, int n) : has_e(!ext.is_none()), has_k(!intr.is_none()) {
+        const std::string views = " with N = " + std::to_string(n) + " views, got ";
+        if (has_e) {
+            e = checked(ext, "extrinsics");
+            if (e.ndim() != 3 || e.shape(0) != n || (e.shape(1) != 3 && e.shape(1) != 4) || e.shape(2) != 4)
+                throw py::value_error("extrinsics: expected shape (N, 3, 4) or (N, 4, 4)" + views + shape_str(e));
             ext_rows = (int)e.shape(1);
-            has_ext = true;
         }
-        if (k.shape(0) != n || k.shape(1) != 3 || k.shape(2) != 3) {
-            throw py::value_error("intrinsics must have shape (N, 3, 3) with N = number of views");
+        if (has_k) {
+            k = checked(intr, "intrinsics");
+            if (k.ndim() != 3 || k.shape(0) != n || k.shape(1) != 3 || k.shape(2) != 3)
+                throw py::value_error("intrinsics: expected shape (N, 3, 3)" + views + shape_str(k));
         }
-        has = true;
     }
-    bool has_ext = false;
-    const float *ext() const { return has_ext ? e.data() : nullptr; }
-    const float *intr() const { return has ? k.data() : nullptr; }
+    // float32 copy of an array-like of real numbers (any shape)
+    static f32_array checked(const py::object &obj, const char *what) {
+        py::array a = py::array::ensure(obj);
+        if (!a) throw py::value_error(std::string(what) + ": not convertible to an array");
+        const char kind = a.dtype().kind();
+        if (kind != 'f' && kind != 'i' && kind != 'u')
+            throw py::value_error(std::string(what) + ": expected a numeric array, got dtype " + std::string(py::str(a.dtype())));
+        return f32_array::ensure(a);
+    }
+    const float *ext() const { return has_e ? e.data() : nullptr; }
+    const float *intr() const { return has_k ? k.data() : nullptr; }
 };
 
-// Inference params from the Python keywords; tap_ptrs receives the C strings of `taps`
-// (it and `taps` must outlive the call).
-inline da3_infer_params make_params(int process_res, const std::string &method, const std::string &ref_view,
-                                    bool use_ray_pose, bool compute_aux, bool align, bool profile,
-                                    const std::vector<std::string> &taps, std::vector<const char *> &tap_ptrs) {
-    da3_infer_params p = da3_infer_default_params();
-    p.process_res = process_res;
-    if (method == "upper_bound_resize") p.resize_method = DA3_RESIZE_UPPER_BOUND;
-    else if (method == "lower_bound_resize") p.resize_method = DA3_RESIZE_LOWER_BOUND;
-    else throw py::value_error("process_res_method must be 'upper_bound_resize' or 'lower_bound_resize', got '" + method + "'");
-    if (ref_view == "saddle_balanced") p.ref_view = DA3_REF_SADDLE_BALANCED;
-    else if (ref_view == "first") p.ref_view = DA3_REF_FIRST;
-    else if (ref_view == "middle") p.ref_view = DA3_REF_MIDDLE;
-    else if (ref_view == "saddle_sim_range") p.ref_view = DA3_REF_SADDLE_SIM_RANGE;
-    else throw py::value_error("ref_view_strategy must be one of 'saddle_balanced', 'first', 'middle', 'saddle_sim_range'");
+// Inference params: `p` (from da3_infer_default_params) with the Python keywords; tap_ptrs
+// receives the C strings of `taps` (it and `taps` must outlive the call).
+inline da3_infer_params make_params(da3_infer_params p, const std::string &ref_view, bool use_ray_pose, bool compute_aux,
+                                    bool align, bool profile, const std::vector<std::string> &taps,
+                                    std::vector<const char *> &tap_ptrs) {
+    p.ref_view = enum_value<da3_ref_view_strategy>(da3_ref_view_strategy_name, ref_view, "ref_view_strategy");
     p.use_ray_pose = use_ray_pose;
     p.compute_aux = compute_aux;
     p.align_to_input_ext_scale = align;

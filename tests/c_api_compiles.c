@@ -48,6 +48,8 @@ typedef struct da3_api_table {
     da3_status (*export_colmap)(const char *, const float *, const uint8_t *, const int32_t *, const int32_t *,
                                 int64_t, const float *, int, const float *, int, int, int, const int32_t *,
                                 const char *const *, const da3_colmap_params *);
+    const char *(*enum_names[4])(int);
+    int (*last_errno)(void);
 } da3_api_table;
 
 const da3_api_table da3_api = {
@@ -59,6 +61,8 @@ const da3_api_table da3_api = {
     da3_points_free, da3_points_count, da3_points_xyz, da3_points_rgb, da3_points_view, da3_points_pixel,
     da3_points_conf_thresh, da3_glb_default_params, da3_export_glb, da3_colmap_default_params,
     da3_export_colmap,
+    {da3_resize_method_name, da3_ref_view_strategy_name, da3_backend_kind_name, da3_precision_name},
+    da3_last_errno,
 };
 
 /* enum values and struct fields a C caller uses */

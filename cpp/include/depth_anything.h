@@ -220,8 +220,11 @@ typedef struct da3_result da3_result;
 
 /* Runs the network on n_views images as one scene (one batch along the view axis).
  * extrinsics ([n,3,4] or [n,4,4] world-to-camera, see ext_rows) and intrinsics ([n,3,3],
- * pixels at the ORIGINAL image size) are optional (NULL) and go together: given, they
- * condition the network through the camera encoder (needs has_camera_encoder).
+ * pixels at the ORIGINAL image size) are optional (NULL): both condition the network through
+ * the camera encoder (needs has_camera_encoder); intrinsics alone serve models without a camera
+ * decoder (metric scaling, the cameras of point clouds). DA3_ERR_INVALID_ARGUMENT, naming the
+ * input: extrinsics without intrinsics, intrinsics alone on a model with a camera decoder, NaN
+ * or inf, a focal length <= 0, a 4x4 whose last row is not (0, 0, 0, 1), a singular rotation.
  * On success *out is a new result the caller frees with da3_result_free(). An output with a
  * NaN or inf (non-finite weights or input) fails with DA3_ERR_NON_FINITE naming it. */
 DA3_API da3_status da3_infer(da3_context *ctx, const da3_image *images, int n_views,
@@ -372,6 +375,25 @@ DA3_API da3_status da3_export_colmap(const char *directory, const float *xyz, co
  * elements per matrix), DA3_ERR_BACKEND. */
 DA3_API da3_status da3_check_linear_f16(const uint16_t *w, const float *x, int m, int k, int n,
                                         const da3_context_params *params, float *y);
+
+/* ---- names and limits ----------------------------------------------------------
+ * One source for the bindings: the name of each enum value as the Python API and the CLI
+ * spell it (static string), or NULL for a value out of range; the values of each enum are
+ * 0, 1, ... up to the first NULL. */
+
+DA3_API const char *da3_resize_method_name(int value);     /* "upper_bound_resize", "lower_bound_resize" */
+DA3_API const char *da3_ref_view_strategy_name(int value); /* "saddle_balanced", "first", "middle",
+                                                               "saddle_sim_range" */
+DA3_API const char *da3_backend_kind_name(int value);      /* "auto", "cpu", "gpu" */
+DA3_API const char *da3_precision_name(int value);         /* "auto", "f32", "bf16" */
+
+/* process_res accepted by da3_infer and da3_preprocess (14: the patch size). */
+#define DA3_MIN_PROCESS_RES 14
+#define DA3_MAX_PROCESS_RES 8192
+
+/* OS error number (errno) behind the last DA3_ERR_IO failure on this thread (e.g. ENOENT for a
+ * missing file, EACCES), 0 when the OS gave none or the last failure was not an I/O one. */
+DA3_API int da3_last_errno(void);
 
 #ifdef __cplusplus
 }

@@ -19,17 +19,22 @@ namespace da3 {
 // da3_status plus the thread-local last-error text.
 class error : public std::runtime_error {
 public:
-    error(da3_status status, const std::string &msg) : std::runtime_error(msg), status_(status) {}
+    error(da3_status status, const std::string &msg, int os_errno = 0)
+        : std::runtime_error(msg), status_(status), os_errno_(os_errno) {}
     da3_status status() const { return status_; }
+    int os_errno() const { return os_errno_; }
 
 private:
     da3_status status_;
+    int os_errno_;
 };
 
 [[noreturn]] inline void fail(da3_status status, const std::string &msg) { throw error(status, msg); }
+// DA3_ERR_IO with the OS error number (errno) behind it, returned by da3_last_errno().
+[[noreturn]] inline void fail_io(const std::string &msg, int os_errno) { throw error(DA3_ERR_IO, msg, os_errno); }
 
-// Thread-local text returned by da3_last_error(); defined in api.cpp.
-void set_last_error(const std::string &msg);
+// Thread-local text and errno returned by da3_last_error() / da3_last_errno(); defined in api.cpp.
+void set_last_error(const std::string &msg, int os_errno = 0);
 
 // Runs fn(i) for every i in [0, n) on up to n_threads threads (the caller's among them), items
 // interleaved across threads. The first exception thrown is rethrown once all have finished;
@@ -66,7 +71,7 @@ da3_status guarded(F &&f) {
         set_last_error("");
         return DA3_OK;
     } catch (const error &e) {
-        set_last_error(e.what());
+        set_last_error(e.what(), e.os_errno());
         return e.status();
     } catch (const std::bad_alloc &) {
         set_last_error("out of memory");

@@ -21,16 +21,8 @@ from . import _variants
 from ._variants import available_variants, backend_info
 from .api import DepthAnything3, Prediction
 from .exports import FORMATS as EXPORT_FORMATS, export
-from .errors import (
-    BackendError,
-    DA3Error,
-    ModelFormatError,
-    ModelLoadError,
-    ModelNotFoundError,
-    NonFiniteOutputError,
-    UnsupportedError,
-    VariantError,
-)
+from . import errors
+from .errors import *  # noqa: F401,F403  (DA3Error and its subclasses: errors.__all__)
 
 try:
     from importlib.metadata import PackageNotFoundError, version as _dist_version
@@ -51,13 +43,6 @@ __all__ = [
     "EXPORT_FORMATS",
     "backend_info",
     "available_variants",
-    "DA3Error",
-    "ModelFormatError",
-    "ModelLoadError",
-    "ModelNotFoundError",
-    "UnsupportedError",
-    "BackendError",
-    "NonFiniteOutputError",
-    "VariantError",
+    *errors.__all__,
     "__version__",
 ]

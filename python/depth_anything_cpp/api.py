@@ -12,8 +12,8 @@ from __future__ import annotations
 # importable from here.
 from ._native import get_core  # noqa: F401
 from .arguments import (BACKENDS, PRECISIONS, PROCESS_RES_METHODS, PROCESS_RES_RANGE,  # noqa: F401
-                        REF_VIEW_STRATEGIES, validate_cameras)
-from .model import DepthAnything3
+                        REF_VIEW_STRATEGIES)
+from .model import INFERENCE_DEFAULTS, LOAD_DEFAULTS, DepthAnything3  # noqa: F401
 from .prediction import Prediction, _patch_size, _resize_bilinear, _resize_nearest  # noqa: F401
 
 __all__ = ["DepthAnything3", "Prediction", "get_core"]

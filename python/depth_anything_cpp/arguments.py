@@ -31,61 +31,6 @@ def _check_n_threads(n_threads: Optional[int]) -> int:
     return int(n_threads)
 
 
-def _as_float_array(name: str, value: Any) -> np.ndarray:
-    try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: not convertible to an array: {exc}") from exc
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: contains NaN or infinite values")
-    return arr
-
-
-def validate_cameras(extrinsics: Any, intrinsics: Any,
-                     n_views: int) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-    """Check optional input cameras; return them as C-contiguous float32 arrays.
-
-    extrinsics: (N, 3, 4) or (N, 4, 4) world-to-camera, OpenCV axes (a 4x4's last row must
-    be [0, 0, 0, 1]); intrinsics: (N, 3, 3) in pixels of the ORIGINAL images, fx, fy > 0.
-    Both, neither, or intrinsics alone (models without a camera decoder: metric scaling and
-    the cameras of point clouds).
-
-    Raises:
-        ValueError: extrinsics without intrinsics, wrong shape, N mismatch, non-finite
-            values, singular rotation part of an extrinsic matrix.
-    """
-    if extrinsics is None and intrinsics is None:
-        return None, None
-    if intrinsics is None:
-        raise ValueError("extrinsics need intrinsics (give both, or intrinsics alone)")
-    intr = _as_float_array("intrinsics", intrinsics)
-    if intr.ndim != 3 or intr.shape[1:] != (3, 3):
-        raise ValueError(f"intrinsics: expected shape (N, 3, 3), got {intr.shape}")
-    if intr.shape[0] != n_views:
-        raise ValueError(f"got {n_views} images but {intr.shape[0]} intrinsics")
-    if np.any(intr[:, 0, 0] <= 0) or np.any(intr[:, 1, 1] <= 0):
-        raise ValueError("intrinsics: focal lengths fx = K[0, 0] and fy = K[1, 1] must be > 0")
-    if extrinsics is None:
-        return None, intr
-    ext = _as_float_array("extrinsics", extrinsics)
-    if ext.ndim != 3 or ext.shape[1:] not in ((3, 4), (4, 4)):
-        raise ValueError(f"extrinsics: expected shape (N, 3, 4) or (N, 4, 4), got {ext.shape}")
-    if ext.shape[0] != n_views:
-        raise ValueError(f"got {n_views} images but {ext.shape[0]} extrinsics")
-    if ext.shape[1] == 4 and not np.allclose(ext[:, 3, :], [0.0, 0.0, 0.0, 1.0], atol=1e-6):
-        raise ValueError("extrinsics: the last row of each 4x4 matrix must be [0, 0, 0, 1]")
-    singular = np.flatnonzero(np.abs(np.linalg.det(ext[:, :3, :3].astype(np.float64))) < 1e-9)
-    if singular.size:
-        raise ValueError(
-            f"extrinsics: the 3x3 rotation part of view {int(singular[0])} is singular "
-            "(not invertible), so it is not a world-to-camera transform"
-        )
-    return ext, intr
-
-
 def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")

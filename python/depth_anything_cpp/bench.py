@@ -285,10 +285,10 @@ def _image_input(shared: Path, cache: Path) -> Path:
 
     from depth_anything_cpp import _core as core
 
-    out = cache / "input_SOH_000_504.npy"
+    out = cache / f"input_SOH_000_{core.InferParams().process_res}.npy"  # at the default process_res
     if not out.is_file():
         img = np.asarray(Image.open(shared / IMAGE_REL).convert("RGB"))
-        _, x = core.preprocess([img], 504)
+        _, x = core.preprocess([img])
         np.save(out, np.ascontiguousarray(x, dtype=np.float32))
     return out
 

@@ -1,64 +1,7 @@
-"""Exceptions raised by depth_anything_cpp.
-
-Every error the package raises on purpose derives from :class:`DA3Error`, and also from
-the built-in exception a caller would naturally catch (``ValueError``, ``OSError``, ...),
-so ``except ValueError`` keeps working for bad files and ``except DA3Error`` catches all.
-
-The compiled core maps its C status codes onto these classes (see
-``cpp/include/depth_anything.h``): INVALID_ARGUMENT -> ``ValueError``, IO ->
-:class:`ModelLoadError` (:class:`ModelNotFoundError` for a missing file), FORMAT and
-MISSING_TENSOR -> :class:`ModelFormatError`, UNSUPPORTED -> :class:`UnsupportedError`,
-OUT_OF_MEMORY -> ``MemoryError``, BACKEND and INTERNAL -> :class:`BackendError`,
-NON_FINITE -> :class:`NonFiniteOutputError`.
-"""
+"""Exceptions raised by depth_anything_cpp: see :mod:`depth_anything_cpp._errors`, where they are
+defined (importable by the compiled core without the package)."""
 
 from __future__ import annotations
 
-__all__ = [
-    "DA3Error",
-    "ModelFormatError",
-    "ModelLoadError",
-    "ModelNotFoundError",
-    "UnsupportedError",
-    "BackendError",
-    "NonFiniteOutputError",
-    "VariantError",
-]
-
-
-class DA3Error(Exception):
-    """Base class of every exception raised on purpose by depth_anything_cpp."""
-
-
-class ModelFormatError(DA3Error, ValueError):
-    """The model file is not a usable DA3 GGUF (bad magic, truncated, wrong
-    architecture, missing or misshaped tensor, bad metadata)."""
-
-
-class ModelLoadError(DA3Error, OSError):
-    """The model could not be read or obtained (I/O error, download impossible,
-    e.g. offline with nothing cached)."""
-
-
-class ModelNotFoundError(ModelLoadError, FileNotFoundError):
-    """The model file (or path given to ``from_pretrained``) does not exist."""
-
-
-class UnsupportedError(DA3Error, NotImplementedError):
-    """The request is valid but not supported by this model or build (e.g. input
-    poses on a model without a camera encoder, an unsupported tensor type)."""
-
-
-class BackendError(DA3Error, RuntimeError):
-    """The ggml compute backend failed (device lost, compute error, internal bug)."""
-
-
-class NonFiniteOutputError(DA3Error, FloatingPointError):
-    """An output of the network (depth, conf, sky, extrinsics, intrinsics, ray) holds NaN or
-    inf; the message names it. The model's weights or metadata, or the input (images,
-    poses), are invalid: no result is returned rather than a non-finite one."""
-
-
-class VariantError(DA3Error, ImportError):
-    """No compiled variant of the core can be loaded, or the requested one is not
-    available on this machine."""
+from ._errors import *  # noqa: F401,F403  (the public names, listed once in _errors.__all__)
+from ._errors import __all__  # noqa: F401

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
@@ -11,8 +12,8 @@ import numpy as np
 
 from ._native import get_core
 from .arguments import (BACKENDS, PRECISIONS, _check_choice, _check_n_threads, _check_unported,
-                        check_inference_args, export_plan, take_image_alias, validate_cameras)
-from .errors import ModelFormatError, ModelNotFoundError, UnsupportedError
+                        check_inference_args, export_plan, take_image_alias)
+from .errors import ModelFormatError, ModelNotFoundError
 from .images import DEFAULT_MAX_IMAGE_PIXELS, ImageInput, count_images, input_paths, load_images
 from .prediction import Prediction, prediction_from_result
 
@@ -377,11 +378,9 @@ class DepthAnything3:
             raise ValueError(f"images: {count_images(images)} views given, at most {max_views} per call")
         views = load_images(images, max_image_pixels=max_image_pixels,
                             downscale_large_images=bool(downscale_large_images))
-        ext, intr = validate_cameras(extrinsics, intrinsics, len(views))
-        self._check_input_cameras(ext, intr, use_ray_pose)
-
+        # the cameras are checked by the core (shapes, values, and against this model's heads)
         result = self._model.infer(
-            views, extrinsics=ext, intrinsics=intr, process_res=int(process_res),
+            views, extrinsics=extrinsics, intrinsics=intrinsics, process_res=int(process_res),
             process_res_method=process_res_method, ref_view_strategy=ref_view_strategy,
             use_ray_pose=bool(use_ray_pose), compute_aux=bool(compute_aux or use_ray_pose),
             align_to_input_ext_scale=bool(align_to_input_ext_scale), taps=tap_names + feat_taps,
@@ -396,22 +395,13 @@ class DepthAnything3:
             plan.write(prediction, export_dir)
         return prediction
 
-    def _check_input_cameras(self, ext: Any, intr: Any, use_ray_pose: bool) -> None:
-        """UnsupportedError/ValueError when this model cannot take the given cameras or
-        estimate poses from rays."""
-        if ext is not None and not self._info.get("has_camera_encoder", True):
-            raise UnsupportedError(
-                f"{self._path.name}: this model file has no camera encoder, so it cannot take "
-                "input extrinsics/intrinsics (convert the checkpoint with `da3cpp convert` to "
-                "include it)"
-            )
-        if ext is None and intr is not None and self._info.get("has_camera_decoder", False):
-            raise ValueError(
-                "intrinsics alone are for models without a camera decoder (mono/metric: metric "
-                "scaling, point clouds); this model predicts its cameras: give extrinsics too "
-                "to condition it on known poses, or neither"
-            )
-        if use_ray_pose and not self._info.get("has_aux_head", True):
-            raise UnsupportedError(
-                f"{self._path.name}: use_ray_pose needs the aux ray head, absent from this file"
-            )
+
+def _signature_defaults(fn: Any) -> dict:
+    return {n: p.default for n, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
+
+
+#: Defaults of :meth:`DepthAnything3.inference` and :meth:`DepthAnything3.from_file` by argument
+#: name, for the CLI, the server and Ray (tests/test_defaults.py checks them against the C
+#: core's *_default_params()).
+INFERENCE_DEFAULTS = _signature_defaults(DepthAnything3.inference)
+LOAD_DEFAULTS = _signature_defaults(DepthAnything3.from_file)

@@ -32,7 +32,11 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .api import INFERENCE_DEFAULTS
+
 __all__ = ["DepthPredictor", "actor_cpus"]
+
+_PROCESS_RES = INFERENCE_DEFAULTS["process_res"]
 
 
 def actor_cpus(default: Optional[int] = None) -> int:
@@ -65,7 +69,7 @@ class DepthPredictor:
         keep_image: keep the input image column in the output.
     """
 
-    def __init__(self, model_path: str, *, n_threads: Optional[int] = None, process_res: int = 504,
+    def __init__(self, model_path: str, *, n_threads: Optional[int] = None, process_res: int = _PROCESS_RES,
                  image_column: str = "image", path_column: str = "path", export_dir: Optional[str] = None,
                  export_format: str = "mini_npz", keep_image: bool = False, variant: Optional[str] = None) -> None:
         from .api import DepthAnything3
@@ -156,7 +160,7 @@ write object storage (``s3://...``, ``gs://...``); see the README, "Scale-out on
 
 
 def run_parquet(model: str, images: list, out: str, *, actors: int = 2, cpus_per_actor: float = 0.75,
-        read_cpus: float = 0.5, process_res: int = 504, batch_size: int = 2) -> dict:
+        read_cpus: float = 0.5, process_res: int = _PROCESS_RES, batch_size: int = 2) -> dict:
     """Read ``images`` with ``ray.data.read_images`` (tasks of ``read_cpus`` CPUs), map
     :class:`DepthPredictor` over them on ``actors`` actors of ``cpus_per_actor`` CPUs (each
     runs round(cpus_per_actor) threads), write Parquet to ``out``. Ray must be initialised.
@@ -184,7 +188,7 @@ def main(argv: Optional[list] = None) -> int:
     p.add_argument("--actors", type=int, default=2)
     p.add_argument("--cpus-per-actor", type=float, default=0.75)
     p.add_argument("--read-cpus", type=float, default=0.5)
-    p.add_argument("--process-res", type=int, default=504)
+    p.add_argument("--process-res", type=int, default=_PROCESS_RES)
     args = p.parse_args(argv)
     import ray
 

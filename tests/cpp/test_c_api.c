@@ -4,6 +4,7 @@
  * usage: da3_test_c_api MODEL.gguf   (exit 0 ok, 1 failures, 77 model missing) */
 #include "depth_anything.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +104,16 @@ int main(int argc, char **argv) {
     CHECK(strlen(da3_last_error()) > 0, "last error set");
     CHECK(da3_load("/nonexistent/model.gguf", NULL, &ctx) == DA3_ERR_IO && ctx == NULL, "missing file");
     CHECK(strstr(da3_last_error(), "/nonexistent/model.gguf") != NULL, "error names the file");
+    CHECK(da3_last_errno() == ENOENT, "errno of the missing file: %d", da3_last_errno());
+    /* the names of enum values: one per value, NULL past the last */
+    CHECK(strcmp(da3_resize_method_name(DA3_RESIZE_LOWER_BOUND), "lower_bound_resize") == 0 &&
+              da3_resize_method_name(DA3_RESIZE_LOWER_BOUND + 1) == NULL && da3_resize_method_name(-1) == NULL,
+          "resize method names");
+    CHECK(strcmp(da3_ref_view_strategy_name(DA3_REF_SADDLE_SIM_RANGE), "saddle_sim_range") == 0 &&
+              da3_ref_view_strategy_name(DA3_REF_SADDLE_SIM_RANGE + 1) == NULL,
+          "ref view names");
+    CHECK(strcmp(da3_backend_kind_name(DA3_BACKEND_CPU), "cpu") == 0 && da3_backend_kind_name(3) == NULL, "backend names");
+    CHECK(strcmp(da3_precision_name(DA3_PRECISION_BF16), "bf16") == 0 && da3_precision_name(3) == NULL, "precision names");
     da3_free(NULL);
     da3_result_free(NULL);
     /* nested pair: two any-view files are refused before any weight is read, naming both */
@@ -161,8 +172,29 @@ int main(int argc, char **argv) {
     img[1].width = 120;
     {
         float intr[9] = {100, 0, 60, 0, NAN, 45, 0, 0, 1};
-        CHECK(da3_infer(ctx, img + 1, 1, NULL, 0, intr, &ip, &res) == DA3_ERR_INVALID_ARGUMENT && !res, "NaN intrinsics");
+        float ext[16] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1};
+        CHECK(da3_infer(ctx, img + 1, 1, ext, 4, intr, &ip, &res) == DA3_ERR_INVALID_ARGUMENT && !res &&
+                  strstr(da3_last_error(), "intrinsics: contains NaN"),
+              "NaN intrinsics: %s", da3_last_error());
+        intr[4] = 100;
+        CHECK(da3_infer(ctx, img + 1, 1, NULL, 0, intr, &ip, &res) == DA3_ERR_INVALID_ARGUMENT && !res &&
+                  strstr(da3_last_error(), "intrinsics alone"),
+              "intrinsics alone on a model with a camera decoder: %s", da3_last_error());
+        ext[15] = 2;
+        CHECK(da3_infer(ctx, img + 1, 1, ext, 4, intr, &ip, &res) == DA3_ERR_INVALID_ARGUMENT && !res &&
+                  strstr(da3_last_error(), "last row"),
+              "4x4 last row: %s", da3_last_error());
+        ext[15] = 1;
+        ext[10] = 0;
+        CHECK(da3_infer(ctx, img + 1, 1, ext, 4, intr, &ip, &res) == DA3_ERR_INVALID_ARGUMENT && !res &&
+                  strstr(da3_last_error(), "singular"),
+              "singular rotation: %s", da3_last_error());
     }
+    ip.ref_view = (da3_ref_view_strategy)9;
+    CHECK(da3_infer(ctx, img, 1, NULL, 0, NULL, &ip, &res) == DA3_ERR_INVALID_ARGUMENT && !res &&
+              strstr(da3_last_error(), "ref_view_strategy must be one of 'saddle_balanced'"),
+          "ref_view out of range: %s", da3_last_error());
+    ip.ref_view = DA3_REF_SADDLE_BALANCED;
     ip.process_res = 0;
     CHECK(da3_infer(ctx, img, 1, NULL, 0, NULL, &ip, &res) != DA3_OK && !res, "process_res 0");
 

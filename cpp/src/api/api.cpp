@@ -2,6 +2,7 @@
 #include "depth_anything.h"
 #include "models/model.h"
 #include "host/preprocess.h"
+#include "api/api_args.h"
 
 #include "ggml-cpu.h"
 
@@ -29,7 +30,11 @@
 
 namespace da3 {
 static thread_local std::string g_last_error;
-void set_last_error(const std::string &msg) { g_last_error = msg; }
+static thread_local int g_last_errno = 0;
+void set_last_error(const std::string &msg, int os_errno) {
+    g_last_error = msg;
+    g_last_errno = os_errno;
+}
 }  // namespace da3
 
 using da3::fail;
@@ -102,6 +107,8 @@ const char *da3_status_string(da3_status s) {
 }
 
 const char *da3_last_error(void) { return da3::g_last_error.c_str(); }
+
+int da3_last_errno(void) { return da3::g_last_errno; }
 
 const char *da3_ggml_version(void) { return ggml_version(); }
 
@@ -315,7 +322,7 @@ da3_infer_params da3_infer_default_params(void) {
     p.use_ray_pose = 0;
     p.compute_aux = 0;
     p.align_to_input_ext_scale = 1;
-    p.max_image_pixels = 100000000;
+    p.max_image_pixels = (int)da3::k_default_max_image_pixels;
     p.taps = nullptr;
     p.n_taps = 0;
     p.profile = 0;
@@ -356,35 +363,15 @@ struct context_lock {
     }
 };
 
-static void check_view_count(int n_views) {
-    if (n_views <= 0 || n_views > DA3_MAX_VIEWS) {
-        fail(DA3_ERR_INVALID_ARGUMENT, std::to_string(n_views) + " views: n_views must be in [1, " + std::to_string(DA3_MAX_VIEWS) + "]");
-    }
-}
-
-static void check_poses(const float *ext, int ext_rows, const float *intr, int n) {
-    // extrinsics need intrinsics (camera encoder); intrinsics alone serve metric scaling
-    if (ext && !intr) fail(DA3_ERR_INVALID_ARGUMENT, "extrinsics need intrinsics");
-    if (!intr) return;
-    if (ext && ext_rows != 3 && ext_rows != 4) fail(DA3_ERR_INVALID_ARGUMENT, "ext_rows must be 3 or 4");
-    for (size_t i = 0; ext && i < (size_t)n * ext_rows * 4; ++i)
-        if (!std::isfinite(ext[i])) fail(DA3_ERR_INVALID_ARGUMENT, "extrinsics contain NaN or inf");
-    for (size_t i = 0; i < (size_t)n * 9; ++i)
-        if (!std::isfinite(intr[i])) fail(DA3_ERR_INVALID_ARGUMENT, "intrinsics contain NaN or inf");
-    for (int v = 0; v < n; ++v) {
-        const float *k = intr + (size_t)v * 9;
-        if (!(k[0] > 0) || !(k[4] > 0)) fail(DA3_ERR_INVALID_ARGUMENT, "intrinsics focal lengths must be positive");
-    }
-}
-
 da3_status da3_infer_tensor(da3_context *ctx, const float *input, int n_views, int height, int width, const float *extrinsics,
                             int ext_rows, const float *intrinsics, const da3_infer_params *params, da3_result **out) {
     if (out) *out = nullptr;
     return da3::guarded([&] {
         if (!ctx || !input || !out) fail(DA3_ERR_INVALID_ARGUMENT, "ctx, input and out must not be NULL");
-        check_view_count(n_views);
-        check_poses(extrinsics, ext_rows, intrinsics, n_views);
+        da3::check_view_count(n_views);
+        da3::check_poses(ctx, extrinsics, ext_rows, intrinsics, n_views);
         da3_infer_params p = params ? *params : da3_infer_default_params();
+        da3::check_infer_params(p);
         context_lock lock(ctx);
         *out = da3::run_network(ctx, input, n_views, height, width, extrinsics, ext_rows, intrinsics, p).release();
     });
@@ -395,9 +382,10 @@ da3_status da3_infer(da3_context *ctx, const da3_image *images, int n_views, con
     if (out) *out = nullptr;
     return da3::guarded([&] {
         if (!ctx || !images || !out) fail(DA3_ERR_INVALID_ARGUMENT, "ctx, images and out must not be NULL");
-        check_view_count(n_views);
-        check_poses(extrinsics, ext_rows, intrinsics, n_views);
+        da3::check_view_count(n_views);
+        da3::check_poses(ctx, extrinsics, ext_rows, intrinsics, n_views);
         da3_infer_params p = params ? *params : da3_infer_default_params();
+        da3::check_infer_params(p);
         for (int i = 0; i < n_views; ++i) {
             if ((int64_t)images[i].width * images[i].height > (int64_t)p.max_image_pixels) {
                 fail(DA3_ERR_INVALID_ARGUMENT, "image " + std::to_string(i) + " is " + std::to_string(images[i].width) + "x" +

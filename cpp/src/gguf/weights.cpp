@@ -256,7 +256,7 @@ void weight_map::open(const std::string &path) {
     path_ = path;
     struct stat st {};
     if (stat(path.c_str(), &st) != 0) {
-        fail(DA3_ERR_IO, path + ": no such file");
+        fail_io(path + ": no such file", errno);
     }
     if (!S_ISREG(st.st_mode)) {
         fail(DA3_ERR_IO, path + ": not a regular file");
@@ -266,7 +266,7 @@ void weight_map::open(const std::string &path) {
     }
     {
         FILE *f = std::fopen(path.c_str(), "rb");
-        if (!f) fail(DA3_ERR_IO, path + ": cannot open for reading");
+        if (!f) fail_io(path + ": cannot open for reading", errno);
         char magic[4] = {0, 0, 0, 0};
         size_t n = std::fread(magic, 1, 4, f);
         if (n != 4 || std::memcmp(magic, "GGUF", 4) != 0) {
@@ -358,7 +358,7 @@ void weight_map::upload(ggml_backend *backend, int n_threads) {
     if (host()) advise_huge_pages(ggml_backend_buffer_get_base(buf_), weights_bytes_);
 
     file_ = std::fopen(path_.c_str(), "rb");
-    if (!file_) fail(DA3_ERR_IO, path_ + ": cannot open for reading");
+    if (!file_) fail_io(path_ + ": cannot open for reading", errno);
     const int64_t n_tensors = gguf_get_n_tensors(gguf_);
     for (int64_t i = 0; i < n_tensors; ++i) {
         const std::string name = gguf_get_tensor_name(gguf_, i);

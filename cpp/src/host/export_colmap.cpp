@@ -3,6 +3,7 @@
 // file formats: COLMAP documentation "Output Format" (and scripts/python/read_write_model.py).
 #include "host/exports.h"
 
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -175,9 +176,9 @@ void write_colmap(const std::string &directory, const float *xyz, const uint8_t 
     std::error_code ec;
     const fs::path dir(directory);
     if (!fs::is_directory(dir, ec)) {
-        if (fs::exists(dir, ec)) fail(DA3_ERR_IO, "cannot write COLMAP model: '" + directory + "' exists and is not a directory");
+        if (fs::exists(dir, ec)) fail_io("cannot write COLMAP model: '" + directory + "' exists and is not a directory", ENOTDIR);
         if (!fs::create_directory(dir, ec) && !fs::is_directory(dir))
-            fail(DA3_ERR_IO, "cannot create directory '" + directory + "': " + ec.message());
+            fail_io("cannot create directory '" + directory + "': " + ec.message(), ec.value());
     }
     const std::string ext = binary ? ".bin" : ".txt";
     auto file = [&](const char *stem) { return (dir / (std::string(stem) + ext)).string(); };

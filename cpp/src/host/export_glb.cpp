@@ -5,6 +5,7 @@
 #include "host/exports.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cinttypes>
 #include <cmath>
 #include <cstring>
@@ -46,7 +47,8 @@ atomic_file::atomic_file(const std::string &path) : path_(path) {
             continue;
         }
         done_ = true;  // nothing of ours to remove
-        fail(DA3_ERR_IO, "cannot write '" + path + "': " + std::strerror(errno));
+        const int e = errno;
+        fail_io("cannot write '" + path + "': " + std::strerror(e), e);
     }
 }
 
@@ -56,18 +58,24 @@ atomic_file::~atomic_file() {
 }
 
 void atomic_file::write(const void *data, size_t n) {
-    if (n && std::fwrite(data, 1, n, f_) != n) fail(DA3_ERR_IO, "cannot write '" + path_ + "': " + std::strerror(errno));
+    if (n && std::fwrite(data, 1, n, f_) != n) {
+        const int e = errno;
+        fail_io("cannot write '" + path_ + "': " + std::strerror(e), e);
+    }
 }
 
 void atomic_file::commit() {
     const int rc = std::fclose(f_);
     f_ = nullptr;
-    if (rc != 0) fail(DA3_ERR_IO, "cannot write '" + path_ + "': " + std::strerror(errno));
+    const int close_errno = errno;
+    if (rc != 0) fail_io("cannot write '" + path_ + "': " + std::strerror(close_errno), close_errno);
 #ifdef _WIN32
     std::remove(path_.c_str());  // rename does not replace on Windows
 #endif
-    if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
-        fail(DA3_ERR_IO, "cannot replace '" + path_ + "': " + std::strerror(errno));
+    if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+        const int e = errno;
+        fail_io("cannot replace '" + path_ + "': " + std::strerror(e), e);
+    }
     done_ = true;
 }
 

@@ -28,8 +28,8 @@
 namespace da3 {
 
 constexpr int k_patch_size = 14;
-constexpr int k_min_process_res = 14;
-constexpr int k_max_process_res = 8192;
+constexpr int k_min_process_res = DA3_MIN_PROCESS_RES;
+constexpr int k_max_process_res = DA3_MAX_PROCESS_RES;
 // Input images and processed images larger than this many pixels are refused.
 constexpr int64_t k_default_max_image_pixels = 100000000;
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..arguments import PRECISIONS
+from ..arguments import BACKENDS, PRECISIONS, PROCESS_RES_METHODS, REF_VIEW_STRATEGIES
+from ..model import INFERENCE_DEFAULTS, LOAD_DEFAULTS
 from .inputs import IMAGE_SUFFIXES
 
 #: environment variable naming the default model of every command (--model omitted)
@@ -95,40 +96,43 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=DEFAULT_FPS,
                    help=f"video sampling rate in frames/s (default {DEFAULT_FPS:g}; every "
                         "int(video_rate / fps)-th frame, as the official CLI)")
-    p.add_argument("--process-res", type=int, default=504, help="processing resolution (default 504)")
-    p.add_argument("--process-res-method", default="upper_bound_resize",
-                   choices=["upper_bound_resize", "lower_bound_resize"],
+    p.add_argument("--process-res", type=int, default=INFERENCE_DEFAULTS["process_res"],
+                   help="processing resolution (default %(default)s)")
+    p.add_argument("--process-res-method", default=INFERENCE_DEFAULTS["process_res_method"],
+                   choices=list(PROCESS_RES_METHODS),
                    help="which image side --process-res sets (default: the longest)")
     p.add_argument("--use-ray-pose", action="store_true",
                    help="poses from the aux ray head instead of the camera decoder (as the official CLI)")
-    p.add_argument("--ref-view-strategy", default="saddle_balanced",
-                   choices=["saddle_balanced", "first", "middle", "saddle_sim_range"],
-                   help="reference view choice with 3 or more views (default saddle_balanced)")
-    p.add_argument("--align-to-input-ext-scale", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--ref-view-strategy", default=INFERENCE_DEFAULTS["ref_view_strategy"],
+                   choices=list(REF_VIEW_STRATEGIES),
+                   help="reference view choice with 3 or more views (default %(default)s)")
+    p.add_argument("--align-to-input-ext-scale", action=argparse.BooleanOptionalAction,
+                   default=INFERENCE_DEFAULTS["align_to_input_ext_scale"],
                    help="with input poses (colmap command): keep their scale (default on)")
     p.add_argument("--export-feat", default="",
                    help="backbone layers (comma-separated, e.g. 0,5,11) whose features the feat_vis "
                         "format shows (export/colmap commands with --format ...-feat_vis)")
-    p.add_argument("--feat-vis-fps", type=float, default=15, help="feat_vis video frame rate (default 15)")
+    p.add_argument("--feat-vis-fps", type=float, default=INFERENCE_DEFAULTS["feat_vis_fps"],
+                   help="feat_vis video frame rate (default %(default)s)")
     p.add_argument("--image-extensions", default=None,
                    help="comma-separated suffixes of the images taken from directories (default: "
                         + ",".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES)) + ")")
     p.add_argument("--threads", "-t", type=int, default=None,
                    help="CPU threads (default: number of physical cores)")
     p.add_argument("--variant", default=None, help="compiled core variant (see `da3cpp info`)")
-    p.add_argument("--backend", default="cpu", choices=["cpu", "gpu", "auto"],
-                   help="compute backend (default cpu)")
-    p.add_argument("--precision", default="auto", choices=list(PRECISIONS),
+    p.add_argument("--backend", default=LOAD_DEFAULTS["backend"], choices=list(BACKENDS),
+                   help="compute backend (default %(default)s)")
+    p.add_argument("--precision", default=LOAD_DEFAULTS["precision"], choices=list(PRECISIONS),
                    help="ViT linear arithmetic on the CPU: f32, bf16 (AMX/AVX512-BF16 where present), "
                         "auto (f32 for now; default)")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-image lines, no progress bar")
 
 
 def _add_point_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--conf-thresh-percentile", type=float, default=40.0,
-                   help="drop points below this confidence percentile (default 40, as upstream)")
-    p.add_argument("--num-max-points", type=int, default=1_000_000,
-                   help="keep at most this many points, deterministic subset (default 1000000; 0 = all)")
+    p.add_argument("--conf-thresh-percentile", type=float, default=INFERENCE_DEFAULTS["conf_thresh_percentile"],
+                   help="drop points below this confidence percentile (default %(default)s, as upstream)")
+    p.add_argument("--num-max-points", type=int, default=INFERENCE_DEFAULTS["num_max_points"],
+                   help="keep at most this many points, deterministic subset (default %(default)s; 0 = all)")
     p.add_argument("--keep-sky", action="store_true",
                    help="keep sky pixels (models with a sky head drop them by default)")
     p.add_argument("--no-cameras", action="store_true", help="GLB without camera frustums")

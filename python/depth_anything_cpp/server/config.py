@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..api import INFERENCE_DEFAULTS, PROCESS_RES_RANGE
+
 #: Environment variable holding the API key (``da3cpp serve`` and ServerConfig.from_env).
 API_KEY_ENV = "DA3CPP_API_KEY"
 
@@ -53,7 +55,7 @@ class ServerConfig:
     max_pixels: int = 4096 * 4096
     max_views: int = 16
     request_timeout_s: float = 120.0
-    process_res: int = 504
+    process_res: int = INFERENCE_DEFAULTS["process_res"]
     n_threads: Optional[int] = None
     image_root: Optional[Path] = None
     export_root: Optional[Path] = None
@@ -81,8 +83,8 @@ class ServerConfig:
                      "max_views", "process_res"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.process_res < 14:
-            raise ValueError(f"process_res: must be >= 14, got {self.process_res}")
+        if not PROCESS_RES_RANGE[0] <= self.process_res <= PROCESS_RES_RANGE[1]:
+            raise ValueError(f"process_res: must be in {list(PROCESS_RES_RANGE)}, got {self.process_res}")
         if self.request_timeout_s <= 0:
             raise ValueError(f"request_timeout_s: must be > 0, got {self.request_timeout_s}")
         self.url_allow_hosts = tuple(str(h).lower() for h in self.url_allow_hosts)

@@ -11,12 +11,14 @@ from typing import Any, List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..api import PROCESS_RES_RANGE
+
 #: colormaps of the batch endpoint's ``colorized`` task (the serverless workers' six)
 COLORMAPS = ("viridis", "magma", "inferno", "plasma", "turbo", "gray")
 TASKS = ("depth", "colorized", "normals", "disparity", "point_cloud")
 OUTPUT_FORMATS = ("png", "webp", "jpg")
 ARRAY_ENCODINGS = ("json", "base64", "npz")
-_MAX_RES = 8192
+_MIN_RES, _MAX_RES = PROCESS_RES_RANGE
 
 
 class _Strict(BaseModel):
@@ -40,7 +42,7 @@ class DepthRequest(_Strict):
         description="absolute confidence threshold of the points (default: the official filter, "
                     "min(max(1.05, p40), p90))")
     exports: List[Literal["glb", "colmap"]] = Field(default_factory=list, max_length=2)
-    process_res: Optional[int] = Field(None, ge=14, le=_MAX_RES, description="(ours) processing resolution")
+    process_res: Optional[int] = Field(None, ge=_MIN_RES, le=_MAX_RES, description="(ours) processing resolution")
     array_encoding: Literal[ARRAY_ENCODINGS] = Field(  # type: ignore[valid-type]
         "json", description="(ours) json: float lists; base64: little-endian float32 (point_colors "
                             "uint8); npz: every array in the base64 NPZ field `npz`")
@@ -95,7 +97,7 @@ class BatchInput(_Strict):
     normalize: bool = True
     output_format: Literal[OUTPUT_FORMATS] = "png"  # type: ignore[valid-type]
     quality: int = Field(95, ge=1, le=100)
-    max_size: Optional[int] = Field(None, ge=14, le=_MAX_RES, description="longest edge for inference (process_res)")
+    max_size: Optional[int] = Field(None, ge=_MIN_RES, le=_MAX_RES, description="longest edge for inference (process_res)")
     invert: bool = False
     include_raw: bool = Field(False, description="float32 NPZ (depth, conf, extrinsics, intrinsics) at the inference size")
     point_cloud_grid: int = Field(512, ge=1, le=4096, description="point_cloud keeps at most grid^2 points")
