@@ -233,4 +233,5 @@ PYBIND11_MODULE(DA3_MODULE_NAME, m) {
     bind_preprocess(m);
     bind_points(m);
     bind_diag(m);
+    bind_schema(m);
 }
