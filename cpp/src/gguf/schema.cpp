@@ -78,8 +78,8 @@ std::string resolve_preset(const weight_map &wm, int embed_dim, model_kind &kind
         wm.format_error("unknown preset '" + printable(name) + "' in metadata key '" + kArch + "." + kKeyPreset + "' (known: " + list + ")");
     }
     if (known->kind != tensors) {
-        wm.format_error("preset '" + name + "' is a " + kind_name(known->kind) + " model but the tensors are those of a " +
-                        kind_name(tensors) + " model");
+        wm.format_error("preset '" + name + "' (model kind " + kind_name(known->kind) + ") does not match the tensors (kind " +
+                        kind_name(tensors) + ")");
     }
     kind = known->kind;
     metric_scaling = known->metric_scaling;

@@ -94,7 +94,7 @@ struct result_writer {
     }
     void timings(const graph_run &r, std::chrono::steady_clock::time_point t_start);
     void maps_and_cameras(const call_outputs &out);
-    void aux(const model &m, graph_run &r, ggml_tensor *aux_logits);
+    void aux(const model &m, ggml_tensor *aux_logits);
     void taps(graph_run &r);
 };
 
@@ -119,8 +119,7 @@ void result_writer::maps_and_cameras(const call_outputs &out) {
 
 // ray [n, h', w', 6] (linear) and ray_conf [n, h', w'] at 8x the patch grid; with use_ray_pose
 // the cameras from them. ref: da3.py _process_ray_pose_estimation (seeded RANSAC, see ray_pose.h)
-void result_writer::aux(const model &m, graph_run &r, ggml_tensor *aux_logits) {
-    (void)r;
+void result_writer::aux(const model &m, ggml_tensor *aux_logits) {
     const int n = in.n, ah = (int)aux_logits->ne[1], aw = (int)aux_logits->ne[0];
     std::vector<float> a = graph_run::read(aux_logits);
     std::vector<float> ray((size_t)n * ah * aw * 6), ray_conf((size_t)n * ah * aw);
@@ -206,7 +205,7 @@ std::unique_ptr<da3_result> run_network(da3_context *ctx, const float *input, in
     res->add("ref_view", {1}).data[0] = (float)in.order[0];  // view placed first (input index)
     if (r.profiling) wr.timings(r, t_start);
     wr.maps_and_cameras(out);
-    if (in.aux && builder->aux_logits()) wr.aux(m, r, builder->aux_logits());
+    if (in.aux && builder->aux_logits()) wr.aux(m, builder->aux_logits());
     check_finite(*res);
     wr.taps(r);
     return res;
