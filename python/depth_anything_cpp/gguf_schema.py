@@ -47,20 +47,11 @@ KEY_FILE_TYPE = "general.file_type"
 KEY_QUANT_VERSION = "general.quantization_version"
 
 # official block sub-key -> GGUF block sub-name (vit.blk.{i}.*, m_vit.blk.{i}.*)
-BLOCK_NAMES = {
-    "norm1.weight": "norm1.weight", "norm1.bias": "norm1.bias",
-    "attn.qkv.weight": "attn_qkv.weight", "attn.qkv.bias": "attn_qkv.bias",
-    "attn.q_norm.weight": "attn_qnorm.weight", "attn.q_norm.bias": "attn_qnorm.bias",
-    "attn.k_norm.weight": "attn_knorm.weight", "attn.k_norm.bias": "attn_knorm.bias",
-    "attn.proj.weight": "attn_proj.weight", "attn.proj.bias": "attn_proj.bias",
-    "ls1.gamma": "ls1",
-    "norm2.weight": "norm2.weight", "norm2.bias": "norm2.bias",
-    "mlp.fc1.weight": "mlp_fc1.weight", "mlp.fc1.bias": "mlp_fc1.bias",
-    "mlp.fc2.weight": "mlp_fc2.weight", "mlp.fc2.bias": "mlp_fc2.bias",
-    "mlp.w12.weight": "mlp_w12.weight", "mlp.w12.bias": "mlp_w12.bias",
-    "mlp.w3.weight": "mlp_w3.weight", "mlp.w3.bias": "mlp_w3.bias",
-    "ls2.gamma": "ls2",
-}
+_BLOCK_PARTS = {"norm1": "norm1", "attn.qkv": "attn_qkv", "attn.q_norm": "attn_qnorm", "attn.k_norm": "attn_knorm",
+                "attn.proj": "attn_proj", "norm2": "norm2", "mlp.fc1": "mlp_fc1", "mlp.fc2": "mlp_fc2",
+                "mlp.w12": "mlp_w12", "mlp.w3": "mlp_w3"}
+BLOCK_NAMES = {f"{k}.{wb}": f"{v}.{wb}" for k, v in _BLOCK_PARTS.items() for wb in ("weight", "bias")}
+BLOCK_NAMES.update({"ls1.gamma": "ls1", "ls2.gamma": "ls2"})
 CAM_DEC_NAMES = {"backbone.0": "bb0", "backbone.2": "bb2", "fc_t": "fc_t", "fc_qvec": "fc_q",
                  "fc_fov.0": "fc_fov"}
 OUT2_NAMES = {0: "out2a", 2: "out2b"}           # output_conv2.{0,2}
