@@ -5,6 +5,7 @@ core resolves a file's preset from metadata, with the documented published-layou
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -100,3 +101,18 @@ def test_published_dpt_file_needs_mono_or_metric_in_its_checkpoint(tmp_path, ref
                         kv={gguf_schema.KEY_CHECKPOINT: _str("my-large")})
     with pytest.raises(ModelFormatError, match="neither mono nor metric: set the key to da3mono-large or da3metric-large"):
         DepthAnything3.from_file(path, n_threads=1)
+
+
+def test_loader_requires_every_tensor_the_converter_writes(tmp_path, fixture_gguf):
+    """One tensor of each name pattern of the published layout (the converter's da3-small
+    without extras, the fixture's tensors) left out: the core refuses the file, naming it."""
+    names = [s.name for s in gguf_schema.expected_tensors("da3-small", extras=False) if s.name]
+    assert set(names) == {t.name for t in gguf.GGUFReader(fixture_gguf).tensors}
+    first_of_pattern = {}
+    for name in names:
+        first_of_pattern.setdefault(re.sub(r"\d+", "#", name), name)
+    for name in first_of_pattern.values():
+        path = rewrite_gguf(fixture_gguf, tmp_path / "missing.gguf", drop=(name,))
+        with pytest.raises(ModelFormatError) as info:
+            DepthAnything3.from_file(path, n_threads=1)
+        assert name in str(info.value), name

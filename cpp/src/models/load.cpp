@@ -45,7 +45,7 @@ void load_model(const weight_map &wm, model &m) {
         wm.format_error("head input width " + std::to_string(m.head.hp.dim_in) + " does not match the backbone feature width " +
                         std::to_string(F));
     }
-    m.has_cam_dec = wm.has(schema::kCamDecMarker);
+    m.has_cam_dec = !wm.names_with_prefix(schema::kCamDec).empty();  // then every cam.* tensor is required
     if (m.has_cam_dec) {
         if (m.vit.hp.alt_start == -1) wm.format_error("camera decoder present but the backbone has no camera token");
         load_camera_decoder(wm, schema::kCamDec, m.cam_dec);
