@@ -274,4 +274,5 @@ PYBIND11_MODULE(DA3_MODULE_NAME, m) {
     bind_preprocess(m);
     bind_points(m);
     bind_diag(m);
+    bind_schema(m);
 }

@@ -18,6 +18,7 @@ gguf = pytest.importorskip("gguf")
 
 import depth_anything_cpp  # noqa: E402
 from depth_anything_cpp import DepthAnything3  # noqa: E402
+from helpers import rewrite_gguf as rewrite  # noqa: E402
 from depth_anything_cpp.errors import (  # noqa: E402
     DA3Error,
     ModelFormatError,
@@ -42,39 +43,6 @@ def layout(fixture_gguf):
 def data_end(layout) -> int:
     """End of the last tensor's data (the file may have alignment padding after it)."""
     return max(end for _, _, end in layout[2].values())
-
-
-def rewrite(src: Path, dst: Path, *, arch: str | None = None, drop: tuple = (),
-            tensors: dict | None = None, kv: dict | None = None) -> Path:
-    """Copy the GGUF `src` to `dst` with changes: `arch` for general.architecture, tensors
-    in `drop` left out, `tensors` {name: new array} replacing data (and so shape/type),
-    `kv` {key: (value, GGUFValueType, sub_type)} replacing metadata."""
-    r = gguf.GGUFReader(src)
-    arch = arch or r.fields["general.architecture"].contents()
-    w = gguf.GGUFWriter(str(dst), arch=arch)
-    kv = dict(kv or {})
-    for name, field in r.fields.items():
-        if name.startswith("GGUF.") or name == "general.architecture":
-            continue
-        if name in kv:
-            w.add_key_value(name, *kv.pop(name))
-            continue
-        sub = field.types[1] if len(field.types) > 1 else None
-        w.add_key_value(name, field.contents(), field.types[0], sub_type=sub)
-    for name, args in kv.items():
-        w.add_key_value(name, *args)
-    for t in r.tensors:
-        if t.name in drop:
-            continue
-        if tensors and t.name in tensors:
-            w.add_tensor(t.name, tensors[t.name])
-        else:
-            w.add_tensor(t.name, np.asarray(t.data), raw_dtype=t.tensor_type)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return dst
 
 
 def check_raises(path: Path, exc_type, *needles: str):

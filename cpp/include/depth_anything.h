@@ -86,6 +86,12 @@ DA3_API const da3_build_info *da3_get_build_info(void);
  * "avx512_bf16"; "" when none (then DA3_PRECISION_BF16 runs f32). Static string. */
 DA3_API const char *da3_cpu_matrix_engines(void);
 
+/* The GGUF schema this library reads, as JSON (static string): "arch", metadata "keys",
+ * tensor "groups" (name prefixes), "markers" (tensors whose presence gives a file's kind),
+ * "presets" ({name: {"kind": "anyview" | "dpt_sky" | "nested", "metric_scaling": bool,
+ * "embed_dim": int}}), "custom_preset". The converter is checked against it. */
+DA3_API const char *da3_gguf_schema_json(void);
+
 /* ---- backends ------------------------------------------------------------------- */
 
 typedef enum da3_backend_kind {

@@ -120,7 +120,9 @@ def _source_hash() -> str:
     h = hashlib.sha1()
     import depth_anything_cpp.convert as conv   # the converter actually used (installed or source)
 
-    files = [Path(conv.__file__)] + sorted((TESTS / "reference").glob("*.py"))
+    pkg = Path(conv.__file__).parent   # convert.py and the modules it writes with
+    files = [pkg / f for f in ("convert.py", "gguf_schema.py", "_quant.py", "_safetensors.py")]
+    files += sorted((TESTS / "reference").glob("*.py"))
     for f in files:
         h.update(f.name.encode())
         h.update(f.read_bytes())

@@ -251,9 +251,10 @@ void load_head(const weight_map &wm, const std::string &prefix, const std::strin
                                           "' is not a known activation");
         }
     }
-    const std::string norm_type = wm.get_str_or(meta_prefix + "norm_type", hp.has_norm ? "layer" : "idt");
+    // DualDPT normalizes the tokens (published files have no norm_type key): a missing norm is an error
+    const std::string norm_type = wm.get_str_or(meta_prefix + "norm_type", hp.dual || hp.has_norm ? "layer" : "idt");
     if (norm_type == "layer" && !hp.has_norm) {
-        wm.format_error(meta_prefix + "norm_type is 'layer' but " + prefix + "norm.weight is missing");
+        wm.format_error(meta_prefix + "norm_type is 'layer' (DualDPT default) but " + prefix + "norm.weight is missing");
     }
     const int F = hp.features, Din = hp.dim_in;
     if (F % 8 != 0) {

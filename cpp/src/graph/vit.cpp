@@ -156,14 +156,16 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
     m.norm = {wm.get(p + "norm.weight", {C}), wm.get(p + "norm.bias", {C})};
 
     const int F = hp.mlp_hidden;
+    // the DINOv2 blocks' linears all have biases (proj_bias, ffn_bias); qkv's per the metadata
+    const bool qkv_bias = wm.get_bool_or(prefix + "qkv_bias", true);
     m.blocks.resize(hp.depth);
     for (int i = 0; i < hp.depth; ++i) {
         vit_block &b = m.blocks[i];
         const std::string bp = p + "blk." + std::to_string(i) + ".";
         b.norm1 = {wm.get(bp + "norm1.weight", {C}), wm.get(bp + "norm1.bias", {C})};
         b.norm2 = {wm.get(bp + "norm2.weight", {C}), wm.get(bp + "norm2.bias", {C})};
-        b.qkv = {wm.get(bp + "attn_qkv.weight", {C, 3 * C}), wm.find(bp + "attn_qkv.bias")};
-        b.proj = {wm.get(bp + "attn_proj.weight", {C, C}), wm.find(bp + "attn_proj.bias")};
+        b.qkv = {wm.get(bp + "attn_qkv.weight", {C, 3 * C}), qkv_bias ? wm.get(bp + "attn_qkv.bias", {3 * C}) : nullptr};
+        b.proj = {wm.get(bp + "attn_proj.weight", {C, C}), wm.get(bp + "attn_proj.bias", {C})};
         if (hp.has_qknorm(i)) {
             b.q_norm = {wm.get(bp + "attn_qnorm.weight", {64}), wm.get(bp + "attn_qnorm.bias", {64})};
             b.k_norm = {wm.get(bp + "attn_knorm.weight", {64}), wm.get(bp + "attn_knorm.bias", {64})};
@@ -172,11 +174,11 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
         b.ls2 = wm.get(bp + "ls2", {C});
         if (hp.swiglu) {
             ggml_tensor *w12 = wm.get(bp + "mlp_w12.weight", {C, -1});
-            b.fc1 = {w12, wm.find(bp + "mlp_w12.bias")};
-            b.fc2 = {wm.get(bp + "mlp_w3.weight", {w12->ne[1] / 2, C}), wm.find(bp + "mlp_w3.bias")};
+            b.fc1 = {w12, wm.get(bp + "mlp_w12.bias", {w12->ne[1]})};
+            b.fc2 = {wm.get(bp + "mlp_w3.weight", {w12->ne[1] / 2, C}), wm.get(bp + "mlp_w3.bias", {C})};
         } else {
-            b.fc1 = {wm.get(bp + "mlp_fc1.weight", {C, F}), wm.find(bp + "mlp_fc1.bias")};
-            b.fc2 = {wm.get(bp + "mlp_fc2.weight", {F, C}), wm.find(bp + "mlp_fc2.bias")};
+            b.fc1 = {wm.get(bp + "mlp_fc1.weight", {C, F}), wm.get(bp + "mlp_fc1.bias", {F})};
+            b.fc2 = {wm.get(bp + "mlp_fc2.weight", {F, C}), wm.get(bp + "mlp_fc2.bias", {C})};
         }
     }
     // f32 files: norm affines and layer scales folded into the adjacent linear layers (float

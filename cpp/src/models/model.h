@@ -4,6 +4,7 @@
 #include "graph/camera.h"
 #include "graph/head.h"
 #include "graph/vit.h"
+#include "gguf/schema.h"
 #include "gguf/weights.h"
 
 #include "ggml-backend.h"
@@ -17,7 +18,8 @@
 namespace da3 {
 
 struct model {
-    std::string preset;      // "da3-small", ..., "da3mono-large", "da3metric-large"
+    std::string preset;      // "da3-small", ..., "da3mono-large", "da3metric-large" (gguf/schema.h)
+    model_kind kind = model_kind::anyview;  // picks the graph builder (models/builder.h)
     std::string checkpoint;  // depthanything3.checkpoint_name
     vit_model vit;
     dpt_head head;

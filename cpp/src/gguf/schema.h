@@ -1,0 +1,66 @@
+// The GGUF schema of depth-anything-cpp files, defined once: architecture, the metadata keys
+// and tensor groups that decide a file's kind, and the presets with their model kind. The
+// converter (python/depth_anything_cpp/convert.py) is checked against it through
+// da3_gguf_schema_json() (tests/test_schema.py). The per-part tensor names and shapes are read
+// by the part loaders (graph/vit.cpp, head.cpp, camera.cpp) from the published layout
+// (/work/shared/docs/gguf-layout.md).
+#pragma once
+
+#include <string>
+
+namespace da3 {
+
+class weight_map;
+
+// What network a file holds: chosen once at load, picks the graph builder (models/builder.h).
+enum class model_kind {
+    anyview,  // ViT with camera token, DualDPT head, camera decoder (+ encoder)
+    dpt_sky,  // mono / metric: ViT, DPT head with sky
+    nested,   // any-view model + metric branch (m_vit.*, m_head.*)
+};
+
+namespace schema {
+
+constexpr const char *kArch = "depthanything3";  // general.architecture; metadata key prefix + "."
+// metadata keys (after "depthanything3.")
+constexpr const char *kKeyPreset = "preset";  // written by convert.py; absent in published files
+constexpr const char *kKeyCheckpoint = "checkpoint_name";
+// tensor groups (name prefixes) and the tensors whose presence marks a part
+constexpr const char *kVit = "vit.", *kHead = "head.", *kCamDec = "cam.", *kCamEnc = "cam_enc.", *kGs = "gs.";
+constexpr const char *kMetricVit = "m_vit.", *kMetricHead = "m_head.";
+constexpr const char *kCamDecMarker = "cam.bb0.weight";
+constexpr const char *kSkyMarker = "head.scratch.sky_out2a.weight";
+
+struct preset {
+    const char *name;
+    model_kind kind;
+    bool metric_scaling;  // depth * focal / 300 (metric-large)
+    int embed_dim;        // backbone width of the official preset
+};
+// Every preset the converter writes and the core runs (configs/*.yaml of depth_anything_3).
+extern const preset kPresets[];
+extern const int kNumPresets;
+// Name of a file whose any-view backbone width matches no preset (published-layout fallback).
+constexpr const char *kCustomPreset = "da3-custom";
+
+const preset *find_preset(const std::string &name);
+const char *kind_name(model_kind k);
+
+// The kind a file's tensors show (gguf-layout.md: m_vit.* nested, the sky head mono/metric,
+// else any-view).
+model_kind kind_of_tensors(const weight_map &wm);
+
+// The preset of a file: its "preset" metadata when present (it must be known and agree with the
+// tensors, else DA3_ERR_FORMAT). Published-layout files lack the key; then, explicitly:
+// nested tensors -> da3nested-giant-large; a sky head -> da3mono-large when checkpoint_name
+// contains "mono", da3metric-large when it contains "metric" (either case), else
+// DA3_ERR_FORMAT asking for the key; any-view -> the preset of the backbone width, else
+// da3-custom (any-view, no metric scaling).
+// embed_dim: the loaded backbone's width.
+std::string resolve_preset(const weight_map &wm, int embed_dim, model_kind &kind, bool &metric_scaling);
+
+// The schema as JSON (presets with kind and embed_dim, keys, groups, markers) for the converter.
+const std::string &schema_json();
+
+}  // namespace schema
+}  // namespace da3
