@@ -10,7 +10,7 @@ namespace {
 // py::enum_ `name` whose members are the C names of the values 0, 1, ... (name_of).
 template <typename E>
 void bind_enum(py::module_ &m, const char *name, const char *(*name_of)(int)) {
-    py::enum_<E> e(m, name);
+    py::enum_<E> e(m, name, py::module_local());  // module_local: several variants load in one process
     for (int v = 0; const char *n = name_of(v); ++v) e.value(n, static_cast<E>(v));
 }
 
@@ -23,14 +23,14 @@ void bind_params(py::module_ &m) {
     bind_enum<da3_precision>(m, "Precision", da3_precision_name);
     m.attr("process_res_range") = py::make_tuple(DA3_MIN_PROCESS_RES, DA3_MAX_PROCESS_RES);
 
-    py::class_<da3_context_params>(m, "ContextParams", "da3_context_params, from da3_context_default_params()")
+    py::class_<da3_context_params>(m, "ContextParams", "da3_context_params, from da3_context_default_params()", py::module_local())
         .def(py::init(&da3_context_default_params))
         .def_readwrite("n_threads", &da3_context_params::n_threads)
         .def_readwrite("backend", &da3_context_params::backend)
         .def_readwrite("device", &da3_context_params::device)
         .def_readwrite("use_mmap", &da3_context_params::use_mmap)
         .def_readwrite("precision", &da3_context_params::precision);
-    py::class_<da3_infer_params>(m, "InferParams", "da3_infer_params (without taps), from da3_infer_default_params()")
+    py::class_<da3_infer_params>(m, "InferParams", "da3_infer_params (without taps), from da3_infer_default_params()", py::module_local())
         .def(py::init(&da3_infer_default_params))
         .def_readwrite("process_res", &da3_infer_params::process_res)
         .def_readwrite("resize_method", &da3_infer_params::resize_method)
@@ -40,7 +40,7 @@ void bind_params(py::module_ &m) {
         .def_readwrite("align_to_input_ext_scale", &da3_infer_params::align_to_input_ext_scale)
         .def_readwrite("max_image_pixels", &da3_infer_params::max_image_pixels)
         .def_readwrite("profile", &da3_infer_params::profile);
-    py::class_<da3_points_params>(m, "PointsParams", "da3_points_params, from da3_points_default_params()")
+    py::class_<da3_points_params>(m, "PointsParams", "da3_points_params, from da3_points_default_params()", py::module_local())
         .def(py::init(&da3_points_default_params))
         .def_readwrite("conf_thresh", &da3_points_params::conf_thresh)
         .def_readwrite("conf_thresh_percentile", &da3_points_params::conf_thresh_percentile)
@@ -49,11 +49,11 @@ void bind_params(py::module_ &m) {
         .def_readwrite("sky_thresh", &da3_points_params::sky_thresh)
         .def_readwrite("num_max_points", &da3_points_params::num_max_points)
         .def_readwrite("seed", &da3_points_params::seed);
-    py::class_<da3_glb_params>(m, "GlbParams", "da3_glb_params, from da3_glb_default_params()")
+    py::class_<da3_glb_params>(m, "GlbParams", "da3_glb_params, from da3_glb_default_params()", py::module_local())
         .def(py::init(&da3_glb_default_params))
         .def_readwrite("show_cameras", &da3_glb_params::show_cameras)
         .def_readwrite("camera_size", &da3_glb_params::camera_size);
-    py::class_<da3_colmap_params>(m, "ColmapParams", "da3_colmap_params, from da3_colmap_default_params()")
+    py::class_<da3_colmap_params>(m, "ColmapParams", "da3_colmap_params, from da3_colmap_default_params()", py::module_local())
         .def(py::init(&da3_colmap_default_params))
         .def_readwrite("binary", &da3_colmap_params::binary);
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import depth_anything_cpp as da3
-from depth_anything_cpp import api, errors, images
+from depth_anything_cpp import api, errors, images, model
 from depth_anything_cpp.api import INFERENCE_DEFAULTS, LOAD_DEFAULTS, DepthAnything3, Prediction, get_core
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +23,7 @@ core = get_core()
 
 
 def _signature_defaults(fn) -> dict:
-    return api._signature_defaults(fn)
+    return model._signature_defaults(fn)
 
 
 def test_inference_defaults_are_the_c_defaults():
@@ -49,6 +49,11 @@ def test_points_defaults_are_the_c_defaults():
                  "num_max_points", "seed"):
         assert d[name] == getattr(p, name), name
     assert d["remove_sky"] == bool(p.remove_sky)
+    # the export formats' point options (glb, ply, colmap) are the same defaults
+    from depth_anything_cpp.exports.scene import POINT_OPTIONS
+    for name in ("conf_thresh", "conf_thresh_percentile", "ensure_thresh_percentile", "num_max_points", "seed"):
+        assert POINT_OPTIONS[name] == getattr(p, name), name
+    assert POINT_OPTIONS["remove_sky"] == bool(p.remove_sky)
     # the binding's keywords are the C defaults too
     sig = core.points.__doc__.splitlines()[0]
     assert f"num_max_points: typing.SupportsInt | typing.SupportsIndex = {p.num_max_points}" in sig or \
