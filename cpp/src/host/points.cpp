@@ -90,7 +90,8 @@ camera load_camera(const float *extrinsics, int ext_rows, const float *intrinsic
     return c;
 }
 
-point_cloud compute_points(const points_input &in, const da3_points_params &p) {
+// The inputs' pointers, sizes and the parameters' values checked (DA3_ERR_INVALID_ARGUMENT).
+static void check_points_input(const points_input &in, const da3_points_params &p) {
     if (!in.depth) fail(DA3_ERR_INVALID_ARGUMENT, "depth must not be NULL");
     if (!in.extrinsics || !in.intrinsics) fail(DA3_ERR_INVALID_ARGUMENT, "extrinsics and intrinsics must not be NULL");
     if (in.n_views < 1 || in.height < 1 || in.width < 1)
@@ -102,7 +103,10 @@ point_cloud compute_points(const points_input &in, const da3_points_params &p) {
     if (std::isnan(p.ensure_thresh_percentile) || p.ensure_thresh_percentile < 0)
         fail(DA3_ERR_INVALID_ARGUMENT, "ensure_thresh_percentile must be >= 0 (>= 100 disables it)");
     if (std::isnan(p.sky_thresh)) fail(DA3_ERR_INVALID_ARGUMENT, "sky_thresh is NaN");
+}
 
+point_cloud compute_points(const points_input &in, const da3_points_params &p) {
+    check_points_input(in, p);
     const int n = in.n_views, h = in.height, w = in.width;
     const size_t hw = (size_t)h * w, total = hw * n;
     std::vector<camera> cams;

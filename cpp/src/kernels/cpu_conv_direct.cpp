@@ -183,6 +183,7 @@ int pick_nx(int width) {
     return best;
 }
 
+#if defined(__GNUC__)  // called only where the vector kernels exist (conv_compute)
 namespace {
 // f(std::integral_constant<int, NX>{}) for the strip width nx (pick_nx), NX <= NX_MAX
 template <class F>
@@ -196,20 +197,13 @@ void with_nx(int nx, F &&f) {
 }  // namespace
 
 void conv3x3_direct(const conv_args &a, conv_scratch &s, int nx, int r0, int r1) {
-#if defined(__GNUC__)
     with_nx(nx, [&](auto NX) { conv3x3_rows<decltype(NX)::value>(a, s, r0, r1); });
-#else
-    (void)a, (void)s, (void)nx, (void)r0, (void)r1;
-#endif
 }
 
 void conv1x1_direct(const conv_args &a, conv_scratch &s, int nx, int64_t s0, int64_t s1) {
-#if defined(__GNUC__)
     with_nx(nx, [&](auto NX) { conv1x1_strips<decltype(NX)::value>(a, s, s0, s1); });
-#else
-    (void)a, (void)s, (void)nx, (void)s0, (void)s1;
-#endif
 }
+#endif
 
 }  // namespace conv
 }  // namespace da3
