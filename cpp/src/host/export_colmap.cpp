@@ -2,6 +2,7 @@
 // whose points each come from one pixel of one view. ref: official utils/export/colmap.py;
 // file formats: COLMAP documentation "Output Format" (and scripts/python/read_write_model.py).
 #include "host/exports.h"
+#include "host/geometry.h"
 
 #include <cmath>
 #include <cstring>
@@ -125,7 +126,7 @@ colmap_image check_view(const camera &cam, const std::string &nm, const int32_t 
     im.sy = (double)im.h0 / height;
     im.params[0] = K[0] * im.sx, im.params[1] = K[4] * im.sy, im.params[2] = K[2] * im.sx, im.params[3] = K[5] * im.sy;
     const double *E = cam.w2c;
-    const double R[9] = {E[0], E[1], E[2], E[4], E[5], E[6], E[8], E[9], E[10]};
+    const geom::mat3 R = {E[0], E[1], E[2], E[4], E[5], E[6], E[8], E[9], E[10]};
     double dev = 0;
     for (int r = 0; r < 3; ++r) {
         for (int c = 0; c < 3; ++c) {
@@ -133,10 +134,9 @@ colmap_image check_view(const camera &cam, const std::string &nm, const int32_t 
             dev = std::max(dev, std::fabs(dot - (r == c ? 1.0 : 0.0)));
         }
     }
-    const double det = R[0] * (R[4] * R[8] - R[5] * R[7]) - R[1] * (R[3] * R[8] - R[5] * R[6]) + R[2] * (R[3] * R[7] - R[4] * R[6]);
-    if (dev > 1e-3 || det <= 0)
+    if (dev > 1e-3 || geom::det3(R) <= 0)
         fail(DA3_ERR_INVALID_ARGUMENT, "extrinsics" + vi + " rotation is not a proper rotation (COLMAP needs a rigid pose)");
-    rotation_to_quat(R, im.q);
+    rotation_to_quat(R.data(), im.q);
     im.t[0] = E[3], im.t[1] = E[7], im.t[2] = E[11];
     return im;
 }
