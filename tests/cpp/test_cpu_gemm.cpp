@@ -7,6 +7,7 @@
 // ops share their chunks through (cpu_work.h): every chunk taken exactly once per run, over
 // repeated runs of one graph and several thread counts.
 // Exit code 0 on success; prints the failures otherwise.
+#include "kernels/cpu_attention.h"
 #include "kernels/cpu_gemm.h"
 #include "kernels/cpu_gemm_q4k.h"
 #include "kernels/cpu_gemm_q8.h"

@@ -1,6 +1,7 @@
 // C API boundary: argument checks, exception -> status translation, ownership.
 #include "depth_anything.h"
 #include "models/model.h"
+#include "host/cpu_cores.h"
 #include "host/preprocess.h"
 #include "api/api_args.h"
 
@@ -151,23 +152,6 @@ da3_context_params da3_context_default_params(void) {
     return p;
 }
 
-static int default_threads() {
-    // physical cores: hyper-threads do not help GEMM-bound work
-    unsigned n = std::thread::hardware_concurrency();
-    FILE *f = std::fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[256];
-        int cores = 0, siblings = 0;
-        while (std::fgets(line, sizeof(line), f)) {
-            if (!cores && std::sscanf(line, "cpu cores : %d", &cores) == 1) continue;
-            if (!siblings) std::sscanf(line, "siblings : %d", &siblings);
-        }
-        std::fclose(f);
-        if (cores > 0 && siblings > cores && n > 0) n = n * cores / siblings;
-    }
-    return n > 0 ? (int)n : 1;
-}
-
 }  // extern "C"
 
 namespace da3 {
@@ -203,7 +187,7 @@ da3_context_params resolved_params(const da3_context_params *params) {
         fail(DA3_ERR_INVALID_ARGUMENT, "n_threads " + std::to_string(p.n_threads) + " is over ggml's limit of " +
                                            std::to_string(GGML_MAX_N_THREADS));
     }
-    if (p.n_threads <= 0) p.n_threads = std::min(default_threads(), GGML_MAX_N_THREADS);
+    if (p.n_threads <= 0) p.n_threads = std::min(da3::physical_cores(), GGML_MAX_N_THREADS);
     if (p.precision != DA3_PRECISION_AUTO && p.precision != DA3_PRECISION_F32 && p.precision != DA3_PRECISION_BF16) {
         fail(DA3_ERR_INVALID_ARGUMENT, "params.precision must be DA3_PRECISION_AUTO, _F32 or _BF16, got " +
                                            std::to_string(p.precision));

@@ -1,6 +1,8 @@
 #include "graph/graph.h"
 
+#include "kernels/cpu_attention.h"
 #include "kernels/cpu_gemm.h"
+#include "kernels/cpu_gemm_amx.h"
 #include "kernels/cpu_kernels.h"
 
 namespace da3 {
@@ -173,6 +175,65 @@ ggml_tensor *build_resize_bilinear(graph_ctx &g, ggml_tensor *x, int w, int h, b
         mode |= GGML_SCALE_FLAG_ALIGN_CORNERS;
     }
     return ggml_interpolate(g.ctx, x, w, h, x->ne[2], x->ne[3], mode);
+}
+
+void pack_linear_for_cpu(linear &l, bool bf16) {
+    l.bf16 = bf16 && pack_linear_weight_bf16(l.w);
+    l.packed = l.bf16 || pack_linear_weight(l.w);
+}
+
+const char *linear_engine_name(const linear &l) {
+    if (l.bf16) return bf16_engine_name(bf16_engine_available());
+    if (l.packed && (l.w->type == GGML_TYPE_Q8_0 || l.w->type == GGML_TYPE_Q4_K)) return "int8";
+    return "f32";
+}
+
+bool attention_fused_available(const graph_ctx &g, int64_t head_dim) {
+    return g.cpu_kernels && attention_cpu_supported(head_dim);
+}
+
+ggml_tensor *build_attention_fused(graph_ctx &g, ggml_tensor *q, ggml_tensor *k, ggml_tensor *v,
+                                   const layer_norm *q_norm, const layer_norm *k_norm, float eps, ggml_tensor *rope) {
+    if (!attention_fused_available(g, q->ne[0])) fail(DA3_ERR_INTERNAL, "build_attention_fused: not available here");
+    attn_prologue pro;
+    if (q_norm && k_norm) {
+        pro.q_norm_w = q_norm->w, pro.q_norm_b = q_norm->b, pro.k_norm_w = k_norm->w, pro.k_norm_b = k_norm->b;
+        pro.eps = eps;
+    }
+    pro.rope = rope;
+    return attention_cpu(g.ctx, q, k, v, &pro);
+}
+
+ggml_tensor *build_add_uv(graph_ctx &g, ggml_tensor *x, ggml_tensor *tx, ggml_tensor *ty) {
+    if (g.cpu_kernels && ggml_is_contiguous(x)) return add_uv_cpu(g.ctx, x, tx, ty);
+    const int64_t w = x->ne[0], h = x->ne[1], D = x->ne[2] / 2;
+    ggml_tensor *pe = ggml_concat(g.ctx, ggml_repeat_4d(g.ctx, tx, w, h, D, 1), ggml_repeat_4d(g.ctx, ty, w, h, D, 1), 2);
+    return ggml_add(g.ctx, x, pe);
+}
+
+bool resize_uv_fused_available(const graph_ctx &g) { return g.cpu_kernels; }
+
+ggml_tensor *build_resize_uv_fused(graph_ctx &g, ggml_tensor *x, int w, int h, ggml_tensor *tx, ggml_tensor *ty) {
+    if (!resize_uv_fused_available(g)) fail(DA3_ERR_INTERNAL, "build_resize_uv_fused: not a CPU graph");
+    return resize_bilinear_ac_cpu(g.ctx, x, w, h, tx, ty);
+}
+
+bool conv3x3_resize_fusable(const graph_ctx &g, int64_t w, int64_t h, const ggml_tensor *x, const conv2d &c) {
+    return g.cpu_kernels && conv3x3_fuses_resize(w, h, x, c.w);
+}
+
+ggml_tensor *build_conv3x3_resized(graph_ctx &g, ggml_tensor *x, int w, int h, ggml_tensor *tx, ggml_tensor *ty,
+                                   const conv2d &c, unsigned flags, const conv2d *c1) {
+    if (!conv3x3_resize_fusable(g, w, h, x, c)) fail(DA3_ERR_INTERNAL, "build_conv3x3_resized: not fusable here");
+    return conv3x3_resized_cpu(g.ctx, x, w, h, tx, ty, c.w, c.b, flags, c1 ? c1->w : nullptr, c1 ? c1->b : nullptr);
+}
+
+ggml_tensor *build_concat_skip_token0(graph_ctx &g, ggml_tensor *a, ggml_tensor *b) {
+    auto skip_tok0 = [&](ggml_tensor *t) {
+        return ggml_view_3d(g.ctx, t, t->ne[0], t->ne[1] - 1, t->ne[2], t->nb[1], t->nb[2], t->nb[1]);
+    };
+    if (g.cpu_kernels) return concat_rows_cpu(g.ctx, skip_tok0(a), skip_tok0(b));  // one copy instead of concat + cont
+    return ggml_cont(g.ctx, skip_tok0(ggml_concat(g.ctx, a, b, 0)));
 }
 
 }  // namespace da3

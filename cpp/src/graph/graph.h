@@ -8,6 +8,7 @@
 #pragma once
 
 #include "common.h"
+#include "kernels/cpu_kernels.h"  // conv_flag (build_conv3x3's flags); the kernels are called from graph.cpp only
 
 #include "ggml.h"
 
@@ -108,5 +109,44 @@ ggml_tensor *build_resize_bilinear(graph_ctx &g, ggml_tensor *x, int w, int h, b
 
 // Adds a per-channel bias [C] to a feature map [W, H, C, N].
 ggml_tensor *add_channel_bias(graph_ctx &g, ggml_tensor *x, ggml_tensor *b);
+
+// ---- the choice of our CPU kernels (kernels/) over ggml ops: made here, and only here ----
+
+// CPU backend only, at load: repacks l's weight in place for our GEMM (bf16: for the bf16 engine
+// when one is available, else f32/int8 panels) and sets l.packed / l.bf16 accordingly.
+void pack_linear_for_cpu(linear &l, bool bf16);
+// What runs a linear packed by pack_linear_for_cpu: "amx_bf16", "avx512_bf16", "int8" or "f32".
+const char *linear_engine_name(const linear &l);
+
+// Whether build_attention_fused can run attention with heads of head_dim in this graph (our
+// exact CPU op: g.cpu_kernels and a supported head width). Ask before building its operands.
+bool attention_fused_available(const graph_ctx &g, int64_t head_dim);
+// softmax(q' k'^T / sqrt(D)) v as one op, q' and k' being q and k after an optional LayerNorm
+// (q_norm/k_norm, both or neither, eps) and an optional 2D RoPE (rope: the [D, 2, T] cos/sin
+// table, or null). q [D, NH, Tq, B], k and v [D, NH, Tk, B] f32 with contiguous rows (views of
+// a fused qkv are fine). Returns [D, NH, Tq, B] f32. Only where attention_fused_available.
+ggml_tensor *build_attention_fused(graph_ctx &g, ggml_tensor *q, ggml_tensor *k, ggml_tensor *v,
+                                   const layer_norm *q_norm, const layer_norm *k_norm, float eps, ggml_tensor *rope);
+
+// x [W, H, C, N] plus the DPT head's UV embedding given as its two axis tables: tx [W, 1, C/2, 1]
+// on channels [0, C/2), ty [1, H, C/2, 1] on [C/2, C). One pass on the CPU.
+ggml_tensor *build_add_uv(graph_ctx &g, ggml_tensor *x, ggml_tensor *tx, ggml_tensor *ty);
+
+// The align-corners bilinear resize of x [w0, h0, C, N] to (w, h) plus, when tx/ty are given,
+// the UV embedding (as build_add_uv) as our CPU op in one pass. CPU graphs only
+// (resize_uv_fused_available).
+bool resize_uv_fused_available(const graph_ctx &g);
+ggml_tensor *build_resize_uv_fused(graph_ctx &g, ggml_tensor *x, int w, int h, ggml_tensor *tx, ggml_tensor *ty);
+
+// build_conv3x3(resize_uv(x, w, h, tx, ty), c, flags) without storing the resized map (CPU
+// graphs, Winograd-sized layers: conv3x3_resize_fusable); with c1, the 1x1 convolution of that
+// result follows in the same pass. x contiguous.
+bool conv3x3_resize_fusable(const graph_ctx &g, int64_t w, int64_t h, const ggml_tensor *x, const conv2d &c);
+ggml_tensor *build_conv3x3_resized(graph_ctx &g, ggml_tensor *x, int w, int h, ggml_tensor *tx, ggml_tensor *ty,
+                                   const conv2d &c, unsigned flags, const conv2d *c1 = nullptr);
+
+// The tokens 1.. of cat(a, b) along ne0: a [Ca, T, N] and b [Cb, T, N] -> [Ca + Cb, T - 1, N]
+// contiguous (one row copy on the CPU).
+ggml_tensor *build_concat_skip_token0(graph_ctx &g, ggml_tensor *a, ggml_tensor *b);
 
 }  // namespace da3

@@ -1,8 +1,6 @@
 // DualDPT / DPT head graphs. ref: depth_anything_3/model/dualdpt.py, dpt.py, utils/head_utils.py
 #include "graph/head.h"
 
-#include "kernels/cpu_kernels.h"
-
 #include "gguf/weights.h"
 
 #include <algorithm>
@@ -147,13 +145,9 @@ void pos_embed_inputs(graph_ctx &g, int w, int h, int C, int W, int H, const std
 
 // x [w, h, C, N] + 0.1 * UV embedding of the (w, h) grid, aspect W/H of the processed image.
 ggml_tensor *add_pos_embed(graph_ctx &g, ggml_tensor *x, int W, int H, const std::string &tag) {
-    const int w = (int)x->ne[0], h = (int)x->ne[1], D = (int)x->ne[2] / 2;
     ggml_tensor *tx, *ty;
-    pos_embed_inputs(g, w, h, (int)x->ne[2], W, H, tag, tx, ty);
-    ggml_context *ctx = g.ctx;
-    if (g.cpu_kernels && ggml_is_contiguous(x)) return add_uv_cpu(ctx, x, tx, ty);
-    ggml_tensor *pe = ggml_concat(ctx, ggml_repeat_4d(ctx, tx, w, h, D, 1), ggml_repeat_4d(ctx, ty, w, h, D, 1), 2);
-    return ggml_add(ctx, x, pe);
+    pos_embed_inputs(g, (int)x->ne[0], (int)x->ne[1], (int)x->ne[2], W, H, tag, tx, ty);
+    return build_add_uv(g, x, tx, ty);
 }
 
 // A map to be resized to (w, h) (align corners) before 3x3 convolutions, plus the UV embedding
@@ -172,7 +166,7 @@ struct resized_map {
     resized_map(graph_ctx &g, ggml_tensor *x_, int w_, int h_, std::string tap_, bool uv_, std::string uv_tag_, int W_,
                 int H_)
         : x(x_), w(w_), h(h_), tap(std::move(tap_)), uv_tag(std::move(uv_tag_)), uv(uv_), W(W_), H(H_) {
-        cpu_resize = g.cpu_kernels && (x->ne[0] != w || x->ne[1] != h);
+        cpu_resize = resize_uv_fused_available(g) && (x->ne[0] != w || x->ne[1] != h);
         if (cpu_resize) {
             if (!ggml_is_contiguous(x)) x = ggml_cont(g.ctx, x);
             if (uv) pos_embed_inputs(g, w, h, (int)x->ne[2], W, H, uv_tag, tx, ty);
@@ -180,16 +174,14 @@ struct resized_map {
     }
 
     bool fuses(const graph_ctx &g, const conv2d &c) const {
-        return cpu_resize && !g.wants(tap) && conv3x3_fuses_resize(w, h, x, c.w);
+        return cpu_resize && !g.wants(tap) && conv3x3_resize_fusable(g, w, h, x, c);
     }
 
     ggml_tensor *conv3x3_on(graph_ctx &g, const conv2d &c, unsigned flags) {
-        if (fuses(g, c)) {
-            return conv3x3_resized_cpu(g.ctx, x, w, h, tx, ty, c.w, c.b, flags);
-        }
+        if (fuses(g, c)) return build_conv3x3_resized(g, x, w, h, tx, ty, c, flags);
         if (!built) {
             if (cpu_resize) {
-                built = resize_bilinear_ac_cpu(g.ctx, x, w, h, tx, ty);  // resize and UV in one pass
+                built = build_resize_uv_fused(g, x, w, h, tx, ty);  // resize and UV in one pass
             } else {
                 built = build_resize_bilinear(g, x, w, h, true);
                 if (uv) built = add_pos_embed(g, built, W, H, uv_tag);
@@ -202,7 +194,7 @@ struct resized_map {
     // conv1x1(conv3x3_on(c, flags), c1), in one pass where the resize is fused (the 3x3 output
     // is then never stored either).
     ggml_tensor *conv3x3_1x1_on(graph_ctx &g, const conv2d &c, unsigned flags, const conv2d &c1) {
-        if (fuses(g, c)) return conv3x3_resized_cpu(g.ctx, x, w, h, tx, ty, c.w, c.b, flags, c1.w, c1.b);
+        if (fuses(g, c)) return build_conv3x3_resized(g, x, w, h, tx, ty, c, flags, &c1);
         return conv1x1(g, conv3x3_on(g, c, flags), c1);
     }
 };
@@ -479,62 +471,6 @@ std::vector<float> uv_pos_embed(int w, int h, int channels, double aspect, float
         }
     }
     return out;
-}
-
-// ---- host-side activations ----
-
-void apply_activation(float *x, size_t count, const std::string &activation) {
-    // ref: dualdpt.py / dpt.py _apply_activation_single (unknown names fall back to linear there;
-    // here they are rejected so a bad file cannot silently change the outputs).
-    if (activation == "linear") return;
-    if (activation == "exp") {
-        for (size_t i = 0; i < count; ++i) x[i] = std::exp(x[i]);
-    } else if (activation == "expp1") {
-        for (size_t i = 0; i < count; ++i) x[i] = std::exp(x[i]) + 1.0f;
-    } else if (activation == "expm1") {
-        for (size_t i = 0; i < count; ++i) x[i] = std::expm1(x[i]);
-    } else if (activation == "relu") {
-        for (size_t i = 0; i < count; ++i) x[i] = x[i] <= 0.0f ? 0.0f : x[i];  // NaN kept (torch.relu)
-    } else if (activation == "sigmoid") {
-        for (size_t i = 0; i < count; ++i) x[i] = 1.0f / (1.0f + std::exp(-x[i]));
-    } else if (activation == "softplus") {
-        // torch softplus (beta 1, threshold 20)
-        for (size_t i = 0; i < count; ++i) x[i] = x[i] > 20.0f ? x[i] : std::log1p(std::exp(x[i]));
-    } else if (activation == "tanh") {
-        for (size_t i = 0; i < count; ++i) x[i] = std::tanh(x[i]);
-    } else {
-        fail(DA3_ERR_UNSUPPORTED, "unknown head activation '" + activation + "'");
-    }
-}
-
-void head_activate(const head_hparams &hp, const float *logits, int n, int h, int w, float *depth, float *conf) {
-    const size_t hw = (size_t)h * w;
-    const int C = hp.output_dim;
-    for (int v = 0; v < n; ++v) {
-        const float *lv = logits + (size_t)v * C * hw;
-        std::copy(lv, lv + hw, depth + (size_t)v * hw);
-        if (C > 1 && conf) {
-            std::copy(lv + (size_t)(C - 1) * hw, lv + (size_t)C * hw, conf + (size_t)v * hw);
-        }
-    }
-    apply_activation(depth, (size_t)n * hw, hp.activation);
-    if (C > 1 && conf) {
-        apply_activation(conf, (size_t)n * hw, hp.conf_activation);
-    }
-}
-
-void aux_activate(const head_hparams &hp, const float *aux_logits, int n, int h, int w, float *ray, float *ray_conf) {
-    const size_t hw = (size_t)h * w;
-    for (int v = 0; v < n; ++v) {
-        const float *lv = aux_logits + (size_t)v * 7 * hw;
-        for (size_t p = 0; p < hw; ++p) {
-            for (int c = 0; c < 6; ++c) {
-                ray[((size_t)v * hw + p) * 6 + c] = lv[(size_t)c * hw + p];
-            }
-            ray_conf[(size_t)v * hw + p] = lv[6 * hw + p];
-        }
-    }
-    apply_activation(ray_conf, (size_t)n * hw, hp.conf_activation);
 }
 
 }  // namespace da3

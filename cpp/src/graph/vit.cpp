@@ -1,8 +1,6 @@
 #include "graph/vit.h"
 
-#include "kernels/cpu_gemm.h"
-#include "kernels/cpu_gemm_amx.h"
-#include "kernels/cpu_kernels.h"
+#include "graph/graph.h"
 
 #include "ggml-backend.h"
 
@@ -198,77 +196,13 @@ void pack_vit_for_cpu(vit_model &m, int n_threads, bool bf16) {
     pack_conv_for_cpu(m.patch_embed, n_threads);  // [P, P, 3, C]: im2col, then one GEMM
     parallel_for((int)m.blocks.size(), n_threads, [&](int i) {
         vit_block &b = m.blocks[i];
-        for (linear *l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) {
-            l->bf16 = bf16 && pack_linear_weight_bf16(l->w);
-            l->packed = l->bf16 || pack_linear_weight(l->w);
-        }
+        for (linear *l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) pack_linear_for_cpu(*l, bf16);
     });
 }
 
 const char *vit_linear_engine(const vit_model &m) {
     if (m.blocks.empty()) return "f32";
-    const linear &l = m.blocks[0].fc1;
-    if (l.bf16) return bf16_engine_name(bf16_engine_available());
-    if (l.packed && (l.w->type == GGML_TYPE_Q8_0 || l.w->type == GGML_TYPE_Q4_K)) return "int8";
-    return "f32";
-}
-
-// PyTorch upsample_bicubic2d (align_corners=False, A=-0.75, clamped borders).
-// ref: aten/src/ATen/native/UpSample.h (cubic_convolution1/2, area_pixel_compute_source_index)
-static void cubic_coeffs(float t, float c[4]) {
-    const float A = -0.75f;
-    auto conv1 = [&](float x) { return ((A + 2) * x - (A + 3)) * x * x + 1; };
-    auto conv2 = [&](float x) { return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A; };
-    c[0] = conv2(t + 1.0f);
-    c[1] = conv1(t);
-    c[2] = conv1(1.0f - t);
-    c[3] = conv2(2.0f - t);
-}
-
-std::vector<float> interpolate_pos_embed(const vit_model &m, int ph, int pw) {
-    const int C = m.hp.embed_dim, G = m.hp.pos_embed_grid;
-    const float *src = m.pos_embed_host.data();  // [1 + G*G, C]
-    std::vector<float> out((size_t)(1 + ph * pw) * C);
-    std::copy(src, src + C, out.begin());
-    if (ph == G && pw == G) {
-        std::copy(src, src + (size_t)(1 + G * G) * C, out.begin());
-        return out;
-    }
-    // scale_factor given -> the kernel maps with 1/scale_factor (computed in double, used as float)
-    const float sy = (float)(1.0 / (((double)ph + m.hp.interpolate_offset) / G));
-    const float sx = (float)(1.0 / (((double)pw + m.hp.interpolate_offset) / G));
-    const float *grid = src + C;  // [G, G, C]
-    auto at = [&](int y, int x) {
-        y = std::min(std::max(y, 0), G - 1);
-        x = std::min(std::max(x, 0), G - 1);
-        return grid + ((size_t)y * G + x) * C;
-    };
-    std::vector<float> row(4 * (size_t)C);
-    for (int oy = 0; oy < ph; ++oy) {
-        const float ry = sy * (oy + 0.5f) - 0.5f;
-        const int iy = (int)std::floor(ry);
-        float wy[4];
-        cubic_coeffs(ry - iy, wy);
-        for (int ox = 0; ox < pw; ++ox) {
-            const float rx = sx * (ox + 0.5f) - 0.5f;
-            const int ix = (int)std::floor(rx);
-            float wx[4];
-            cubic_coeffs(rx - ix, wx);
-            float *dst = out.data() + (size_t)(1 + oy * pw + ox) * C;
-            const float *tap[4][4];  // the 4x4 source pixels (clamped), hoisted out of the channel loop
-            for (int i = 0; i < 4; ++i)
-                for (int j = 0; j < 4; ++j) tap[i][j] = at(iy - 1 + i, ix - 1 + j);
-            for (int c = 0; c < C; ++c) {
-                float acc = 0.0f;
-                for (int i = 0; i < 4; ++i) {
-                    const float r = tap[i][0][c] * wx[0] + tap[i][1][c] * wx[1] + tap[i][2][c] * wx[2] + tap[i][3][c] * wx[3];
-                    acc += r * wy[i];
-                }
-                dst[c] = acc;
-            }
-        }
-    }
-    return out;
+    return linear_engine_name(m.blocks[0].fc1);
 }
 
 // 2D RoPE on [64, heads, T, B]: dims 0..31 rotated by y, 32..63 by x, NeoX within each half.
@@ -349,16 +283,12 @@ static ggml_tensor *build_attn(graph_ctx &g, const vit_model &m, const vit_block
         return ggml_view_4d(ctx, qkv, D, NH, t, n, D * es, qkv->nb[1], qkv->nb[1] * t, part * C * es);
     };
     const bool norms = qknorm && b.q_norm.w && b.q_norm.b && b.k_norm.w && b.k_norm.b;
-    if (g.cpu_kernels && attention_cpu_supported(D) && (!qknorm || norms) && (!rp || rp->table)) {
+    if (attention_fused_available(g, D) && (!qknorm || norms) && (!rp || rp->table)) {
         // one op: qk-norm and RoPE applied as q and k are packed, then exact attention
-        attn_prologue pro;
-        if (qknorm) {
-            pro.q_norm_w = b.q_norm.w, pro.q_norm_b = b.q_norm.b, pro.k_norm_w = b.k_norm.w, pro.k_norm_b = b.k_norm.b;
-            pro.eps = hp.norm_eps;
-        }
-        if (rp) pro.rope = rp->table;
         const int64_t Tq = global ? T * N : T, B = global ? 1 : N;
-        ggml_tensor *o = attention_cpu(ctx, head_view(0, Tq, B), head_view(1, Tq, B), head_view(2, Tq, B), &pro);
+        ggml_tensor *o = build_attention_fused(g, head_view(0, Tq, B), head_view(1, Tq, B), head_view(2, Tq, B),
+                                               qknorm ? &b.q_norm : nullptr, qknorm ? &b.k_norm : nullptr, hp.norm_eps,
+                                               rp ? rp->table : nullptr);
         o = build_linear(g, ggml_reshape_3d(ctx, o, C, T, N), b.proj, res, false, ls);
         return g.name(o, pfx + "attn_res");
     }
@@ -515,15 +445,13 @@ vit_outputs build_vit(graph_ctx &g, const vit_model &m, ggml_tensor *images, ggm
             ggml_tensor *tok0 = ggml_view_2d(ctx, x, C, N, x->nb[2], 0);
             if (hp.cat_token) tok0 = ggml_concat(ctx, ggml_view_2d(ctx, local_x, C, N, local_x->nb[2], 0), tok0, 0);
             out.cam_tok[k] = g.name(tok0, "vit.cam_tok." + std::to_string(k));
-            auto skip_tok0 = [&](ggml_tensor *t) {
-                return ggml_view_3d(ctx, t, t->ne[0], T - 1, N, t->nb[1], t->nb[2], t->nb[1]);
-            };
             // patch tokens of cat(local_x, normed) (or normed) [F, T - 1, N]
             ggml_tensor *patches;
-            if (hp.cat_token && g.cpu_kernels) {  // one copy instead of concat + cont
-                patches = concat_rows_cpu(ctx, skip_tok0(local_x), skip_tok0(normed));
+            if (hp.cat_token) {
+                patches = build_concat_skip_token0(g, local_x, normed);
             } else {
-                patches = ggml_cont(ctx, skip_tok0(hp.cat_token ? ggml_concat(ctx, local_x, normed, 0) : normed));
+                patches = ggml_cont(ctx, ggml_view_3d(ctx, normed, normed->ne[0], T - 1, N, normed->nb[1], normed->nb[2],
+                                                     normed->nb[1]));
             }
             out.feats[k] = g.name(patches, "vit.feat." + std::to_string(k));
         }

@@ -2,11 +2,13 @@
 // whose points each come from one pixel of one view. ref: official utils/export/colmap.py;
 // file formats: COLMAP documentation "Output Format" (and scripts/python/read_write_model.py).
 #include "host/exports.h"
+#include "host/geometry.h"
 
 #include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <set>
 
 namespace da3 {
@@ -99,57 +101,64 @@ std::string fmt(const char *f, double a) {
     return b;
 }
 
-}  // namespace
-
-void write_colmap(const std::string &directory, const float *xyz, const uint8_t *rgb, const int32_t *view,
-                  const int32_t *pixel, int64_t n_points, const std::vector<camera> &cams, int height, int width,
-                  const int32_t *original_sizes, const std::vector<std::string> &names, bool binary) {
-    const int n = (int)cams.size();
-    const size_t m = (size_t)n_points;
-    // ---- checks (before anything is written)
-    std::vector<colmap_image> ims(n);
-    std::set<std::string> seen;
-    for (int i = 0; i < n; ++i) {
-        const std::string vi = "[" + std::to_string(i) + "]";
-        const std::string &nm = names[i];
-        if (nm.empty()) fail(DA3_ERR_INVALID_ARGUMENT, "image_names" + vi + " is empty");
-        for (char ch : nm) {
-            if (ch == '\n' || ch == '\r' || (!binary && (ch == ' ' || ch == '\t')))
-                fail(DA3_ERR_INVALID_ARGUMENT, "image_names" + vi + " '" + nm + "' contains " +
-                                                   (binary ? "a line break" : "whitespace (not allowed in COLMAP text files)"));
-        }
-        if (!seen.insert(nm).second) fail(DA3_ERR_INVALID_ARGUMENT, "image_names" + vi + " '" + nm + "' is not unique");
-        colmap_image &im = ims[i];
-        im.w0 = original_sizes[2 * i];
-        im.h0 = original_sizes[2 * i + 1];
-        if (im.w0 < 1 || im.h0 < 1) fail(DA3_ERR_INVALID_ARGUMENT, "original_sizes" + vi + " must be positive (width, height)");
-        const double *K = cams[i].K;
-        const double f = std::max(std::fabs(K[0]), std::fabs(K[4]));
-        if (!(K[0] > 0) || !(K[4] > 0) || std::fabs(K[1]) > 1e-6 * f || std::fabs(K[3]) > 1e-6 * f ||
-            std::fabs(K[6]) > 1e-6 || std::fabs(K[7]) > 1e-6 || std::fabs(K[8] - 1) > 1e-6) {
-            fail(DA3_ERR_INVALID_ARGUMENT, "intrinsics" + vi + " is not a pinhole matrix [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] "
-                                                               "with positive focal lengths");
-        }
-        im.sx = (double)im.w0 / width;
-        im.sy = (double)im.h0 / height;
-        im.params[0] = K[0] * im.sx, im.params[1] = K[4] * im.sy, im.params[2] = K[2] * im.sx, im.params[3] = K[5] * im.sy;
-        const double *E = cams[i].w2c;
-        const double R[9] = {E[0], E[1], E[2], E[4], E[5], E[6], E[8], E[9], E[10]};
-        double dev = 0;
-        for (int r = 0; r < 3; ++r) {
-            for (int c = 0; c < 3; ++c) {
-                const double dot = R[r] * R[c] + R[3 + r] * R[3 + c] + R[6 + r] * R[6 + c];
-                dev = std::max(dev, std::fabs(dot - (r == c ? 1.0 : 0.0)));
-            }
-        }
-        const double det = R[0] * (R[4] * R[8] - R[5] * R[7]) - R[1] * (R[3] * R[8] - R[5] * R[6]) + R[2] * (R[3] * R[7] - R[4] * R[6]);
-        if (dev > 1e-3 || det <= 0)
-            fail(DA3_ERR_INVALID_ARGUMENT, "extrinsics" + vi + " rotation is not a proper rotation (COLMAP needs a rigid pose)");
-        rotation_to_quat(R, im.q);
-        im.t[0] = E[3], im.t[1] = E[7], im.t[2] = E[11];
+// One view's COLMAP image (camera parameters at the original size, w2c as quaternion + t), the
+// name (not in `seen`, then added), intrinsics and rotation checked. vi: "[i]" for the messages.
+colmap_image check_view(const camera &cam, const std::string &nm, const int32_t *orig_size, int height, int width,
+                        bool binary, const std::string &vi, std::set<std::string> &seen) {
+    colmap_image im;
+    if (nm.empty()) fail(DA3_ERR_INVALID_ARGUMENT, "image_names" + vi + " is empty");
+    for (char ch : nm) {
+        if (ch == '\n' || ch == '\r' || (!binary && (ch == ' ' || ch == '\t')))
+            fail(DA3_ERR_INVALID_ARGUMENT, "image_names" + vi + " '" + nm + "' contains " +
+                                               (binary ? "a line break" : "whitespace (not allowed in COLMAP text files)"));
     }
-    // observations grouped by view, in point order (counting sort)
-    std::vector<size_t> start(n + 1, 0);
+    if (!seen.insert(nm).second) fail(DA3_ERR_INVALID_ARGUMENT, "image_names" + vi + " '" + nm + "' is not unique");
+    im.w0 = orig_size[0];
+    im.h0 = orig_size[1];
+    if (im.w0 < 1 || im.h0 < 1) fail(DA3_ERR_INVALID_ARGUMENT, "original_sizes" + vi + " must be positive (width, height)");
+    const double *K = cam.K;
+    const double f = std::max(std::fabs(K[0]), std::fabs(K[4]));
+    if (!(K[0] > 0) || !(K[4] > 0) || std::fabs(K[1]) > 1e-6 * f || std::fabs(K[3]) > 1e-6 * f ||
+        std::fabs(K[6]) > 1e-6 || std::fabs(K[7]) > 1e-6 || std::fabs(K[8] - 1) > 1e-6) {
+        fail(DA3_ERR_INVALID_ARGUMENT, "intrinsics" + vi + " is not a pinhole matrix [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] "
+                                                           "with positive focal lengths");
+    }
+    im.sx = (double)im.w0 / width;
+    im.sy = (double)im.h0 / height;
+    im.params[0] = K[0] * im.sx, im.params[1] = K[4] * im.sy, im.params[2] = K[2] * im.sx, im.params[3] = K[5] * im.sy;
+    const double *E = cam.w2c;
+    const geom::mat3 R = {E[0], E[1], E[2], E[4], E[5], E[6], E[8], E[9], E[10]};
+    double dev = 0;
+    for (int r = 0; r < 3; ++r) {
+        for (int c = 0; c < 3; ++c) {
+            const double dot = R[r] * R[c] + R[3 + r] * R[3 + c] + R[6 + r] * R[6 + c];
+            dev = std::max(dev, std::fabs(dot - (r == c ? 1.0 : 0.0)));
+        }
+    }
+    if (dev > 1e-3 || geom::det3(R) <= 0)
+        fail(DA3_ERR_INVALID_ARGUMENT, "extrinsics" + vi + " rotation is not a proper rotation (COLMAP needs a rigid pose)");
+    rotation_to_quat(R.data(), im.q);
+    im.t[0] = E[3], im.t[1] = E[7], im.t[2] = E[11];
+    return im;
+}
+
+// The points of a COLMAP model: the observations grouped by view, in point order.
+struct colmap_points {
+    const float *xyz;
+    const uint8_t *rgb;  // or null (grey)
+    const int32_t *view, *pixel;
+    size_t m;
+    std::vector<size_t> start, order, slot;  // order: points of view i at start[i]..; slot: index in its image
+    uint8_t color(size_t k, int c) const { return rgb ? rgb[3 * k + c] : 128; }
+};
+
+// Checks the points (view index, pixel, finite xyz) and groups them by view (counting sort).
+void group_by_view(colmap_points &p, int n, int height, int width) {
+    const size_t m = p.m;
+    const int32_t *view = p.view, *pixel = p.pixel;
+    const float *xyz = p.xyz;
+    std::vector<size_t> &start = p.start, &order = p.order, &slot = p.slot;
+    start.assign(n + 1, 0);
     for (size_t k = 0; k < m; ++k) {
         const int v = view[k];
         if (v < 0 || v >= n) fail(DA3_ERR_INVALID_ARGUMENT, "view[" + std::to_string(k) + "] = " + std::to_string(v) + " is out of range");
@@ -162,7 +171,7 @@ void write_colmap(const std::string &directory, const float *xyz, const uint8_t 
         ++start[v + 1];
     }
     for (int i = 0; i < n; ++i) start[i + 1] += start[i];
-    std::vector<size_t> order(m), slot(m);  // order: points of view i at start[i]..; slot: index in its image
+    order.resize(m), slot.resize(m);
     {
         std::vector<size_t> fill(start.begin(), start.end() - 1);
         for (size_t k = 0; k < m; ++k) {
@@ -171,8 +180,10 @@ void write_colmap(const std::string &directory, const float *xyz, const uint8_t 
             order[fill[v]++] = k;
         }
     }
+}
 
-    // ---- directory: created if missing (not its parents)
+// The output directory, created if missing (not its parents).
+void make_directory(const std::string &directory) {
     std::error_code ec;
     const fs::path dir(directory);
     if (!fs::is_directory(dir, ec)) {
@@ -180,54 +191,58 @@ void write_colmap(const std::string &directory, const float *xyz, const uint8_t 
         if (!fs::create_directory(dir, ec) && !fs::is_directory(dir))
             fail_io("cannot create directory '" + directory + "': " + ec.message(), ec.value());
     }
-    const std::string ext = binary ? ".bin" : ".txt";
-    auto file = [&](const char *stem) { return (dir / (std::string(stem) + ext)).string(); };
-    auto color = [&](size_t k, int c) -> uint8_t { return rgb ? rgb[3 * k + c] : 128; };
+}
 
-    if (binary) {
-        write_file(file("cameras"), [&](le_writer &w) {
-            w.u64((uint64_t)n);
-            for (int i = 0; i < n; ++i) {
-                w.i32(i + 1);
-                w.i32(1);  // PINHOLE
-                w.u64((uint64_t)ims[i].w0);
-                w.u64((uint64_t)ims[i].h0);
-                for (double p : ims[i].params) w.f64(p);
+// cameras.bin, images.bin, points3D.bin (COLMAP's binary model; file(stem) names each)
+void write_binary(const std::function<std::string(const char *)> &file, const std::vector<colmap_image> &ims,
+                  const colmap_points &p, const std::vector<std::string> &names) {
+    const int n = (int)ims.size();
+    write_file(file("cameras"), [&](le_writer &w) {
+        w.u64((uint64_t)n);
+        for (int i = 0; i < n; ++i) {
+            w.i32(i + 1);
+            w.i32(1);  // PINHOLE
+            w.u64((uint64_t)ims[i].w0);
+            w.u64((uint64_t)ims[i].h0);
+            for (double v : ims[i].params) w.f64(v);
+        }
+    });
+    write_file(file("images"), [&](le_writer &w) {
+        w.u64((uint64_t)n);
+        for (int i = 0; i < n; ++i) {
+            const colmap_image &im = ims[i];
+            w.u32((uint32_t)(i + 1));
+            for (double q : im.q) w.f64(q);
+            for (double t : im.t) w.f64(t);
+            w.u32((uint32_t)(i + 1));
+            w.str0(names[i]);
+            w.u64((uint64_t)(p.start[i + 1] - p.start[i]));
+            for (size_t j = p.start[i]; j < p.start[i + 1]; ++j) {
+                const size_t k = p.order[j];
+                w.f64(p.pixel[2 * k] * im.sx);
+                w.f64(p.pixel[2 * k + 1] * im.sy);
+                w.i64((int64_t)k + 1);
             }
-        });
-        write_file(file("images"), [&](le_writer &w) {
-            w.u64((uint64_t)n);
-            for (int i = 0; i < n; ++i) {
-                const colmap_image &im = ims[i];
-                w.u32((uint32_t)(i + 1));
-                for (double q : im.q) w.f64(q);
-                for (double t : im.t) w.f64(t);
-                w.u32((uint32_t)(i + 1));
-                w.str0(names[i]);
-                w.u64((uint64_t)(start[i + 1] - start[i]));
-                for (size_t j = start[i]; j < start[i + 1]; ++j) {
-                    const size_t k = order[j];
-                    w.f64(pixel[2 * k] * im.sx);
-                    w.f64(pixel[2 * k + 1] * im.sy);
-                    w.i64((int64_t)k + 1);
-                }
-            }
-        });
-        write_file(file("points3D"), [&](le_writer &w) {
-            w.u64((uint64_t)m);
-            for (size_t k = 0; k < m; ++k) {
-                w.u64((uint64_t)k + 1);
-                for (int c = 0; c < 3; ++c) w.f64(xyz[3 * k + c]);
-                for (int c = 0; c < 3; ++c) w.u8(color(k, c));
-                w.f64(0.0);  // reprojection error
-                w.u64(1);    // track length
-                w.i32(view[k] + 1);
-                w.i32((int32_t)slot[k]);
-            }
-        });
-        return;
-    }
+        }
+    });
+    write_file(file("points3D"), [&](le_writer &w) {
+        w.u64((uint64_t)p.m);
+        for (size_t k = 0; k < p.m; ++k) {
+            w.u64((uint64_t)k + 1);
+            for (int c = 0; c < 3; ++c) w.f64(p.xyz[3 * k + c]);
+            for (int c = 0; c < 3; ++c) w.u8(p.color(k, c));
+            w.f64(0.0);  // reprojection error
+            w.u64(1);    // track length
+            w.i32(p.view[k] + 1);
+            w.i32((int32_t)p.slot[k]);
+        }
+    });
+}
 
+// cameras.txt, images.txt, points3D.txt
+void write_text(const std::function<std::string(const char *)> &file, const std::vector<colmap_image> &ims,
+                const colmap_points &p, const std::vector<std::string> &names) {
+    const int n = (int)ims.size();
     char line[512];
     write_file(file("cameras"), [&](le_writer &w) {
         const std::string hdr = "# Camera list with one line of data per camera:\n"
@@ -246,7 +261,7 @@ void write_colmap(const std::string &directory, const float *xyz, const uint8_t 
                                 "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME\n"
                                 "#   POINTS2D[] as (X, Y, POINT3D_ID)\n"
                                 "# Number of images: " + std::to_string(n) + ", mean observations per image: " +
-                                fmt("%.17g", n ? (double)m / n : 0.0) + "\n";
+                                fmt("%.17g", n ? (double)p.m / n : 0.0) + "\n";
         w.text(hdr.data(), hdr.size());
         for (int i = 0; i < n; ++i) {
             const colmap_image &im = ims[i];
@@ -255,10 +270,10 @@ void write_colmap(const std::string &directory, const float *xyz, const uint8_t 
             w.text(line, (size_t)len);
             w.text(names[i].data(), names[i].size());
             w.text("\n", 1);
-            for (size_t j = start[i]; j < start[i + 1]; ++j) {
-                const size_t k = order[j];
-                len = std::snprintf(line, sizeof line, "%s%.17g %.17g %lld", j == start[i] ? "" : " ", pixel[2 * k] * im.sx,
-                                    pixel[2 * k + 1] * im.sy, (long long)k + 1);
+            for (size_t j = p.start[i]; j < p.start[i + 1]; ++j) {
+                const size_t k = p.order[j];
+                len = std::snprintf(line, sizeof line, "%s%.17g %.17g %lld", j == p.start[i] ? "" : " ", p.pixel[2 * k] * im.sx,
+                                    p.pixel[2 * k + 1] * im.sy, (long long)k + 1);
                 w.text(line, (size_t)len);
             }
             w.text("\n", 1);
@@ -267,16 +282,42 @@ void write_colmap(const std::string &directory, const float *xyz, const uint8_t 
     write_file(file("points3D"), [&](le_writer &w) {
         const std::string hdr = "# 3D point list with one line of data per point:\n"
                                 "#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)\n"
-                                "# Number of points: " + std::to_string(m) + ", mean track length: " +
-                                std::string(m ? "1" : "0") + "\n";
+                                "# Number of points: " + std::to_string(p.m) + ", mean track length: " +
+                                std::string(p.m ? "1" : "0") + "\n";
         w.text(hdr.data(), hdr.size());
-        for (size_t k = 0; k < m; ++k) {
+        for (size_t k = 0; k < p.m; ++k) {
             const int len = std::snprintf(line, sizeof line, "%lld %.17g %.17g %.17g %d %d %d 0 %d %lld\n", (long long)k + 1,
-                                          (double)xyz[3 * k], (double)xyz[3 * k + 1], (double)xyz[3 * k + 2], color(k, 0),
-                                          color(k, 1), color(k, 2), view[k] + 1, (long long)slot[k]);
+                                          (double)p.xyz[3 * k], (double)p.xyz[3 * k + 1], (double)p.xyz[3 * k + 2], p.color(k, 0),
+                                          p.color(k, 1), p.color(k, 2), p.view[k] + 1, (long long)p.slot[k]);
             w.text(line, (size_t)len);
         }
     });
+}
+
+}  // namespace
+
+void write_colmap(const std::string &directory, const float *xyz, const uint8_t *rgb, const int32_t *view,
+                  const int32_t *pixel, int64_t n_points, const std::vector<camera> &cams, int height, int width,
+                  const int32_t *original_sizes, const std::vector<std::string> &names, bool binary) {
+    const int n = (int)cams.size();
+    // ---- checks (before anything is written)
+    std::vector<colmap_image> ims(n);
+    std::set<std::string> seen;
+    for (int i = 0; i < n; ++i) {
+        ims[i] = check_view(cams[i], names[i], original_sizes + 2 * i, height, width, binary, "[" + std::to_string(i) + "]", seen);
+    }
+    colmap_points p{xyz, rgb, view, pixel, (size_t)n_points, {}, {}, {}};
+    group_by_view(p, n, height, width);
+
+    make_directory(directory);
+    const fs::path dir(directory);
+    const std::string ext = binary ? ".bin" : ".txt";
+    auto file = [&](const char *stem) { return (dir / (std::string(stem) + ext)).string(); };
+    if (binary) {
+        write_binary(file, ims, p, names);
+    } else {
+        write_text(file, ims, p, names);
+    }
 }
 
 }  // namespace da3

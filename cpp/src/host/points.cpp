@@ -4,6 +4,8 @@
 #include "host/points.h"
 
 #include "host/exports.h"
+#include "host/geometry.h"
+#include "host/random.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,39 +14,7 @@
 namespace da3 {
 
 namespace {
-
-// Inverse of a row-major 3x3 through the adjugate; false when singular (relative to its size).
-bool invert3(const double m[9], double out[9]) {
-    const double c00 = m[4] * m[8] - m[5] * m[7], c01 = m[5] * m[6] - m[3] * m[8], c02 = m[3] * m[7] - m[4] * m[6];
-    const double det = m[0] * c00 + m[1] * c01 + m[2] * c02;
-    double norm2 = 0;
-    for (int i = 0; i < 9; ++i) norm2 += m[i] * m[i];
-    const double norm = std::sqrt(norm2);
-    if (!std::isfinite(det) || !(std::fabs(det) > 1e-12 * norm * norm * norm)) return false;
-    const double id = 1.0 / det;
-    out[0] = c00 * id;
-    out[1] = (m[2] * m[7] - m[1] * m[8]) * id;
-    out[2] = (m[1] * m[5] - m[2] * m[4]) * id;
-    out[3] = c01 * id;
-    out[4] = (m[0] * m[8] - m[2] * m[6]) * id;
-    out[5] = (m[2] * m[3] - m[0] * m[5]) * id;
-    out[6] = c02 * id;
-    out[7] = (m[1] * m[6] - m[0] * m[7]) * id;
-    out[8] = (m[0] * m[4] - m[1] * m[3]) * id;
-    return true;
-}
-
-// splitmix64 (Steele, Lea, Flood 2014): small, seedable, good enough for sampling.
-struct splitmix64 {
-    uint64_t state;
-    uint64_t next() {
-        uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-    }
-    double uniform() { return (double)(next() >> 11) * 0x1.0p-53; }  // [0, 1)
-};
+using geom::invert3;
 
 // numpy _get_indexes + gamma for method 'linear': virtual index (n - 1) * q.
 void linear_index(size_t n, double pct, size_t &lo, size_t &hi, double &gamma) {
@@ -120,7 +90,8 @@ camera load_camera(const float *extrinsics, int ext_rows, const float *intrinsic
     return c;
 }
 
-point_cloud compute_points(const points_input &in, const da3_points_params &p) {
+// The inputs' pointers, sizes and the parameters' values checked (DA3_ERR_INVALID_ARGUMENT).
+static void check_points_input(const points_input &in, const da3_points_params &p) {
     if (!in.depth) fail(DA3_ERR_INVALID_ARGUMENT, "depth must not be NULL");
     if (!in.extrinsics || !in.intrinsics) fail(DA3_ERR_INVALID_ARGUMENT, "extrinsics and intrinsics must not be NULL");
     if (in.n_views < 1 || in.height < 1 || in.width < 1)
@@ -132,7 +103,10 @@ point_cloud compute_points(const points_input &in, const da3_points_params &p) {
     if (std::isnan(p.ensure_thresh_percentile) || p.ensure_thresh_percentile < 0)
         fail(DA3_ERR_INVALID_ARGUMENT, "ensure_thresh_percentile must be >= 0 (>= 100 disables it)");
     if (std::isnan(p.sky_thresh)) fail(DA3_ERR_INVALID_ARGUMENT, "sky_thresh is NaN");
+}
 
+point_cloud compute_points(const points_input &in, const da3_points_params &p) {
+    check_points_input(in, p);
     const int n = in.n_views, h = in.height, w = in.width;
     const size_t hw = (size_t)h * w, total = hw * n;
     std::vector<camera> cams;
@@ -222,7 +196,7 @@ point_cloud compute_points(const points_input &in, const da3_points_params &p) {
     out.rgb.resize((size_t)m * 3);
     out.view.resize((size_t)m);
     out.pixel.resize((size_t)m * 2);
-    splitmix64 rng{p.seed};
+    rng::splitmix64 rng{p.seed};
     int64_t seen = 0, k = 0;
     for (int v = 0; v < n && k < m; ++v) {
         for (int y = 0; y < h && k < m; ++y) {

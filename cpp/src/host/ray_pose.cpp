@@ -3,6 +3,8 @@
 #include "host/ray_pose.h"
 
 #include "common.h"
+#include "host/geometry.h"
+#include "host/random.h"
 
 #include <algorithm>
 #include <array>
@@ -26,28 +28,9 @@ constexpr double kReprojThreshold = 0.2;
 constexpr double kZThreshold = 1e-4;
 constexpr size_t kMaxInliers = 8000;    // refit subsample (max_inlier_num)
 
-using mat3 = std::array<double, 9>;  // row-major
-
-// Uniform integers in [0, n) from mt19937_64 (fully specified by the standard, unlike
-// std::uniform_int_distribution), so a seed gives the same draws on every platform.
-class sampler {
-public:
-    explicit sampler(uint64_t seed) : gen_(seed) {}
-    uint64_t below(uint64_t n) {
-        const uint64_t reject = (0 - n) % n;  // 2^64 mod n: values under it would bias
-        for (;;) {
-            const uint64_t x = gen_();
-            if (x >= reject) return x % n;
-        }
-    }
-    // Moves k uniformly chosen distinct elements of idx to its front (partial Fisher-Yates).
-    void choose(std::vector<size_t> &idx, size_t k) {
-        for (size_t i = 0; i < k; ++i) std::swap(idx[i], idx[i + below(idx.size() - i)]);
-    }
-
-private:
-    std::mt19937_64 gen_;
-};
+using geom::mat3;
+using geom::det3;
+using rng::mt19937_sampler;
 
 // Right singular vector of the smallest singular value of A (m x 9, row-major, m >= 1):
 // Householder QR to a 9x9 R (same right singular vectors), then one-sided Jacobi (Hestenes)
@@ -151,11 +134,6 @@ bool is_inlier(const mat3 &h, double x, double y, double u, double v) {
     return std::sqrt(px * px + py * py) < kReprojThreshold;  // false for NaN
 }
 
-double det3(const mat3 &a) {
-    return a[0] * (a[4] * a[8] - a[5] * a[7]) - a[1] * (a[3] * a[8] - a[5] * a[6]) +
-           a[2] * (a[3] * a[7] - a[4] * a[6]);
-}
-
 // A = Q L with Q orthogonal and L lower triangular with a positive diagonal (unique for a
 // nonsingular A, so equal to upstream's sign-fixed QR of A P). Returns false if A is singular.
 // ref: ray_utils.py ql_decomposition
@@ -208,7 +186,7 @@ void ray_pose(const float *ray, const float *ray_conf, int n, int h, int w, int 
 
     // Candidates per view and the shared sample index sets. ref: get_params_for_ransac
     const size_t n_cand = std::max<size_t>(kSampleSize, static_cast<size_t>(static_cast<double>(np) * kSampleRatio));
-    sampler rng(seed);
+    mt19937_sampler rng(seed);
     std::vector<size_t> perm(n_cand);
     std::iota(perm.begin(), perm.end(), size_t{0});
     std::vector<std::array<size_t, kSampleSize>> samples(kIters);

@@ -8,7 +8,7 @@
 // to_float (f32, f16, q8_0, q4_K, ...) can go through the same kernel (the dequantized block
 // lives only in a per-thread scratch buffer); q8_0 and q4_K weights packed at load run as int8
 // GEMMs instead (cpu_gemm_q8.h, cpu_gemm_q4k.h) in builds with AVX-512 VNNI.
-// The same micro-kernel computes attention (scores, then probabilities times values) and the
+// The same micro-kernel (cpu_gemm_tile.h) computes attention (cpu_attention.h) and the
 // Winograd convolution's products (gemm_tile_f32_packed_a).
 //
 // Fused epilogue: y = act(x W^T + b) * scale + res, act = identity or exact-erf GELU, scale a
@@ -62,25 +62,5 @@ ggml_tensor *linear_cpu(ggml_context *ctx, ggml_tensor *x, ggml_tensor *w, ggml_
 int gemm_tile_rows();
 int gemm_tile_cols();
 void gemm_tile_f32_packed_a(int R, int kc, const float *Ap, const float *B, size_t ldb, float *C, size_t ldc);
-
-// Optional steps applied to q and k rows before the scores (as the ViT does them).
-struct attn_prologue {
-    // LayerNorm over D with affine weight/bias ([D] f32), all four or none (q_norm_w null)
-    ggml_tensor *q_norm_w = nullptr, *q_norm_b = nullptr, *k_norm_w = nullptr, *k_norm_b = nullptr;
-    float eps = 1e-6f;
-    // 2D RoPE table [D, 2, P] f32: for the token at sequence index t, row t % P holds cos[D] then
-    // sin[D] (each half of D is one axis, rotated NeoX-style); null: no RoPE
-    ggml_tensor *rope = nullptr;
-};
-
-// Multi-head attention softmax(q k^T / sqrt(D)) v, exact f32 (no online-softmax rescaling: each
-// strip of queries holds its full score rows). q [D, NH, Tq, B], k and v [D, NH, Tk, B] f32 with
-// contiguous rows (nb[0] = 4; any other strides, e.g. views of a fused qkv), D a multiple of the
-// panel width and at most 256 (attention_cpu_supported). Returns [D, NH, Tq, B] f32
-// contiguous, as ggml_flash_attn_ext. Two nodes: k (k-norm, RoPE applied) and v packed once per
-// head for the scores and P V GEMMs, then the attention.
-bool attention_cpu_supported(int64_t head_dim);
-ggml_tensor *attention_cpu(ggml_context *ctx, ggml_tensor *q, ggml_tensor *k, ggml_tensor *v,
-                           const attn_prologue *pro = nullptr);
 
 }  // namespace da3

@@ -1,5 +1,7 @@
 #include "kernels/cpu_gemm_amx.h"
 
+#include "kernels/cpu_engine.h"
+
 #include "common.h"
 #include "kernels/cpu_gemm.h"
 #include "kernels/cpu_simd.h"
@@ -11,18 +13,10 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__AVX512F__) && defined(__x86_64__) && defined(__GNUC__) && (defined(__clang__) || __GNUC__ >= 11)
-#define DA3_BF16_ENGINES 1
-#include <cpuid.h>
+#if defined(DA3_BF16_ENGINES)
 #include <immintrin.h>
-#if defined(__linux__)
-#include <sys/syscall.h>
-#include <unistd.h>
 #endif
-// only these functions may contain AMX / AVX512-BF16 instructions; they run after the check
-#define DA3_TARGET_AMX __attribute__((target("amx-tile,amx-bf16")))
-#define DA3_TARGET_BF16 __attribute__((target("avx512bf16")))
-#endif
+
 
 namespace da3 {
 namespace {
@@ -72,48 +66,6 @@ void cvt_row(const float *src, uint16_t *dst, int64_t K, int64_t n) {
 }
 
 #if defined(DA3_BF16_ENGINES)
-struct cpu_offer {
-    bool amx = false, avx512_bf16 = false;
-};
-
-// OS permission to use the AMX tile data (Linux >= 5.16 asks for it once per process).
-bool tile_permission() {
-#if defined(__linux__)
-    constexpr long ARCH_GET_XCOMP_PERM = 0x1022, ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18;
-    if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0) return false;
-    unsigned long bits = 0;
-    return syscall(SYS_arch_prctl, ARCH_GET_XCOMP_PERM, &bits) == 0 && (bits >> XFEATURE_XTILEDATA & 1);
-#else
-    return true;  // other OSes enable the tile state for every process when XCR0 has it
-#endif
-}
-
-cpu_offer detect() {
-    cpu_offer o;
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE) || __get_cpuid_max(0, nullptr) < 7) return o;
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    const uint64_t xcr0 = ((uint64_t)hi << 32) | lo;
-    constexpr uint64_t AVX512_STATE = 0xe6, TILE_STATE = 3u << 17;  // SSE, AVX, opmask, ZMM; XTILECFG, XTILEDATA
-    if ((xcr0 & AVX512_STATE) != AVX512_STATE) return o;
-    __cpuid_count(7, 0, a, b, c, d);
-    const unsigned max_sub = a;
-    const bool avx512f = b >> 16 & 1, amx = (d >> 24 & 1) && (d >> 22 & 1);  // AMX-TILE, AMX-BF16
-    if (!avx512f) return o;
-    if (max_sub >= 1) {
-        __cpuid_count(7, 1, a, b, c, d);
-        o.avx512_bf16 = a >> 5 & 1;
-    }
-    o.amx = amx && (xcr0 & TILE_STATE) == TILE_STATE && tile_permission();
-    return o;
-}
-
-const cpu_offer &offer() {
-    static const cpu_offer o = detect();
-    return o;
-}
-
 // Tiles 0-3: C (2 x 2 of 16 x 16 f32); 4-5: A (16 rows x 32 bf16); 6-7: B (16 pairs x 16 columns).
 DA3_TARGET_AMX void amx_begin() {
     struct alignas(64) tile_config {
@@ -286,39 +238,6 @@ uint16_t f32_to_bf16(float f) {
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-bf16_engine bf16_engine_available() {
-#if defined(DA3_BF16_ENGINES)
-    if (offer().amx) return bf16_engine::amx_bf16;
-    if (offer().avx512_bf16) return bf16_engine::avx512_bf16;
-#endif
-    return bf16_engine::none;
-}
-
-const char *bf16_engine_name(bf16_engine e) {
-    switch (e) {
-    case bf16_engine::amx_bf16: return "amx_bf16";
-    case bf16_engine::avx512_bf16: return "avx512_bf16";
-    default: return "f32";
-    }
-}
-
-const char *bf16_engines_offered() {
-#if defined(DA3_BF16_ENGINES)
-    if (offer().amx && offer().avx512_bf16) return "amx_bf16,avx512_bf16";
-    if (offer().amx) return "amx_bf16";
-    if (offer().avx512_bf16) return "avx512_bf16";
-#endif
-    return "";
-}
-
-const char *bf16_engines_compiled() {
-#if defined(DA3_BF16_ENGINES)
-    return "amx_bf16,avx512_bf16";
-#else
-    return "";
-#endif
-}
-
 size_t bf16_packed_size(int64_t K, int64_t N) { return (size_t)kpad(K) * (size_t)N; }
 
 void bf16_pack_host(const float *W, int64_t K, int64_t N, uint16_t *Wp) {
@@ -350,8 +269,8 @@ bool pack_linear_weight_bf16(ggml_tensor *w) {
 void bf16_gemm_host(bf16_engine engine, const float *X, int64_t M, int64_t K, const uint16_t *Wp, int64_t N,
                     const float *bias, float *Y) {
 #if defined(DA3_BF16_ENGINES)
-    if (engine == bf16_engine::none || (engine == bf16_engine::amx_bf16 && !offer().amx) ||
-        (engine == bf16_engine::avx512_bf16 && !offer().avx512_bf16)) {
+    if (engine == bf16_engine::none || (engine == bf16_engine::amx_bf16 && !cpu_engines_here().amx_bf16) ||
+        (engine == bf16_engine::avx512_bf16 && !cpu_engines_here().avx512_bf16)) {
         fail(DA3_ERR_INTERNAL, std::string("bf16_gemm_host: engine not available: ") + bf16_engine_name(engine));
     }
     const int64_t lda = a_stride(K), Mp = (M + TM - 1) / TM * TM;

@@ -10,9 +10,11 @@
 // with the f32 path (relative error about 2^-9 per operand).
 //
 // Only the avx512 variant (and native builds of x86-64 with AVX-512) has these engines; elsewhere
-// bf16_engine_available() is none and nothing here packs. AMX and AVX512-BF16 instructions are
+// bf16_engine_available() (cpu_engine.h) is none and nothing here packs. AMX and AVX512-BF16 instructions are
 // compiled with function-level target attributes and run only after the runtime check.
 #pragma once
+
+#include "kernels/cpu_engine.h"
 
 #include "ggml.h"
 
@@ -20,19 +22,6 @@
 #include <cstdint>
 
 namespace da3 {
-
-enum class bf16_engine { none = 0, avx512_bf16 = 1, amx_bf16 = 2 };
-
-// The one dispatch point: the best engine this build, CPU and OS offer (CPUID AMX-TILE, AMX-BF16,
-// AVX512-BF16; XCR0 with the AVX-512 and tile states enabled; Linux tile-data permission granted
-// by arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)). Checked once per process.
-bf16_engine bf16_engine_available();
-// "amx_bf16", "avx512_bf16", "f32" (none)
-const char *bf16_engine_name(bf16_engine e);
-// Every engine offered here, best first, comma-separated ("" when none).
-const char *bf16_engines_offered();
-// The engines this build carries (run only after the check), comma-separated ("" when none).
-const char *bf16_engines_compiled();
 
 // Repacks an f32 or f16 weight [K, N] in place into the bf16 panel layout (the tensor keeps its
 // type and shape; its bytes are then only valid as linear_bf16's weight). Needs N % 32 == 0 and
