@@ -27,7 +27,7 @@ REF_VIEW_STRATEGIES = ("saddle_balanced", "first", "middle", "saddle_sim_range")
 BACKENDS = ("cpu", "gpu", "auto")
 #: process_res range the core accepts (14 = the patch size).
 PROCESS_RES_RANGE = (14, 8192)
-# ViT linear arithmetic on the CPU backend (C: da3_precision); "auto" is f32 for now (README)
+# ViT linear arithmetic on the CPU backend (C: da3_precision); "auto": by the file's weight type (README)
 PRECISIONS = ("auto", "f32", "bf16")
 # Keys of the core's result dict that become Prediction fields; everything else goes to aux.
 _FIELD_KEYS = {"depth", "conf", "extrinsics", "intrinsics", "sky", "processed_images", "is_metric"}
@@ -516,8 +516,8 @@ class DepthAnything3:
             precision: arithmetic of the ViT's linear layers on the CPU backend: ``"f32"`` (exact,
                 the parity mode), ``"bf16"`` (f32/f16 weights and the activations rounded to bf16,
                 f32 sums, on the CPU's AMX-BF16 or AVX512-BF16 engine: depth correlation >= 0.9999
-                against f32, see the README; f32 where the CPU has neither) or ``"auto"`` (for now
-                f32 for every file type). q8_0/q4_k linears stay int8; GPU backends ignore it.
+                against f32, see the README; f32 where the CPU has neither) or ``"auto"`` (f32 for
+                f32 files, bf16 for f16/bf16 files). q8_0/q4_k linears stay int8; GPU backends ignore it.
                 ``info()["linear_engine"]`` says what runs them.
 
         Raises:

@@ -2,7 +2,7 @@
 
 Command line (also ``python -m depth_anything_cpp.convert``)::
 
-    da3cpp convert SNAPSHOT_DIR OUT.gguf [--type f32|f16|q8_0|q4_k] [--no-extras]
+    da3cpp convert SNAPSHOT_DIR OUT.gguf [--type f32|f16|bf16|q8_0|q4_k] [--no-extras]
 
 Python::
 
@@ -36,6 +36,7 @@ Quantization (``type``) follows the published rule: only the transformer-block m
 weights take the requested
 type; everything else stays f32. ``q8_0`` needs rows (ggml ``ne[0]``) that are a multiple of
 32 and ``q4_k`` a multiple of 256; a row that does not fit falls back to ``q8_0``, else ``f16``.
+``bf16`` (any row) feeds the CPU's bf16 matrix engines without rounding at load.
 The file records ``general.file_type``, ``depthanything3.quant_rule`` and the names of
 fallen-back tensors in ``depthanything3.quant_fallback``.
 
@@ -67,7 +68,7 @@ __all__ = ["convert", "main", "PRESETS", "WEIGHT_TYPES", "expected_tensors", "Co
 # --------------------------------------------------------------------------------------
 
 ARCH = "depthanything3"
-WEIGHT_TYPES = ("f32", "f16", "q8_0", "q4_k")
+WEIGHT_TYPES = ("f32", "f16", "q8_0", "q4_k", "bf16")
 PATCH_SIZE = 14
 POS_EMBED_GRID = 37
 IMAGE_MEAN = (0.485, 0.456, 0.406)
@@ -128,7 +129,7 @@ QUANT_RULE = ("transformer-block matmul weights ({m_,}vit.blk.*: attn_qkv, attn_
               "mlp_fc2, mlp_w12, mlp_w3; cam_enc.trunk.*: attn.qkv, attn.proj, mlp.fc1, mlp.fc2) "
               "and camera-decoder linear weights "
               "(cam.*.weight) take the file type; all other tensors f32; rows not a multiple of "
-              "the block size fall back to q8_0, else f16")
+              "the block size fall back to q8_0, else f16")  # bf16: no blocks, never falls back
 
 # --------------------------------------------------------------------------------------
 # Presets (configs/*.yaml of depth_anything_3 0.1.1)
@@ -641,9 +642,11 @@ def _is_quantized(name: str) -> bool:
 
 
 def _tensor_type(name: str, out_shape: Tuple[int, ...], weight_type: str) -> str:
-    """Storage type of tensor ``name`` ("f32", "f16", "q8_0", "q4_k") under the rule."""
+    """Storage type of tensor ``name`` ("f32", "f16", "bf16", "q8_0", "q4_k") under the rule."""
     if weight_type == "f32" or not _is_quantized(name):
         return "f32"
+    if weight_type == "bf16":
+        return "bf16"
     row = out_shape[-1]
     if weight_type == "q4_k" and row % 256 == 0:
         return "q4_k"
@@ -751,6 +754,8 @@ def _encode(arr: np.ndarray, ttype: str):
         return np.ascontiguousarray(arr, dtype=np.float32), T.F32
     if ttype == "f16":
         return np.ascontiguousarray(arr.astype(np.float16)), T.F16
+    if ttype == "bf16":  # gguf-py's BF16 quantize: round to nearest even, NaN kept (uint16 data)
+        return gguf.quants.quantize(np.ascontiguousarray(arr, dtype=np.float32), T.BF16), T.BF16
     rows = arr.reshape(-1, arr.shape[-1])
     if ttype == "q8_0":
         data = gguf.quants.quantize(rows, T.Q8_0)
@@ -764,14 +769,14 @@ _BYTES_PER_BLOCK = {"q8_0": (32, 34), "q4_k": (256, 144)}
 
 def _encoded_shape(out_shape: Tuple[int, ...], ttype: str) -> Tuple[Tuple[int, ...], int]:
     n = int(np.prod(out_shape, dtype=np.int64))
-    if ttype in ("f32", "f16"):
+    if ttype in ("f32", "f16", "bf16"):
         return out_shape, n * (4 if ttype == "f32" else 2)
     blk, nbytes = _BYTES_PER_BLOCK[ttype]
     row_bytes = out_shape[-1] // blk * nbytes
     return tuple(out_shape[:-1]) + (row_bytes,), n // out_shape[-1] * row_bytes
 
 
-_FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7, "q4_k": 14}   # llama_ftype: ALL_F32, MOSTLY_F16, Q8_0, Q4_K_S
+_FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7, "q4_k": 14, "bf16": 32}   # llama_ftype: ALL_F32, MOSTLY_F16, Q8_0, Q4_K_S, MOSTLY_BF16
 
 # --------------------------------------------------------------------------------------
 # Conversion
@@ -847,7 +852,7 @@ def convert(snapshot_dir, out_path, type: str = "f32", *, extras: bool = True,  
         snapshot_dir: directory with ``config.json`` and ``model.safetensors`` (or a sharded
             ``model.safetensors.index.json``) as published on Hugging Face.
         out_path: GGUF file to write (replaced atomically; parent directory must exist).
-        type: weight type of the quantizable tensors: "f32", "f16", "q8_0" or "q4_k" (see the
+        type: weight type of the quantizable tensors: "f32", "f16", "bf16", "q8_0" or "q4_k" (see the
             module docstring for the rule and fallbacks).
         extras: also write the camera encoder and aux ray head (not in published files).
         checkpoint_name: ``depthanything3.checkpoint_name`` (default: the directory name).
@@ -893,11 +898,11 @@ def convert(snapshot_dir, out_path, type: str = "f32", *, extras: bool = True,  
         if fallback:
             writer.add_array(KEY_QUANT_FALLBACK, fallback)
         T = gguf.GGMLQuantizationType
-        enum = {"f32": T.F32, "f16": T.F16, "q8_0": T.Q8_0, "q4_k": T.Q4_K}
+        enum = {"f32": T.F32, "f16": T.F16, "q8_0": T.Q8_0, "q4_k": T.Q4_K, "bf16": T.BF16}
         for s, _ in plan:
             ttype = types[s.name]
             shape, nbytes = _encoded_shape(s.out_shape, ttype)
-            np_dtype = {"f32": np.float32, "f16": np.float16}.get(ttype, np.uint8)
+            np_dtype = {"f32": np.float32, "f16": np.float16, "bf16": np.uint16}.get(ttype, np.uint8)
             writer.add_tensor_info(s.name, shape, np.dtype(np_dtype), nbytes,
                                    raw_dtype=None if ttype in ("f32", "f16") else enum[ttype])
             total += nbytes
