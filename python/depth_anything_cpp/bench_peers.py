@@ -87,6 +87,9 @@ def _export_onnx(preset: str, x_path: str, out: Path) -> None:
             o = self.net(x, None, None, [], False, False, "saddle_balanced")
             return o["depth"], o["extrinsics"], o["intrinsics"]
 
+    import warnings
+
+    warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape-dependent Python branches: fixed shape here
     net = Net(make_model(preset, 0)).eval()
     x = torch.from_numpy(np.load(x_path))[None]   # (1, 1, 3, H, W)
     with torch.inference_mode():
@@ -148,7 +151,8 @@ def _runner(kind: str, model: str, x, threads: int, preset: str):
             cfg["INFERENCE_PRECISION_HINT"] = "f32"
         c = ov.Core().compile_model(model, "CPU", cfg)
         req = c.create_infer_request()
-        return time.perf_counter() - t0, str(c.get_property("INFERENCE_PRECISION_HINT")), lambda: req.infer({0: x5})
+        hint = c.get_property("INFERENCE_PRECISION_HINT")
+        return time.perf_counter() - t0, getattr(hint, "to_string", hint.__str__)(), lambda: req.infer({0: x5})
     raise ValueError(f"unknown runtime {kind!r}")
 
 

@@ -36,7 +36,8 @@ Quantization (``type``) follows the published rule: only the transformer-block m
 weights take the requested
 type; everything else stays f32. ``q8_0`` needs rows (ggml ``ne[0]``) that are a multiple of
 32 and ``q4_k`` a multiple of 256; a row that does not fit falls back to ``q8_0``, else ``f16``.
-``bf16`` (any row) feeds the CPU's bf16 matrix engines without rounding at load.
+``bf16`` applies to the ViT blocks' weights only (what the CPU's bf16 matrix engines read, no
+rounding at load); the camera encoder/decoder weights take ``f16`` (camera error, README).
 The file records ``general.file_type``, ``depthanything3.quant_rule`` and the names of
 fallen-back tensors in ``depthanything3.quant_fallback``.
 
@@ -129,7 +130,8 @@ QUANT_RULE = ("transformer-block matmul weights ({m_,}vit.blk.*: attn_qkv, attn_
               "mlp_fc2, mlp_w12, mlp_w3; cam_enc.trunk.*: attn.qkv, attn.proj, mlp.fc1, mlp.fc2) "
               "and camera-decoder linear weights "
               "(cam.*.weight) take the file type; all other tensors f32; rows not a multiple of "
-              "the block size fall back to q8_0, else f16")  # bf16: no blocks, never falls back
+              "the block size fall back to q8_0, else f16; bf16: the vit blocks' weights only, "
+              "the camera ones f16")
 
 # --------------------------------------------------------------------------------------
 # Presets (configs/*.yaml of depth_anything_3 0.1.1)
@@ -645,8 +647,8 @@ def _tensor_type(name: str, out_shape: Tuple[int, ...], weight_type: str) -> str
     """Storage type of tensor ``name`` ("f32", "f16", "bf16", "q8_0", "q4_k") under the rule."""
     if weight_type == "f32" or not _is_quantized(name):
         return "f32"
-    if weight_type == "bf16":
-        return "bf16"
+    if weight_type == "bf16":  # the ViT blocks' linears (the bf16 engines' input); camera ones f16
+        return "bf16" if QUANTIZED_TENSORS[0].match(name) else "f16"
     row = out_shape[-1]
     if weight_type == "q4_k" and row % 256 == 0:
         return "q4_k"
