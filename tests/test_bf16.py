@@ -138,3 +138,20 @@ def test_mode_against_f32(reference, data_dir, capsys, weights, precision):
             assert corr >= CORR_INT8[weights], line
         else:
             assert corr >= DEPTH_CORR and depth_rel <= DEPTH_REL and cam <= CAMERA_REL, line
+
+
+def test_bf16_file_layout(reference):
+    """``convert(type="bf16")``: the ViT blocks' matmul weights bf16, the camera ones f16,
+    everything else f32; the core reads it as a bf16 file."""
+    import gguf
+    from reference import make_cases as mc
+
+    path = mc.model_gguf(mc.SMALL, "bf16")
+    types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(path)).tensors}
+    blk = {n for n in types if n.startswith("vit.blk.") and n.endswith(("qkv.weight", "proj.weight", "fc1.weight",
+                                                                      "fc2.weight"))}
+    assert len(blk) == 48 and {types[n] for n in blk} == {"BF16"}
+    cam = {n for n in types if n.startswith(("cam.", "cam_enc.")) and types[n] != "F32"}
+    assert cam and {types[n] for n in cam} == {"F16"}
+    assert {t for n, t in types.items() if n not in blk | cam} == {"F32"}
+    assert DepthAnything3.from_file(path, precision="f32").info["weight_type"] == "bf16"
