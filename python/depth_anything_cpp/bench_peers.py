@@ -63,7 +63,8 @@ def _exportable():
         return torch.cat([torch.cat([rt, -rt @ A[..., :3, 3:]], dim=-1), A[..., 3:, :]], dim=-2)
 
     saved = (torch.cartesian_prod, da3_mod.affine_inverse, cam_enc.affine_inverse)
-    torch.cartesian_prod, da3_mod.affine_inverse, cam_enc.affine_inverse = cartesian_prod, affine_inverse, affine_inverse
+    torch.cartesian_prod = cartesian_prod
+    da3_mod.affine_inverse = cam_enc.affine_inverse = affine_inverse
     try:
         yield
     finally:
@@ -260,11 +261,13 @@ def _table(jobs: List[dict], res: Dict[int, List[dict]], args) -> None:
         rs = res[i]
         ref = next((k for k, r in enumerate(jobs) if r["preset"] == j["preset"] and r["kind"] == "openvino"), None)
         ratio = "—"
-        if ref is not None:
-            ratio = f"{statistics.median(statistics.median(a['times']) / statistics.median(b['times']) for a, b in zip(rs, res[ref])):.2f}"
+        if ref is not None:  # per round: this runtime's median / OpenVINO default's median
+            per_round = [statistics.median(a["times"]) / statistics.median(b["times"]) for a, b in zip(rs, res[ref])]
+            ratio = f"{statistics.median(per_round):.2f}"
         t = statistics.median(t for r in rs for t in r["times"])
+        hwm_mb = statistics.median(r["hwm_kb"] for r in rs) / 1024
         print(f"| {j['preset']} | {j['label']} | {rs[0]['engine']} | {t:.3f} | {ratio} | "
-              f"{statistics.median(r['hwm_kb'] for r in rs) / 1024:.0f} | {statistics.median(r['load_s'] for r in rs):.2f} |")
+              f"{hwm_mb:.0f} | {statistics.median(r['load_s'] for r in rs):.2f} |")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -283,7 +286,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if repo is None:
         print("error: the peers' weights need a source checkout's tests/reference (--repo)", file=sys.stderr)
         return 2
-    for mod in [m for m in ("onnxruntime", "openvino") if m in peers] + (["onnx"] if len(peers) > ("torch" in peers) else []):
+    needs = [m for m in ("onnxruntime", "openvino") if m in peers]
+    for mod in needs + (["onnx"] if needs else []):
         try:
             __import__(mod)
         except ImportError:
