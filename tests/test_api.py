@@ -346,7 +346,7 @@ def test_from_pretrained_offline_fails_fast_and_clearly(tmp_path):
 @needs_core
 @needs_data
 def test_e2e_reference_depth_soh_000():
-    model = DepthAnything3.from_file(GGUF)
+    model = DepthAnything3.from_file(GGUF, precision="f32")  # parity mode ("auto": bf16 for this f16 file)
     info = model.info
     assert info["preset"] == "da3-small" and info["embed_dim"] == 384 and info["depth"] == 12
     pred = model.inference([str(SOH_000)])

@@ -270,7 +270,7 @@ def test_convert_is_delegated(monkeypatch):
 def test_e2e_cli_on_fixture(tmp_path, capsys):
     out = tmp_path / "out"
     rc = cli.main(["depth", str(SOH_000), str(SOH_010), "--model", str(GGUF), "--out", str(out),
-                   "--threads", "2", *VIS])
+                   "--threads", "2", "--precision", "f32", *VIS])  # parity mode ("auto": bf16 for f16)
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "assets_examples_SOH_000.png: 1208x680 -> 504x280" in captured.out

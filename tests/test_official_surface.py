@@ -273,7 +273,7 @@ def test_image_at_processed_size_end_to_end():
     u = (x[0].transpose(1, 2, 0).astype(np.float64) * std + mean) * 255
     img = np.rint(u).astype(np.uint8)
     assert np.abs(u - img).max() < 1e-3  # the tensor is exactly an 8-bit image
-    model = DepthAnything3.from_file(GGUF)
+    model = DepthAnything3.from_file(GGUF, precision="f32")  # parity mode ("auto": bf16 for f16 files)
     pred = model.inference([img])
     assert pred.depth.shape == (1, 280, 504)
     rgb, x_ours = da3._core.preprocess([img])
@@ -439,7 +439,7 @@ def test_export_feat_layers_match_official(reference, fixture_dir, data_dir):
     layers = [0, 5, 11]
     with torch.no_grad():
         out = net(torch.from_numpy(x)[None], None, None, export_feat_layers=layers)
-    model = DepthAnything3.from_file(GGUF)
+    model = DepthAnything3.from_file(GGUF, precision="f32")  # parity mode ("auto": bf16 for f16 files)
     mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
     img = np.rint((x[0].transpose(1, 2, 0).astype(np.float64) * std + mean) * 255).astype(np.uint8)
     pred = model.inference([img], export_feat_layers=layers)

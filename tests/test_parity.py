@@ -52,7 +52,7 @@ def engine_model(core, path):
     key = str(path)
     if key not in _MODELS:
         _MODELS.clear()
-        _MODELS[key] = core.Model(key, n_threads=0)
+        _MODELS[key] = core.Model(key, n_threads=0, precision="f32")  # parity mode ("auto": bf16 for f16 files)
     return _MODELS[key]
 
 

@@ -119,10 +119,10 @@ typedef struct da3_context da3_context;
 
 /* Arithmetic of the ViT's linear layers on the CPU backend, chosen at load. */
 typedef enum da3_precision {
-    DA3_PRECISION_AUTO = 0, /* for now exact f32 for every file type (see README: the bf16 policy for
-                               f16 files waits for accuracy numbers) */
+    DA3_PRECISION_AUTO = 0, /* exact f32 for f32 files, BF16 below for f16/bf16 files, int8 for
+                               q8_0/q4_k files */
     DA3_PRECISION_F32 = 1,  /* f32 products and sums (the parity mode); q8_0/q4_k stay int8 */
-    DA3_PRECISION_BF16 = 2  /* f32/f16 weights and the activations rounded to bf16, f32 sums, on
+    DA3_PRECISION_BF16 = 2  /* f32/f16/bf16 weights and the activations rounded to bf16, f32 sums, on
                                the CPU's AMX-BF16 or AVX512-BF16 engine; f32 where it has neither
                                (da3_model_info.linear_engine says which ran) */
 } da3_precision;

@@ -25,9 +25,11 @@ def _is_quantized(name: str) -> bool:
 
 
 def _tensor_type(name: str, out_shape: Tuple[int, ...], weight_type: str) -> str:
-    """Storage type of tensor ``name`` ("f32", "f16", "q8_0", "q4_k") under the rule."""
+    """Storage type of tensor ``name`` ("f32", "f16", "bf16", "q8_0", "q4_k") under the rule."""
     if weight_type == "f32" or not _is_quantized(name):
         return "f32"
+    if weight_type == "bf16":  # the ViT blocks' linears (the bf16 engines' input); camera ones f16
+        return "bf16" if QUANTIZED_TENSORS[0].match(name) else "f16"
     row = out_shape[-1]
     if weight_type == "q4_k" and row % 256 == 0:
         return "q4_k"
@@ -135,6 +137,8 @@ def _encode(arr: np.ndarray, ttype: str):
         return np.ascontiguousarray(arr, dtype=np.float32), T.F32
     if ttype == "f16":
         return np.ascontiguousarray(arr.astype(np.float16)), T.F16
+    if ttype == "bf16":  # gguf-py's BF16 quantize: round to nearest even, NaN kept (uint16 data)
+        return gguf.quants.quantize(np.ascontiguousarray(arr, dtype=np.float32), T.BF16), T.BF16
     rows = arr.reshape(-1, arr.shape[-1])
     if ttype == "q8_0":
         data = gguf.quants.quantize(rows, T.Q8_0)
@@ -148,11 +152,11 @@ _BYTES_PER_BLOCK = {"q8_0": (32, 34), "q4_k": (256, 144)}
 
 def _encoded_shape(out_shape: Tuple[int, ...], ttype: str) -> Tuple[Tuple[int, ...], int]:
     n = int(np.prod(out_shape, dtype=np.int64))
-    if ttype in ("f32", "f16"):
+    if ttype in ("f32", "f16", "bf16"):
         return out_shape, n * (4 if ttype == "f32" else 2)
     blk, nbytes = _BYTES_PER_BLOCK[ttype]
     row_bytes = out_shape[-1] // blk * nbytes
     return tuple(out_shape[:-1]) + (row_bytes,), n // out_shape[-1] * row_bytes
 
 
-_FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7, "q4_k": 14}   # llama_ftype: ALL_F32, MOSTLY_F16, Q8_0, Q4_K_S
+_FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7, "q4_k": 14, "bf16": 32}   # llama_ftype: ALL_F32, MOSTLY_F16, Q8_0, Q4_K_S, MOSTLY_BF16

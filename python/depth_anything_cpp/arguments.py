@@ -17,7 +17,7 @@ REF_VIEW_STRATEGIES = ("saddle_balanced", "first", "middle", "saddle_sim_range")
 BACKENDS = ("cpu", "gpu", "auto")
 #: process_res range the core accepts (14 = the patch size).
 PROCESS_RES_RANGE = (14, 8192)
-# ViT linear arithmetic on the CPU backend (C: da3_precision); "auto" is f32 for now (README)
+# ViT linear arithmetic on the CPU backend (C: da3_precision); "auto": by the file's weight type (README)
 PRECISIONS = ("auto", "f32", "bf16")
 
 

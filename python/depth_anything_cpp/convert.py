@@ -2,7 +2,7 @@
 
 Command line (also ``python -m depth_anything_cpp.convert``)::
 
-    da3cpp convert SNAPSHOT_DIR OUT.gguf [--type f32|f16|q8_0|q4_k] [--no-extras]
+    da3cpp convert SNAPSHOT_DIR OUT.gguf [--type f32|f16|bf16|q8_0|q4_k] [--no-extras]
 
 Python::
 
@@ -36,6 +36,8 @@ Quantization (``type``) follows the published rule: only the transformer-block m
 weights take the requested
 type; everything else stays f32. ``q8_0`` needs rows (ggml ``ne[0]``) that are a multiple of
 32 and ``q4_k`` a multiple of 256; a row that does not fit falls back to ``q8_0``, else ``f16``.
+``bf16`` applies to the ViT blocks' weights only (what the CPU's bf16 matrix engines read, no
+rounding at load); the camera encoder/decoder weights take ``f16`` (camera error, README).
 The file records ``general.file_type``, ``depthanything3.quant_rule`` and the names of
 fallen-back tensors in ``depthanything3.quant_fallback``.
 
@@ -140,7 +142,7 @@ def convert(snapshot_dir, out_path, type: str = "f32", *, extras: bool = True,  
         snapshot_dir: directory with ``config.json`` and ``model.safetensors`` (or a sharded
             ``model.safetensors.index.json``) as published on Hugging Face.
         out_path: GGUF file to write (replaced atomically; parent directory must exist).
-        type: weight type of the quantizable tensors: "f32", "f16", "q8_0" or "q4_k" (see the
+        type: weight type of the quantizable tensors: "f32", "f16", "bf16", "q8_0" or "q4_k" (see the
             module docstring for the rule and fallbacks).
         extras: also write the camera encoder and aux ray head (not in published files).
         checkpoint_name: ``depthanything3.checkpoint_name`` (default: the directory name).
@@ -186,11 +188,11 @@ def convert(snapshot_dir, out_path, type: str = "f32", *, extras: bool = True,  
         if fallback:
             writer.add_array(KEY_QUANT_FALLBACK, fallback)
         T = gguf.GGMLQuantizationType
-        enum = {"f32": T.F32, "f16": T.F16, "q8_0": T.Q8_0, "q4_k": T.Q4_K}
+        enum = {"f32": T.F32, "f16": T.F16, "q8_0": T.Q8_0, "q4_k": T.Q4_K, "bf16": T.BF16}
         for s, _ in plan:
             ttype = types[s.name]
             shape, nbytes = _encoded_shape(s.out_shape, ttype)
-            np_dtype = {"f32": np.float32, "f16": np.float16}.get(ttype, np.uint8)
+            np_dtype = {"f32": np.float32, "f16": np.float16, "bf16": np.uint16}.get(ttype, np.uint8)
             writer.add_tensor_info(s.name, shape, np.dtype(np_dtype), nbytes,
                                    raw_dtype=None if ttype in ("f32", "f16") else enum[ttype])
             total += nbytes

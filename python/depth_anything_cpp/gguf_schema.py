@@ -17,7 +17,7 @@ from .errors import ModelFormatError
 # --------------------------------------------------------------------------------------
 
 ARCH = "depthanything3"
-WEIGHT_TYPES = ("f32", "f16", "q8_0", "q4_k")
+WEIGHT_TYPES = ("f32", "f16", "q8_0", "q4_k", "bf16")
 PATCH_SIZE = 14
 POS_EMBED_GRID = 37
 IMAGE_MEAN = (0.485, 0.456, 0.406)
@@ -69,7 +69,8 @@ QUANT_RULE = ("transformer-block matmul weights ({m_,}vit.blk.*: attn_qkv, attn_
               "mlp_fc2, mlp_w12, mlp_w3; cam_enc.trunk.*: attn.qkv, attn.proj, mlp.fc1, mlp.fc2) "
               "and camera-decoder linear weights "
               "(cam.*.weight) take the file type; all other tensors f32; rows not a multiple of "
-              "the block size fall back to q8_0, else f16")
+              "the block size fall back to q8_0, else f16; bf16: the vit blocks' weights only, "
+              "the camera ones f16")
 
 # --------------------------------------------------------------------------------------
 # Presets (configs/*.yaml of depth_anything_3 0.1.1)

@@ -177,8 +177,8 @@ class DepthAnything3:
             precision: arithmetic of the ViT's linear layers on the CPU backend: ``"f32"`` (exact,
                 the parity mode), ``"bf16"`` (f32/f16 weights and the activations rounded to bf16,
                 f32 sums, on the CPU's AMX-BF16 or AVX512-BF16 engine: depth correlation >= 0.9999
-                against f32, see the README; f32 where the CPU has neither) or ``"auto"`` (for now
-                f32 for every file type). q8_0/q4_k linears stay int8; GPU backends ignore it.
+                against f32, see the README; f32 where the CPU has neither) or ``"auto"`` (f32 for
+                f32 files, bf16 for f16/bf16 files). q8_0/q4_k linears stay int8; GPU backends ignore it.
                 ``info()["linear_engine"]`` says what runs them.
 
         Raises:

@@ -233,8 +233,11 @@ static da3_status load_context(const char *path, const char *metric_path, const 
             ctx->wm.upload(ctx->backend, n_threads);
             da3::load_model(ctx->wm, ctx->model);
         }
-        // this slice: AUTO is f32 for every file type (README, issue #23)
-        const bool bf16 = ctx->params.precision == DA3_PRECISION_BF16;
+        // AUTO (issue #23): exact f32 for f32 files, the bf16 engines for f16/bf16 files,
+        // int8 engines for q8_0/q4_k (packed as before, whatever the precision)
+        const std::string wt = ctx->wm.weight_type();
+        const bool bf16 = ctx->params.precision == DA3_PRECISION_BF16 ||
+                          (ctx->params.precision == DA3_PRECISION_AUTO && (wt == "f16" || wt == "bf16"));
         if (ctx->backend == ctx->cpu) da3::prepare_model_for_cpu(ctx->model, n_threads, bf16);
 
         da3::reserve_graph(ctx.get(), 1);

@@ -246,7 +246,8 @@ void bf16_pack_host(const float *W, int64_t K, int64_t N, uint16_t *Wp) {
 
 bool pack_linear_weight_bf16(ggml_tensor *w) {
     if (bf16_engine_available() == bf16_engine::none || !linear_cpu_supported(w) ||
-        (w->type != GGML_TYPE_F32 && w->type != GGML_TYPE_F16) || !w->buffer || !ggml_backend_buffer_is_host(w->buffer)) {
+        (w->type != GGML_TYPE_F32 && w->type != GGML_TYPE_F16 && w->type != GGML_TYPE_BF16) || !w->buffer ||
+        !ggml_backend_buffer_is_host(w->buffer)) {
         return false;
     }
     const int64_t K = w->ne[0], N = w->ne[1], Kp = kpad(K);
@@ -258,8 +259,10 @@ bool pack_linear_weight_bf16(ggml_tensor *w) {
         const char *src = (const char *)w->data + (size_t)p * PW * w->nb[1];
         if (w->type == GGML_TYPE_F32) {
             std::memcpy(rows.data(), src, rows.size() * sizeof(float));
-        } else {
+        } else if (w->type == GGML_TYPE_F16) {
             ggml_cpu_fp16_to_fp32((const ggml_fp16_t *)src, rows.data(), (int64_t)rows.size());
+        } else {  // bf16 file: exact in f32, and pack_panel's rounding keeps it exact
+            ggml_bf16_to_fp32_row((const ggml_bf16_t *)src, rows.data(), (int64_t)rows.size());
         }
         pack_panel(rows.data(), K, (uint16_t *)w->data + (size_t)p * Kp * PW);
     }

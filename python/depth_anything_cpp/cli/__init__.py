@@ -30,6 +30,10 @@ def _main(argv: list) -> int:
         from .. import convert
 
         return int(convert.main(argv[1:]) or 0)
+    if argv and argv[0] == "bench" and any(a == "--peers" or a.startswith("--peers=") for a in argv[1:]):
+        from .. import bench_peers  # issue #23: ours beside ONNX Runtime / OpenVINO / PyTorch
+
+        return int(bench_peers.main(argv[1:]) or 0)
     if argv and argv[0] == "bench":
         from .. import bench
 

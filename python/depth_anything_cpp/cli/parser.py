@@ -124,7 +124,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="compute backend (default %(default)s)")
     p.add_argument("--precision", default=LOAD_DEFAULTS["precision"], choices=list(PRECISIONS),
                    help="ViT linear arithmetic on the CPU: f32, bf16 (AMX/AVX512-BF16 where present), "
-                        "auto (f32 for now; default)")
+                        "auto (default: f32 for f32 files, bf16 for f16/bf16 files)")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-image lines, no progress bar")
 
 
