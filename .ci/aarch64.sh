@@ -24,7 +24,7 @@ step "tools: zig (PyPI ziglang), qemu-user-static, llvm-strip"
 command -v qemu-aarch64-static >/dev/null && command -v llvm-strip >/dev/null ||
     apt-get install -y -q --no-install-recommends qemu-user-static llvm >/dev/null
 "$PY" -c 'import ziglang' 2>/dev/null || "$PY" -m pip install -q ziglang
-"$PY" cmake/wheel_aarch64.py sysroot "$W/root" --site-packages numpy pillow pytest iniconfig pluggy packaging tqdm
+"$PY" cmake/wheel_aarch64.py sysroot "$W/root" --site-packages numpy pillow matplotlib tqdm pytest
 
 if [ -n "${DA3CPP_AARCH64_WHEEL:-}" ]; then
     whl=$DA3CPP_AARCH64_WHEEL

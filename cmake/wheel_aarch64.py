@@ -69,7 +69,7 @@ def make_sysroot(root: Path, site_packages: tuple[str, ...] = ("numpy", "pillow"
     site = root / "site"
     if site_packages:
         wheels = root / "wheels"
-        _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+        _run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:",
               "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
               "--platform", "manylinux_2_28_aarch64", "--platform", "manylinux2014_aarch64",
               "--platform", "manylinux_2_17_aarch64", "--platform", "any", "-d", wheels, *site_packages])
