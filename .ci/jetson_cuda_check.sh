@@ -28,9 +28,15 @@ for l in cudart cublas cublasLt; do  # the wheels have only the versioned names
     [ -e "$CUDA_ROOT/lib/lib$l.so" ] || ln -s "$(basename "$(ls "$CUDA_ROOT"/lib/lib$l.so.* | head -1)")" "$CUDA_ROOT/lib/lib$l.so"
 done
 t0=$SECONDS
+# the arm64 Python headers (cmake/wheel_aarch64.py: Debian's arm64 packages, unpacked)
+root=${DA3CPP_AARCH64_SYSROOT:-$B/root}
+"$PY" cmake/wheel_aarch64.py sysroot "$root" --site-packages
+inc=$("$PY" -c 'import sys; sys.path.insert(0, "cmake"); from pathlib import Path; import wheel_aarch64 as w
+print(w.python_include(Path(sys.argv[1]), Path(sys.argv[2])))' "$root" "$B/python3.11-include")
 cmake -S . -B "$B/build" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchains/gcc-aarch64.cmake" \
     -DDA3CPP_VARIANTS=cuda -DCMAKE_CUDA_COMPILER="$CUDA_ROOT/bin/nvcc" -DCMAKE_CUDA_ARCHITECTURES=87 \
-    -DPython_EXECUTABLE="$(command -v "$PY")" -DDA3CPP_COPY_TO_SOURCE=OFF
+    -DPython_EXECUTABLE="$(command -v "$PY")" -DPython_INCLUDE_DIR="$inc" \
+    -DDA3_PYTHON_SOABI=cpython-311-aarch64-linux-gnu -DDA3CPP_COPY_TO_SOURCE=OFF
 # ggml's own configure (ExternalProject), then N of ggml-cuda's objects
 ninja -C "$B/build" "$B/build/ggml/cuda/src/ggml_cuda-stamp/ggml_cuda-configure"
 gb=$B/build/ggml/cuda/build

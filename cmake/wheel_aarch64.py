@@ -89,16 +89,20 @@ def _strip_tool() -> str:
                      "(zig objcopy cannot strip aarch64)")
 
 
+def python_include(sysroot: Path, dest: Path) -> Path:
+    """The arm64 Python headers alone in ``dest`` (Debian's pyconfig.h points into the multiarch
+    folder, whose glibc headers must not mix with zig's glibc 2.28 ones)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(sysroot / "usr/include/python3.11", dest)
+    shutil.copy2(sysroot / "usr/include/aarch64-linux-gnu/python3.11/pyconfig.h", dest / "pyconfig.h")
+    return dest
+
+
 def cross_build(build_dir: Path, sysroot: Path, variants: str, jobs: int) -> Path:
     """Configure, build and install (component python) into build_dir/stage; returns the package dir."""
     build_dir = build_dir.resolve()
     env = dict(os.environ, DA3CPP_AARCH64_SYSROOT=str(sysroot), CMAKE_BUILD_PARALLEL_LEVEL=str(jobs))
-    # Python's headers alone (Debian's pyconfig.h points into the multiarch folder, whose glibc
-    # headers must not mix with zig's glibc 2.28 ones)
-    inc = build_dir / "python3.11-include"
-    shutil.rmtree(inc, ignore_errors=True)
-    shutil.copytree(sysroot / "usr/include/python3.11", inc)
-    shutil.copy2(sysroot / "usr/include/aarch64-linux-gnu/python3.11/pyconfig.h", inc / "pyconfig.h")
+    inc = python_include(sysroot, build_dir / "python3.11-include")
     _run(["cmake", "-S", ROOT, "-B", build_dir, "-G", "Ninja",
           f"-DCMAKE_TOOLCHAIN_FILE={ROOT / 'cmake/toolchains/zig-aarch64.cmake'}",
           f"-DDA3CPP_VARIANTS={variants}", "-DDA3CPP_COPY_TO_SOURCE=OFF", "-DDA3CPP_GGML_OPENMP=OFF",
