@@ -2,6 +2,14 @@
 // extensions sized to the widest registers the variant's ISA flags allow: AVX-512 (16 floats),
 // AVX (8), SSE/NEON (4). Each variant compiles these files with its own flags, so no code here
 // runs on a processor the variant does not target. Internal header: not part of the C API.
+//
+// aarch64 (issue #22): every kernel stays ours, compiled to 4-lane NEON; nothing is handed back
+// to ggml. Per op: GEMM (f32, and f16/q8_0/q4_k weights turned into f32 per block): ours keeps
+// f32 activations and f32 sums, where ggml's ARM paths round activations to f16 / 8 bits (and
+// with fp16 arithmetic sum in f16, #18); the int8 GEMMs are AVX512-VNNI only (#if), so ARM gets
+// the x86 non-VNNI results (.ci/aarch64_parity.py: 1e-6 of the depth range). Winograd 3x3 conv,
+// layer norm, GELU, align-corners resize: plain vector code, no ggml equivalent fuses them.
+// AMX / AVX512-BF16 engines: x86 only (#if). A NEON sdot/i8mm int8 GEMM is future speed work.
 #pragma once
 
 #include <cstdint>
