@@ -5,7 +5,8 @@
 # Debian's aarch64 GCC (cmake/toolchains/gcc-aarch64.cmake) against the aarch64 cudart/cuBLAS
 # wheels. What it cannot show: that the module loads on L4T's CUDA 12 runtime (README "Jetson").
 #   CUDA_ROOT=<folder with bin/nvcc, include, lib> bash .ci/jetson_cuda_check.sh [N_OBJECTS]
-# Without CUDA_ROOT it pip-downloads the wheels (about 700 MB, cuBLAS most of it) into build/.
+# Without CUDA_ROOT it pip-downloads the wheels (about 700 MB, cuBLAS most of it) into build/;
+# a CUDA_ROOT needs bin/cuobjdump too (wheel nvidia-cuda-cuobjdump).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PYTHON:-python3}
@@ -16,7 +17,8 @@ if [ -z "${CUDA_ROOT:-}" ]; then
     tk=$B/cuda && mkdir -p "$tk/dl"
     if [ ! -x "$tk/nvidia/cu13/bin/nvcc" ]; then
         pip_dl() { "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 -d "$tk/dl" "$@"; }
-        pip_dl --platform manylinux2014_x86_64 "nvidia-cuda-nvcc==13.*" "nvidia-nvvm==13.*" "nvidia-cuda-crt==13.*" "nvidia-cuda-cccl==13.*"
+        pip_dl --platform manylinux2014_x86_64 "nvidia-cuda-nvcc==13.*" "nvidia-nvvm==13.*" "nvidia-cuda-crt==13.*" "nvidia-cuda-cccl==13.*" \
+            "nvidia-cuda-cuobjdump==13.*"
         pip_dl --platform manylinux2014_aarch64 "nvidia-cuda-runtime==13.*" "nvidia-cublas==13.*"
         for w in "$tk"/dl/*.whl; do "$PY" -m zipfile -e "$w" "$tk"; done
         rm -rf "$tk/dl"
@@ -43,11 +45,11 @@ gb=$B/build/ggml/cuda/build
 objs=$(ninja -C "$gb" -t targets all | grep -o '^[^:]*ggml-cuda[^:]*\.cu\.o' | grep -E 'mmvq|norm|binbcast|conv2d|softmax|getrows|mmq\.cu|ggml-cuda\.cu' | head -n "$N")
 echo "compiling: $objs"
 ninja -C "$gb" $objs
-for o in $objs; do  # an aarch64 object with a fatbin section holding sm_87 code
+for o in $objs; do  # an aarch64 object whose fatbin holds an sm_87 cubin (cuobjdump: its own wheel)
     f=$gb/$o
     file -b "$f" | grep -q 'ARM aarch64' || { echo "$o: not aarch64"; exit 1; }
-    aarch64-linux-gnu-readelf -S "$f" | grep -q nv_fatbin || { echo "$o: no .nv_fatbin"; exit 1; }
-    grep -aq sm_87 "$f" || { echo "$o: no sm_87 code"; exit 1; }
-    echo "$o: aarch64, .nv_fatbin with sm_87"
+    elf=$("$CUDA_ROOT/bin/cuobjdump" --list-elf "$f")
+    case "$elf" in *sm_87.cubin*) ;; *) echo "$o: no sm_87 cubin ($elf)"; exit 1 ;; esac
+    echo "$o: aarch64; $elf"
 done
 echo "aarch64 + CUDA: configured and compiled $(echo "$objs" | wc -w) ggml-cuda objects for sm_87 in $((SECONDS - t0)) s"
