@@ -32,7 +32,8 @@ done
 t0=$SECONDS
 # the arm64 Python headers (cmake/wheel_aarch64.py: Debian's arm64 packages, unpacked)
 root=${DA3CPP_AARCH64_SYSROOT:-$B/root}
-"$PY" cmake/wheel_aarch64.py sysroot "$root" --site-packages
+"$PY" -c 'import sys; sys.path.insert(0, "cmake"); from pathlib import Path; import wheel_aarch64 as w
+w.make_sysroot(Path(sys.argv[1]), None)' "$root"
 inc=$("$PY" -c 'import sys; sys.path.insert(0, "cmake"); from pathlib import Path; import wheel_aarch64 as w
 print(w.python_include(Path(sys.argv[1]), Path(sys.argv[2])))' "$root" "$B/python3.11-include")
 cmake -S . -B "$B/build" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchains/gcc-aarch64.cmake" \

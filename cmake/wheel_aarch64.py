@@ -49,24 +49,27 @@ def _ensure_arm64_apt() -> None:
         _run(["apt-get", "update", "-q"])
 
 
-def make_sysroot(root: Path, site_packages: tuple[str, ...] = ("numpy", "pillow")) -> Path:
-    """Unpack the arm64 runtime into ``root`` and aarch64 wheels into ``root/site``; returns root.
+def make_sysroot(root: Path, site_packages: tuple[str, ...] | None = ("numpy", "pillow")) -> Path:
+    """Unpack the arm64 runtime into ``root`` and aarch64 wheels (with their dependencies) into
+    ``root/site``; returns root. ``site_packages=None`` leaves ``root/site`` as it is.
 
-    Idempotent: a stamp file lists what is there. Needs dpkg/apt (Debian) and pip.
+    Idempotent: stamp files record what is there. Needs dpkg/apt (Debian) and pip.
     """
     root = root.resolve()
-    stamp = root / ".da3cpp-sysroot"
-    want = " ".join(SYSROOT_DEBS) + " | " + " ".join(site_packages)
-    if stamp.exists() and stamp.read_text() == want:
+    stamp = root / ".da3cpp-debs"
+    if not stamp.exists() or stamp.read_text() != " ".join(SYSROOT_DEBS):
+        _ensure_arm64_apt()
+        debs = root / "debs"
+        debs.mkdir(parents=True, exist_ok=True)
+        _run(["apt-get", "download", *[f"{p}:arm64" for p in SYSROOT_DEBS]], cwd=debs)
+        for deb in sorted(debs.glob("*.deb")):
+            _run(["dpkg", "-x", deb, root])
+        shutil.rmtree(debs)
+        stamp.write_text(" ".join(SYSROOT_DEBS))
+    site, site_stamp = root / "site", root / ".da3cpp-site"
+    if site_packages is None or (site_stamp.exists() and site_stamp.read_text() == " ".join(site_packages)):
         return root
-    _ensure_arm64_apt()
-    debs = root / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
-    _run(["apt-get", "download", *[f"{p}:arm64" for p in SYSROOT_DEBS]], cwd=debs)
-    for deb in sorted(debs.glob("*.deb")):
-        _run(["dpkg", "-x", deb, root])
-    shutil.rmtree(debs)
-    site = root / "site"
+    shutil.rmtree(site, ignore_errors=True)
     if site_packages:
         wheels = root / "wheels"
         _run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:",
@@ -77,7 +80,7 @@ def make_sysroot(root: Path, site_packages: tuple[str, ...] = ("numpy", "pillow"
             with zipfile.ZipFile(whl) as z:
                 z.extractall(site)
         shutil.rmtree(wheels)
-    stamp.write_text(want)
+    site_stamp.write_text(" ".join(site_packages))
     return root
 
 
@@ -178,7 +181,7 @@ def default_variants() -> str:
 
 def build_wheel(out: Path, build_dir: Path, sysroot: Path, variants: str | None = None, jobs: int = 2) -> Path:
     """The whole aarch64 wheel: arm64 headers, cross build, strip, wheel. Returns the wheel path."""
-    make_sysroot(sysroot)
+    make_sysroot(sysroot, site_packages=None)  # the headers; site packages are for running only
     pkg = cross_build(build_dir, sysroot.resolve(), variants or default_variants(), jobs)
     return make_wheel(pkg, out)
 
