@@ -5,7 +5,8 @@
 #   1. QEMU_CPU=cortex-a53 (Armv8.0): the probe refuses the dotprod level, chooses neon;
 #      the dotprod module itself dies with SIGILL there (the refusal is real);
 #   2. QEMU_CPU=cortex-a76 (Armv8.2 + dotprod, no SVE, like Jetson Orin's A78AE): dotprod chosen,
-#      the README's main job on a real image, the precision test (f32 accumulation, #18),
+#      the README's main job on a real image, the precision test's check (f32 accumulation, #18;
+#      also neon on cortex-a53 and i8mm on qemu's max model, where i8mm is chosen),
 #      and f32/f16/q8_0/q4_k parity on two real images against this machine's x86-64 build
 #      (.ci/aarch64_parity.py; reference variant avx2: the same f32-activation kernels).
 # Needs: Debian (dpkg/apt, root), python3 with depth_anything_cpp installed for x86-64 (or
@@ -76,9 +77,14 @@ arm cortex-a76 -m depth_anything_cpp.cli depth ../shared/data/da3_examples/asset
     --model ../shared/fixtures/da3-small-anchor-layout/da3-small-rand-f16.gguf --out "$W/out" --process-res 140
 ls -l "$W/out"
 
-step "f16 products accumulate in f32 (tests/test_precision.py's check, in-process)"
+step "f16 products accumulate in f32 (tests/test_precision.py's check, in-process), every level"
 arm cortex-a76 .ci/aarch64_parity.py precision cpu_dotprod
 arm cortex-a53 .ci/aarch64_parity.py precision cpu_neon
+# qemu's "max" model has i8mm + bf16 (and SVE, which no level uses)
+out=$(arm max -c "$CHOSEN")
+echo "$out"
+case "$out" in cpu_i8mm*) ;; *) echo "expected cpu_i8mm on qemu max"; exit 1 ;; esac
+arm max .ci/aarch64_parity.py precision cpu_i8mm
 
 step "parity: x86-64 (avx2) against aarch64 (dotprod under qemu), 4 weight types x 2 images"
 "$PY" .ci/aarch64_parity.py models "$W/models"
