@@ -55,9 +55,14 @@ step "cortex-a53 (Armv8.0): the probe chooses neon"
 out=$(arm cortex-a53 -c "$CHOSEN")
 echo "$out"
 case "$out" in cpu_neon*) ;; *) echo "expected cpu_neon on cortex-a53"; exit 1 ;; esac
+# the module alone (outside the package, which has loaded neon already), running one product
 rc=0
-arm cortex-a53 -c 'import depth_anything_cpp._da3_cpu_dotprod as m; m.check_linear_f16' 2>/dev/null || rc=$?
-echo "importing the dotprod module on cortex-a53 directly: rc=$rc (the probe's refusal guards this)"
+QEMU_CPU=cortex-a53 PYTHONPATH="$site/depth_anything_cpp:$R/site" qemu-aarch64-static -L "$R" "$R/usr/bin/python3.11" -c '
+import numpy as np, _da3_cpu_dotprod as m
+m.check_linear_f16(np.ones((64, 256), np.uint16), np.ones((64, 256), np.float32), backend="cpu", n_threads=2)' \
+    2>/dev/null || rc=$?
+echo "the dotprod module run on cortex-a53 directly: rc=$rc (132: SIGILL, what the probe's refusal prevents)"
+[ "$rc" -eq 132 ] || { echo "expected SIGILL"; exit 1; }
 arm cortex-a53 -c 'import os; os.environ["DA3CPP_VARIANT"] = "dotprod"
 from depth_anything_cpp import _variants
 from depth_anything_cpp.errors import VariantError
