@@ -47,19 +47,20 @@ TOL = {
 }
 
 
-def _snapshot() -> Path:
+def _snapshot(out: Path) -> Path:
+    """The tests' seeded da3-small snapshot from their cache, else made in ``out``."""
     cache = Path(os.environ.get("DA3CPP_TEST_CACHE", REPO / "tests/.cache"))
     found = sorted(cache.glob("*/models/da3-small_s0/snapshot/model.safetensors"))
     if found:
         return found[-1].parent
     sys.path.insert(0, str(REPO / "tests"))
     from reference.model import make_model, save_snapshot  # torch + depth-anything-3 (CI has both)
-    return save_snapshot(make_model("da3-small", seed=0), cache / "aarch64-parity/snapshot", preset="da3-small")
+    return save_snapshot(make_model("da3-small", seed=0), out / "snapshot", preset="da3-small")
 
 
 def make_models(out: Path) -> None:
     from depth_anything_cpp.convert import convert
-    snap = _snapshot()
+    snap = _snapshot(out)
     out.mkdir(parents=True, exist_ok=True)
     for t in TYPES:
         dst = out / f"da3-small-{t}.gguf"
