@@ -148,6 +148,7 @@ function(da3_add_ggml variant)
             -DCMAKE_INSTALL_LIBDIR=lib
             -DCMAKE_C_COMPILER=${CMAKE_C_COMPILER}
             -DCMAKE_CXX_COMPILER=${CMAKE_CXX_COMPILER}
+            -DCMAKE_TOOLCHAIN_FILE=${CMAKE_TOOLCHAIN_FILE}
             "-DCMAKE_C_FLAGS=${gc_flags}"
             "-DCMAKE_CXX_FLAGS=${gc_flags}"
             -DCMAKE_POSITION_INDEPENDENT_CODE=ON

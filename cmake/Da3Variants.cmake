@@ -2,25 +2,72 @@
 #
 # A variant = a ggml build (CPU ISA level, optional GPU backend) + our sources compiled for the
 # same ISA level:  da3_core_<v> (static, cpp/src/*.cpp)  ->  module _da3_<v> (src/*.cpp).
-# Keep the level names in sync with python/depth_anything_cpp/_variants.py.
 
-# ggml CPU options and compiler flags per x86 ISA level.
+# ggml CPU options and compiler flags per CPU level, from the one table both this file and
+# _variants.py read: python/depth_anything_cpp/cpu_levels.json. Sets _DA3_LEVEL_<level>_GGML
+# and _DA3_LEVEL_<level>_FLAGS for the levels of this target's architecture, DA3_CPU_LEVELS,
+# DA3_ALL_CPU_LEVELS and DA3_GPU_LEVEL.
 set(_DA3_X86_GGML_OFF
     -DGGML_NATIVE=OFF -DGGML_SSE42=OFF -DGGML_AVX=OFF -DGGML_AVX2=OFF -DGGML_BMI2=OFF
     -DGGML_FMA=OFF -DGGML_F16C=OFF -DGGML_AVX_VNNI=OFF -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF
     -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF
     -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
-# x86-64 baseline: SSE2 only.
-set(_DA3_LEVEL_x64_GGML ${_DA3_X86_GGML_OFF})
-set(_DA3_LEVEL_x64_FLAGS "")
-# haswell level.
-set(_DA3_LEVEL_avx2_GGML ${_DA3_X86_GGML_OFF}
-    -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_F16C=ON -DGGML_FMA=ON -DGGML_AVX2=ON -DGGML_BMI2=ON)
-set(_DA3_LEVEL_avx2_FLAGS -msse4.2 -mavx -mf16c -mfma -mavx2 -mbmi2)
-# skylake-x + VNNI (cascadelake) level.
-set(_DA3_LEVEL_avx512_GGML ${_DA3_LEVEL_avx2_GGML} -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON)
-set(_DA3_LEVEL_avx512_FLAGS ${_DA3_LEVEL_avx2_FLAGS}
-    -mavx512f -mavx512cd -mavx512vl -mavx512dq -mavx512bw -mavx512vnni)
+set(DA3_CPU_LEVELS_JSON "${PROJECT_SOURCE_DIR}/python/depth_anything_cpp/cpu_levels.json")
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${DA3_CPU_LEVELS_JSON}")
+file(READ "${DA3_CPU_LEVELS_JSON}" _da3_levels_json)
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64|x64)$")
+    set(DA3_CPU_ARCH x86_64)
+elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64|ARM64)$")
+    set(DA3_CPU_ARCH aarch64)
+else()
+    set(DA3_CPU_ARCH "${CMAKE_SYSTEM_PROCESSOR}")
+endif()
+string(JSON _n LENGTH "${_da3_levels_json}" levels)
+math(EXPR _last "${_n} - 1")
+set(DA3_CPU_LEVELS "")      # this target's
+set(DA3_ALL_CPU_LEVELS "")  # every architecture's
+foreach(_i RANGE ${_last})
+    string(JSON _lv MEMBER "${_da3_levels_json}" levels ${_i})
+    list(APPEND DA3_ALL_CPU_LEVELS ${_lv})
+    string(JSON _arch GET "${_da3_levels_json}" levels ${_lv} arch)
+    if(NOT _arch STREQUAL DA3_CPU_ARCH)
+        continue()
+    endif()
+    list(APPEND DA3_CPU_LEVELS ${_lv})
+    if(_arch STREQUAL "x86_64")
+        set(_ggml ${_DA3_X86_GGML_OFF})
+        set(_flags "")
+        foreach(_key ggml cflags)
+            string(JSON _m LENGTH "${_da3_levels_json}" levels ${_lv} ${_key})
+            if(_m GREATER 0)
+                math(EXPR _mlast "${_m} - 1")
+                foreach(_j RANGE ${_mlast})
+                    string(JSON _item GET "${_da3_levels_json}" levels ${_lv} ${_key} ${_j})
+                    if(_key STREQUAL "ggml")
+                        list(APPEND _ggml -DGGML_${_item}=ON)
+                    else()
+                        list(APPEND _flags ${_item})
+                    endif()
+                endforeach()
+            endif()
+        endforeach()
+    else()  # aarch64: one -march for ggml (GGML_CPU_ARM_ARCH) and our code; zig spells it its own way
+        if(DA3_ZIG_TOOLCHAIN)
+            string(JSON _march GET "${_da3_levels_json}" levels ${_lv} zig_cpu)
+        else()
+            string(JSON _march GET "${_da3_levels_json}" levels ${_lv} gcc_march)
+        endif()
+        set(_ggml -DGGML_NATIVE=OFF -DGGML_CPU_ARM_ARCH=${_march})
+        set(_flags -march=${_march})
+    endif()
+    set(_DA3_LEVEL_${_lv}_GGML ${_ggml})
+    set(_DA3_LEVEL_${_lv}_FLAGS ${_flags})
+endforeach()
+if(DA3_CPU_ARCH MATCHES "^(x86_64|aarch64)$")
+    string(JSON DA3_GPU_LEVEL GET "${_da3_levels_json}" gpu_level ${DA3_CPU_ARCH})
+else()
+    set(DA3_GPU_LEVEL native)
+endif()
 # this machine.
 set(_DA3_LEVEL_native_GGML -DGGML_NATIVE=ON)
 if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
@@ -44,6 +91,11 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64|x64)$" AND CMAKE_CXX_COM
     if(DA3_HAVE_MNO_AVX512FP16)  # compilers without the flag cannot emit AVX512-FP16 either
         set(DA3_F32_ACCUM_FLAGS -mno-avx512fp16)
     endif()
+elseif(DA3_CPU_ARCH STREQUAL "aarch64" AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    # ARM: the fixed levels leave fp16 arithmetic out (cpu_levels.json); -march=native on an
+    # Armv8.2+ core (Jetson Orin, Graviton) turns it on, and ggml keys its half-precision FMAs
+    # (simd-mappings.h GGML_F16x8, llamafile's float16x8_t GEMM) on this macro alone
+    set(DA3_F32_ACCUM_FLAGS -U__ARM_FEATURE_FP16_VECTOR_ARITHMETIC)
 endif()
 
 file(GLOB_RECURSE DA3_CORE_SOURCES CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/cpp/src/*.cpp")
@@ -51,7 +103,7 @@ file(GLOB DA3_BINDING_SOURCES CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/src/*.cpp
 
 set(DA3_MODULES "")
 
-# da3_add_variant(<name> LEVEL <x64|avx2|avx512|native> [GPU vulkan|cuda] [GGML_ARGS ...])
+# da3_add_variant(<name> LEVEL <a level of DA3_CPU_LEVELS|native> [GPU vulkan|cuda] [GGML_ARGS ...])
 # builds module _da3_<name> with DA3_VARIANT_NAME="<name>".
 function(da3_add_variant name)
     cmake_parse_arguments(ARG "" "LEVEL;GPU" "GGML_ARGS" ${ARGN})
@@ -90,7 +142,9 @@ function(da3_add_variant name)
     target_compile_definitions(${module} PRIVATE DA3_MODULE_NAME=${module})
     target_compile_options(${module} PRIVATE ${isa_flags} ${DA3_WARNING_FLAGS})
     target_link_libraries(${module} PRIVATE da3_core_${name})
-    if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
+    if(CMAKE_SYSTEM_NAME STREQUAL "Linux" AND DA3_ZIG_TOOLCHAIN)  # version script instead (cmake/toolchains)
+        target_link_options(${module} PRIVATE "LINKER:--gc-sections" "LINKER:--as-needed")
+    elseif(CMAKE_SYSTEM_NAME STREQUAL "Linux")
         target_link_options(${module} PRIVATE "LINKER:--exclude-libs,ALL" "LINKER:--gc-sections"
                             "LINKER:--as-needed")
     endif()
@@ -115,13 +169,18 @@ function(da3_finish_module target)
 endfunction()
 
 # da3_cpu_core_variant(<out> <option>): the CPU variant whose core the C/C++ tests and the shared
-# library use: native if built, else the highest x86 level built; fails naming <option> if none.
+# library use: native if built, else the highest CPU level built; fails naming <option> if none.
 function(da3_cpu_core_variant out option)
-    foreach(v native cpu_avx512 cpu_avx2 cpu_x64)
+    set(order "")
+    foreach(lv IN LISTS DA3_CPU_LEVELS)  # table order: lowest first
+        list(PREPEND order cpu_${lv})
+    endforeach()
+    list(PREPEND order native)
+    foreach(v IN LISTS order)
         if(TARGET da3_core_${v})
             set(${out} ${v} PARENT_SCOPE)
             return()
         endif()
     endforeach()
-    message(FATAL_ERROR "da3cpp: ${option} needs a CPU variant (native, x64, avx2 or avx512)")
+    message(FATAL_ERROR "da3cpp: ${option} needs a CPU variant (native or one of: ${DA3_CPU_LEVELS})")
 endfunction()

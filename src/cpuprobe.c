@@ -1,8 +1,8 @@
 /*
  * _cpuprobe - which CPU ISA extensions this processor *and* OS support.
  *
- * Compiled with baseline flags only (no -m<isa>), so importing it is safe on any x86-64
- * (or other) CPU. The variant chooser uses it before importing a variant module that may
+ * Compiled with baseline flags only (no -m<isa> / -march), so importing it is safe on any x86-64,
+ * aarch64 (or other) CPU. The variant chooser uses it before importing a variant module that may
  * contain AVX2/AVX-512 instructions.
  *
  * AVX-family features are reported only when the OS saves the register state
@@ -41,13 +41,33 @@ static unsigned long long xgetbv0(void) {
 #define DA3_PROBE_X86 0
 #endif
 
+/* aarch64 Linux: the kernel's HWCAP words (what the CPU has and the kernel enabled, e.g. SVE).
+ * Bit numbers: linux arch/arm64/include/uapi/asm/hwcap.h (fixed ABI, spelled out for old libc
+ * headers); names as /proc/cpuinfo "Features" prints them. */
+#if defined(__aarch64__) && defined(__linux__)
+#define DA3_PROBE_ARM64 1
+#include <sys/auxv.h>
+#ifndef AT_HWCAP2
+#define AT_HWCAP2 26
+#endif
+static const struct { const char *name; int word, bit; } arm64_caps[] = {
+    {"fp", 1, 0},       {"asimd", 1, 1},     {"aes", 1, 3},       {"pmull", 1, 4},
+    {"sha1", 1, 5},     {"sha2", 1, 6},      {"crc32", 1, 7},     {"atomics", 1, 8},
+    {"fphp", 1, 9},     {"asimdhp", 1, 10},  {"asimdrdm", 1, 12}, {"lrcpc", 1, 15},
+    {"asimddp", 1, 20}, {"sve", 1, 22},      {"asimdfhm", 1, 23}, {"sve2", 2, 1},
+    {"svei8mm", 2, 9},  {"svebf16", 2, 12},  {"i8mm", 2, 13},     {"bf16", 2, 14},
+};
+#else
+#define DA3_PROBE_ARM64 0
+#endif
+
 static int set_flag(PyObject *d, const char *name, int on) {
     return PyDict_SetItemString(d, name, on ? Py_True : Py_False);
 }
 
 #define BIT(reg, n) (((reg) >> (n)) & 1u)
 
-/* features() -> dict[str, bool]; empty on non-x86 processors. */
+/* features() -> dict[str, bool]; empty on processors other than x86 and aarch64 Linux. */
 static PyObject *probe_features(PyObject *self, PyObject *args) {
     (void)self;
     (void)args;
@@ -98,6 +118,14 @@ static PyObject *probe_features(PyObject *self, PyObject *args) {
         Py_DECREF(d);
         return NULL;
     }
+#elif DA3_PROBE_ARM64
+    const unsigned long words[3] = {0, getauxval(AT_HWCAP), getauxval(AT_HWCAP2)};
+    for (size_t i = 0; i < sizeof(arm64_caps) / sizeof(arm64_caps[0]); ++i) {
+        if (set_flag(d, arm64_caps[i].name, (int)((words[arm64_caps[i].word] >> arm64_caps[i].bit) & 1ul)) != 0) {
+            Py_DECREF(d);
+            return NULL;
+        }
+    }
 #endif
     return d;
 }
@@ -128,7 +156,8 @@ static PyMethodDef probe_methods[] = {
      "features() -> dict[str, bool]: ISA extensions usable by this process (CPU and OS support).\n"
      "Keys: sse2 sse3 ssse3 sse4_1 sse4_2 popcnt osxsave os_avx os_avx512 avx fma f16c avx2 bmi1 bmi2\n"
      "avx_vnni avx512f avx512dq avx512cd avx512bw avx512vl avx512vbmi avx512vnni avx512bf16.\n"
-     "Empty dict on non-x86 processors."},
+     "aarch64 Linux (HWCAP/HWCAP2): fp asimd aes pmull sha1 sha2 crc32 atomics fphp asimdhp asimdrdm lrcpc\n"
+     "asimddp sve asimdfhm sve2 svei8mm svebf16 i8mm bf16. Empty dict elsewhere."},
     {"cpu_name", probe_cpu_name, METH_NOARGS, "cpu_name() -> str: the processor brand string, '' if unknown."},
     {NULL, NULL, 0, NULL},
 };
@@ -142,7 +171,7 @@ static struct PyModuleDef probe_module = {
 PyMODINIT_FUNC PyInit__cpuprobe(void) {
     PyObject *m = PyModule_Create(&probe_module);
     if (!m) return NULL;
-    if (PyModule_AddStringConstant(m, "arch", DA3_PROBE_X86 ? "x86" : "other") < 0) {
+    if (PyModule_AddStringConstant(m, "arch", DA3_PROBE_X86 ? "x86" : DA3_PROBE_ARM64 ? "aarch64" : "other") < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -239,3 +239,32 @@ def test_vulkan_depth_matches_cpu_on_fixture():
     # measured on lavapipe: median 4e-4, p99 2e-3 (f16 weights, f32 activations)
     assert res["rel_median"] < 5e-3, res
     assert res["rel_p99"] < 2e-2, res
+
+
+# ---- aarch64 levels (cpu_levels.json), decided on any machine from HWCAP feature sets ---------------
+
+# HWCAP features as Linux reports them (qemu-aarch64 models; .ci/aarch64.sh runs the real probe there)
+_A53 = {"fp", "asimd", "aes", "pmull", "sha1", "sha2", "crc32"}
+_A76 = _A53 | {"atomics", "fphp", "asimdhp", "asimdrdm", "lrcpc", "asimddp"}
+_NEOVERSE_V1 = _A76 | {"asimdfhm", "sve", "i8mm", "bf16", "svei8mm", "svebf16"}
+
+
+@pytest.mark.parametrize("feats,best", [(_A53, "cpu_neon"), (_A76, "cpu_dotprod"), (_NEOVERSE_V1, "cpu_i8mm")])
+def test_arm_level_choice_from_hwcap(monkeypatch, feats, best):
+    monkeypatch.setattr(_variants, "_probe", lambda: ("aarch64", {f: True for f in feats}, ""))
+    runnable = [v for v in ("cpu_i8mm", "cpu_dotprod", "cpu_neon") if not _variants._missing_features(v)]
+    assert runnable[0] == best
+    assert _variants._missing_features("cpu_avx2") == ["x86_64 avx2"]
+    if best == "cpu_neon":
+        assert "asimddp" in _variants._missing_features("cpu_dotprod")
+    assert _variants._missing_features("vulkan") == _variants._missing_features("cpu_dotprod")  # GPU level
+
+
+def test_level_features_are_probe_names():
+    # every feature a level requires is one _cpuprobe reports (a typo would refuse the level forever)
+    src = (Path(__file__).resolve().parents[1] / "src" / "cpuprobe.c").read_text()
+    arm_names = set(re.findall(r'\{"(\w+)", [12], \d+\}', src))
+    x86_names = set(re.findall(r'set_flag\(d, "(\w+)"', src))
+    for level, spec in _variants._LEVELS.items():
+        names = arm_names if spec["arch"] == "aarch64" else x86_names
+        assert set(spec["requires"]) <= names, (level, set(spec["requires"]) - names)

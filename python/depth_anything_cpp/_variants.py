@@ -5,20 +5,25 @@ The wheel carries one extension module per build variant, all built from the sam
 =============  =====================  =========================================================
 variant        module                 needs
 =============  =====================  =========================================================
-cuda           ``_da3_cuda``          an NVIDIA GPU (+ AVX2 CPU on x86); optional build
-vulkan         ``_da3_vulkan``        a Vulkan GPU (+ AVX2 CPU on x86); CPU-type Vulkan
+cuda           ``_da3_cuda``          an NVIDIA GPU (+ the GPU level's CPU: AVX2 on x86, dotprod
+                                      on aarch64); optional build
+vulkan         ``_da3_vulkan``        a Vulkan GPU (+ the same CPU level); CPU-type Vulkan
                                       devices (lavapipe) only when requested explicitly
 native         ``_da3_native``        developer build for the build machine (preferred if present)
 cpu_avx512     ``_da3_cpu_avx512``    AVX-512 F/CD/VL/DQ/BW + VNNI (skylake-x/cascadelake level)
 cpu_avx2       ``_da3_cpu_avx2``      AVX AVX2 FMA F16C BMI2 (haswell level)
 cpu_x64        ``_da3_cpu_x64``       any x86-64 CPU
+cpu_i8mm       ``_da3_cpu_i8mm``      aarch64: dotprod + i8mm + bf16 (Graviton 3/4, Grace)
+cpu_dotprod    ``_da3_cpu_dotprod``   aarch64: Armv8.2 + dotprod (Jetson Orin, Graviton 2, Pi 5)
+cpu_neon       ``_da3_cpu_neon``      any aarch64 CPU (Armv8.0 NEON)
 =============  =====================  =========================================================
 
-Order of choice: ``DA3CPP_VARIANT`` (a name above, or ``x64``/``avx2``/``avx512``, ``cpu`` for
+The levels (features required, compile flags) are written once, in ``cpu_levels.json``.
+Order of choice: ``DA3CPP_VARIANT`` (a name above, or a level such as ``avx2``, ``dotprod``, ``cpu`` for
 the best CPU variant, ``auto``); else a GPU variant whose device probe finds a real GPU; else
 the highest CPU level this processor and OS support. CPU support is decided by ``_cpuprobe``,
-a module compiled for the x86-64 baseline (cpuid + xgetbv), never by importing a module that
-could execute unsupported instructions.
+a module compiled for the baseline (x86-64: cpuid + xgetbv; aarch64 Linux: HWCAP/HWCAP2 from
+getauxval), never by importing a module that could execute unsupported instructions.
 """
 
 from __future__ import annotations
@@ -26,8 +31,11 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import json
 import math
 import os
+import platform
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -44,54 +52,63 @@ __all__ = [
 
 _PKG = __name__.rpartition(".")[0]
 
-# name -> (module, kind, CPU level its code needs on x86). Order = preference.
-_VARIANTS: dict[str, tuple[str, str, str]] = {
-    "cuda": ("_da3_cuda", "gpu", "avx2"),
-    "vulkan": ("_da3_vulkan", "gpu", "avx2"),
-    "native": ("_da3_native", "cpu", "native"),
-    "cpu_avx512": ("_da3_cpu_avx512", "cpu", "avx512"),
-    "cpu_avx2": ("_da3_cpu_avx2", "cpu", "avx2"),
-    "cpu_x64": ("_da3_cpu_x64", "cpu", "x64"),
-}
-_ALIASES = {"x64": "cpu_x64", "avx2": "cpu_avx2", "avx512": "cpu_avx512"}
 
-# CPU features (as named by _cpuprobe) each x86 level is compiled for; keep in sync with
-# cmake/Da3Variants.cmake.
-_AVX2 = ("sse4_2", "avx", "f16c", "fma", "avx2", "bmi2")
-_LEVEL_FEATURES: dict[str, tuple[str, ...]] = {
-    "x64": (),
-    "avx2": _AVX2,
-    "avx512": _AVX2 + ("avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw", "avx512vnni"),
+def _load_levels() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """CPU levels and GPU variants' level per architecture, from cpu_levels.json (also read by
+    cmake/Da3Variants.cmake, which compiles each level)."""
+    table = json.loads(Path(__file__).with_name("cpu_levels.json").read_text())
+    return table["levels"], table["gpu_level"]
+
+
+_LEVELS, _GPU_LEVEL = _load_levels()
+_ARCH_OF_MACHINE = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+_PROBE_ARCH = {"x86": "x86_64", "aarch64": "aarch64"}  # _cpuprobe.arch -> cpu_levels.json arch
+
+
+def _this_arch() -> str:
+    return _ARCH_OF_MACHINE.get(platform.machine().lower(), platform.machine().lower())
+
+
+# name -> (module, kind, CPU level its code needs; "gpu" = the GPU level of this architecture).
+# Order = preference: GPU variants, native, then each architecture's levels highest first.
+_VARIANTS: dict[str, tuple[str, str, str]] = {
+    "cuda": ("_da3_cuda", "gpu", "gpu"),
+    "vulkan": ("_da3_vulkan", "gpu", "gpu"),
+    "native": ("_da3_native", "cpu", "native"),
+    **{f"cpu_{lv}": (f"_da3_cpu_{lv}", "cpu", lv) for lv in reversed(list(_LEVELS))},
 }
+_ALIASES = {lv: f"cpu_{lv}" for lv in _LEVELS}
 
 _ENV = "DA3CPP_VARIANT"
 
 
 @functools.lru_cache(maxsize=None)
 def _probe() -> tuple[str, dict[str, bool], str]:
-    """(arch, features, cpu name) from the baseline-compiled probe."""
+    """(arch, features, cpu name) from the baseline-compiled probe; arch as in cpu_levels.json."""
     try:
         probe = importlib.import_module(f"{_PKG}._cpuprobe")
-    except ImportError:  # no probe (broken install): assume the x86-64 baseline only
-        return "unknown", {}, ""
-    return probe.arch, dict(probe.features()), probe.cpu_name()
+    except ImportError:  # no probe (broken install): no feature beyond each baseline
+        return _this_arch(), {}, ""
+    return _PROBE_ARCH.get(probe.arch, probe.arch), dict(probe.features()), probe.cpu_name()
 
 
 def cpu_features() -> list[str]:
-    """Sorted names of the ISA extensions this CPU and OS support (x86 only, else [])."""
+    """Sorted names of the ISA extensions this CPU and OS support (x86 cpuid, aarch64 Linux
+    HWCAP; else [])."""
     return sorted(k for k, v in _probe()[1].items() if v and not k.startswith("os"))
 
 
 def _missing_features(variant: str) -> list[str]:
     """CPU features `variant` needs that this processor/OS lacks ([] = it can run here)."""
-    level = _VARIANTS[variant][2]
     arch, feats, _ = _probe()
-    if arch != "x86":
-        # x86 level modules are never built elsewhere; other builds target the build machine
-        return [f"x86 {level}"] if variant.startswith("cpu_") else []
-    if level == "native":
+    level = _VARIANTS[variant][2]
+    if level == "gpu":
+        level = _GPU_LEVEL.get(arch, "native")
+    if level == "native":  # built for the build machine
         return []
-    return [f for f in _LEVEL_FEATURES[level] if not feats.get(f, False)]
+    if _LEVELS[level]["arch"] != arch:
+        return [f"{_LEVELS[level]['arch']} {level}"]
+    return [f for f in _LEVELS[level]["requires"] if not feats.get(f, False)]
 
 
 def _present(variant: str) -> bool:

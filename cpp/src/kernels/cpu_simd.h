@@ -2,6 +2,14 @@
 // extensions sized to the widest registers the variant's ISA flags allow: AVX-512 (16 floats),
 // AVX (8), SSE/NEON (4). Each variant compiles these files with its own flags, so no code here
 // runs on a processor the variant does not target. Internal header: not part of the C API.
+//
+// aarch64 (issue #22): every kernel stays ours, compiled to 4-lane NEON; nothing is handed back
+// to ggml. Per op: GEMM (f32, and f16/q8_0/q4_k weights turned into f32 per block): ours keeps
+// f32 activations and f32 sums, where ggml's ARM paths round activations to f16 / 8 bits (and
+// with fp16 arithmetic sum in f16, #18); the int8 GEMMs are AVX512-VNNI only (#if), so ARM gets
+// the x86 non-VNNI results (.ci/aarch64_parity.py: 1e-6 of the depth range). Winograd 3x3 conv,
+// layer norm, GELU, align-corners resize: plain vector code, no ggml equivalent fuses them.
+// AMX / AVX512-BF16 engines: x86 only (#if). A NEON sdot/i8mm int8 GEMM is future speed work.
 #pragma once
 
 #include <cstdint>
@@ -31,10 +39,31 @@ inline vf loadu(const float *p) {
     return v;
 }
 inline void storeu(float *p, vf v) { std::memcpy(p, &v, sizeof v); }
+// [a b][m[l]] per lane l (indices 0..2*VW-1): GCC's two-vector shuffle by a run-time mask.
+// Clang has no __builtin_shuffle (only constant-index __builtin_shufflevector): lane by lane
+// there (zig builds: the manylinux wheels), which it lowers to table lookups where it can.
+inline vf shuffle2(vf a, vf b, vi m) {
+#if defined(__clang__)
+    vf r;
+    for (int l = 0; l < VW; ++l) {
+        const int i = m[l] & (2 * VW - 1);
+        r[l] = i < VW ? a[i] : b[i - VW];
+    }
+    return r;
+#else
+    return __builtin_shuffle(a, b, m);
+#endif
+}
 // x in every lane (one broadcast; "vf{} + x" would add 0 first, to keep -0 exact)
 inline vf splat(float x) {
+#if defined(__clang__)
+    vf v;
+    for (int l = 0; l < VW; ++l) v[l] = x;
+    return v;
+#else
     const vf v = {x};
     return __builtin_shuffle(v, vi{});
+#endif
 }
 inline vf select(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
 // ReLU as PyTorch: v > 0 ? v : +0, and NaN stays NaN (a "v > 0" select would make it 0).
