@@ -3,6 +3,7 @@
 //      utils/transform.py, utils/geometry.py, utils/pose_align.py, api.py
 #include "graph/camera.h"
 
+#include "gguf/schema.h"
 #include "gguf/weights.h"
 
 #include <algorithm>
@@ -32,18 +33,21 @@ layer_norm get_norm(const weight_map &wm, const std::string &name, int64_t c) {
 // ---------------------------------------------------------------------------------------------
 // decoder
 
-bool has_camera_decoder(const weight_map &wm, const std::string &prefix) { return wm.has(prefix + "bb0.weight"); }
+bool has_camera_decoder(const weight_map &wm, const std::string &prefix) {
+    return wm.has(prefix + schema::tn::kCamBb0 + ".weight");
+}
 
 void load_camera_decoder(const weight_map &wm, const std::string &prefix, camera_decoder &out) {
+    namespace tn = schema::tn;
     camera_decoder d;
-    ggml_tensor *w0 = wm.get(prefix + "bb0.weight");
+    ggml_tensor *w0 = wm.get(prefix + tn::kCamBb0 + ".weight");
     const int64_t C = w0->ne[0];
     d.dim_in = (int)C;
-    d.bb0 = get_linear(wm, prefix + "bb0", C, C);
-    d.bb2 = get_linear(wm, prefix + "bb2", C, C);
-    d.fc_t = get_linear(wm, prefix + "fc_t", C, 3);
-    d.fc_q = get_linear(wm, prefix + "fc_q", C, 4);
-    d.fc_fov = get_linear(wm, prefix + "fc_fov", C, 2);
+    d.bb0 = get_linear(wm, prefix + tn::kCamBb0, C, C);
+    d.bb2 = get_linear(wm, prefix + tn::kCamBb2, C, C);
+    d.fc_t = get_linear(wm, prefix + tn::kCamFcT, C, 3);
+    d.fc_q = get_linear(wm, prefix + tn::kCamFcQ, C, 4);
+    d.fc_fov = get_linear(wm, prefix + tn::kCamFcFov, C, 2);
     out = d;
 }
 
