@@ -62,6 +62,7 @@ BLOCK_NAMES = {f"{k}.{wb}": f"{v}.{wb}" for k, v in _BLOCK_PARTS.items() for wb 
 BLOCK_NAMES.update({k: v for k, v in _PARTS["block"].items() if k.endswith(".gamma")})
 HEAD_PARTS: Dict[str, str] = _PARTS["head"]
 CAM_DEC_NAMES: Dict[str, str] = _PARTS["cam"]
+CAM_ENC_PARTS: Dict[str, str] = _PARTS["cam_enc"]   # written under the upstream names
 OUT2_NAMES = {i: HEAD_PARTS[f"output_conv2.{i}"] for i in (0, 2)}
 SKY_OUT2_NAMES = {i: HEAD_PARTS[f"sky_output_conv2.{i}"] for i in (0, 2)}
 AUX_OUT2_NAMES = {i: HEAD_PARTS[f"output_conv2_aux.{i}"] for i in (0, 2, 5)}
@@ -70,15 +71,16 @@ GS_MERGER_NAMES = {0: "merger.0", 2: "merger.1", 4: "merger.2"}   # the core doe
 # Tensors the quantization rule applies to (GGUF names): the blocks' matmuls, the camera
 # decoder's linears, the camera encoder's matmuls (official names).
 _QUANT_BLOCK = [_BLOCK_PARTS[k] for k in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2", "mlp.w12", "mlp.w3")]
-_QUANT_CAM_ENC = ["attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"]
+_QUANT_CAM_ENC = [CAM_ENC_PARTS[k] for k in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")]
+_TRUNK = CAM_ENC_PARTS["trunk"]
 _BLK = VIT_PARTS["blocks"]
 QUANTIZED_TENSORS = (
     re.compile(rf"^(m_)?vit\.{_BLK}\.\d+\.({'|'.join(_QUANT_BLOCK)})\.weight$"),
     re.compile(rf"^cam\.({'|'.join(CAM_DEC_NAMES.values())})\.weight$"),
-    re.compile(rf"^cam_enc\.trunk\.\d+\.({'|'.join(re.escape(n) for n in _QUANT_CAM_ENC)})\.weight$"),
+    re.compile(rf"^cam_enc\.{_TRUNK}\.\d+\.({'|'.join(re.escape(n) for n in _QUANT_CAM_ENC)})\.weight$"),
 )
 QUANT_RULE = (f"transformer-block matmul weights ({{m_,}}vit.{_BLK}.*: {', '.join(_QUANT_BLOCK)}; "
-              f"cam_enc.trunk.*: {', '.join(_QUANT_CAM_ENC)}) "
+              f"cam_enc.{_TRUNK}.*: {', '.join(_QUANT_CAM_ENC)}) "
               "and camera-decoder linear weights "
               "(cam.*.weight) take the file type; all other tensors f32; rows not a multiple of "
               "the block size fall back to q8_0, else f16")

@@ -127,6 +127,14 @@ const part kHeadParts[] = {
 const part kCamDecParts[] = {{"backbone.0", tn::kCamBb0}, {"backbone.2", tn::kCamBb2}, {"fc_t", tn::kCamFcT},
                              {"fc_qvec", tn::kCamFcQ},    {"fc_fov.0", tn::kCamFcFov}};
 
+const part kCamEncParts[] = {{"pose_branch.fc1", tn::kEncPoseFc1}, {"pose_branch.fc2", tn::kEncPoseFc2},
+                             {"token_norm", tn::kEncTokenNorm},      {"trunk_norm", tn::kEncTrunkNorm},
+                             {"trunk", tn::kEncTrunk},               {"norm1", tn::kEncNorm1},
+                             {"norm2", tn::kEncNorm2},               {"attn.qkv", tn::kEncQkv},
+                             {"attn.proj", tn::kEncProj},            {"mlp.fc1", tn::kEncFc1},
+                             {"mlp.fc2", tn::kEncFc2},               {"ls1.gamma", tn::kEncLs1},
+                             {"ls2.gamma", tn::kEncLs2}};
+
 template <size_t N>
 std::string parts_json(const char *group, const part (&parts)[N]) {
     std::string s = std::string("\"") + group + "\": {";
@@ -146,7 +154,8 @@ const std::string &schema_json() {
         s += "], \"markers\": {\"camera_decoder\": \"" + kCamDecMarker + "\", \"sky\": \"" + kSkyMarker +
              "\", \"nested\": \"" + kMetricVit + "\"}, \"custom_preset\": \"" + kCustomPreset + "\", ";
         s += "\"tensor_parts\": {" + parts_json("vit", kVitParts) + ", " + parts_json("block", kBlockParts) + ", " +
-             parts_json("head", kHeadParts) + ", " + parts_json("cam", kCamDecParts) + "}, \"presets\": {";
+             parts_json("head", kHeadParts) + ", " + parts_json("cam", kCamDecParts) + ", " +
+             parts_json("cam_enc", kCamEncParts) + "}, \"presets\": {";
         for (int i = 0; i < kNumPresets; ++i) {
             const preset &p = kPresets[i];
             s += std::string(i ? ", " : "") + "\"" + p.name + "\": {\"kind\": \"" + kind_name(p.kind) +

@@ -47,6 +47,11 @@ constexpr const char *kProj = "proj", *kResize = "resize", *kScratch = "scratch"
                      *kOut2AuxLn = "out2_aux_ln", *kOut2bAux = "out2b_aux";
 // camera decoder (cam.)
 constexpr const char *kCamBb0 = "bb0", *kCamBb2 = "bb2", *kCamFcT = "fc_t", *kCamFcQ = "fc_q", *kCamFcFov = "fc_fov";
+// camera encoder (cam_enc.): the upstream names, blocks "trunk.<i>." of their own parts
+constexpr const char *kEncPoseFc1 = "pose_branch.fc1", *kEncPoseFc2 = "pose_branch.fc2", *kEncTokenNorm = "token_norm",
+                     *kEncTrunkNorm = "trunk_norm", *kEncTrunk = "trunk";
+constexpr const char *kEncNorm1 = "norm1", *kEncNorm2 = "norm2", *kEncQkv = "attn.qkv", *kEncProj = "attn.proj",
+                     *kEncFc1 = "mlp.fc1", *kEncFc2 = "mlp.fc2", *kEncLs1 = "ls1.gamma", *kEncLs2 = "ls2.gamma";
 }  // namespace tn
 
 extern const std::string kCamDecMarker;  // cam.bb0.weight
