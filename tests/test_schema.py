@@ -1,6 +1,7 @@
-"""The converter and the core agree on the GGUF schema: presets and their kinds, the tensor
-groups and kind markers (the core's da3_gguf_schema_json against convert.py's layout), and the
-core resolves a file's preset from metadata, with the documented published-layout fallback."""
+"""The converter and the core agree on the GGUF schema: the converter takes the presets and the
+tensor-name parts from the core (da3_gguf_schema_json); its per-preset configs, tensor groups and
+kind markers are checked against the core's; the core resolves a file's preset from metadata,
+with the documented published-layout fallback."""
 
 from __future__ import annotations
 
@@ -42,6 +43,17 @@ def test_presets_and_kinds_agree(core_schema):
     assert [n for n, e in core_schema["presets"].items() if e["metric_scaling"]] == ["da3metric-large"]
     assert META + core_schema["keys"]["preset"] == gguf_schema.KEY_PRESET
     assert META + core_schema["keys"]["checkpoint"] == gguf_schema.KEY_CHECKPOINT
+
+
+def test_every_core_tensor_part_is_written(core_schema):
+    """Each tensor-name part the core's loaders spell appears in a name the converter writes
+    (the converter builds its names from these parts: a stale or misspelt part shows here)."""
+    names = [s.name for p in gguf_schema.PRESETS for s in gguf_schema.expected_tensors(p) if s.name]
+    text = "\n".join(names)
+    for group, parts in core_schema["tensor_parts"].items():
+        for upstream, part in parts.items():
+            # a whole name component, or a piece of one between digits (layer<k>_rn, rc<u>, rn<k>_aux)
+            assert re.search(rf"(^|[.\d]){re.escape(part)}($|[.\d])", text, re.M), (group, upstream, part)
 
 
 @pytest.mark.parametrize("preset", list(gguf_schema.PRESETS))

@@ -1,22 +1,30 @@
 """The GGUF layout the converter writes: metadata keys, tensor names, presets, expected tensors
 and metadata per preset (the published depth-anything.cpp layout, ``docs/gguf-layout.md`` of the
-shared docs). The core's own schema (``da3_gguf_schema_json``: presets, kinds, tensor groups) is
-checked against this by tests/test_schema.py.
+shared docs). The preset list (names, model kind, metric scaling, backbone width) and the
+tensor-name parts come from the core's schema (``da3_gguf_schema_json``, cpp/src/gguf/schema.h),
+which the core's loaders read; the configs only the converter needs (depths, heads, out_layers,
+head widths) and the upstream state-dict names are here. tests/test_schema.py checks the rest.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Tuple
 
+from ._native import get_core
 from .errors import ModelFormatError
+
+#: The core's GGUF schema (cpp/src/gguf/schema.h); raises VariantError without a usable core.
+CORE_SCHEMA = json.loads(get_core().gguf_schema_json())
+_PARTS = CORE_SCHEMA["tensor_parts"]    # upstream module name -> GGUF name part, per group
 
 # --------------------------------------------------------------------------------------
 # Names: metadata keys and tensor-name pieces (the one place they are spelled)
 # --------------------------------------------------------------------------------------
 
-ARCH = "depthanything3"
+ARCH = CORE_SCHEMA["arch"]
 WEIGHT_TYPES = ("f32", "f16", "q8_0", "q4_k", "bf16")
 PATCH_SIZE = 14
 POS_EMBED_GRID = 37
@@ -37,36 +45,42 @@ def meta_key(name: str) -> str:
 
 
 KEY_ARCH = meta_key("arch")
-KEY_CHECKPOINT = meta_key("checkpoint_name")
+KEY_CHECKPOINT = meta_key(CORE_SCHEMA["keys"]["checkpoint"])
 KEY_PATCH_SIZE = meta_key("patch_size")
-KEY_PRESET = meta_key("preset")                 # ours: official preset name
+KEY_PRESET = meta_key(CORE_SCHEMA["keys"]["preset"])  # ours: official preset name
 KEY_HAS_CAM_ENC = meta_key("has_cam_enc")       # ours
 KEY_QUANT_RULE = meta_key("quant_rule")         # ours
 KEY_QUANT_FALLBACK = meta_key("quant_fallback")  # ours, only when some tensor fell back
 KEY_FILE_TYPE = "general.file_type"
 KEY_QUANT_VERSION = "general.quantization_version"
 
-# official block sub-key -> GGUF block sub-name (vit.blk.{i}.*, m_vit.blk.{i}.*)
-_BLOCK_PARTS = {"norm1": "norm1", "attn.qkv": "attn_qkv", "attn.q_norm": "attn_qnorm", "attn.k_norm": "attn_knorm",
-                "attn.proj": "attn_proj", "norm2": "norm2", "mlp.fc1": "mlp_fc1", "mlp.fc2": "mlp_fc2",
-                "mlp.w12": "mlp_w12", "mlp.w3": "mlp_w3"}
+# official sub-key -> GGUF sub-name: ViT (vit.*, m_vit.*), its blocks (vit.blk.{i}.*), the heads
+# (head.*, m_head.*, gs.*: HEAD_PARTS by upstream module name) and the camera decoder (cam.*)
+VIT_PARTS: Dict[str, str] = _PARTS["vit"]
+_BLOCK_PARTS: Dict[str, str] = {k: v for k, v in _PARTS["block"].items() if not k.endswith(".gamma")}
 BLOCK_NAMES = {f"{k}.{wb}": f"{v}.{wb}" for k, v in _BLOCK_PARTS.items() for wb in ("weight", "bias")}
-BLOCK_NAMES.update({"ls1.gamma": "ls1", "ls2.gamma": "ls2"})
-CAM_DEC_NAMES = {"backbone.0": "bb0", "backbone.2": "bb2", "fc_t": "fc_t", "fc_qvec": "fc_q",
-                 "fc_fov.0": "fc_fov"}
-OUT2_NAMES = {0: "out2a", 2: "out2b"}           # output_conv2.{0,2}
-SKY_OUT2_NAMES = {0: "sky_out2a", 2: "sky_out2b"}
-AUX_OUT2_NAMES = {0: "out2a_aux", 2: "out2_aux_ln", 5: "out2b_aux"}
-GS_MERGER_NAMES = {0: "merger.0", 2: "merger.1", 4: "merger.2"}
+BLOCK_NAMES.update({k: v for k, v in _PARTS["block"].items() if k.endswith(".gamma")})
+HEAD_PARTS: Dict[str, str] = _PARTS["head"]
+CAM_DEC_NAMES: Dict[str, str] = _PARTS["cam"]
+CAM_ENC_PARTS: Dict[str, str] = _PARTS["cam_enc"]   # written under the upstream names
+OUT2_NAMES = {i: HEAD_PARTS[f"output_conv2.{i}"] for i in (0, 2)}
+SKY_OUT2_NAMES = {i: HEAD_PARTS[f"sky_output_conv2.{i}"] for i in (0, 2)}
+AUX_OUT2_NAMES = {i: HEAD_PARTS[f"output_conv2_aux.{i}"] for i in (0, 2, 5)}
+GS_MERGER_NAMES = {0: "merger.0", 2: "merger.1", 4: "merger.2"}   # the core does not read the gs head
 
-# Tensors the quantization rule applies to (GGUF names).
+# Tensors the quantization rule applies to (GGUF names): the blocks' matmuls, the camera
+# decoder's linears, the camera encoder's matmuls (official names).
+_QUANT_BLOCK = [_BLOCK_PARTS[k] for k in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2", "mlp.w12", "mlp.w3")]
+_QUANT_CAM_ENC = [CAM_ENC_PARTS[k] for k in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")]
+_TRUNK = CAM_ENC_PARTS["trunk"]
+_BLK = VIT_PARTS["blocks"]
 QUANTIZED_TENSORS = (
-    re.compile(r"^(m_)?vit\.blk\.\d+\.(attn_qkv|attn_proj|mlp_fc1|mlp_fc2|mlp_w12|mlp_w3)\.weight$"),
-    re.compile(r"^cam\.(bb0|bb2|fc_t|fc_q|fc_fov)\.weight$"),
-    re.compile(r"^cam_enc\.trunk\.\d+\.(attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)\.weight$"),
+    re.compile(rf"^(m_)?vit\.{_BLK}\.\d+\.({'|'.join(_QUANT_BLOCK)})\.weight$"),
+    re.compile(rf"^cam\.({'|'.join(CAM_DEC_NAMES.values())})\.weight$"),
+    re.compile(rf"^cam_enc\.{_TRUNK}\.\d+\.({'|'.join(re.escape(n) for n in _QUANT_CAM_ENC)})\.weight$"),
 )
-QUANT_RULE = ("transformer-block matmul weights ({m_,}vit.blk.*: attn_qkv, attn_proj, mlp_fc1, "
-              "mlp_fc2, mlp_w12, mlp_w3; cam_enc.trunk.*: attn.qkv, attn.proj, mlp.fc1, mlp.fc2) "
+QUANT_RULE = (f"transformer-block matmul weights ({{m_,}}vit.{_BLK}.*: {', '.join(_QUANT_BLOCK)}; "
+              f"cam_enc.{_TRUNK}.*: {', '.join(_QUANT_CAM_ENC)}) "
               "and camera-decoder linear weights "
               "(cam.*.weight) take the file type; all other tensors f32; rows not a multiple of "
               "the block size fall back to q8_0, else f16; bf16: the vit blocks' weights only, "
@@ -130,33 +144,47 @@ class NetConfig:
     gs: Optional[GSConfig] = None
 
 
-def _vit(name: str, out_layers, start: int, cat_token: bool = True) -> ViTConfig:
-    dims = {"vits": (384, 12, 6), "vitb": (768, 12, 12), "vitl": (1024, 24, 16),
-            "vitg": (1536, 40, 24)}[name]
-    return ViTConfig(dims[0], dims[1], dims[2], "swiglu" if name == "vitg" else "mlp",
+# DINOv2 depth and heads by backbone width (vits, vitb, vitl, vitg: the width is the core's)
+_VIT_DEPTH_HEADS = {384: (12, 6), 768: (12, 12), 1024: (24, 16), 1536: (40, 24)}
+_SWIGLU_WIDTH = 1536   # vitg
+_BIG_OC = (256, 512, 1024, 1024)
+
+
+def _vit(c: int, out_layers, start: int, cat_token: bool = True) -> ViTConfig:
+    depth, heads = _VIT_DEPTH_HEADS[c]
+    return ViTConfig(c, depth, heads, "swiglu" if c == _SWIGLU_WIDTH else "mlp",
                      tuple(out_layers), start, start, start, cat_token)
 
 
-_BIG_OC = (256, 512, 1024, 1024)
-_SMALL = NetConfig(_vit("vits", (5, 7, 9, 11), 4), HeadConfig("dualdpt", 768, 64, (48, 96, 192, 384), 2), True)
-_BASE = NetConfig(_vit("vitb", (5, 7, 9, 11), 4), HeadConfig("dualdpt", 1536, 128, (96, 192, 384, 768), 2), True)
-_LARGE = NetConfig(_vit("vitl", (11, 15, 19, 23), 8), HeadConfig("dualdpt", 2048, 256, _BIG_OC, 2), True)
-_GIANT = NetConfig(_vit("vitg", (19, 27, 33, 39), 13), HeadConfig("dualdpt", 3072, 256, _BIG_OC, 2), True,
-                   GSConfig())
-_MONO = NetConfig(_vit("vitl", (4, 11, 17, 23), -1, cat_token=False), HeadConfig("dpt", 1024, 256, _BIG_OC, 1),
-                  False)
+def _any_view(c: int) -> NetConfig:
+    """The any-view DualDPT net of backbone width ``c`` (configs/da3-{small,base,large,giant}.yaml)."""
+    out_layers, start, features, oc = {
+        384: ((5, 7, 9, 11), 4, 64, (48, 96, 192, 384)), 768: ((5, 7, 9, 11), 4, 128, (96, 192, 384, 768)),
+        1024: ((11, 15, 19, 23), 8, 256, _BIG_OC), 1536: ((19, 27, 33, 39), 13, 256, _BIG_OC)}[c]
+    return NetConfig(_vit(c, out_layers, start), HeadConfig("dualdpt", 2 * c, features, oc, 2), True,
+                     GSConfig() if c == _SWIGLU_WIDTH else None)
 
-#: preset name -> {state-dict prefix: (GGUF role, NetConfig)}; role "main" writes vit/head/cam/
-#: cam_enc/gs, role "metric" writes m_vit/m_head.
+
+def _dpt_sky(c: int) -> NetConfig:
+    """The mono / metric DPT net with sky head (configs/da3{mono,metric}-large.yaml; vitl only)."""
+    return NetConfig(_vit(c, (4, 11, 17, 23), -1, cat_token=False), HeadConfig("dpt", c, 256, _BIG_OC, 1), False)
+
+
+_METRIC_WIDTH = 1024   # the nested preset's metric branch: da3metric-large
+
+
+def _branches(entry: dict) -> Dict[str, Tuple[str, NetConfig]]:
+    """The branches of a core preset entry (kind, embed_dim): {state-dict prefix: (role, net)}."""
+    c = entry["embed_dim"]
+    if entry["kind"] == "nested":
+        return {"da3.": ("main", _any_view(c)), "da3_metric.": ("metric", _dpt_sky(_METRIC_WIDTH))}
+    return {"": ("main", {"anyview": _any_view, "dpt_sky": _dpt_sky}[entry["kind"]](c))}
+
+
+#: preset name (the core's list) -> {state-dict prefix: (GGUF role, NetConfig)}; role "main"
+#: writes vit/head/cam/cam_enc/gs, role "metric" writes m_vit/m_head.
 PRESETS: Dict[str, Dict[str, Tuple[str, NetConfig]]] = {
-    "da3-small": {"": ("main", _SMALL)},
-    "da3-base": {"": ("main", _BASE)},
-    "da3-large": {"": ("main", _LARGE)},
-    "da3-giant": {"": ("main", _GIANT)},
-    "da3mono-large": {"": ("main", _MONO)},
-    "da3metric-large": {"": ("main", _MONO)},
-    "da3nested-giant-large": {"da3.": ("main", _GIANT), "da3_metric.": ("metric", _MONO)},
-}
+    name: _branches(entry) for name, entry in CORE_SCHEMA["presets"].items()}
 
 #: config.json key of reduced test snapshots (never in official ones): ``{"depth": int,
 #: "out_layers": [4 ints], "alt_start": int}`` for every branch, or per branch under "da3" /
@@ -264,49 +292,54 @@ def _block_specs(key, name, c, hidden, ffn, qk_norm, head_dim) -> List[TensorSpe
 def _vit_specs(p: str, g: str, v: ViTConfig) -> List[TensorSpec]:
     c = v.embed_dim
     k = f"{p}backbone.pretrained."
-    out = [_t(k + "cls_token", (1, 1, c), f"{g}.cls_token", (c,))]
+    n = VIT_PARTS
+    out = [_t(k + "cls_token", (1, 1, c), f"{g}.{n['cls_token']}", (c,))]
     if v.alt_start != -1:
-        out.append(_t(k + "camera_token", (1, 2, c), f"{g}.camera_token", (2, c)))
+        out.append(_t(k + "camera_token", (1, 2, c), f"{g}.{n['camera_token']}", (2, c)))
     n_pos = POS_EMBED_GRID * POS_EMBED_GRID + 1
-    out.append(_t(k + "pos_embed", (1, n_pos, c), f"{g}.pos_embed", (n_pos, c)))
-    out += list(_conv(k + "patch_embed.proj", f"{g}.patch_embed", c, 3, PATCH_SIZE))
+    out.append(_t(k + "pos_embed", (1, n_pos, c), f"{g}.{n['pos_embed']}", (n_pos, c)))
+    out += list(_conv(k + "patch_embed.proj", f"{g}.{n['patch_embed.proj']}", c, 3, PATCH_SIZE))
     for i in range(v.depth):
         qk = v.qknorm_start != -1 and i >= v.qknorm_start
-        out += _block_specs(f"{k}blocks.{i}", f"{g}.blk.{i}", c, v.mlp_hidden, v.ffn, qk, c // v.num_heads)
-    out += list(_norm(k + "norm", f"{g}.norm", c))
+        out += _block_specs(f"{k}blocks.{i}", f"{g}.{n['blocks']}.{i}", c, v.mlp_hidden, v.ffn, qk, c // v.num_heads)
+    out += list(_norm(k + "norm", f"{g}.{n['norm']}", c))
     return out
 
 
 def _fusion_specs(k, g, f, has_rc1=True):
+    n = HEAD_PARTS
     out = []
     for u in ((1, 2) if has_rc1 else (2,)):
         for cv in (1, 2):
-            out += _conv(f"{k}.resConfUnit{u}.conv{cv}", f"{g}.rc{u}.c{cv}" if g else None, f, f, 3)
-    out += _conv(f"{k}.out_conv", f"{g}.out" if g else None, f, f, 1)
+            out += _conv(f"{k}.resConfUnit{u}.conv{cv}", f"{g}.{n['resConfUnit']}{u}.{n['conv']}{cv}" if g else None,
+                         f, f, 3)
+    out += _conv(f"{k}.out_conv", f"{g}.{n['out_conv']}" if g else None, f, f, 1)
     return out
 
 
 def _head_specs(p: str, g: str, h: HeadConfig, aux: bool) -> List[TensorSpec]:
     """DualDPT / DPT / GSDPT head under state-dict prefix ``p`` and GGUF prefix ``g``."""
-    f, oc = h.features, h.out_channels
+    f, oc, n = h.features, h.out_channels, HEAD_PARTS
+    gs = f"{g}.{n['scratch']}"
     out: List[TensorSpec] = []
     if h.kind == "dualdpt":
-        out += _norm(p + "norm", f"{g}.norm", h.dim_in)
+        out += _norm(p + "norm", f"{g}.{n['norm']}", h.dim_in)
     for i in range(4):
-        out += _conv(f"{p}projects.{i}", f"{g}.proj.{i}", oc[i], h.dim_in, 1)
-    out += _conv(p + "resize_layers.0", f"{g}.resize.0", oc[0], oc[0], 4, transposed=True)
-    out += _conv(p + "resize_layers.1", f"{g}.resize.1", oc[1], oc[1], 2, transposed=True)
-    out += _conv(p + "resize_layers.3", f"{g}.resize.3", oc[3], oc[3], 3)
+        out += _conv(f"{p}projects.{i}", f"{g}.{n['projects']}.{i}", oc[i], h.dim_in, 1)
+    out += _conv(p + "resize_layers.0", f"{g}.{n['resize_layers']}.0", oc[0], oc[0], 4, transposed=True)
+    out += _conv(p + "resize_layers.1", f"{g}.{n['resize_layers']}.1", oc[1], oc[1], 2, transposed=True)
+    out += _conv(p + "resize_layers.3", f"{g}.{n['resize_layers']}.3", oc[3], oc[3], 3)
     for i in range(4):
-        out += _conv(f"{p}scratch.layer{i + 1}_rn", f"{g}.scratch.layer{i + 1}_rn", f, oc[i], 3, bias=False)
+        out += _conv(f"{p}scratch.layer{i + 1}_rn", f"{gs}.{n['layer_rn']}{i + 1}{n['layer_rn_end']}", f, oc[i], 3,
+                     bias=False)
     for i in (1, 2, 3, 4):
-        out += _fusion_specs(f"{p}scratch.refinenet{i}", f"{g}.scratch.rn{i}", f, has_rc1=i != 4)
-    out += _conv(p + "scratch.output_conv1", f"{g}.scratch.out1", f // 2, f, 3)
-    out += _conv(p + "scratch.output_conv2.0", f"{g}.scratch.{OUT2_NAMES[0]}", HEAD_FEATURES_2, f // 2, 3)
-    out += _conv(p + "scratch.output_conv2.2", f"{g}.scratch.{OUT2_NAMES[2]}", h.output_dim, HEAD_FEATURES_2, 1)
+        out += _fusion_specs(f"{p}scratch.refinenet{i}", f"{gs}.{n['refinenet']}{i}", f, has_rc1=i != 4)
+    out += _conv(p + "scratch.output_conv1", f"{gs}.{n['output_conv1']}", f // 2, f, 3)
+    out += _conv(p + "scratch.output_conv2.0", f"{gs}.{OUT2_NAMES[0]}", HEAD_FEATURES_2, f // 2, 3)
+    out += _conv(p + "scratch.output_conv2.2", f"{gs}.{OUT2_NAMES[2]}", h.output_dim, HEAD_FEATURES_2, 1)
     if h.kind == "dpt":
-        out += _conv(p + "scratch.sky_output_conv2.0", f"{g}.scratch.{SKY_OUT2_NAMES[0]}", HEAD_FEATURES_2, f // 2, 3)
-        out += _conv(p + "scratch.sky_output_conv2.2", f"{g}.scratch.{SKY_OUT2_NAMES[2]}", 1, HEAD_FEATURES_2, 1)
+        out += _conv(p + "scratch.sky_output_conv2.0", f"{gs}.{SKY_OUT2_NAMES[0]}", HEAD_FEATURES_2, f // 2, 3)
+        out += _conv(p + "scratch.sky_output_conv2.2", f"{gs}.{SKY_OUT2_NAMES[2]}", 1, HEAD_FEATURES_2, 1)
     if h.kind == "gsdpt":
         m = f // 2
         for idx, (n_out, n_in) in zip((0, 2, 4), ((m // 4, 3), (m // 2, m // 4), (m, m // 2))):
@@ -314,26 +347,26 @@ def _head_specs(p: str, g: str, h: HeadConfig, aux: bool) -> List[TensorSpec]:
     if h.kind == "dualdpt":
         ga = g if aux else None
         for i in (1, 2, 3, 4):
-            out += _fusion_specs(f"{p}scratch.refinenet{i}_aux", f"{ga}.scratch.rn{i}_aux" if ga else None,
-                                 f, has_rc1=i != 4)
+            out += _fusion_specs(f"{p}scratch.refinenet{i}_aux",
+                                 f"{ga}.{n['scratch']}.{n['refinenet']}{i}{n['aux']}" if ga else None, f, has_rc1=i != 4)
         levels = 4
         for lvl in range(levels):
             last = ga if lvl == levels - 1 else None
             for j in range(AUX_OUT1_CONVS):
                 n_out, n_in = (f // 2, f) if j % 2 == 0 else (f, f // 2)
                 out += _conv(f"{p}scratch.output_conv1_aux.{lvl}.{j}",
-                             f"{last}.scratch.out1_aux.{j}" if last else None, n_out, n_in, 3)
+                             f"{last}.{n['scratch']}.{n['output_conv1_aux']}.{j}" if last else None, n_out, n_in, 3)
         ln_keys = [f"{p}scratch.output_conv2_aux.{lvl}.2" for lvl in range(levels)]
         for lvl in range(levels):
             last = ga if lvl == levels - 1 else None
             k = f"{p}scratch.output_conv2_aux.{lvl}"
-            out += _conv(f"{k}.0", f"{last}.scratch.{AUX_OUT2_NAMES[0]}" if last else None,
+            out += _conv(f"{k}.0", f"{last}.{n['scratch']}.{AUX_OUT2_NAMES[0]}" if last else None,
                          HEAD_FEATURES_2, f // 2, 3)
             for wb in ("weight", "bias"):
                 out.append(_t(f"{k}.2.{wb}", (HEAD_FEATURES_2,),
-                              f"{last}.scratch.{AUX_OUT2_NAMES[2]}.{wb}" if last else None,
+                              f"{last}.{n['scratch']}.{AUX_OUT2_NAMES[2]}.{wb}" if last else None,
                               shared=[f"{lk}.{wb}" for lk in ln_keys]))
-            out += _conv(f"{k}.5", f"{last}.scratch.{AUX_OUT2_NAMES[5]}" if last else None,
+            out += _conv(f"{k}.5", f"{last}.{n['scratch']}.{AUX_OUT2_NAMES[5]}" if last else None,
                          AUX_RAY_DIM + 1, HEAD_FEATURES_2, 1)
     return out
 

@@ -4,9 +4,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <utility>
 
 namespace da3 {
 namespace schema {
+
+const std::string kCamDecMarker = std::string(kCamDec) + tn::kCamBb0 + ".weight";
+const std::string kSkyMarker = std::string(kHead) + tn::kScratch + "." + tn::kSkyOut2a + ".weight";
 
 const preset kPresets[] = {
     {"da3-small", model_kind::anyview, false, 384},
@@ -86,14 +90,72 @@ std::string resolve_preset(const weight_map &wm, int embed_dim, model_kind &kind
     return name;
 }
 
+namespace {
+
+using part = std::pair<const char *, const char *>;  // upstream module name, GGUF part
+
+// The tensor-name parts by upstream module name (ref: depth_anything_3/model/{dinov2,dpt,dualdpt,cam_dec}.py).
+const part kVitParts[] = {{"patch_embed.proj", tn::kPatchEmbed}, {"cls_token", tn::kClsToken},
+                          {"camera_token", tn::kCameraToken},    {"pos_embed", tn::kPosEmbed},
+                          {"norm", tn::kNorm},                   {"blocks", tn::kBlock}};
+const part kBlockParts[] = {{"norm1", tn::kNorm1},         {"attn.qkv", tn::kAttnQkv}, {"attn.q_norm", tn::kAttnQNorm},
+                            {"attn.k_norm", tn::kAttnKNorm}, {"attn.proj", tn::kAttnProj}, {"norm2", tn::kNorm2},
+                            {"mlp.fc1", tn::kMlpFc1},       {"mlp.fc2", tn::kMlpFc2},   {"mlp.w12", tn::kMlpW12},
+                            {"mlp.w3", tn::kMlpW3},         {"ls1.gamma", tn::kLs1},    {"ls2.gamma", tn::kLs2}};
+const part kHeadParts[] = {
+    {"norm", tn::kNorm},
+    {"projects", tn::kProj},
+    {"resize_layers", tn::kResize},
+    {"scratch", tn::kScratch},
+    {"layer_rn", tn::kLayerRn},  // scratch.layer<k>_rn
+    {"layer_rn_end", tn::kLayerRnEnd},
+    {"refinenet", tn::kFusion},
+    {"resConfUnit", tn::kResConf},
+    {"conv", tn::kResConfConv},
+    {"out_conv", tn::kFusionOut},
+    {"aux", tn::kAux},
+    {"output_conv1", tn::kOut1},
+    {"output_conv2.0", tn::kOut2a},
+    {"output_conv2.2", tn::kOut2b},
+    {"sky_output_conv2.0", tn::kSkyOut2a},
+    {"sky_output_conv2.2", tn::kSkyOut2b},
+    {"output_conv1_aux", tn::kOut1Aux},
+    {"output_conv2_aux.0", tn::kOut2aAux},
+    {"output_conv2_aux.2", tn::kOut2AuxLn},
+    {"output_conv2_aux.5", tn::kOut2bAux},
+};
+const part kCamDecParts[] = {{"backbone.0", tn::kCamBb0}, {"backbone.2", tn::kCamBb2}, {"fc_t", tn::kCamFcT},
+                             {"fc_qvec", tn::kCamFcQ},    {"fc_fov.0", tn::kCamFcFov}};
+
+const part kCamEncParts[] = {{"pose_branch.fc1", tn::kEncPoseFc1}, {"pose_branch.fc2", tn::kEncPoseFc2},
+                             {"token_norm", tn::kEncTokenNorm},      {"trunk_norm", tn::kEncTrunkNorm},
+                             {"trunk", tn::kEncTrunk},               {"norm1", tn::kEncNorm1},
+                             {"norm2", tn::kEncNorm2},               {"attn.qkv", tn::kEncQkv},
+                             {"attn.proj", tn::kEncProj},            {"mlp.fc1", tn::kEncFc1},
+                             {"mlp.fc2", tn::kEncFc2},               {"ls1.gamma", tn::kEncLs1},
+                             {"ls2.gamma", tn::kEncLs2}};
+
+template <size_t N>
+std::string parts_json(const char *group, const part (&parts)[N]) {
+    std::string s = std::string("\"") + group + "\": {";
+    for (size_t i = 0; i < N; ++i)
+        s += std::string(i ? ", " : "") + "\"" + parts[i].first + "\": \"" + parts[i].second + "\"";
+    return s + "}";
+}
+
+}  // namespace
+
 const std::string &schema_json() {
     static const std::string json = [] {
         std::string s = std::string("{\"arch\": \"") + kArch + "\", \"keys\": {\"preset\": \"" + kKeyPreset +
                         "\", \"checkpoint\": \"" + kKeyCheckpoint + "\"}, \"groups\": [";
         const char *groups[] = {kVit, kHead, kCamDec, kCamEnc, kGs, kMetricVit, kMetricHead};
         for (size_t i = 0; i < sizeof groups / sizeof groups[0]; ++i) s += std::string(i ? ", " : "") + "\"" + groups[i] + "\"";
-        s += std::string("], \"markers\": {\"camera_decoder\": \"") + kCamDecMarker + "\", \"sky\": \"" + kSkyMarker +
-             "\", \"nested\": \"" + kMetricVit + "\"}, \"custom_preset\": \"" + kCustomPreset + "\", \"presets\": {";
+        s += "], \"markers\": {\"camera_decoder\": \"" + kCamDecMarker + "\", \"sky\": \"" + kSkyMarker +
+             "\", \"nested\": \"" + kMetricVit + "\"}, \"custom_preset\": \"" + kCustomPreset + "\", ";
+        s += "\"tensor_parts\": {" + parts_json("vit", kVitParts) + ", " + parts_json("block", kBlockParts) + ", " +
+             parts_json("head", kHeadParts) + ", " + parts_json("cam", kCamDecParts) + ", " +
+             parts_json("cam_enc", kCamEncParts) + "}, \"presets\": {";
         for (int i = 0; i < kNumPresets; ++i) {
             const preset &p = kPresets[i];
             s += std::string(i ? ", " : "") + "\"" + p.name + "\": {\"kind\": \"" + kind_name(p.kind) +

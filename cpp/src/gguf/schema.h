@@ -1,9 +1,9 @@
 // The GGUF schema of depth-anything-cpp files, defined once: architecture, the metadata keys
 // and tensor groups that decide a file's kind, and the presets with their model kind. The
-// converter (python/depth_anything_cpp/convert.py) is checked against it through
-// da3_gguf_schema_json() (tests/test_schema.py). The per-part tensor names and shapes are read
-// by the part loaders (graph/vit.cpp, head.cpp, camera.cpp) from the published layout
-// (/work/shared/docs/gguf-layout.md).
+// converter (python/depth_anything_cpp/gguf_schema.py) takes the presets and the tensor-name parts
+// from da3_gguf_schema_json() and is checked against the rest (tests/test_schema.py). The shapes
+// are checked by the part loaders (graph/vit.cpp, head.cpp, camera.cpp), which build each tensor
+// name from the parts below (the published layout: /work/shared/docs/gguf-layout.md).
 #pragma once
 
 #include <string>
@@ -25,11 +25,37 @@ constexpr const char *kArch = "depthanything3";  // general.architecture; metada
 // metadata keys (after "depthanything3.")
 constexpr const char *kKeyPreset = "preset";  // written by convert.py; absent in published files
 constexpr const char *kKeyCheckpoint = "checkpoint_name";
-// tensor groups (name prefixes) and the tensors whose presence marks a part
+// tensor groups (name prefixes); the tensors whose presence marks a part are below (after tn)
 constexpr const char *kVit = "vit.", *kHead = "head.", *kCamDec = "cam.", *kCamEnc = "cam_enc.", *kGs = "gs.";
 constexpr const char *kMetricVit = "m_vit.", *kMetricHead = "m_head.";
-constexpr const char *kCamDecMarker = "cam.bb0.weight";
-constexpr const char *kSkyMarker = "head.scratch.sky_out2a.weight";
+
+// GGUF tensor-name parts, spelled only here. schema_json() gives them to the converter keyed by
+// the upstream (PyTorch) module names they are converted from.
+namespace tn {
+// ViT ({m_,}vit.): embeddings, final norm (kNorm), blocks "blk.<i>." and their parts
+constexpr const char *kPatchEmbed = "patch_embed", *kClsToken = "cls_token", *kCameraToken = "camera_token",
+                     *kPosEmbed = "pos_embed", *kNorm = "norm", *kBlock = "blk";
+constexpr const char *kNorm1 = "norm1", *kAttnQkv = "attn_qkv", *kAttnQNorm = "attn_qnorm", *kAttnKNorm = "attn_knorm",
+                     *kAttnProj = "attn_proj", *kNorm2 = "norm2", *kMlpFc1 = "mlp_fc1", *kMlpFc2 = "mlp_fc2",
+                     *kMlpW12 = "mlp_w12", *kMlpW3 = "mlp_w3", *kLs1 = "ls1", *kLs2 = "ls2";
+// DPT / DualDPT head ({m_,}head., gs.): kNorm, "proj.<k>", "resize.<k>", then under "scratch.":
+// "layer<k>_rn", fusion blocks "rn<k>" (aux: "rn<k>_aux") of "rc<u>.c<v>" and "out", the outputs
+constexpr const char *kProj = "proj", *kResize = "resize", *kScratch = "scratch", *kLayerRn = "layer",
+                     *kLayerRnEnd = "_rn", *kFusion = "rn", *kResConf = "rc", *kResConfConv = "c", *kFusionOut = "out",
+                     *kAux = "_aux", *kOut1 = "out1", *kOut2a = "out2a", *kOut2b = "out2b", *kSkyOut2a = "sky_out2a",
+                     *kSkyOut2b = "sky_out2b", *kOut1Aux = "out1_aux", *kOut2aAux = "out2a_aux",
+                     *kOut2AuxLn = "out2_aux_ln", *kOut2bAux = "out2b_aux";
+// camera decoder (cam.)
+constexpr const char *kCamBb0 = "bb0", *kCamBb2 = "bb2", *kCamFcT = "fc_t", *kCamFcQ = "fc_q", *kCamFcFov = "fc_fov";
+// camera encoder (cam_enc.): the upstream names, blocks "trunk.<i>." of their own parts
+constexpr const char *kEncPoseFc1 = "pose_branch.fc1", *kEncPoseFc2 = "pose_branch.fc2", *kEncTokenNorm = "token_norm",
+                     *kEncTrunkNorm = "trunk_norm", *kEncTrunk = "trunk";
+constexpr const char *kEncNorm1 = "norm1", *kEncNorm2 = "norm2", *kEncQkv = "attn.qkv", *kEncProj = "attn.proj",
+                     *kEncFc1 = "mlp.fc1", *kEncFc2 = "mlp.fc2", *kEncLs1 = "ls1.gamma", *kEncLs2 = "ls2.gamma";
+}  // namespace tn
+
+extern const std::string kCamDecMarker;  // cam.bb0.weight
+extern const std::string kSkyMarker;     // head.scratch.sky_out2a.weight
 
 struct preset {
     const char *name;
@@ -59,7 +85,8 @@ model_kind kind_of_tensors(const weight_map &wm);
 // embed_dim: the loaded backbone's width.
 std::string resolve_preset(const weight_map &wm, int embed_dim, model_kind &kind, bool &metric_scaling);
 
-// The schema as JSON (presets with kind and embed_dim, keys, groups, markers) for the converter.
+// The schema as JSON (presets with kind and embed_dim, keys, groups, markers, tensor-name parts
+// by upstream module name) for the converter.
 const std::string &schema_json();
 
 }  // namespace schema

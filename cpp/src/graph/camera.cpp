@@ -2,6 +2,7 @@
 // ref: depth_anything_3/model/cam_dec.py, cam_enc.py, utils/{attention,block}.py
 #include "graph/camera.h"
 
+#include "gguf/schema.h"
 #include "gguf/weights.h"
 
 #include <algorithm>
@@ -29,18 +30,21 @@ layer_norm get_norm(const weight_map &wm, const std::string &name, int64_t c) {
 // ---------------------------------------------------------------------------------------------
 // decoder
 
-bool has_camera_decoder(const weight_map &wm, const std::string &prefix) { return wm.has(prefix + "bb0.weight"); }
+bool has_camera_decoder(const weight_map &wm, const std::string &prefix) {
+    return wm.has(prefix + schema::tn::kCamBb0 + ".weight");
+}
 
 void load_camera_decoder(const weight_map &wm, const std::string &prefix, camera_decoder &out) {
+    namespace tn = schema::tn;
     camera_decoder d;
-    ggml_tensor *w0 = wm.get(prefix + "bb0.weight");
+    ggml_tensor *w0 = wm.get(prefix + tn::kCamBb0 + ".weight");
     const int64_t C = w0->ne[0];
     d.dim_in = (int)C;
-    d.bb0 = get_linear(wm, prefix + "bb0", C, C);
-    d.bb2 = get_linear(wm, prefix + "bb2", C, C);
-    d.fc_t = get_linear(wm, prefix + "fc_t", C, 3);
-    d.fc_q = get_linear(wm, prefix + "fc_q", C, 4);
-    d.fc_fov = get_linear(wm, prefix + "fc_fov", C, 2);
+    d.bb0 = get_linear(wm, prefix + tn::kCamBb0, C, C);
+    d.bb2 = get_linear(wm, prefix + tn::kCamBb2, C, C);
+    d.fc_t = get_linear(wm, prefix + tn::kCamFcT, C, 3);
+    d.fc_q = get_linear(wm, prefix + tn::kCamFcQ, C, 4);
+    d.fc_fov = get_linear(wm, prefix + tn::kCamFcFov, C, 2);
     out = d;
 }
 
@@ -64,47 +68,48 @@ ggml_tensor *build_camera_decoder(graph_ctx &g, const camera_decoder &d, ggml_te
 // encoder
 
 bool has_camera_encoder(const weight_map &wm, const std::string &prefix) {
-    return wm.has(prefix + "pose_branch.fc1.weight");
+    return wm.has(prefix + schema::tn::kEncPoseFc1 + ".weight");
 }
 
 void load_camera_encoder(const weight_map &wm, const std::string &prefix, camera_encoder &out) {
+    namespace tn = schema::tn;
     camera_encoder e;
-    ggml_tensor *f1 = wm.get(prefix + "pose_branch.fc1.weight");
+    ggml_tensor *f1 = wm.get(prefix + tn::kEncPoseFc1 + ".weight");
     const int64_t in = f1->ne[0], hid = f1->ne[1];
     if (in != 9) {
-        wm.format_error(prefix + "pose_branch.fc1 takes " + std::to_string(in) + " inputs, expected 9");
+        wm.format_error(prefix + tn::kEncPoseFc1 + " takes " + std::to_string(in) + " inputs, expected 9");
     }
-    ggml_tensor *f2 = wm.get(prefix + "pose_branch.fc2.weight");
+    ggml_tensor *f2 = wm.get(prefix + tn::kEncPoseFc2 + ".weight");
     const int64_t C = f2->ne[1];
     e.dim = (int)C;
-    e.fc1 = get_linear(wm, prefix + "pose_branch.fc1", 9, hid);
-    e.fc2 = get_linear(wm, prefix + "pose_branch.fc2", hid, C);
-    e.token_norm = get_norm(wm, prefix + "token_norm", C);
-    e.trunk_norm = get_norm(wm, prefix + "trunk_norm", C);
+    e.fc1 = get_linear(wm, prefix + tn::kEncPoseFc1, 9, hid);
+    e.fc2 = get_linear(wm, prefix + tn::kEncPoseFc2, hid, C);
+    e.token_norm = get_norm(wm, prefix + tn::kEncTokenNorm, C);
+    e.trunk_norm = get_norm(wm, prefix + tn::kEncTrunkNorm, C);
     e.num_heads = (int)wm.get_int_or(prefix + "num_heads", 16, 1, C);
     if (e.num_heads <= 0 || C % e.num_heads != 0) {
         wm.format_error(prefix + "num_heads " + std::to_string(e.num_heads) + " does not divide width " +
                         std::to_string(C));
     }
     for (int i = 0;; ++i) {
-        const std::string p = prefix + "trunk." + std::to_string(i) + ".";
-        if (!wm.has(p + "norm1.weight")) break;
+        const std::string p = prefix + tn::kEncTrunk + "." + std::to_string(i) + ".";
+        if (!wm.has(p + tn::kEncNorm1 + ".weight")) break;
         camera_encoder_block b;
-        b.norm1 = get_norm(wm, p + "norm1", C);
-        b.norm2 = get_norm(wm, p + "norm2", C);
-        b.qkv = get_linear(wm, p + "attn.qkv", C, 3 * C);
-        b.proj = get_linear(wm, p + "attn.proj", C, C);
-        ggml_tensor *m1 = wm.get(p + "mlp.fc1.weight");
-        b.fc1 = get_linear(wm, p + "mlp.fc1", C, m1->ne[1]);
-        b.fc2 = get_linear(wm, p + "mlp.fc2", m1->ne[1], C);
-        b.ls1 = wm.find(p + "ls1.gamma");
-        b.ls2 = wm.find(p + "ls2.gamma");
-        if (b.ls1) b.ls1 = wm.get(p + "ls1.gamma", {C});
-        if (b.ls2) b.ls2 = wm.get(p + "ls2.gamma", {C});
+        b.norm1 = get_norm(wm, p + tn::kEncNorm1, C);
+        b.norm2 = get_norm(wm, p + tn::kEncNorm2, C);
+        b.qkv = get_linear(wm, p + tn::kEncQkv, C, 3 * C);
+        b.proj = get_linear(wm, p + tn::kEncProj, C, C);
+        ggml_tensor *m1 = wm.get(p + tn::kEncFc1 + ".weight");
+        b.fc1 = get_linear(wm, p + tn::kEncFc1, C, m1->ne[1]);
+        b.fc2 = get_linear(wm, p + tn::kEncFc2, m1->ne[1], C);
+        b.ls1 = wm.find(p + tn::kEncLs1);
+        b.ls2 = wm.find(p + tn::kEncLs2);
+        if (b.ls1) b.ls1 = wm.get(p + tn::kEncLs1, {C});
+        if (b.ls2) b.ls2 = wm.get(p + tn::kEncLs2, {C});
         e.trunk.push_back(b);
     }
     if (e.trunk.empty()) {
-        wm.format_error(prefix + "trunk.0.* tensors are missing");
+        wm.format_error(prefix + tn::kEncTrunk + ".0.* tensors are missing");
     }
     out = e;
 }

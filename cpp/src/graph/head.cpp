@@ -1,6 +1,7 @@
 // DualDPT / DPT head graphs. ref: depth_anything_3/model/dualdpt.py, dpt.py, utils/head_utils.py
 #include "graph/head.h"
 
+#include "gguf/schema.h"
 #include "gguf/weights.h"
 
 #include <algorithm>
@@ -23,15 +24,19 @@ conv2d get_conv(const weight_map &wm, const std::string &name, int64_t kw, int64
 }
 
 fusion_block load_fusion(const weight_map &wm, const std::string &p, int F, bool has_rc1) {
+    namespace tn = schema::tn;
+    const auto rc = [&](int u, int v) {
+        return p + "." + tn::kResConf + std::to_string(u) + "." + tn::kResConfConv + std::to_string(v);
+    };
     fusion_block fb;
     fb.has_rc1 = has_rc1;
     if (has_rc1) {
-        fb.rc1_c1 = get_conv(wm, p + ".rc1.c1", 3, 3, F, F, true);
-        fb.rc1_c2 = get_conv(wm, p + ".rc1.c2", 3, 3, F, F, true);
+        fb.rc1_c1 = get_conv(wm, rc(1, 1), 3, 3, F, F, true);
+        fb.rc1_c2 = get_conv(wm, rc(1, 2), 3, 3, F, F, true);
     }
-    fb.rc2_c1 = get_conv(wm, p + ".rc2.c1", 3, 3, F, F, true);
-    fb.rc2_c2 = get_conv(wm, p + ".rc2.c2", 3, 3, F, F, true);
-    fb.out = get_conv(wm, p + ".out", 1, 1, F, F, true);
+    fb.rc2_c1 = get_conv(wm, rc(2, 1), 3, 3, F, F, true);
+    fb.rc2_c2 = get_conv(wm, rc(2, 2), 3, 3, F, F, true);
+    fb.out = get_conv(wm, p + "." + tn::kFusionOut, 1, 1, F, F, true);
     return fb;
 }
 
@@ -212,19 +217,23 @@ ggml_tensor *channel_norm(graph_ctx &g, ggml_tensor *x, const layer_norm &n) {
 
 void load_head(const weight_map &wm, const std::string &prefix, const std::string &meta_prefix, dpt_head &out) {
     dpt_head h;
+    namespace tn = schema::tn;
     head_hparams &hp = h.hp;
-    const std::string s = prefix + "scratch.";
+    const std::string s = prefix + tn::kScratch + ".", proj = prefix + tn::kProj + ".";
+    const std::string resize = prefix + tn::kResize + ".";
+    const auto layer_rn = [&](int k) { return s + tn::kLayerRn + std::to_string(k) + tn::kLayerRnEnd; };
+    const auto fusion = [&](int k) { return s + tn::kFusion + std::to_string(k); };
 
-    ggml_tensor *p0 = wm.get(prefix + "proj.0.weight");
+    ggml_tensor *p0 = wm.get(proj + "0.weight");
     hp.dim_in = (int)p0->ne[2];
     for (int k = 0; k < 4; ++k) {
-        ggml_tensor *pw = wm.get(prefix + "proj." + std::to_string(k) + ".weight");
+        ggml_tensor *pw = wm.get(proj + std::to_string(k) + ".weight");
         hp.out_channels[k] = (int)pw->ne[3];
     }
-    hp.features = (int)wm.get(s + "layer1_rn.weight")->ne[3];
-    hp.has_sky = wm.has(s + "sky_out2a.weight");
+    hp.features = (int)wm.get(layer_rn(1) + ".weight")->ne[3];
+    hp.has_sky = wm.has(s + tn::kSkyOut2a + ".weight");
     hp.dual = !hp.has_sky;
-    hp.has_norm = wm.has(prefix + "norm.weight");
+    hp.has_norm = wm.has(prefix + tn::kNorm + ".weight");
     hp.pos_embed = wm.get_bool_or(meta_prefix + "pos_embed", hp.dual);
     hp.patch_size = (int)wm.get_int_or("patch_size", 14, 14, 14);
     // the head's output is (patches * patch_size / down_ratio) pixels per side, and the engine's
@@ -254,53 +263,54 @@ void load_head(const weight_map &wm, const std::string &prefix, const std::strin
     }
 
     if (hp.has_norm) {
-        h.norm.w = wm.get(prefix + "norm.weight", {Din});
-        h.norm.b = wm.get(prefix + "norm.bias", {Din});
+        h.norm.w = wm.get(prefix + tn::kNorm + ".weight", {Din});
+        h.norm.b = wm.get(prefix + tn::kNorm + ".bias", {Din});
     }
     for (int k = 0; k < 4; ++k) {
         const std::string ks = std::to_string(k);
         const int oc = hp.out_channels[k];
-        h.proj[k] = get_conv(wm, prefix + "proj." + ks, 1, 1, Din, oc, true);
-        if (k == 0) h.resize[k] = get_conv(wm, prefix + "resize.0", 4, 4, oc, oc, true);
-        if (k == 1) h.resize[k] = get_conv(wm, prefix + "resize.1", 2, 2, oc, oc, true);
-        if (k == 3) h.resize[k] = get_conv(wm, prefix + "resize.3", 3, 3, oc, oc, true);
-        h.layer_rn[k] = get_conv(wm, s + "layer" + std::to_string(k + 1) + "_rn", 3, 3, oc, F, false);
-        h.rn[k] = load_fusion(wm, s + "rn" + std::to_string(k + 1), F, k != 3);
+        h.proj[k] = get_conv(wm, proj + ks, 1, 1, Din, oc, true);
+        if (k == 0) h.resize[k] = get_conv(wm, resize + "0", 4, 4, oc, oc, true);
+        if (k == 1) h.resize[k] = get_conv(wm, resize + "1", 2, 2, oc, oc, true);
+        if (k == 3) h.resize[k] = get_conv(wm, resize + "3", 3, 3, oc, oc, true);
+        h.layer_rn[k] = get_conv(wm, layer_rn(k + 1), 3, 3, oc, F, false);
+        h.rn[k] = load_fusion(wm, fusion(k + 1), F, k != 3);
     }
-    h.out1 = get_conv(wm, s + "out1", 3, 3, F, F / 2, true);
-    h.out2a = get_conv(wm, s + "out2a", 3, 3, F / 2, 32, true);
-    ggml_tensor *o2b = wm.get(s + "out2b.weight");
+    h.out1 = get_conv(wm, s + tn::kOut1, 3, 3, F, F / 2, true);
+    h.out2a = get_conv(wm, s + tn::kOut2a, 3, 3, F / 2, 32, true);
+    ggml_tensor *o2b = wm.get(s + tn::kOut2b + ".weight");
     hp.output_dim = (int)o2b->ne[3];
-    h.out2b = get_conv(wm, s + "out2b", 1, 1, 32, hp.output_dim, true);
+    h.out2b = get_conv(wm, s + tn::kOut2b, 1, 1, 32, hp.output_dim, true);
     if (hp.output_dim < 1 || (hp.dual && hp.output_dim < 2)) {
         wm.format_error(s + "out2b has " + std::to_string(hp.output_dim) + " output channels");
     }
     if (hp.has_sky) {
-        h.sky_out2a = get_conv(wm, s + "sky_out2a", 3, 3, F / 2, 32, true);
-        h.sky_out2b = get_conv(wm, s + "sky_out2b", 1, 1, 32, 1, true);
+        h.sky_out2a = get_conv(wm, s + tn::kSkyOut2a, 3, 3, F / 2, 32, true);
+        h.sky_out2b = get_conv(wm, s + tn::kSkyOut2b, 1, 1, 32, 1, true);
     }
 
     // Aux ray branch: optional (the published files lack it); all or nothing.
-    hp.has_aux = hp.dual && (wm.has(s + "rn1_aux.out.weight") || wm.has(s + "out2b_aux.weight"));
+    hp.has_aux = hp.dual && (wm.has(fusion(1) + tn::kAux + "." + tn::kFusionOut + ".weight") ||
+                             wm.has(s + tn::kOut2bAux + ".weight"));
     if (hp.has_aux) {
         for (int k = 0; k < 4; ++k) {
-            h.rn_aux[k] = load_fusion(wm, s + "rn" + std::to_string(k + 1) + "_aux", F, k != 3);
+            h.rn_aux[k] = load_fusion(wm, fusion(k + 1) + tn::kAux, F, k != 3);
         }
         int n = 0;
-        while (n < 5 && wm.has(s + "out1_aux." + std::to_string(n) + ".weight")) ++n;
+        while (n < 5 && wm.has(s + tn::kOut1Aux + "." + std::to_string(n) + ".weight")) ++n;
         if (n != 1 && n != 3 && n != 5) {
-            wm.format_error(s + "out1_aux has " + std::to_string(n) + " convolutions (expected 1, 3 or 5)");
+            wm.format_error(s + tn::kOut1Aux + " has " + std::to_string(n) + " convolutions (expected 1, 3 or 5)");
         }
         hp.aux_out1_convs = n;
         for (int j = 0; j < n; ++j) {
             // F -> F/2 -> F -> F/2 ... (ref: dualdpt.py _make_aux_out1_block)
             const int cin = (j % 2 == 0) ? F : F / 2, cout = (j % 2 == 0) ? F / 2 : F;
-            h.out1_aux[j] = get_conv(wm, s + "out1_aux." + std::to_string(j), 3, 3, cin, cout, true);
+            h.out1_aux[j] = get_conv(wm, s + tn::kOut1Aux + "." + std::to_string(j), 3, 3, cin, cout, true);
         }
-        h.out2a_aux = get_conv(wm, s + "out2a_aux", 3, 3, F / 2, 32, true);
-        h.out2_aux_ln.w = wm.get(s + "out2_aux_ln.weight", {32});
-        h.out2_aux_ln.b = wm.get(s + "out2_aux_ln.bias", {32});
-        h.out2b_aux = get_conv(wm, s + "out2b_aux", 1, 1, 32, 7, true);
+        h.out2a_aux = get_conv(wm, s + tn::kOut2aAux, 3, 3, F / 2, 32, true);
+        h.out2_aux_ln.w = wm.get(s + tn::kOut2AuxLn + ".weight", {32});
+        h.out2_aux_ln.b = wm.get(s + tn::kOut2AuxLn + ".bias", {32});
+        h.out2b_aux = get_conv(wm, s + tn::kOut2bAux, 1, 1, 32, 7, true);
     }
     out = h;
 }

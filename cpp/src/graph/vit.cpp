@@ -1,6 +1,7 @@
 #include "graph/vit.h"
 
 #include "graph/graph.h"
+#include "gguf/schema.h"
 
 #include "ggml-backend.h"
 
@@ -106,7 +107,7 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
         fail(DA3_ERR_UNSUPPORTED, wm.path() + ": register tokens are not supported");
     }
     // blocks past the depth would be silently ignored
-    for (const std::string &name : wm.names_with_prefix(prefix + "blk.")) {
+    for (const std::string &name : wm.names_with_prefix(prefix + schema::tn::kBlock + ".")) {
         const long long i = std::atoll(name.c_str() + prefix.size() + 4);
         if (i >= hp.depth) {
             wm.format_error("tensor '" + printable(name) + "' is past " + prefix + "depth = " + std::to_string(hp.depth) +
@@ -137,21 +138,22 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
 
     const int P = hp.patch_size, G = hp.pos_embed_grid;
     const std::string p = prefix;
-    m.patch_embed.w = wm.get(p + "patch_embed.weight", {P, P, 3, C});
-    m.patch_embed.b = wm.get(p + "patch_embed.bias", {C});
-    m.cls_token = wm.get(p + "cls_token");
-    if (ggml_nelements(m.cls_token) != C) wm.format_error("tensor '" + p + "cls_token' must have " + std::to_string(C) + " elements");
+    namespace tn = schema::tn;
+    m.patch_embed.w = wm.get(p + tn::kPatchEmbed + ".weight", {P, P, 3, C});
+    m.patch_embed.b = wm.get(p + tn::kPatchEmbed + ".bias", {C});
+    m.cls_token = wm.get(p + tn::kClsToken);
+    if (ggml_nelements(m.cls_token) != C) wm.format_error("tensor '" + p + tn::kClsToken + "' must have " + std::to_string(C) + " elements");
     m.cls_token = m.cls_token;
     if (hp.alt_start != -1) {
-        m.camera_token = wm.get(p + "camera_token", {C, 2});
+        m.camera_token = wm.get(p + tn::kCameraToken, {C, 2});
     }
-    m.pos_embed = wm.get(p + "pos_embed", {C, 1 + (int64_t)G * G});
+    m.pos_embed = wm.get(p + tn::kPosEmbed, {C, 1 + (int64_t)G * G});
     if (m.pos_embed->type != GGML_TYPE_F32) fail(DA3_ERR_UNSUPPORTED, wm.path() + ": pos_embed must be f32");
     if (wm.has_data()) {  // not in the shape pass
         m.pos_embed_host.resize((size_t)C * (1 + (size_t)G * G));
         ggml_backend_tensor_get(m.pos_embed, m.pos_embed_host.data(), 0, ggml_nbytes(m.pos_embed));
     }
-    m.norm = {wm.get(p + "norm.weight", {C}), wm.get(p + "norm.bias", {C})};
+    m.norm = {wm.get(p + tn::kNorm + ".weight", {C}), wm.get(p + tn::kNorm + ".bias", {C})};
 
     const int F = hp.mlp_hidden;
     // the DINOv2 blocks' linears all have biases (proj_bias, ffn_bias); qkv's per the metadata
@@ -159,24 +161,24 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
     m.blocks.resize(hp.depth);
     for (int i = 0; i < hp.depth; ++i) {
         vit_block &b = m.blocks[i];
-        const std::string bp = p + "blk." + std::to_string(i) + ".";
-        b.norm1 = {wm.get(bp + "norm1.weight", {C}), wm.get(bp + "norm1.bias", {C})};
-        b.norm2 = {wm.get(bp + "norm2.weight", {C}), wm.get(bp + "norm2.bias", {C})};
-        b.qkv = {wm.get(bp + "attn_qkv.weight", {C, 3 * C}), qkv_bias ? wm.get(bp + "attn_qkv.bias", {3 * C}) : nullptr};
-        b.proj = {wm.get(bp + "attn_proj.weight", {C, C}), wm.get(bp + "attn_proj.bias", {C})};
+        const std::string bp = p + tn::kBlock + "." + std::to_string(i) + ".";
+        b.norm1 = {wm.get(bp + tn::kNorm1 + ".weight", {C}), wm.get(bp + tn::kNorm1 + ".bias", {C})};
+        b.norm2 = {wm.get(bp + tn::kNorm2 + ".weight", {C}), wm.get(bp + tn::kNorm2 + ".bias", {C})};
+        b.qkv = {wm.get(bp + tn::kAttnQkv + ".weight", {C, 3 * C}), qkv_bias ? wm.get(bp + tn::kAttnQkv + ".bias", {3 * C}) : nullptr};
+        b.proj = {wm.get(bp + tn::kAttnProj + ".weight", {C, C}), wm.get(bp + tn::kAttnProj + ".bias", {C})};
         if (hp.has_qknorm(i)) {
-            b.q_norm = {wm.get(bp + "attn_qnorm.weight", {64}), wm.get(bp + "attn_qnorm.bias", {64})};
-            b.k_norm = {wm.get(bp + "attn_knorm.weight", {64}), wm.get(bp + "attn_knorm.bias", {64})};
+            b.q_norm = {wm.get(bp + tn::kAttnQNorm + ".weight", {64}), wm.get(bp + tn::kAttnQNorm + ".bias", {64})};
+            b.k_norm = {wm.get(bp + tn::kAttnKNorm + ".weight", {64}), wm.get(bp + tn::kAttnKNorm + ".bias", {64})};
         }
-        b.ls1 = wm.get(bp + "ls1", {C});
-        b.ls2 = wm.get(bp + "ls2", {C});
+        b.ls1 = wm.get(bp + tn::kLs1, {C});
+        b.ls2 = wm.get(bp + tn::kLs2, {C});
         if (hp.swiglu) {
-            ggml_tensor *w12 = wm.get(bp + "mlp_w12.weight", {C, -1});
-            b.fc1 = {w12, wm.get(bp + "mlp_w12.bias", {w12->ne[1]})};
-            b.fc2 = {wm.get(bp + "mlp_w3.weight", {w12->ne[1] / 2, C}), wm.get(bp + "mlp_w3.bias", {C})};
+            ggml_tensor *w12 = wm.get(bp + tn::kMlpW12 + ".weight", {C, -1});
+            b.fc1 = {w12, wm.get(bp + tn::kMlpW12 + ".bias", {w12->ne[1]})};
+            b.fc2 = {wm.get(bp + tn::kMlpW3 + ".weight", {w12->ne[1] / 2, C}), wm.get(bp + tn::kMlpW3 + ".bias", {C})};
         } else {
-            b.fc1 = {wm.get(bp + "mlp_fc1.weight", {C, F}), wm.get(bp + "mlp_fc1.bias", {F})};
-            b.fc2 = {wm.get(bp + "mlp_fc2.weight", {F, C}), wm.get(bp + "mlp_fc2.bias", {C})};
+            b.fc1 = {wm.get(bp + tn::kMlpFc1 + ".weight", {C, F}), wm.get(bp + tn::kMlpFc1 + ".bias", {F})};
+            b.fc2 = {wm.get(bp + tn::kMlpFc2 + ".weight", {F, C}), wm.get(bp + tn::kMlpFc2 + ".bias", {C})};
         }
     }
     // f32 files: norm affines and layer scales folded into the adjacent linear layers (float
