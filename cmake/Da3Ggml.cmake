@@ -136,6 +136,11 @@ function(da3_add_ggml variant)
     if(DA3_SANITIZE_FLAGS_STRING)  # DA3CPP_SANITIZE (cmake/Da3Sanitize.cmake)
         string(APPEND gc_flags " ${DA3_SANITIZE_FLAGS_STRING}")
     endif()
+    set(toolchain_args "")
+    if(CMAKE_TOOLCHAIN_FILE)  # e.g. cmake/toolchains/zig-x86_64.cmake (wheel builds)
+        get_filename_component(tc "${CMAKE_TOOLCHAIN_FILE}" ABSOLUTE)
+        set(toolchain_args "-DCMAKE_TOOLCHAIN_FILE=${tc}")
+    endif()
     ExternalProject_Add(ggml_${variant}
         SOURCE_DIR "${ARG_SOURCE_DIR}"
         CMAKE_COMMAND "${ep_cmake}"
@@ -144,6 +149,7 @@ function(da3_add_ggml variant)
         INSTALL_DIR "${inst}"
         CMAKE_ARGS
             -DCMAKE_BUILD_TYPE=Release
+            ${toolchain_args}
             -DCMAKE_INSTALL_PREFIX=<INSTALL_DIR>
             -DCMAKE_INSTALL_LIBDIR=lib
             -DCMAKE_C_COMPILER=${CMAKE_C_COMPILER}
@@ -179,7 +185,14 @@ function(da3_add_ggml variant)
         target_link_libraries(da3_ggml_${variant} INTERFACE m)
     endif()
     if(ARG_GPU STREQUAL "vulkan")
-        target_link_libraries(da3_ggml_${variant} INTERFACE Vulkan::Vulkan)
+        # Linux: headers only; the module leaves vkGetInstanceProcAddr & co. undefined (no DT_NEEDED on
+        # libvulkan.so.1), and _variants.py loads the system's Vulkan loader (RTLD_GLOBAL) before
+        # importing it, so a machine without the loader still imports and runs the CPU variants
+        if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
+            target_link_libraries(da3_ggml_${variant} INTERFACE Vulkan::Headers)
+        else()
+            target_link_libraries(da3_ggml_${variant} INTERFACE Vulkan::Vulkan)
+        endif()
     elseif(ARG_GPU STREQUAL "cuda")
         target_link_libraries(da3_ggml_${variant} INTERFACE CUDA::cudart_static CUDA::cublas CUDA::cublasLt)
         if(TARGET CUDA::cuda_driver)

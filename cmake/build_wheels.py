@@ -1,0 +1,212 @@
+"""Build the portable Linux wheel of depth-anything-cpp for one architecture.
+
+    python cmake/build_wheels.py --arch x86_64 --out dist
+    python cmake/build_wheels.py --arch aarch64 --out dist
+
+Compiles with zig (PyPI `ziglang`) against glibc 2.28 stubs with libc++ linked statically, so
+the wheel needs nothing from the machine but glibc >= 2.28 (and, for the Vulkan variant only,
+the system's Vulkan loader, loaded at run time when present). Docker is not needed. Steps: pip
+builds the wheel with scikit-build-core through the arch's CMake toolchain file
+(cmake/toolchains/zig-<arch>.cmake) in a persistent build dir (build/wheel-<arch>: rebuilds are
+incremental), `auditwheel repair` tags it manylinux, then the result is checked: auditwheel's
+policy, the newest glibc symbol version, the exported symbols (PyInit_* only) and the size.
+
+Needs in the running Python: scikit-build-core, pybind11, ziglang, auditwheel (pip install
+scikit-build-core pybind11 ziglang auditwheel); plus cmake, ninja, and for the Vulkan variant the
+Vulkan SDK (Debian: libvulkan-dev glslc spirv-headers). ggml's source is cached by
+cmake/fetch_ggml.py and zig's cache under $DA3CPP_CACHE_DIR (default ~/.cache/depth-anything-cpp).
+
+An architecture is one entry of ARCHES; everything arch-specific lives there.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_WHEEL_MB = 40  # size budget of one wheel, Vulkan variant included
+
+
+@dataclasses.dataclass(frozen=True)
+class Arch:
+    """What differs between architectures."""
+
+    toolchain: str  # CMake toolchain file, relative to the repository root
+    platform: str  # sysconfig-style platform of the built modules (_PYTHON_HOST_PLATFORM)
+    variants: str  # DA3CPP_VARIANTS for this arch (cmake/Da3Variants.cmake)
+    policy: str  # newest manylinux policy the wheel may need (auditwheel repair --plat)
+    # extra (cmake args, environment) for this arch, e.g. a cross build's Python headers/suffix
+    extra: Callable[[argparse.Namespace], tuple[list[str], dict[str, str]]] = lambda args: ([], {})
+
+
+def _native_extra(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    return [], {}
+
+
+ARCHES: dict[str, Arch] = {
+    "x86_64": Arch(
+        toolchain="cmake/toolchains/zig-x86_64.cmake",
+        platform="linux-x86_64",
+        variants="x64;avx2;avx512;vulkan",
+        policy="manylinux_2_28_x86_64",
+        extra=_native_extra,
+    ),
+    # ---- aarch64: toolchain file, variant list and cross-build Python settings go here ----
+    "aarch64": Arch(
+        toolchain="cmake/toolchains/zig-aarch64.cmake",
+        platform="linux-aarch64",
+        variants="native;vulkan",
+        policy="manylinux_2_28_aarch64",
+        extra=_native_extra,
+    ),
+}
+
+
+def log(msg: str) -> None:
+    print(f"build_wheels: {msg}", flush=True)
+
+
+def fail(msg: str) -> None:
+    print(f"build_wheels: error: {msg}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def check_tools(arch: Arch) -> None:
+    missing = [m for m in ("scikit_build_core", "pybind11", "ziglang", "auditwheel")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        fail(f"missing Python packages: {', '.join(missing)} "
+             f"(pip install scikit-build-core pybind11 ziglang auditwheel)")
+    if not (ROOT / arch.toolchain).is_file():
+        fail(f"toolchain file {arch.toolchain} is not in this tree")
+
+
+def build_env(name: str, arch: Arch, args: argparse.Namespace) -> dict[str, str]:
+    cmake_args = [
+        f"-DCMAKE_TOOLCHAIN_FILE={ROOT / arch.toolchain}",
+        "-DDA3CPP_GGML_OPENMP=OFF",  # zig ships no OpenMP runtime: ggml's own thread pool
+        "-DDA3CPP_COPY_TO_SOURCE=OFF",
+    ]
+    extra_args, extra_env = arch.extra(args)
+    env = dict(os.environ)
+    env.update(
+        DA3CPP_VARIANTS=args.variants or arch.variants,
+        DA3CPP_PYTHON=sys.executable,  # the Python whose ziglang the toolchain file uses
+        SKBUILD_BUILD_DIR=str(ROOT / "build" / f"wheel-{name}"),
+        SKBUILD_CMAKE_ARGS=";".join(cmake_args + extra_args),
+        _PYTHON_HOST_PLATFORM=arch.platform,
+    )
+    env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
+    env.update(extra_env)
+    return env
+
+
+def pip_wheel(env: dict[str, str], tmp: Path, verbose: bool) -> Path:
+    cmd = [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-build-isolation", "--no-deps",
+           "-w", str(tmp)]
+    if verbose:
+        cmd.append("-v")
+    log("+ " + " ".join(cmd))
+    subprocess.run(cmd, env=env, check=True)
+    wheels = sorted(tmp.glob("depth_anything_cpp-*.whl"))
+    if len(wheels) != 1:
+        fail(f"expected one wheel in {tmp}, found {[w.name for w in wheels]}")
+    return wheels[0]
+
+
+def repair(wheel: Path, arch: Arch, out: Path) -> Path:
+    before = {p.name for p in out.glob("*.whl")}
+    cmd = [sys.executable, "-m", "auditwheel", "repair", "--plat", arch.policy, "-w", str(out), str(wheel)]
+    log("+ " + " ".join(cmd))
+    subprocess.run(cmd, check=True)
+    new = [p for p in out.glob("*.whl") if p.name not in before or p.name == wheel.name]
+    new = [p for p in new if arch.platform.split("-", 1)[1] in p.name]
+    if not new:
+        fail(f"auditwheel wrote no wheel into {out}")
+    return max(new, key=lambda p: p.stat().st_mtime)
+
+
+def auditwheel_policy(wheel: Path) -> str:
+    out = subprocess.run([sys.executable, "-m", "auditwheel", "show", str(wheel)], check=True,
+                         capture_output=True, text=True).stdout
+    text = " ".join(out.split())
+    m = re.search(r'is consistent with the following platform tag: "([^"]+)"', text)
+    if not m:
+        fail(f"auditwheel show: no platform tag in its report:\n{out}")
+    return m.group(1)
+
+
+def check_modules(wheel: Path) -> dict[str, object]:
+    """Newest GLIBC symbol version, needed libraries and exports of the wheel's modules."""
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.gnuversions import GNUVerNeedSection
+
+    newest = (0, 0)
+    needed: set[str] = set()
+    with tempfile.TemporaryDirectory() as d, zipfile.ZipFile(wheel) as zf:
+        for name in zf.namelist():
+            if not name.endswith(".so"):
+                continue
+            path = Path(zf.extract(name, d))
+            with open(path, "rb") as f:
+                elf = ELFFile(f)
+                for sec in elf.iter_sections():
+                    if isinstance(sec, GNUVerNeedSection):
+                        for _, auxes in sec.iter_versions():
+                            for aux in auxes:
+                                m = re.fullmatch(r"GLIBC_(\d+)\.(\d+)(?:\.\d+)?", aux.name)
+                                if m:
+                                    newest = max(newest, (int(m.group(1)), int(m.group(2))))
+                    elif isinstance(sec, DynamicSection):
+                        needed |= {t.needed for t in sec.iter_tags() if t.entry.d_tag == "DT_NEEDED"}
+                    elif sec.name == ".dynsym":
+                        exported = [s.name for s in sec.iter_symbols()
+                                    if s["st_shndx"] != "SHN_UNDEF" and s.name
+                                    and s["st_info"]["bind"] in ("STB_GLOBAL", "STB_WEAK")]
+                        extra = [s for s in exported if not s.startswith("PyInit_")]
+                        if extra:
+                            fail(f"{name} exports more than PyInit_*: {extra[:5]} ...")
+    return {"glibc": "GLIBC_%d.%d" % newest, "needed": sorted(needed)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--arch", required=True, choices=sorted(ARCHES))
+    ap.add_argument("--out", required=True, type=Path, help="directory for the repaired wheel")
+    ap.add_argument("--variants", default="", help="override DA3CPP_VARIANTS (default: the arch's list)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="show the full CMake/compiler output")
+    args = ap.parse_args()
+    arch = ARCHES[args.arch]
+    check_tools(arch)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="da3-wheel-") as tmp:
+        raw = pip_wheel(build_env(args.arch, arch, args), Path(tmp), args.verbose)
+        t_build = time.monotonic() - t0
+        wheel = repair(raw, arch, out)
+    policy = auditwheel_policy(wheel)
+    info = check_modules(wheel)
+    size_mb = wheel.stat().st_size / 2**20
+    log(f"wheel: {wheel}")
+    log(f"size: {size_mb:.1f} MB (budget {MAX_WHEEL_MB} MB); build: {t_build:.0f} s; "
+        f"total: {time.monotonic() - t0:.0f} s")
+    log(f"auditwheel policy: {policy}; newest glibc symbol: {info['glibc']}; needed: {', '.join(info['needed'])}")
+    if size_mb > MAX_WHEEL_MB:
+        fail(f"{wheel.name} is {size_mb:.1f} MB, over the {MAX_WHEEL_MB} MB budget")
+
+
+if __name__ == "__main__":
+    main()
