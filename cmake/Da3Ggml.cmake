@@ -136,11 +136,6 @@ function(da3_add_ggml variant)
     if(DA3_SANITIZE_FLAGS_STRING)  # DA3CPP_SANITIZE (cmake/Da3Sanitize.cmake)
         string(APPEND gc_flags " ${DA3_SANITIZE_FLAGS_STRING}")
     endif()
-    set(toolchain_args "")
-    if(CMAKE_TOOLCHAIN_FILE)  # e.g. cmake/toolchains/zig-x86_64.cmake (wheel builds)
-        get_filename_component(tc "${CMAKE_TOOLCHAIN_FILE}" ABSOLUTE)
-        set(toolchain_args "-DCMAKE_TOOLCHAIN_FILE=${tc}")
-    endif()
     ExternalProject_Add(ggml_${variant}
         SOURCE_DIR "${ARG_SOURCE_DIR}"
         CMAKE_COMMAND "${ep_cmake}"
@@ -149,11 +144,11 @@ function(da3_add_ggml variant)
         INSTALL_DIR "${inst}"
         CMAKE_ARGS
             -DCMAKE_BUILD_TYPE=Release
-            ${toolchain_args}
             -DCMAKE_INSTALL_PREFIX=<INSTALL_DIR>
             -DCMAKE_INSTALL_LIBDIR=lib
             -DCMAKE_C_COMPILER=${CMAKE_C_COMPILER}
             -DCMAKE_CXX_COMPILER=${CMAKE_CXX_COMPILER}
+            -DCMAKE_TOOLCHAIN_FILE=${CMAKE_TOOLCHAIN_FILE}
             "-DCMAKE_C_FLAGS=${gc_flags}"
             "-DCMAKE_CXX_FLAGS=${gc_flags}"
             -DCMAKE_POSITION_INDEPENDENT_CODE=ON

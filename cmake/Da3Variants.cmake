@@ -50,7 +50,6 @@ file(GLOB_RECURSE DA3_CORE_SOURCES CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/cpp/
 file(GLOB DA3_BINDING_SOURCES CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/src/*.cpp")
 
 set(DA3_MODULES "")
-set(DA3_MODULE_VERSION_SCRIPT "${CMAKE_CURRENT_LIST_DIR}/pymodule.map")
 
 # da3_add_variant(<name> LEVEL <x64|avx2|avx512|native> [GPU vulkan|cuda] [GGML_ARGS ...])
 # builds module _da3_<name> with DA3_VARIANT_NAME="<name>".
@@ -91,14 +90,11 @@ function(da3_add_variant name)
     target_compile_definitions(${module} PRIVATE DA3_MODULE_NAME=${module})
     target_compile_options(${module} PRIVATE ${isa_flags} ${DA3_WARNING_FLAGS})
     target_link_libraries(${module} PRIVATE da3_core_${name})
-    if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
-        # export PyInit_* only (the static ggml/libc++ inside stay private to the module)
-        target_link_options(${module} PRIVATE "LINKER:--version-script=${DA3_MODULE_VERSION_SCRIPT}"
-                            "LINKER:--gc-sections" "LINKER:--as-needed")
-        set_property(TARGET ${module} APPEND PROPERTY LINK_DEPENDS "${DA3_MODULE_VERSION_SCRIPT}")
-        if(NOT DA3_ZIG_TOOLCHAIN)  # zig's lld rejects it (cmake/toolchains/zig-common.cmake)
-            target_link_options(${module} PRIVATE "LINKER:--exclude-libs,ALL")
-        endif()
+    if(CMAKE_SYSTEM_NAME STREQUAL "Linux" AND DA3_ZIG_TOOLCHAIN)  # version script instead (cmake/toolchains)
+        target_link_options(${module} PRIVATE "LINKER:--gc-sections" "LINKER:--as-needed")
+    elseif(CMAKE_SYSTEM_NAME STREQUAL "Linux")
+        target_link_options(${module} PRIVATE "LINKER:--exclude-libs,ALL" "LINKER:--gc-sections"
+                            "LINKER:--as-needed")
     endif()
     if(ARG_GPU STREQUAL "cuda" AND DA3_CUDA_RPATH)
         set_target_properties(${module} PROPERTIES INSTALL_RPATH "${DA3_CUDA_RPATH}"

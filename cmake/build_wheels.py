@@ -25,14 +25,13 @@ import dataclasses
 import importlib.util
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_WHEEL_MB = 40  # size budget of one wheel, Vulkan variant included
@@ -40,18 +39,24 @@ MAX_WHEEL_MB = 40  # size budget of one wheel, Vulkan variant included
 
 @dataclasses.dataclass(frozen=True)
 class Arch:
-    """What differs between architectures."""
+    """What differs between architectures; the rest of the flow is shared."""
 
     toolchain: str  # CMake toolchain file, relative to the repository root
     platform: str  # sysconfig-style platform of the built modules (_PYTHON_HOST_PLATFORM)
     variants: str  # DA3CPP_VARIANTS for this arch (cmake/Da3Variants.cmake)
-    policy: str  # newest manylinux policy the wheel may need (auditwheel repair --plat)
-    # extra (cmake args, environment) for this arch, e.g. a cross build's Python headers/suffix
-    extra: Callable[[argparse.Namespace], tuple[list[str], dict[str, str]]] = lambda args: ([], {})
+    policy: str  # manylinux policy the wheel is tagged with (auditwheel repair --plat)
+    # builds the unrepaired wheel into a directory and returns its path; None: scikit-build-core
+    # through pip with the toolchain file (a native build: the build machine's Python)
+    build: Optional[Callable[[argparse.Namespace, "Arch", Path], Path]] = None
 
 
-def _native_extra(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
-    return [], {}
+def _build_aarch64(args: argparse.Namespace, arch: "Arch", tmp: Path) -> Path:
+    """Cross build (cmake/wheel_aarch64.py: arm64 Python headers from Debian's packages)."""
+    sys.path.insert(0, str(ROOT / "cmake"))
+    import wheel_aarch64  # noqa: E402  (issue #22 item 2)
+
+    return wheel_aarch64.build_wheel(tmp, ROOT / "build" / "wheel-aarch64", ROOT / "build" / "aarch64-sysroot",
+                                     args.variants or arch.variants, jobs=_jobs())
 
 
 ARCHES: dict[str, Arch] = {
@@ -60,15 +65,13 @@ ARCHES: dict[str, Arch] = {
         platform="linux-x86_64",
         variants="x64;avx2;avx512;vulkan",
         policy="manylinux_2_28_x86_64",
-        extra=_native_extra,
     ),
-    # ---- aarch64: toolchain file, variant list and cross-build Python settings go here ----
     "aarch64": Arch(
         toolchain="cmake/toolchains/zig-aarch64.cmake",
         platform="linux-aarch64",
-        variants="native;vulkan",
+        variants="neon;dotprod;i8mm;vulkan",
         policy="manylinux_2_28_aarch64",
-        extra=_native_extra,
+        build=_build_aarch64,
     ),
 }
 
@@ -92,30 +95,46 @@ def check_tools(arch: Arch) -> None:
         fail(f"toolchain file {arch.toolchain} is not in this tree")
 
 
-def build_env(name: str, arch: Arch, args: argparse.Namespace) -> dict[str, str]:
+def _jobs() -> int:
+    return int(os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL") or os.cpu_count() or 2)
+
+
+def cache_dir() -> Path:
+    """Same rule as cmake/fetch_ggml.py: $DA3CPP_CACHE_DIR, else $XDG_CACHE_HOME or ~/.cache."""
+    if os.environ.get("DA3CPP_CACHE_DIR"):
+        return Path(os.environ["DA3CPP_CACHE_DIR"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "depth-anything-cpp"
+
+
+def tool_env() -> dict[str, str]:
+    """zig from this Python's ziglang; zig's cache (libc++, glibc stubs) kept between builds."""
+    import ziglang
+
+    env = dict(os.environ)
+    env.setdefault("DA3CPP_ZIG", str(Path(ziglang.__file__).parent / "zig"))
+    env.setdefault("ZIG_GLOBAL_CACHE_DIR", str(cache_dir() / "zig"))
+    env.setdefault("ZIG_LOCAL_CACHE_DIR", env["ZIG_GLOBAL_CACHE_DIR"])
+    env["CMAKE_BUILD_PARALLEL_LEVEL"] = str(_jobs())
+    return env
+
+
+def scikit_build(args: argparse.Namespace, arch: Arch, tmp: Path) -> Path:
+    """pip wheel with scikit-build-core, the toolchain file, and a persistent build dir."""
     cmake_args = [
         f"-DCMAKE_TOOLCHAIN_FILE={ROOT / arch.toolchain}",
         "-DDA3CPP_GGML_OPENMP=OFF",  # zig ships no OpenMP runtime: ggml's own thread pool
         "-DDA3CPP_COPY_TO_SOURCE=OFF",
     ]
-    extra_args, extra_env = arch.extra(args)
-    env = dict(os.environ)
+    env = tool_env()
     env.update(
         DA3CPP_VARIANTS=args.variants or arch.variants,
-        DA3CPP_PYTHON=sys.executable,  # the Python whose ziglang the toolchain file uses
-        SKBUILD_BUILD_DIR=str(ROOT / "build" / f"wheel-{name}"),
-        SKBUILD_CMAKE_ARGS=";".join(cmake_args + extra_args),
+        SKBUILD_BUILD_DIR=str(ROOT / "build" / f"wheel-{args.arch}"),
+        SKBUILD_CMAKE_ARGS=";".join(cmake_args),
         _PYTHON_HOST_PLATFORM=arch.platform,
     )
-    env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
-    env.update(extra_env)
-    return env
-
-
-def pip_wheel(env: dict[str, str], tmp: Path, verbose: bool) -> Path:
     cmd = [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-build-isolation", "--no-deps",
            "-w", str(tmp)]
-    if verbose:
+    if args.verbose:
         cmd.append("-v")
     log("+ " + " ".join(cmd))
     subprocess.run(cmd, env=env, check=True)
@@ -194,7 +213,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="da3-wheel-") as tmp:
-        raw = pip_wheel(build_env(args.arch, arch, args), Path(tmp), args.verbose)
+        if arch.build is not None:
+            os.environ.update(tool_env())
+        raw = (arch.build or scikit_build)(args, arch, Path(tmp))
         t_build = time.monotonic() - t0
         wheel = repair(raw, arch, out)
     policy = auditwheel_policy(wheel)
