@@ -346,18 +346,18 @@ struct shuffle_masks {
     }
 };
 inline void deinterleave4(const shuffle_masks &k, const vf a[4], vf c[4]) {
-    const vf p0 = __builtin_shuffle(a[0], a[1], k.pick0), q0 = __builtin_shuffle(a[2], a[3], k.pick0);  // c0 | c2
-    const vf p1 = __builtin_shuffle(a[0], a[1], k.pick1), q1 = __builtin_shuffle(a[2], a[3], k.pick1);  // c1 | c3
-    c[0] = __builtin_shuffle(p0, q0, k.lo), c[2] = __builtin_shuffle(p0, q0, k.hi);
-    c[1] = __builtin_shuffle(p1, q1, k.lo), c[3] = __builtin_shuffle(p1, q1, k.hi);
+    const vf p0 = shuffle2(a[0], a[1], k.pick0), q0 = shuffle2(a[2], a[3], k.pick0);  // c0 | c2
+    const vf p1 = shuffle2(a[0], a[1], k.pick1), q1 = shuffle2(a[2], a[3], k.pick1);  // c1 | c3
+    c[0] = shuffle2(p0, q0, k.lo), c[2] = shuffle2(p0, q0, k.hi);
+    c[1] = shuffle2(p1, q1, k.lo), c[3] = shuffle2(p1, q1, k.hi);
 }
 inline void interleave4(const shuffle_masks &k, const vf c[4], vf a[4]) {
     // p = [c0 | c2] first halves, q = second halves; r, s the same for c1, c3
-    const vf p = __builtin_shuffle(c[0], c[2], k.lo), q = __builtin_shuffle(c[0], c[2], k.hi);
-    const vf r = __builtin_shuffle(c[1], c[3], k.lo), s = __builtin_shuffle(c[1], c[3], k.hi);
+    const vf p = shuffle2(c[0], c[2], k.lo), q = shuffle2(c[0], c[2], k.hi);
+    const vf r = shuffle2(c[1], c[3], k.lo), s = shuffle2(c[1], c[3], k.hi);
     const vi next = k.ilv + VW / 4;  // the next VW / 4 tiles
-    a[0] = __builtin_shuffle(p, r, k.ilv), a[1] = __builtin_shuffle(p, r, next);
-    a[2] = __builtin_shuffle(q, s, k.ilv), a[3] = __builtin_shuffle(q, s, next);
+    a[0] = shuffle2(p, r, k.ilv), a[1] = shuffle2(p, r, next);
+    a[2] = shuffle2(q, s, k.ilv), a[3] = shuffle2(q, s, next);
 }
 
 struct wino_scratch {

@@ -185,7 +185,7 @@ void resize_row_ac(const float *plane, int wi, int hi, int ho, int i, const int 
         idx -= x0[j];
         const float *base = tmp + (x0[j] - s0);
         const vf lo = loadu(base), hi_ = loadu(base + VW);
-        const vf v0 = __builtin_shuffle(lo, hi_, idx), v1 = __builtin_shuffle(lo, hi_, idx + 1);
+        const vf v0 = shuffle2(lo, hi_, idx), v1 = shuffle2(lo, hi_, idx + 1);
         const vf w = loadu(wx + j);
         vf v = (1.0f - w) * v0 + w * v1;  // as the scalar loop below
         v += ex ? loadu(ex + j) : splat(ey);

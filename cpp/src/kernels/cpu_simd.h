@@ -31,10 +31,31 @@ inline vf loadu(const float *p) {
     return v;
 }
 inline void storeu(float *p, vf v) { std::memcpy(p, &v, sizeof v); }
+// [a b][m[l]] per lane l (indices 0..2*VW-1): GCC's two-vector shuffle by a run-time mask.
+// Clang has no __builtin_shuffle (only constant-index __builtin_shufflevector): lane by lane
+// there (zig builds: the manylinux wheels), which it lowers to table lookups where it can.
+inline vf shuffle2(vf a, vf b, vi m) {
+#if defined(__clang__)
+    vf r;
+    for (int l = 0; l < VW; ++l) {
+        const int i = m[l] & (2 * VW - 1);
+        r[l] = i < VW ? a[i] : b[i - VW];
+    }
+    return r;
+#else
+    return __builtin_shuffle(a, b, m);
+#endif
+}
 // x in every lane (one broadcast; "vf{} + x" would add 0 first, to keep -0 exact)
 inline vf splat(float x) {
+#if defined(__clang__)
+    vf v;
+    for (int l = 0; l < VW; ++l) v[l] = x;
+    return v;
+#else
     const vf v = {x};
     return __builtin_shuffle(v, vi{});
+#endif
 }
 inline vf select(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
 // ReLU as PyTorch: v > 0 ? v : +0, and NaN stays NaN (a "v > 0" select would make it 0).
