@@ -25,6 +25,7 @@ import dataclasses
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -144,16 +145,25 @@ def scikit_build(args: argparse.Namespace, arch: Arch, tmp: Path) -> Path:
     return wheels[0]
 
 
-def repair(wheel: Path, arch: Arch, out: Path) -> Path:
-    before = {p.name for p in out.glob("*.whl")}
-    cmd = [sys.executable, "-m", "auditwheel", "repair", "--plat", arch.policy, "-w", str(out), str(wheel)]
+def repair(wheel: Path, arch: Arch, tmp: Path, out: Path) -> Path:
+    """auditwheel repair: grafts nothing (the modules need only glibc), tags the policy."""
+    fixed = tmp / "repaired"
+    cmd = [sys.executable, "-m", "auditwheel", "repair", "--plat", arch.policy, "-w", str(fixed), str(wheel)]
     log("+ " + " ".join(cmd))
     subprocess.run(cmd, check=True)
-    new = [p for p in out.glob("*.whl") if p.name not in before or p.name == wheel.name]
-    new = [p for p in new if arch.platform.split("-", 1)[1] in p.name]
-    if not new:
-        fail(f"auditwheel wrote no wheel into {out}")
-    return max(new, key=lambda p: p.stat().st_mtime)
+    wheels = list(fixed.glob("*.whl"))
+    if len(wheels) != 1:
+        fail(f"auditwheel repair wrote {[w.name for w in wheels]}, expected one wheel")
+    dest = out / wheels[0].name
+    dest.unlink(missing_ok=True)
+    return Path(shutil.move(str(wheels[0]), dest))
+
+
+def _glibc_minor(policy_or_symbol: str) -> int:
+    m = re.search(r"(?:manylinux_2_|GLIBC_2\.)(\d+)", policy_or_symbol)
+    if not m:
+        fail(f"cannot read a glibc version from {policy_or_symbol!r}")
+    return int(m.group(1))
 
 
 def auditwheel_policy(wheel: Path) -> str:
@@ -217,7 +227,7 @@ def main() -> None:
             os.environ.update(tool_env())
         raw = (arch.build or scikit_build)(args, arch, Path(tmp))
         t_build = time.monotonic() - t0
-        wheel = repair(raw, arch, out)
+        wheel = repair(raw, arch, Path(tmp), out)
     policy = auditwheel_policy(wheel)
     info = check_modules(wheel)
     size_mb = wheel.stat().st_size / 2**20
@@ -225,6 +235,9 @@ def main() -> None:
     log(f"size: {size_mb:.1f} MB (budget {MAX_WHEEL_MB} MB); build: {t_build:.0f} s; "
         f"total: {time.monotonic() - t0:.0f} s")
     log(f"auditwheel policy: {policy}; newest glibc symbol: {info['glibc']}; needed: {', '.join(info['needed'])}")
+    limit = _glibc_minor(arch.policy)
+    if _glibc_minor(policy) > limit or _glibc_minor(str(info["glibc"])) > limit:
+        fail(f"{wheel.name} needs a newer glibc than {arch.policy} ({policy}, {info['glibc']})")
     if size_mb > MAX_WHEEL_MB:
         fail(f"{wheel.name} is {size_mb:.1f} MB, over the {MAX_WHEEL_MB} MB budget")
 

@@ -95,12 +95,17 @@ print(json.dumps(out))
 
 
 @needs_vulkan
-def test_vulkan_module_links_no_loader_and_exports_only_pyinit():
+def test_vulkan_module_links_no_loader_and_hides_ggml():
     if not sys.platform.startswith("linux"):
         skip_platform("the loader is resolved at run time on Linux only")
     needed, exported = _elf_dynamic(_module_path("vulkan"))
     assert not [n for n in needed if "vulkan" in n], needed
-    assert exported == ["PyInit__da3_vulkan"], exported[:10]
+    assert "PyInit__da3_vulkan" in exported
+    # ggml, gguf and our code stay inside (the wheel's modules export PyInit_* alone:
+    # cmake/build_wheels.py checks that; GCC builds also export libstdc++ template instances)
+    leaked = [s for s in exported if not s.startswith("PyInit_")
+              and (s.startswith(("ggml", "gguf", "vk")) or "da3" in s.lower())]
+    assert not leaked, leaked[:10]
 
 
 @needs_vulkan
