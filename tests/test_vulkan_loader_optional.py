@@ -69,6 +69,7 @@ def _loader_files() -> list[str]:
 
 _CHILD = r"""
 import ctypes, json, sys
+import numpy as np
 import depth_anything_cpp as d
 from depth_anything_cpp.errors import VariantError
 out = {}
