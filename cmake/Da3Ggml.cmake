@@ -180,7 +180,14 @@ function(da3_add_ggml variant)
         target_link_libraries(da3_ggml_${variant} INTERFACE m)
     endif()
     if(ARG_GPU STREQUAL "vulkan")
-        target_link_libraries(da3_ggml_${variant} INTERFACE Vulkan::Vulkan)
+        # Linux: headers only; the module leaves vkGetInstanceProcAddr & co. undefined (no DT_NEEDED on
+        # libvulkan.so.1), and _variants.py loads the system's Vulkan loader (RTLD_GLOBAL) before
+        # importing it, so a machine without the loader still imports and runs the CPU variants
+        if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
+            target_link_libraries(da3_ggml_${variant} INTERFACE Vulkan::Headers)
+        else()
+            target_link_libraries(da3_ggml_${variant} INTERFACE Vulkan::Vulkan)
+        endif()
     elseif(ARG_GPU STREQUAL "cuda")
         target_link_libraries(da3_ggml_${variant} INTERFACE CUDA::cudart_static CUDA::cublas CUDA::cublasLt)
         if(TARGET CUDA::cuda_driver)

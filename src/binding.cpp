@@ -226,7 +226,9 @@ PYBIND11_MODULE(DA3_MODULE_NAME, m) {
         "Dense depth for N uint8 HxWx3 images as one scene -> dict of float32 arrays: depth (N,H,W), conf,\n"
         "extrinsics (N,3,4) world-to-camera, intrinsics (N,3,3) px, sky (mono/metric), processed_images uint8.\n"
         "Raises ValueError on bad input, UnsupportedError when the model lacks a requested part.";
-    py::class_<Model>(m, "Model")
+    // module-local: every variant module defines its own Model, and one process may load several
+    // (the GPU probe, then a CPU level); libc++ (the zig-built wheels) matches type_info by name
+    py::class_<Model>(m, "Model", py::module_local())
         .def(py::init<const std::string &, int, const std::string &, int, py::object, const std::string &>(),
              "Loads a GGUF model; with metric_path, `path` is the any-view file and metric_path the metric file\n"
              "of a nested pair given as two files; precision 'auto', 'f32' or 'bf16' (da3_precision). Raises\n"

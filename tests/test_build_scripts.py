@@ -109,6 +109,32 @@ def test_patch_guards_vulkan_layer_settings_and_adds_pc_in(tmp_path):
     assert vk.read_text() == text
 
 
+_BARRIER_SNIPPET = """
+void ggml_barrier(struct ggml_threadpool * tp) {
+    int n_passed = atomic_load_explicit(&tp->n_barrier_passed, memory_order_relaxed);
+    // wait for other threads
+    while (atomic_load_explicit(&tp->n_barrier_passed, memory_order_relaxed) == n_passed) {
+        ggml_thread_cpu_relax();
+    }
+}
+"""
+
+
+def test_patch_makes_thread_pool_barrier_yield(tmp_path):
+    patch = _load("patch_ggml")
+    cpu = tmp_path / "src" / "ggml-cpu" / "ggml-cpu.c"
+    cpu.parent.mkdir(parents=True)
+    cpu.write_text(_BARRIER_SNIPPET)
+    assert patch.main(["patch_ggml.py", str(tmp_path)]) == 0
+    text = cpu.read_text()
+    assert "while (atomic_load_explicit(&tp->n_barrier_passed" not in text  # the pure spin is gone
+    loop = text.split("for (int da3_spins", 1)[1]
+    assert "ggml_thread_cpu_relax();" in loop and f"% {patch.BARRIER_SPINS} == 0" in loop
+    assert "sched_yield();" in loop
+    assert patch.main(["patch_ggml.py", str(tmp_path)]) == 0  # idempotent
+    assert cpu.read_text() == text
+
+
 # ---- CI's strict mode (tests/conftest.py, set by .ci/run) ----------------------------------------
 
 _STRICT_CASES = '''

@@ -29,9 +29,10 @@ K, N = 16384, 64
 TOL = 5e-5
 
 _CHILD = r"""
-import importlib, json, sys
+import json, sys
 import numpy as np
-mod = importlib.import_module("depth_anything_cpp." + sys.argv[1])
+from depth_anything_cpp import _variants
+mod = _variants.load_core(sys.argv[1])[0]
 backend, K, N = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 rng = np.random.default_rng(18)
 w = rng.uniform(0.5, 1.5, (N, K)).astype(np.float16)
@@ -60,11 +61,10 @@ def _cases() -> list:
 
 @pytest.mark.parametrize("variant,backend", _cases())
 def test_f16_products_accumulate_in_f32(variant, backend):
-    module = _variants._VARIANTS[variant][0]
     env = dict(os.environ)
     if backend == "gpu":
         env.setdefault("GGML_VK_VISIBLE_DEVICES", "0")  # lavapipe counts: it runs the same shaders
-    r = subprocess.run([sys.executable, "-c", _CHILD, module, backend, str(K), str(N)], env=env,
+    r = subprocess.run([sys.executable, "-c", _CHILD, variant, backend, str(K), str(N)], env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])

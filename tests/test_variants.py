@@ -186,7 +186,7 @@ needs_vulkan = pytest.mark.skipif("vulkan" not in _variants.available_variants()
 
 @needs_vulkan
 def test_vulkan_cpu_type_device_not_chosen_implicitly():
-    mod = importlib.import_module("depth_anything_cpp._da3_vulkan")
+    mod = _variants.load_core("vulkan")[0]
     if any(d["is_gpu"] for d in mod.devices()):
         pytest.skip("a real GPU is present")
     info = _info_in_subprocess()
@@ -204,13 +204,13 @@ def test_vulkan_variant_explicit_sees_a_vulkan_device():
 
 _COMPARE = r"""
 import json, sys, numpy as np
-import importlib
+from depth_anything_cpp import _variants
 path = sys.argv[1]
 rng = np.random.default_rng(0)
 img = (rng.random((96, 168, 3)) * 255).astype(np.uint8)
 out = {}
-for mod_name, backend in (("_da3_vulkan", "gpu"), (sys.argv[2], "cpu")):
-    m = importlib.import_module("depth_anything_cpp." + mod_name)
+for variant, backend in (("vulkan", "gpu"), (sys.argv[2], "cpu")):
+    m = _variants.load_core(variant)[0]
     model = m.Model(path, n_threads=2, backend=backend)
     out[backend] = model.infer([img], process_res=168)["depth"]
     out[backend + "_device"] = model.info()["backend"]
@@ -227,7 +227,7 @@ def test_vulkan_depth_matches_cpu_on_fixture():
     if not FIXTURE.is_file():
         pytest.skip(f"fixture missing: {FIXTURE}")
     cpu = next(v for v in ["cpu_avx2", "cpu_avx512", "cpu_x64", "native"] if _runnable(v))
-    r = subprocess.run([sys.executable, "-c", _COMPARE, str(FIXTURE), f"_da3_{cpu}"],
+    r = subprocess.run([sys.executable, "-c", _COMPARE, str(FIXTURE), cpu],
                        env={**os.environ, "GGML_VK_VISIBLE_DEVICES": "0"},
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-4000:]

@@ -24,10 +24,15 @@ the best CPU variant, ``auto``); else a GPU variant whose device probe finds a r
 the highest CPU level this processor and OS support. CPU support is decided by ``_cpuprobe``,
 a module compiled for the baseline (x86-64: cpuid + xgetbv; aarch64 Linux: HWCAP/HWCAP2 from
 getauxval), never by importing a module that could execute unsupported instructions.
+
+On Linux the Vulkan module is linked without the Vulkan loader: :func:`load_core` loads the
+system's ``libvulkan.so.1`` (process-wide, as a linked library would be) before importing it.
+Where no loader is installed the Vulkan variant is skipped with a note and a CPU variant runs.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import importlib
 import importlib.util
@@ -35,6 +40,7 @@ import json
 import math
 import os
 import platform
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -81,6 +87,10 @@ _ALIASES = {lv: f"cpu_{lv}" for lv in _LEVELS}
 
 _ENV = "DA3CPP_VARIANT"
 
+# system library a variant's module resolves its symbols from without linking it (Linux; see
+# cmake/Da3Ggml.cmake): loaded with RTLD_GLOBAL before the module is imported
+_RUNTIME_LIBS: dict[str, str] = {"vulkan": "libvulkan.so.1"}
+
 
 @functools.lru_cache(maxsize=None)
 def _probe() -> tuple[str, dict[str, bool], str]:
@@ -126,7 +136,19 @@ def available_variants() -> list[str]:
     return [v for v in _VARIANTS if _present(v)]
 
 
+def _load_runtime_lib(variant: str) -> None:
+    lib = _RUNTIME_LIBS.get(variant)
+    if lib is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(lib, mode=os.RTLD_NOW | os.RTLD_GLOBAL)
+    except OSError as exc:
+        raise VariantError(f"variant {variant!r} needs the system's Vulkan loader {lib} (Debian/Ubuntu "
+                           f"package libvulkan1, with a GPU driver), which cannot be loaded: {exc}") from exc
+
+
 def _import(variant: str) -> ModuleType:
+    _load_runtime_lib(variant)
     try:
         return importlib.import_module(f"{_PKG}.{_VARIANTS[variant][0]}")
     except ImportError as exc:
