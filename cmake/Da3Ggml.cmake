@@ -6,6 +6,7 @@
 # variant's ggml only contains code for the CPU ISA that variant targets.
 
 include(ExternalProject)
+include("${CMAKE_CURRENT_LIST_DIR}/Da3WriteScript.cmake")
 
 # ---- source --------------------------------------------------------------------------------
 function(da3_locate_ggml_source out_dir out_version)
@@ -116,16 +117,7 @@ function(da3_add_ggml variant)
     set(ep_cmake "${CMAKE_COMMAND}")
     if(UNIX)
         set(ep_cmake "${CMAKE_BINARY_DIR}/da3-cmake")
-        set(wrapper "#!/bin/sh\nexec \"${CMAKE_COMMAND}\" \"$@\"\n")
-        set(old "")
-        if(EXISTS "${ep_cmake}")
-            file(READ "${ep_cmake}" old)
-        endif()
-        if(NOT old STREQUAL wrapper)
-            file(WRITE "${ep_cmake}" "${wrapper}")
-            file(CHMOD "${ep_cmake}" PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
-                 GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
-        endif()
+        da3_write_script("${ep_cmake}" "#!/bin/sh\nexec \"${CMAKE_COMMAND}\" \"$@\"\n")
     endif()
 
     set(gc_flags "-ffunction-sections -fdata-sections")

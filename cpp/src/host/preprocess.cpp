@@ -130,6 +130,19 @@ da3_status plan_batch(const da3_image *images, int n, int process_res, da3_resiz
     return DA3_OK;
 }
 
+// Resizes the current image (cur, stride, cw x ch) to tw x th into buf and points cur at it;
+// nothing when the size is already right. false when resize_u8 fails.
+static bool resize_step(const uint8_t *&cur, size_t &stride, int &cw, int &ch, int tw, int th, image_u8 &buf) {
+    if (tw == cw && th == ch) return true;
+    const bool up = tw > cw || th > ch;
+    if (!resize_u8(cur, cw, ch, stride, tw, th, up, buf)) return false;
+    cur = buf.data.data();
+    stride = (size_t)buf.width * 3;
+    cw = buf.width;
+    ch = buf.height;
+    return true;
+}
+
 da3_status preprocess_batch(const da3_image *images, int n, int process_res,
                             da3_resize_method method, std::vector<image_u8> &out,
                             std::string &err, std::vector<resize_plan> *plans_out,
@@ -146,28 +159,12 @@ da3_status preprocess_batch(const da3_image *images, int n, int process_res,
             const uint8_t *cur = im.data;
             size_t cur_stride = im.stride;
             int cw = im.width, ch = im.height;
-            if (p.bound_w != cw || p.bound_h != ch) {
-                // boundary resize: one uniform scale, so both axes grow or both shrink
-                const bool up = p.bound_w > cw || p.bound_h > ch;
-                if (!resize_u8(cur, cw, ch, cur_stride, p.bound_w, p.bound_h, up, bound)) {
-                    err = "internal error: boundary resize failed";
-                    return DA3_ERR_INTERNAL;
-                }
-                cur = bound.data.data();
-                cur_stride = (size_t)bound.width * 3;
-                cw = bound.width;
-                ch = bound.height;
-            }
-            if (p.patch_w != cw || p.patch_h != ch) {
-                const bool up = p.patch_w > cw || p.patch_h > ch;
-                if (!resize_u8(cur, cw, ch, cur_stride, p.patch_w, p.patch_h, up, patched)) {
-                    err = "internal error: patch-size resize failed";
-                    return DA3_ERR_INTERNAL;
-                }
-                cur = patched.data.data();
-                cur_stride = (size_t)patched.width * 3;
-                cw = patched.width;
-                ch = patched.height;
+            // boundary resize (one uniform scale, so both axes grow or both shrink), then the
+            // resize to multiples of the patch size
+            if (!resize_step(cur, cur_stride, cw, ch, p.bound_w, p.bound_h, bound) ||
+                !resize_step(cur, cur_stride, cw, ch, p.patch_w, p.patch_h, patched)) {
+                err = "internal error: image resize failed";
+                return DA3_ERR_INTERNAL;
             }
             image_u8 &o = out[(size_t)i];
             o.width = p.out_w;
