@@ -352,8 +352,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import numpy as np
 
     hw = np.load(x_path, mmap_mode="r").shape[-2:]
+    jobs = _jobs(args, repo, cache, env)
+    if jobs is None:
+        return 2
+    view_counts = _view_counts(args.views)
+    if view_counts is None:
+        return 2
+    rows, torch_by_preset = _measure(args, jobs, x_path, env, view_counts)
+    _report(args, rows, torch_by_preset, hw)
+    return 0
 
-    jobs = []   # (preset, precision, gguf)
+
+def _jobs(args: argparse.Namespace, repo: Optional[Path], cache: Path,
+          env: Dict[str, str]) -> Optional[List[tuple]]:
+    """[(preset, precision, gguf path)] to time: the --model files, else random-weight files made
+    in ``cache``; None after printing the error for bad arguments. --model sets ``args.no_torch``."""
+    jobs = []
     if args.model:
         from depth_anything_cpp import _core as core
 
@@ -361,29 +375,39 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             info = core.Model(mp, n_threads=1).info()
             jobs.append((info["preset"], info["weight_type"], mp))
         args.no_torch = True
-    else:
-        if repo is None:
-            print("error: random weights need a source checkout's tests/reference (--repo) or --model",
-                  file=sys.stderr)
-            return 2
-        precs = [p for p in args.precisions.split(",") if p]
-        bad = [p for p in precs if p not in PRECISIONS]
-        if bad:
-            print(f"error: unknown precision(s) {bad}", file=sys.stderr)
-            return 2
-        for preset in [p for p in args.presets.split(",") if p]:
-            subprocess.run([sys.executable, "-m", "depth_anything_cpp.bench", "--_make",
-                            f"{preset}:{','.join(precs)}", "--cache", str(cache)], env=env, check=True)
-            for p in precs:
-                jobs.append((preset, p, str(cache / f"{preset}_s0" / f"{preset}_s0-{p}.gguf")))
+        return jobs
+    if repo is None:
+        print("error: random weights need a source checkout's tests/reference (--repo) or --model",
+              file=sys.stderr)
+        return None
+    precs = [p for p in args.precisions.split(",") if p]
+    bad = [p for p in precs if p not in PRECISIONS]
+    if bad:
+        print(f"error: unknown precision(s) {bad}", file=sys.stderr)
+        return None
+    for preset in [p for p in args.presets.split(",") if p]:
+        subprocess.run([sys.executable, "-m", "depth_anything_cpp.bench", "--_make",
+                        f"{preset}:{','.join(precs)}", "--cache", str(cache)], env=env, check=True)
+        for p in precs:
+            jobs.append((preset, p, str(cache / f"{preset}_s0" / f"{preset}_s0-{p}.gguf")))
+    return jobs
 
+
+def _view_counts(views: str) -> Optional[List[int]]:
+    """The --views counts (each at least 2); None after printing the error."""
     try:
-        view_counts = [int(v) for v in args.views.split(",") if v]
+        view_counts = [int(v) for v in views.split(",") if v]
     except ValueError:
         view_counts = [0]
     if any(n < 2 for n in view_counts):
-        print(f"error: --views takes view counts of at least 2, got {args.views!r}", file=sys.stderr)
-        return 2
+        print(f"error: --views takes view counts of at least 2, got {views!r}", file=sys.stderr)
+        return None
+    return view_counts
+
+
+def _measure(args: argparse.Namespace, jobs: List[tuple], x_path: Path, env: Dict[str, str],
+             view_counts: List[int]) -> tuple:
+    """Time every job in worker processes: (rows, PyTorch figures by preset)."""
     precs_of: Dict[str, List[str]] = {}
     for preset, prec, _ in jobs:
         precs_of.setdefault(preset, []).append(prec)
@@ -413,14 +437,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             end = ow.close()
             multi = {}
             if view_counts and prec == precs_of[preset][0]:
-                # a worker of its own, so that the N-view calls do not raise the peak RSS above
-                vw = _Worker("ours", gguf, x_path, args.threads, preset, env)
-                for n in view_counts:  # adjacent (N single calls, one N-view call) pairs
-                    pairs = [vw.ask(f"views {n}") for _ in range(args.reps)]
-                    multi[n] = dict(ratio=statistics.median(q["multi"] / q["single"] for q in pairs),
-                                    multi=statistics.median(q["multi"] for q in pairs),
-                                    single=statistics.median(q["single"] for q in pairs))
-                vw.close()
+                multi = _measure_views(args, gguf, x_path, preset, env, view_counts)
             # the ratio is the median over adjacent (ours, PyTorch) pairs: this VM's speed drifts
             # within a run, and pairs taken seconds apart see the same machine
             pair = dict(t=statistics.median(pair_times),
@@ -433,7 +450,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             end = tw.close()
             torch_by_preset[preset] = dict(t=statistics.median(t_times), hwm=end["hwm_kb"], n=len(t_times))
             print(f"# {preset} PyTorch: {[round(t, 3) for t in t_times]} s", file=sys.stderr)
+    return rows, torch_by_preset
 
+
+def _measure_views(args: argparse.Namespace, gguf: str, x_path: Path, preset: str, env: Dict[str, str],
+                   view_counts: List[int]) -> dict:
+    """{N: medians of (one N-view call) / (N single calls)} for each view count."""
+    multi = {}
+    # a worker of its own, so that the N-view calls do not raise the peak RSS above
+    vw = _Worker("ours", gguf, x_path, args.threads, preset, env)
+    for n in view_counts:  # adjacent (N single calls, one N-view call) pairs
+        pairs = [vw.ask(f"views {n}") for _ in range(args.reps)]
+        multi[n] = dict(ratio=statistics.median(q["multi"] / q["single"] for q in pairs),
+                        multi=statistics.median(q["multi"] for q in pairs),
+                        single=statistics.median(q["single"] for q in pairs))
+    vw.close()
+    return multi
+
+
+def _report(args: argparse.Namespace, rows: List[dict], torch_by_preset: Dict[str, dict], hw: tuple) -> None:
+    """Print the markdown table, the multi-view ratios and the analytic FLOP notes."""
     print(f"Machine: {_machine()}; {args.threads} threads; input {hw[1]}x{hw[0]} (1 view); "
           f"median of {args.reps} calls per side, alternated; PyTorch: the calls alternated with that row's; "
           f"ratio: median of the per-pair ratios.\n")
@@ -474,8 +510,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("\nGFLOP per image (analytic, attention matmuls included): " + "; ".join(notes) + ".")
     print("Stage rates come from one profiled call (nodes run one by one; camera FLOP are too few for a "
           "rate); headline times from plain calls. PyTorch: fp32 network called directly, incl. aux branch.")
-    return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

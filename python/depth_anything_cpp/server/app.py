@@ -112,8 +112,6 @@ def _floats(a: Optional[np.ndarray], encoding: str) -> Any:
 
 def create_app(config: ServerConfig) -> FastAPI:
     """The ASGI app serving the models of ``config.models_dir`` (see the module docstring)."""
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
     from .. import __version__, backend_info
 
     metrics = Metrics()
@@ -129,7 +127,17 @@ def create_app(config: ServerConfig) -> FastAPI:
                   description="Depth Anything 3 on a C++/ggml core. `POST /v1/depth` follows LocalAI's "
                               "depth API; `POST /v1/batch` the serverless depth workers' batch shape.")
     app.state.pool, app.state.metrics, app.state.config = pool, metrics, config
+    _add_middleware(app, metrics, config)
+    _add_error_handlers(app)
+    secured = [Depends(_authorizer(config))]
+    _add_info_routes(app, pool, metrics, secured)
+    _add_depth_route(app, pool, metrics, config, secured)
+    _add_batch_route(app, pool, metrics, config, device, secured)
+    return app
 
+
+def _add_middleware(app: FastAPI, metrics: Metrics, config: ServerConfig) -> None:
+    """Request counting/latency metrics, and the body-size limit."""
     @app.middleware("http")
     async def count(request: Request, call_next: Any) -> Response:
         start = time.perf_counter()
@@ -145,6 +153,9 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     app.add_middleware(_BodyLimit, limit=config.max_body_bytes)
 
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error as JSON ``{"error": {...}}``: ApiError, validation errors, anything else."""
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
@@ -163,6 +174,9 @@ def create_app(config: ServerConfig) -> FastAPI:
         body["error"]["details"] = errors[:50]
         return JSONResponse(body, status_code=422)
 
+
+def _authorizer(config: ServerConfig) -> Any:
+    """The dependency checking the API key (401 without a matching one; no check without a key)."""
     expected_key = None if config.api_key is None else config.api_key.encode()
 
     def authorize(request: Request) -> None:
@@ -180,9 +194,13 @@ def create_app(config: ServerConfig) -> FastAPI:
             raise ApiError(401, "unauthorized", "Unauthorized: send the API key as 'Authorization: "
                            "Bearer <key>', 'X-API-Key' or 'da3-api-key'", {"WWW-Authenticate": "Bearer"})
 
-    secured = [Depends(authorize)]
+    return authorize
 
-    # ------------------------------------------------------------ probes, models, metrics
+
+def _add_info_routes(app: FastAPI, pool: ModelPool, metrics: Metrics, secured: list) -> None:
+    """Probes (``/healthz``, ``/readyz``), ``/metrics`` and ``/v1/models``."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
     @app.get("/healthz", summary="liveness")
     async def healthz() -> dict:
         return {"status": "ok"}
@@ -212,7 +230,10 @@ def create_app(config: ServerConfig) -> FastAPI:
             data.append(entry)
         return {"object": "list", "data": data}
 
-    # ------------------------------------------------------------ LocalAI /v1/depth
+
+def _add_depth_route(app: FastAPI, pool: ModelPool, metrics: Metrics, config: ServerConfig,
+                     secured: list) -> None:
+    """LocalAI's ``POST /v1/depth``."""
     @app.post("/v1/depth", dependencies=secured, response_model=DepthResponse,
               summary="depth, confidence, pose, sky and points of one image (LocalAI schema)")
     async def depth(req: DepthRequest) -> JSONResponse:
@@ -252,7 +273,10 @@ def create_app(config: ServerConfig) -> FastAPI:
                                        time.perf_counter() - start)
         return JSONResponse(body)
 
-    # ------------------------------------------------------------ serverless batch
+
+def _add_batch_route(app: FastAPI, pool: ModelPool, metrics: Metrics, config: ServerConfig, device: str,
+                     secured: list) -> None:
+    """The serverless workers' ``POST /v1/batch``."""
     @app.post("/v1/batch", dependencies=secured, response_model=BatchResponse,
               summary="several images, per-image results and errors (serverless workers' shape)")
     async def batch(req: BatchRequest) -> JSONResponse:
@@ -303,8 +327,6 @@ def create_app(config: ServerConfig) -> FastAPI:
                 "invert": req.invert, "multiview": req.multiview, "device": device,
                 "count": len(results), "elapsed_sec": time.perf_counter() - start}
         return JSONResponse(body)
-
-    return app
 
 
 def _export_dir(req: DepthRequest, config: ServerConfig) -> Optional[Path]:
