@@ -1,8 +1,9 @@
-// Binding of the build description and the f16 product check (da3_get_build_info,
-// da3_check_linear_f16): numpy <-> C buffers only.
+// Binding of the build description, the f16 product check and the ray-map cameras
+// (da3_get_build_info, da3_check_linear_f16, da3_ray_pose): numpy <-> C buffers only.
 #include "binding.h"
 
 #include <algorithm>
+#include <climits>
 #include <string>
 
 namespace py = pybind11;
@@ -46,6 +47,32 @@ void bind_diag(py::module_ &m) {
        py::arg("w"), py::arg("x"), py::arg("backend") = da3_backend_kind_name(da3_context_default_params().backend),
        py::arg("n_threads") = da3_context_default_params().n_threads,
        py::arg("precision") = da3_precision_name(DA3_PRECISION_F32));
+    m.def("ray_pose", [](py::array ray, py::array ray_conf, int height, int width, uint64_t seed) {
+        da3py::f32_array r = da3py::checked_f32(ray, 4, "ray");
+        da3py::f32_array c = da3py::checked_f32(ray_conf, 3, "ray_conf");
+        if (r.shape(3) != 6) throw py::value_error("ray must have shape (n, h, w, 6), got " + da3py::shape_str(r));
+        for (int d = 0; d < 3; ++d) {
+            if (c.shape(d) != r.shape(d)) {
+                throw py::value_error("ray_conf must have shape (n, h, w) of ray " + da3py::shape_str(r) + ", got " +
+                                      da3py::shape_str(c));
+            }
+            if (r.shape(d) > INT_MAX) throw py::value_error("ray: dimension too large");
+        }
+        const int n = (int)r.shape(0), h = (int)r.shape(1), w = (int)r.shape(2);
+        py::array_t<float> ext({(py::ssize_t)n, (py::ssize_t)3, (py::ssize_t)4});
+        py::array_t<float> ixt({(py::ssize_t)n, (py::ssize_t)3, (py::ssize_t)3});
+        da3_status st;
+        {
+            py::gil_scoped_release nogil;
+            st = da3_ray_pose(r.data(), c.data(), n, h, w, height, width, seed, ext.mutable_data(), ixt.mutable_data());
+        }
+        if (st != DA3_OK) da3py::raise_status(st);
+        return py::make_tuple(ext, ixt);
+    }, "Cameras from a ray map as infer(use_ray_pose=True) computes them (seed 0 there): ray (n, h, w, 6)\n"
+       "float32 (world direction xyz, origin xyz), ray_conf (n, h, w) weights, height x width the processed\n"
+       "image size in pixels, seed the RANSAC stream -> (extrinsics (n, 3, 4) world-to-camera, intrinsics\n"
+       "(n, 3, 3) pixels) float32. Raises ValueError (shapes, degenerate rays).",
+       py::arg("ray"), py::arg("ray_conf"), py::arg("height"), py::arg("width"), py::arg("seed"));
     m.def("cpu_matrix_engines", [] {
         const std::string s = da3_cpu_matrix_engines();
         py::list out;

@@ -15,7 +15,7 @@
 void bind_params(pybind11::module_ &m);  // params structs, enums, status -> exception (bind_params.cpp)
 void bind_preprocess(pybind11::module_ &m);
 void bind_points(pybind11::module_ &m);  // points, export_glb, export_colmap (bind_points.cpp)
-void bind_diag(pybind11::module_ &m);    // build_info, check_linear_f16 (bind_diag.cpp)
+void bind_diag(pybind11::module_ &m);    // build_info, check_linear_f16, ray_pose (bind_diag.cpp)
 void bind_schema(pybind11::module_ &m);  // gguf_schema_json (bind_schema.cpp)
 
 namespace da3py {

@@ -50,6 +50,7 @@ typedef struct da3_api_table {
                                 const char *const *, const da3_colmap_params *);
     const char *(*enum_names[4])(int);
     int (*last_errno)(void);
+    da3_status (*ray_pose)(const float *, const float *, int, int, int, int, int, uint64_t, float *, float *);
 } da3_api_table;
 
 const da3_api_table da3_api = {
@@ -63,6 +64,7 @@ const da3_api_table da3_api = {
     da3_export_colmap,
     {da3_resize_method_name, da3_ref_view_strategy_name, da3_backend_kind_name, da3_precision_name},
     da3_last_errno,
+    da3_ray_pose,
 };
 
 /* enum values and struct fields a C caller uses */

@@ -3,9 +3,8 @@
 - The checks that need no reference (exact recovery of known cameras, pixels without usable
   rays, noise and outliers, determinism, errors on degenerate input) are the C++ test
   tests/cpp/test_ray_pose.cpp (ctest ``ray_pose``).
-- Agreement with the official ``get_extrinsic_from_camray`` on synthetic ray maps: the core
-  exposes ray_pose only inside ``infer``, so ray_pose.cpp is compiled alone into a small shared
-  library with a C shim (needs a C++17 compiler) and called through ctypes.
+- Agreement with the official ``get_extrinsic_from_camray`` on synthetic ray maps, through the
+  compiled core's ``ray_pose`` (C ``da3_ray_pose``, the function ``infer`` runs).
 - The end-to-end test runs the compiled core with ``use_ray_pose=True, compute_aux=True`` and
   feeds the ``ray``/``ray_conf`` it returns to the official code. The official RANSAC draws
   from torch's RNG; the test replays our seeded stream into it (sample sets, refit subsample,
@@ -17,71 +16,22 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import os
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "cpp" / "src"
-INCLUDE = ROOT / "cpp" / "include"
 ENGINE_SEED = 0          # da3::ray_pose_default_seed (cpp/src/host/ray_pose.h)
-
-SHIM = r"""
-#include "host/ray_pose.h"
-#include "common.h"
-#include <cstring>
-namespace da3 { void set_last_error(const std::string &) {} }
-extern "C" int test_ray_pose(const float *ray, const float *conf, int n, int h, int w, int H, int W,
-                             unsigned long long seed, float *ext, float *ixt, char *msg, int len) {
-    try { da3::ray_pose(ray, conf, n, h, w, H, W, seed, ext, ixt); return 0; }
-    catch (const da3::error &e) { std::strncpy(msg, e.what(), len - 1); msg[len - 1] = 0; return (int)e.status(); }
-}
-"""
 
 
 # ------------------------------------------------------------------ helpers
 
 @pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
-    if not cxx:
-        pytest.skip("no C++ compiler")
-    d = tmp_path_factory.mktemp("ray_pose")
-    (d / "shim.cpp").write_text(SHIM)
-    out = d / "libraypose.so"
-    cmd = [cxx, "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-I", str(SRC),
-           "-I", str(INCLUDE), str(d / "shim.cpp"), str(SRC / "host" / "ray_pose.cpp"), "-o", str(out)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return ctypes.CDLL(str(out))
+def core():
+    import depth_anything_cpp as da3
 
-
-class RayPoseError(Exception):
-    def __init__(self, status, msg):
-        super().__init__(f"status {status}: {msg}")
-        self.status = status
-
-
-def ray_pose(lib, ray, conf, H, W, seed=ENGINE_SEED, n=None, h=None, w=None):
-    """(extrinsics [n,3,4], intrinsics [n,3,3]) from our C++ ray_pose."""
-    ray = np.ascontiguousarray(ray, np.float32)
-    conf = np.ascontiguousarray(conf, np.float32)
-    n0, h0, w0 = ray.shape[:3]
-    n, h, w = (n0 if n is None else n), (h0 if h is None else h), (w0 if w is None else w)
-    ext = np.full((max(n0, 1), 3, 4), np.nan, np.float32)
-    ixt = np.full((max(n0, 1), 3, 3), np.nan, np.float32)
-    msg = ctypes.create_string_buffer(512)
-    ptr = ctypes.c_void_p
-    status = lib.test_ray_pose(ptr(ray.ctypes.data), ptr(conf.ctypes.data), n, h, w, H, W, ctypes.c_ulonglong(seed),
-                               ptr(ext.ctypes.data), ptr(ixt.ctypes.data), msg, 512)
-    if status:
-        raise RayPoseError(status, msg.value.decode())
-    return ext, ixt
+    if da3._core is None:
+        pytest.skip(f"compiled core not loadable: {da3._core_reason}")
+    return da3._core
 
 
 def rot(axis, deg):
@@ -242,40 +192,44 @@ def noisy(rays, rng, sigma, outliers):
 
 # ------------------------------------------------------------------ against the official code
 
-def test_exact_rays_match_official(lib, official):
+def test_exact_rays_match_official(core, official):
     # off-centre principal points: upstream's QL factorization (H = R L, L lower triangular)
     # does not model them, so neither implementation recovers the true camera; both agree
     rays, ext_true, k_true = synthetic_rays(3, 70, 126, 280, 504, np.random.default_rng(2), centred=False)
     conf = 1 + np.random.default_rng(4).random(rays.shape[:3])
-    ext, k = ray_pose(lib, rays, conf, 280, 504)
+    ext, k = core.ray_pose(rays, conf, 280, 504, ENGINE_SEED)
     ext_ref, k_ref = official(rays, conf, 280, 504, seed=ENGINE_SEED)
     np.testing.assert_allclose(ext, ext_ref, atol=1e-4)
     np.testing.assert_allclose(k, k_ref, rtol=1e-4, atol=1e-2)
     assert np.abs(k - k_true).max() > 5      # documents the upstream limitation
 
 
-def test_noisy_rays_match_official(lib, official):
+def test_noisy_rays_match_official(core, official):
     rng = np.random.default_rng(9)
     rays, _, _ = synthetic_rays(3, 70, 126, 280, 504, rng)
     rays = noisy(rays, rng, 0.02, 0.2)
     conf = 1 + np.exp(rng.normal(0, 1, rays.shape[:3]))
-    ext, k = ray_pose(lib, rays, conf, 280, 504, seed=5)
+    ext, k = core.ray_pose(rays, conf, 280, 504, seed=5)
     ext_ref, k_ref = official(rays, conf, 280, 504, seed=5)
     assert rotation_deg(ext, ext_ref).max() < 0.05
     np.testing.assert_allclose(centres(ext), centres(ext_ref), atol=1e-3)
     np.testing.assert_allclose(k, k_ref, rtol=2e-3, atol=0.5)
 
 
+def test_ray_pose_bad_input_raises(core):
+    rays, _, _ = synthetic_rays(1, 4, 5, 40, 50, np.random.default_rng(0))
+    conf = np.ones(rays.shape[:3], np.float32)
+    with pytest.raises(ValueError, match="ray_conf must have shape"):
+        core.ray_pose(rays, conf[:, :3], 40, 50, ENGINE_SEED)
+    with pytest.raises(ValueError, match=r"ray must have shape \(n, h, w, 6\)"):
+        core.ray_pose(rays[..., :5], conf, 40, 50, ENGINE_SEED)
+    with pytest.raises(ValueError, match="sizes must be positive"):
+        core.ray_pose(rays, conf, 0, 50, ENGINE_SEED)
+    with pytest.raises(ValueError, match="view 0: no pixel with a finite positive confidence"):
+        core.ray_pose(rays, np.zeros_like(conf), 40, 50, ENGINE_SEED)
+
+
 # ------------------------------------------------------------------ end to end
-
-@pytest.fixture(scope="module")
-def core():
-    import depth_anything_cpp as da3
-
-    if da3._core is None:
-        pytest.skip(f"compiled core not loadable: {da3._core_reason}")
-    return da3._core
-
 
 def test_engine_ray_pose_matches_official(core, reference, official):
     """2 views of the perturbed da3-small model: our extrinsics/intrinsics from the ray head vs

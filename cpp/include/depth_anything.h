@@ -382,6 +382,19 @@ DA3_API da3_status da3_export_colmap(const char *directory, const float *xyz, co
 DA3_API da3_status da3_check_linear_f16(const uint16_t *w, const float *x, int m, int k, int n,
                                         const da3_context_params *params, float *y);
 
+/* Cameras from a ray map, as da3_infer with use_ray_pose = 1 computes them from the aux head's
+ * rays (seed 0 there): a weighted RANSAC homography per view, then its QL decomposition.
+ * ref: official utils/ray_utils.py get_extrinsic_from_camray. For tests against the official
+ * code on synthetic rays. ray [n, h, w, 6] float32 (world direction xyz, origin xyz),
+ * ray_conf [n, h, w] float32 (weights; non-finite or negative: pixel ignored); height x width:
+ * the processed image size in pixels (the intrinsics' frame); seed: the RANSAC stream
+ * (std::mt19937_64). Writes extrinsics [n, 3, 4] (world-to-camera, OpenCV) and intrinsics
+ * [n, 3, 3] (pixels) float32. Deterministic for a seed. Errors: DA3_ERR_INVALID_ARGUMENT (NULL,
+ * sizes <= 0, fewer than 8 pixels per view, degenerate rays: no usable pixel, too few inliers,
+ * a singular homography). */
+DA3_API da3_status da3_ray_pose(const float *ray, const float *ray_conf, int n, int h, int w, int height,
+                                int width, uint64_t seed, float *extrinsics, float *intrinsics);
+
 /* ---- names and limits ----------------------------------------------------------
  * One source for the bindings: the name of each enum value as the Python API and the CLI
  * spell it (static string), or NULL for a value out of range; the values of each enum are

@@ -1,10 +1,12 @@
 // C API: how this library was compiled (da3_get_build_info) and a check of its f16 matrix
-// products (da3_check_linear_f16), both for tests and bug reports (issue #18).
+// products (da3_check_linear_f16), both for tests and bug reports (issue #18); the ray-map
+// camera estimation alone (da3_ray_pose), for tests against the official code.
 #include "depth_anything.h"
 #include "kernels/cpu_gemm.h"
 #include "kernels/cpu_gemm_amx.h"
 #include "kernels/cpu_gemm_amx.h"
 #include "graph/graph.h"
+#include "host/ray_pose.h"
 #include "models/model.h"
 
 #include "ggml-alloc.h"
@@ -224,6 +226,11 @@ da3_status da3_check_linear_f16(const uint16_t *w, const float *x, int m, int k,
         }
         ggml_backend_tensor_get(yt, y, 0, sizeof(float) * size_t(m) * size_t(n));
     });
+}
+
+da3_status da3_ray_pose(const float *ray, const float *ray_conf, int n, int h, int w, int height, int width,
+                        uint64_t seed, float *extrinsics, float *intrinsics) {
+    return da3::guarded([&] { da3::ray_pose(ray, ray_conf, n, h, w, height, width, seed, extrinsics, intrinsics); });
 }
 
 }  // extern "C"
