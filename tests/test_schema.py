@@ -1,5 +1,5 @@
-"""The converter and the core agree on the GGUF schema: the converter takes the presets and the
-tensor-name parts from the core (da3_gguf_schema_json); its per-preset configs, tensor groups and
+"""The converter and the core agree on the GGUF schema: the converter takes the presets, groups,
+metadata keys and tensor-name parts from the core (da3_gguf_schema_json); its per-preset configs, tensor groups and
 kind markers are checked against the core's; the core resolves a file's preset from metadata,
 with the documented published-layout fallback."""
 
@@ -54,6 +54,30 @@ def test_every_core_tensor_part_is_written(core_schema):
         for upstream, part in parts.items():
             # a whole name component, or a piece of one between digits (layer<k>_rn, rc<u>, rn<k>_aux)
             assert re.search(rf"(^|[.\d]){re.escape(part)}($|[.\d])", text, re.M), (group, upstream, part)
+
+
+# the key table of each group role (the metric branch has the ViT / head keys)
+_KEY_TABLE = {"vit": "vit", "metric_vit": "vit", "head": "head", "metric_head": "head", "cam": "cam",
+              "cam_enc": "cam_enc", "gs": "gs", "img": "img"}
+
+
+def test_metadata_keys_are_the_cores(core_schema):
+    """Every metadata key the converter writes (every preset, with and without extras) is one of
+    the core's (a file key, or a group's prefix + a key of its table), and every core key is
+    written by some preset: a key renamed on one side only shows here."""
+    assert set(core_schema["group_roles"]) == set(_KEY_TABLE)
+    core = {META + k for k in core_schema["keys"].values()}
+    for role, table in _KEY_TABLE.items():
+        core |= {META + core_schema["group_roles"][role] + k for k in core_schema["metadata_keys"][table].values()}
+    written = {k for p in gguf_schema.PRESETS for extras in (True, False)
+               for k, _, _ in gguf_schema._metadata(p, "ckpt", extras)}
+    written |= {gguf_schema.KEY_QUANT_RULE, gguf_schema.KEY_QUANT_FALLBACK}   # written by convert()
+    assert written <= core, sorted(written - core)[:5]
+    # the metric branch (m_vit., m_head.) writes a subset of its tables; every other core key is written
+    unwritten = {k for k in core - written if not k.startswith(META + core_schema["group_roles"]["metric_vit"])
+                 and not k.startswith(META + core_schema["group_roles"]["metric_head"])}
+    assert not unwritten, sorted(unwritten)[:5]
+    assert set(core_schema["groups"]) <= set(core_schema["group_roles"].values())
 
 
 @pytest.mark.parametrize("preset", list(gguf_schema.PRESETS))

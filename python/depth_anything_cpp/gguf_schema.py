@@ -1,8 +1,8 @@
 """The GGUF layout the converter writes: metadata keys, tensor names, presets, expected tensors
 and metadata per preset (the published depth-anything.cpp layout, ``docs/gguf-layout.md`` of the
-shared docs). The preset list (names, model kind, metric scaling, backbone width) and the
-tensor-name parts come from the core's schema (``da3_gguf_schema_json``, cpp/src/gguf/schema.h),
-which the core's loaders read; the configs only the converter needs (depths, heads, out_layers,
+shared docs). The preset list (names, model kind, metric scaling, backbone width), the groups,
+the metadata keys and the tensor-name parts come from the core's schema (``da3_gguf_schema_json``,
+cpp/src/gguf/schema.h), which the core's loaders read; the configs only the converter needs (depths, heads, out_layers,
 head widths) and the upstream state-dict names are here. tests/test_schema.py checks the rest.
 """
 
@@ -44,13 +44,20 @@ def meta_key(name: str) -> str:
     return f"{ARCH}.{name}"
 
 
-KEY_ARCH = meta_key("arch")
-KEY_CHECKPOINT = meta_key(CORE_SCHEMA["keys"]["checkpoint"])
-KEY_PATCH_SIZE = meta_key("patch_size")
-KEY_PRESET = meta_key(CORE_SCHEMA["keys"]["preset"])  # ours: official preset name
-KEY_HAS_CAM_ENC = meta_key("has_cam_enc")       # ours
-KEY_QUANT_RULE = meta_key("quant_rule")         # ours
-KEY_QUANT_FALLBACK = meta_key("quant_fallback")  # ours, only when some tensor fell back
+_FILE_KEYS: Dict[str, str] = CORE_SCHEMA["keys"]          # file-level key by role
+_META_KEYS: Dict[str, Dict[str, str]] = CORE_SCHEMA["metadata_keys"]   # part -> role -> key
+#: group (tensor-name and metadata-key prefix, with its dot) by role: vit, head, cam, cam_enc, gs,
+#: metric_vit, metric_head, img
+GROUPS: Dict[str, str] = CORE_SCHEMA["group_roles"]
+_G = {role: prefix[:-1] for role, prefix in GROUPS.items()}   # without the dot, for f"{g}.{part}"
+
+KEY_ARCH = meta_key(_FILE_KEYS["arch"])
+KEY_CHECKPOINT = meta_key(_FILE_KEYS["checkpoint"])
+KEY_PATCH_SIZE = meta_key(_FILE_KEYS["patch_size"])
+KEY_PRESET = meta_key(_FILE_KEYS["preset"])  # ours: official preset name
+KEY_HAS_CAM_ENC = meta_key(_FILE_KEYS["has_cam_enc"])       # ours
+KEY_QUANT_RULE = meta_key(_FILE_KEYS["quant_rule"])         # ours
+KEY_QUANT_FALLBACK = meta_key(_FILE_KEYS["quant_fallback"])  # ours, only when some tensor fell back
 KEY_FILE_TYPE = "general.file_type"
 KEY_QUANT_VERSION = "general.quantization_version"
 
@@ -75,9 +82,11 @@ _QUANT_CAM_ENC = [CAM_ENC_PARTS[k] for k in ("attn.qkv", "attn.proj", "mlp.fc1",
 _TRUNK = CAM_ENC_PARTS["trunk"]
 _BLK = VIT_PARTS["blocks"]
 QUANTIZED_TENSORS = (
-    re.compile(rf"^(m_)?vit\.{_BLK}\.\d+\.({'|'.join(_QUANT_BLOCK)})\.weight$"),
-    re.compile(rf"^cam\.({'|'.join(CAM_DEC_NAMES.values())})\.weight$"),
-    re.compile(rf"^cam_enc\.{_TRUNK}\.\d+\.({'|'.join(re.escape(n) for n in _QUANT_CAM_ENC)})\.weight$"),
+    re.compile(rf"^({re.escape(GROUPS['vit'])}|{re.escape(GROUPS['metric_vit'])}){_BLK}\.\d+\."
+               rf"({'|'.join(_QUANT_BLOCK)})\.weight$"),
+    re.compile(rf"^{re.escape(GROUPS['cam'])}({'|'.join(CAM_DEC_NAMES.values())})\.weight$"),
+    re.compile(rf"^{re.escape(GROUPS['cam_enc'])}{_TRUNK}\.\d+\."
+               rf"({'|'.join(re.escape(n) for n in _QUANT_CAM_ENC)})\.weight$"),
 )
 QUANT_RULE = (f"transformer-block matmul weights ({{m_,}}vit.{_BLK}.*: {', '.join(_QUANT_BLOCK)}; "
               f"cam_enc.{_TRUNK}.*: {', '.join(_QUANT_CAM_ENC)}) "
@@ -374,7 +383,7 @@ def _head_specs(p: str, g: str, h: HeadConfig, aux: bool) -> List[TensorSpec]:
 def _cam_dec_specs(p: str, d: int) -> List[TensorSpec]:
     out: List[TensorSpec] = []
     for sub, n_out in (("backbone.0", d), ("backbone.2", d), ("fc_t", 3), ("fc_qvec", 4), ("fc_fov.0", 2)):
-        out += _linear(f"{p}cam_dec.{sub}", f"cam.{CAM_DEC_NAMES[sub]}", n_out, d)
+        out += _linear(f"{p}cam_dec.{sub}", f"{_G['cam']}.{CAM_DEC_NAMES[sub]}", n_out, d)
     return out
 
 
@@ -400,7 +409,7 @@ def expected_tensors(preset: str, extras: bool = True, overrides: Optional[dict]
     """
     out: List[TensorSpec] = []
     for prefix, (role, net) in _nets(preset, overrides).items():
-        vg, hg = ("vit", "head") if role == "main" else ("m_vit", "m_head")
+        vg, hg = (_G["vit"], _G["head"]) if role == "main" else (_G["metric_vit"], _G["metric_head"])
         out += _vit_specs(prefix, vg, net.vit)
         out += _head_specs(prefix + "head.", hg, net.head, aux=extras)
         if net.cam:
@@ -409,7 +418,7 @@ def expected_tensors(preset: str, extras: bool = True, overrides: Optional[dict]
         if net.gs is not None:
             gs_head = HeadConfig("gsdpt", net.head.dim_in, net.head.features, net.head.out_channels,
                                  net.gs.output_dim)
-            out += _head_specs(prefix + "gs_head.", "gs", gs_head, aux=False)
+            out += _head_specs(prefix + "gs_head.", _G["gs"], gs_head, aux=False)
     return out
 
 
@@ -417,65 +426,75 @@ def expected_tensors(preset: str, extras: bool = True, overrides: Optional[dict]
 # Metadata
 # --------------------------------------------------------------------------------------
 
+def _part_keys(group: str, part: str):
+    """``key(role)``: the full metadata key of ``role`` of the part ``part`` (its key table in
+    the core's schema) under the group prefix ``group`` (e.g. ``"m_vit."``)."""
+    table = _META_KEYS[part]
+    return lambda role: meta_key(group + table[role])
+
+
 def _metadata(preset: str, checkpoint_name: str, extras: bool,
               overrides: Optional[dict] = None) -> List[Tuple[str, str, object]]:
     """(key, gguf value kind, value) in the published order, then ours."""
     kv: List[Tuple[str, str, object]] = [
         (KEY_ARCH, "str", ARCH), (KEY_CHECKPOINT, "str", checkpoint_name), (KEY_PATCH_SIZE, "u32", PATCH_SIZE)]
     ours: List[Tuple[str, str, object]] = [(KEY_PRESET, "str", preset)]
+    img = _part_keys(GROUPS["img"], "img")
     for prefix, (role, net) in _nets(preset, overrides).items():
         v, h = net.vit, net.head
-        vp, hp = ("vit", "head") if role == "main" else ("m_vit", "m_head")
+        main = role == "main"
+        vk = _part_keys(GROUPS["vit" if main else "metric_vit"], "vit")
+        hk = _part_keys(GROUPS["head" if main else "metric_head"], "head")
         kv += [
-            (meta_key(f"{vp}.embed_dim"), "u32", v.embed_dim), (meta_key(f"{vp}.depth"), "u32", v.depth),
-            (meta_key(f"{vp}.num_heads"), "u32", v.num_heads),
-            (meta_key(f"{vp}.head_dim"), "u32", v.embed_dim // v.num_heads),
-            (meta_key(f"{vp}.mlp_hidden"), "u32", v.mlp_hidden),
-            (meta_key(f"{vp}.num_register_tokens"), "u32", 0),
-            (meta_key(f"{vp}.init_values"), "f32", 0.0),   # informational, as published
-            (meta_key(f"{vp}.alt_start"), "i32", v.alt_start), (meta_key(f"{vp}.rope_start"), "i32", v.rope_start),
-            (meta_key(f"{vp}.qknorm_start"), "i32", v.qknorm_start), (meta_key(f"{vp}.rope_freq"), "f32", 100.0),
-            (meta_key(f"{vp}.cat_token"), "bool", v.cat_token), (meta_key(f"{vp}.qkv_bias"), "bool", True),
-            (meta_key(f"{vp}.ln_eps"), "f32", 1e-6), (meta_key(f"{vp}.interpolate_offset"), "f32", 0.1),
-            (meta_key(f"{vp}.interpolate_antialias"), "bool", False),
-            (meta_key(f"{vp}.pos_embed_grid"), "u32", POS_EMBED_GRID),
-            (meta_key(f"{vp}.ffn_type"), "str", v.ffn),
-            (meta_key(f"{vp}.out_layers"), "i32[]", list(v.out_layers)),
+            (vk("embed_dim"), "u32", v.embed_dim), (vk("depth"), "u32", v.depth),
+            (vk("num_heads"), "u32", v.num_heads),
+            (vk("head_dim"), "u32", v.embed_dim // v.num_heads),
+            (vk("mlp_hidden"), "u32", v.mlp_hidden),
+            (vk("num_register_tokens"), "u32", 0),
+            (vk("init_values"), "f32", 0.0),   # informational, as published
+            (vk("alt_start"), "i32", v.alt_start), (vk("rope_start"), "i32", v.rope_start),
+            (vk("qknorm_start"), "i32", v.qknorm_start), (vk("rope_freq"), "f32", 100.0),
+            (vk("cat_token"), "bool", v.cat_token), (vk("qkv_bias"), "bool", True),
+            (vk("ln_eps"), "f32", 1e-6), (vk("interpolate_offset"), "f32", 0.1),
+            (vk("interpolate_antialias"), "bool", False),
+            (vk("pos_embed_grid"), "u32", POS_EMBED_GRID),
+            (vk("ffn_type"), "str", v.ffn),
+            (vk("out_layers"), "i32[]", list(v.out_layers)),
         ]
-        if role == "main":
-            kv += [(meta_key("img.mean"), "f32[]", list(IMAGE_MEAN)), (meta_key("img.std"), "f32[]", list(IMAGE_STD)),
-                   (meta_key("img.resize_mode"), "str", "upper_bound"),
-                   (meta_key("img.resize_target"), "u32", RESIZE_TARGET)]
+        if main:
+            kv += [(img("mean"), "f32[]", list(IMAGE_MEAN)), (img("std"), "f32[]", list(IMAGE_STD)),
+                   (img("resize_mode"), "str", "upper_bound"),
+                   (img("resize_target"), "u32", RESIZE_TARGET)]
         dual = h.kind == "dualdpt"
-        kv += [(meta_key(f"{hp}.features"), "u32", h.features),
-               (meta_key(f"{hp}.out_channels"), "i32[]", list(h.out_channels)),
-               (meta_key(f"{hp}.output_dim"), "u32", h.output_dim)]
-        if role == "main":
-            kv.append((meta_key(f"{hp}.pos_embed"), "bool", dual))
-        kv += [(meta_key(f"{hp}.down_ratio"), "u32", 1), (meta_key(f"{hp}.activation"), "str", "exp"),
-               (meta_key(f"{hp}.conf_activation"), "str", "expp1")]
+        kv += [(hk("features"), "u32", h.features),
+               (hk("out_channels"), "i32[]", list(h.out_channels)),
+               (hk("output_dim"), "u32", h.output_dim)]
+        if main:
+            kv.append((hk("pos_embed"), "bool", dual))
+        kv += [(hk("down_ratio"), "u32", 1), (hk("activation"), "str", "exp"),
+               (hk("conf_activation"), "str", "expp1")]
         if not dual:
-            kv += [(meta_key(f"{hp}.sky_activation"), "str", "relu"), (meta_key(f"{hp}.norm_type"), "str", "idt")]
+            kv += [(hk("sky_activation"), "str", "relu"), (hk("norm_type"), "str", "idt")]
         if dual and extras:
-            kv += [(meta_key(f"{hp}.has_aux"), "bool", True), (meta_key(f"{hp}.aux_ray_dim"), "u32", AUX_RAY_DIM),
-                   (meta_key(f"{hp}.aux_levels"), "u32", 4)]
+            kv += [(hk("has_aux"), "bool", True), (hk("aux_ray_dim"), "u32", AUX_RAY_DIM),
+                   (hk("aux_levels"), "u32", 4)]
         if net.cam:
-            kv.append((meta_key("cam.dim_in"), "u32", 2 * v.embed_dim))
+            kv.append((_part_keys(GROUPS["cam"], "cam")("dim_in"), "u32", 2 * v.embed_dim))
             if extras:
-                e = v.embed_dim
-                ours += [(KEY_HAS_CAM_ENC, "bool", True), (meta_key("cam_enc.embed_dim"), "u32", e),
-                         (meta_key("cam_enc.depth"), "u32", CAM_ENC_DEPTH),
-                         (meta_key("cam_enc.num_heads"), "u32", CAM_ENC_HEADS),
-                         (meta_key("cam_enc.mlp_hidden"), "u32", 4 * e),
-                         (meta_key("cam_enc.in_dim"), "u32", CAM_ENC_IN),
-                         (meta_key("cam_enc.ln_eps"), "f32", 1e-5)]
+                e, ek = v.embed_dim, _part_keys(GROUPS["cam_enc"], "cam_enc")
+                ours += [(KEY_HAS_CAM_ENC, "bool", True), (ek("embed_dim"), "u32", e),
+                         (ek("depth"), "u32", CAM_ENC_DEPTH),
+                         (ek("num_heads"), "u32", CAM_ENC_HEADS),
+                         (ek("mlp_hidden"), "u32", 4 * e),
+                         (ek("in_dim"), "u32", CAM_ENC_IN),
+                         (ek("ln_eps"), "f32", 1e-5)]
         if net.gs is not None:
-            gs = net.gs
-            kv += [(meta_key("gs.output_dim"), "u32", gs.output_dim), (meta_key("gs.features"), "u32", h.features),
-                   (meta_key("gs.out_channels"), "i32[]", list(h.out_channels)),
-                   (meta_key("gs.sh_degree"), "u32", gs.sh_degree), (meta_key("gs.scale_min"), "f32", gs.scale_min),
-                   (meta_key("gs.scale_max"), "f32", gs.scale_max),
-                   (meta_key("gs.pred_offset_depth"), "bool", gs.pred_offset_depth),
-                   (meta_key("gs.pred_offset_xy"), "bool", gs.pred_offset_xy),
-                   (meta_key("gs.pred_color"), "bool", gs.pred_color)]
+            gs, gk = net.gs, _part_keys(GROUPS["gs"], "gs")
+            kv += [(gk("output_dim"), "u32", gs.output_dim), (gk("features"), "u32", h.features),
+                   (gk("out_channels"), "i32[]", list(h.out_channels)),
+                   (gk("sh_degree"), "u32", gs.sh_degree), (gk("scale_min"), "f32", gs.scale_min),
+                   (gk("scale_max"), "f32", gs.scale_max),
+                   (gk("pred_offset_depth"), "bool", gs.pred_offset_depth),
+                   (gk("pred_offset_xy"), "bool", gs.pred_offset_xy),
+                   (gk("pred_color"), "bool", gs.pred_color)]
     return kv + ours

@@ -1,5 +1,6 @@
 // weight_map's metadata getters: typed, range-checked reads of "depthanything3." keys.
 #include "gguf/weights.h"
+#include "gguf/schema.h"
 
 #include "gguf.h"
 
@@ -8,7 +9,7 @@
 
 namespace da3 {
 
-static const char *kPrefix = "depthanything3.";
+static const std::string kPrefix = std::string(schema::kArch) + ".";
 
 int64_t weight_map::key_id(const std::string &key) const { return gguf_find_key(gguf_, (kPrefix + key).c_str()); }
 

@@ -135,6 +135,46 @@ const part kCamEncParts[] = {{"pose_branch.fc1", tn::kEncPoseFc1}, {"pose_branch
                              {"mlp.fc2", tn::kEncFc2},               {"ls1.gamma", tn::kEncLs1},
                              {"ls2.gamma", tn::kEncLs2}};
 
+// The metadata keys of each part (schema.h mk), by role: the role is the key itself.
+const char *const kFileKeys[][2] = {{"arch", kKeyArch},           {"checkpoint", kKeyCheckpoint},
+                                    {"patch_size", kKeyPatchSize}, {"preset", kKeyPreset},
+                                    {"has_cam_enc", kKeyHasCamEnc}, {"quant_rule", kKeyQuantRule},
+                                    {"quant_fallback", kKeyQuantFallback}};
+const char *const kVitKeys[] = {mk::kEmbedDim,  mk::kDepth,      mk::kNumHeads,  mk::kHeadDim,
+                                mk::kMlpHidden, mk::kNumRegisterTokens, mk::kInitValues, mk::kAltStart,
+                                mk::kRopeStart, mk::kQkNormStart, mk::kRopeFreq, mk::kCatToken,
+                                mk::kQkvBias,   mk::kLnEps,      mk::kInterpolateOffset, mk::kInterpolateAntialias,
+                                mk::kPosEmbedGrid, mk::kFfnType, mk::kOutLayers};
+const char *const kImgKeys[] = {mk::kMean, mk::kStd, mk::kResizeMode, mk::kResizeTarget};
+const char *const kHeadKeys[] = {mk::kFeatures,   mk::kOutChannels,     mk::kOutputDim,     mk::kPosEmbed,
+                                 mk::kDownRatio,  mk::kActivation,      mk::kConfActivation, mk::kSkyActivation,
+                                 mk::kNormType,   mk::kHasAux,          mk::kAuxRayDim,     mk::kAuxLevels};
+const char *const kCamDecKeys[] = {mk::kDimIn};
+const char *const kCamEncKeys[] = {mk::kEmbedDim, mk::kDepth, mk::kNumHeads, mk::kMlpHidden, mk::kInDim, mk::kLnEps};
+const char *const kGsKeys[] = {mk::kOutputDim,  mk::kFeatures,        mk::kOutChannels,    mk::kShDegree,
+                               mk::kScaleMin,   mk::kScaleMax,        mk::kPredOffsetDepth, mk::kPredOffsetXy,
+                               mk::kPredColor};
+// the groups (schema.h) by role
+const char *const kGroupRoles[][2] = {{"vit", kVit},        {"head", kHead},   {"cam", kCamDec},
+                                      {"cam_enc", kCamEnc}, {"gs", kGs},       {"metric_vit", kMetricVit},
+                                      {"metric_head", kMetricHead}, {"img", kImg}};
+
+std::string quoted(const char *s) { return std::string("\"") + s + "\""; }
+
+template <size_t N>
+std::string pairs_json(const char *const (&pairs)[N][2]) {
+    std::string s = "{";
+    for (size_t i = 0; i < N; ++i) s += std::string(i ? ", " : "") + quoted(pairs[i][0]) + ": " + quoted(pairs[i][1]);
+    return s + "}";
+}
+
+template <size_t N>
+std::string keys_json(const char *group, const char *const (&keys)[N]) {
+    std::string s = quoted(group) + ": {";
+    for (size_t i = 0; i < N; ++i) s += std::string(i ? ", " : "") + quoted(keys[i]) + ": " + quoted(keys[i]);
+    return s + "}";
+}
+
 template <size_t N>
 std::string parts_json(const char *group, const part (&parts)[N]) {
     std::string s = std::string("\"") + group + "\": {";
@@ -147,8 +187,11 @@ std::string parts_json(const char *group, const part (&parts)[N]) {
 
 const std::string &schema_json() {
     static const std::string json = [] {
-        std::string s = std::string("{\"arch\": \"") + kArch + "\", \"keys\": {\"preset\": \"" + kKeyPreset +
-                        "\", \"checkpoint\": \"" + kKeyCheckpoint + "\"}, \"groups\": [";
+        std::string s = std::string("{\"arch\": \"") + kArch + "\", \"keys\": " + pairs_json(kFileKeys) +
+                        ", \"group_roles\": " + pairs_json(kGroupRoles) + ", \"metadata_keys\": {" +
+                        keys_json("vit", kVitKeys) + ", " + keys_json("img", kImgKeys) + ", " +
+                        keys_json("head", kHeadKeys) + ", " + keys_json("cam", kCamDecKeys) + ", " +
+                        keys_json("cam_enc", kCamEncKeys) + ", " + keys_json("gs", kGsKeys) + "}, \"groups\": [";
         const char *groups[] = {kVit, kHead, kCamDec, kCamEnc, kGs, kMetricVit, kMetricHead};
         for (size_t i = 0; i < sizeof groups / sizeof groups[0]; ++i) s += std::string(i ? ", " : "") + "\"" + groups[i] + "\"";
         s += "], \"markers\": {\"camera_decoder\": \"" + kCamDecMarker + "\", \"sky\": \"" + kSkyMarker +

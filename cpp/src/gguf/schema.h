@@ -1,7 +1,7 @@
 // The GGUF schema of depth-anything-cpp files, defined once: architecture, the metadata keys
 // and tensor groups that decide a file's kind, and the presets with their model kind. The
-// converter (python/depth_anything_cpp/gguf_schema.py) takes the presets and the tensor-name parts
-// from da3_gguf_schema_json() and is checked against the rest (tests/test_schema.py). The shapes
+// converter (python/depth_anything_cpp/gguf_schema.py) takes the presets, groups, metadata keys and
+// tensor-name parts from da3_gguf_schema_json() and is checked against the rest (tests/test_schema.py). The shapes
 // are checked by the part loaders (graph/vit.cpp, head.cpp, camera.cpp), which build each tensor
 // name from the parts below (the published layout: /work/shared/docs/gguf-layout.md).
 #pragma once
@@ -25,9 +25,38 @@ constexpr const char *kArch = "depthanything3";  // general.architecture; metada
 // metadata keys (after "depthanything3.")
 constexpr const char *kKeyPreset = "preset";  // written by convert.py; absent in published files
 constexpr const char *kKeyCheckpoint = "checkpoint_name";
+constexpr const char *kKeyArch = "arch", *kKeyPatchSize = "patch_size", *kKeyHasCamEnc = "has_cam_enc",
+                     *kKeyQuantRule = "quant_rule", *kKeyQuantFallback = "quant_fallback";
 // tensor groups (name prefixes); the tensors whose presence marks a part are below (after tn)
 constexpr const char *kVit = "vit.", *kHead = "head.", *kCamDec = "cam.", *kCamEnc = "cam_enc.", *kGs = "gs.";
 constexpr const char *kMetricVit = "m_vit.", *kMetricHead = "m_head.";
+constexpr const char *kImg = "img.";  // metadata only: preprocessing
+
+// Metadata keys of a part, after "depthanything3." and its group (e.g. "vit.depth",
+// "m_head.features"), spelled only here; schema_json() gives them to the converter by role (the
+// same word, grouped by the part whose keys they are). Some are informational: written, not read.
+namespace mk {
+// ViT ({m_,}vit.; the camera encoder cam_enc. uses the first ones + kInDim)
+constexpr const char *kEmbedDim = "embed_dim", *kDepth = "depth", *kNumHeads = "num_heads", *kMlpHidden = "mlp_hidden",
+                     *kLnEps = "ln_eps", *kHeadDim = "head_dim", *kNumRegisterTokens = "num_register_tokens",
+                     *kInitValues = "init_values", *kAltStart = "alt_start", *kRopeStart = "rope_start",
+                     *kQkNormStart = "qknorm_start", *kRopeFreq = "rope_freq", *kCatToken = "cat_token",
+                     *kQkvBias = "qkv_bias", *kInterpolateOffset = "interpolate_offset",
+                     *kInterpolateAntialias = "interpolate_antialias", *kPosEmbedGrid = "pos_embed_grid",
+                     *kFfnType = "ffn_type", *kOutLayers = "out_layers", *kInDim = "in_dim";
+// image preprocessing (img.)
+constexpr const char *kMean = "mean", *kStd = "std", *kResizeMode = "resize_mode", *kResizeTarget = "resize_target";
+// heads ({m_,}head., gs.) and the camera decoder (cam.: kDimIn)
+constexpr const char *kFeatures = "features", *kOutChannels = "out_channels", *kOutputDim = "output_dim",
+                     *kPosEmbed = "pos_embed", *kDownRatio = "down_ratio", *kActivation = "activation",
+                     *kConfActivation = "conf_activation", *kSkyActivation = "sky_activation",
+                     *kNormType = "norm_type", *kHasAux = "has_aux", *kAuxRayDim = "aux_ray_dim",
+                     *kAuxLevels = "aux_levels", *kDimIn = "dim_in";
+// gaussian head (gs.), besides the head keys
+constexpr const char *kShDegree = "sh_degree", *kScaleMin = "scale_min", *kScaleMax = "scale_max",
+                     *kPredOffsetDepth = "pred_offset_depth", *kPredOffsetXy = "pred_offset_xy",
+                     *kPredColor = "pred_color";
+}  // namespace mk
 
 // GGUF tensor-name parts, spelled only here. schema_json() gives them to the converter keyed by
 // the upstream (PyTorch) module names they are converted from.
@@ -85,8 +114,8 @@ model_kind kind_of_tensors(const weight_map &wm);
 // embed_dim: the loaded backbone's width.
 std::string resolve_preset(const weight_map &wm, int embed_dim, model_kind &kind, bool &metric_scaling);
 
-// The schema as JSON (presets with kind and embed_dim, keys, groups, markers, tensor-name parts
-// by upstream module name) for the converter.
+// The schema as JSON (presets with kind and embed_dim, file keys, groups and their roles, markers,
+// metadata keys and tensor-name parts by part) for the converter.
 const std::string &schema_json();
 
 }  // namespace schema

@@ -1,5 +1,6 @@
 #include "gguf/weights.h"
 #include "gguf/gguf_prescan.h"
+#include "gguf/schema.h"
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
@@ -63,20 +64,21 @@ static bool ends_with(const std::string &s, const char *suffix) {
 
 ggml_type tensor_type_for_role(const std::string &name, ggml_type stored) {
     // the quantized set of convert.py (QUANTIZED_TENSORS): every stored type is taken as it is
-    const std::string n = name.rfind("m_vit.", 0) == 0 ? name.substr(2) : name;
+    namespace tn = schema::tn;
+    const std::string n = name.rfind(schema::kMetricVit, 0) == 0 ? std::string(schema::kVit) + name.substr(std::strlen(schema::kMetricVit)) : name;
+    const auto ends_with_part = [&](const char *part) { return ends_with(n, ("." + std::string(part) + ".weight").c_str()); };
     bool matmul = false;
-    if (n.rfind("vit.blk.", 0) == 0) {
-        for (const char *s : {".attn_qkv.weight", ".attn_proj.weight", ".mlp_fc1.weight", ".mlp_fc2.weight",
-                              ".mlp_w12.weight", ".mlp_w3.weight"}) {
-            matmul = matmul || ends_with(n, s);
+    if (n.rfind(std::string(schema::kVit) + tn::kBlock + ".", 0) == 0) {
+        for (const char *s : {tn::kAttnQkv, tn::kAttnProj, tn::kMlpFc1, tn::kMlpFc2, tn::kMlpW12, tn::kMlpW3}) {
+            matmul = matmul || ends_with_part(s);
         }
-    } else if (n.rfind("cam_enc.trunk.", 0) == 0) {
-        for (const char *s : {".attn.qkv.weight", ".attn.proj.weight", ".mlp.fc1.weight", ".mlp.fc2.weight"}) {
-            matmul = matmul || ends_with(n, s);
+    } else if (n.rfind(std::string(schema::kCamEnc) + tn::kEncTrunk + ".", 0) == 0) {
+        for (const char *s : {tn::kEncQkv, tn::kEncProj, tn::kEncFc1, tn::kEncFc2}) {
+            matmul = matmul || ends_with_part(s);
         }
     } else {
-        for (const char *s : {"cam.bb0.weight", "cam.bb2.weight", "cam.fc_t.weight", "cam.fc_q.weight", "cam.fc_fov.weight"}) {
-            matmul = matmul || n == s;
+        for (const char *s : {tn::kCamBb0, tn::kCamBb2, tn::kCamFcT, tn::kCamFcQ, tn::kCamFcFov}) {
+            matmul = matmul || n == std::string(schema::kCamDec) + s + ".weight";
         }
     }
     return matmul ? stored : GGML_TYPE_F32;
@@ -131,8 +133,8 @@ void weight_map::open(const std::string &path) {
         format_error("GGUF header, metadata or tensor table is corrupt or truncated");
     }
     std::string arch = get_general_str_or("general.architecture", "");
-    if (arch != "depthanything3") {
-        format_error("wrong architecture '" + printable(arch) + "' (expected 'depthanything3')");
+    if (arch != schema::kArch) {
+        format_error("wrong architecture '" + printable(arch) + "' (expected '" + schema::kArch + "')");
     }
 
     const size_t data_off = gguf_get_data_offset(gguf_);
@@ -394,7 +396,7 @@ std::vector<std::string> weight_map::names_with_prefix(const std::string &prefix
 std::string weight_map::weight_type() const {
     std::map<std::string, int> count;
     for (auto &kv : tensors_) {
-        if (kv.first.rfind("vit.blk.", 0) == 0 && kv.first.size() > 7 &&
+        if (kv.first.rfind(std::string(schema::kVit) + schema::tn::kBlock + ".", 0) == 0 && kv.first.size() > 7 &&
             kv.first.compare(kv.first.size() - 7, 7, ".weight") == 0 && ggml_n_dims(kv.second) == 2) {
             count[ggml_type_name(kv.second->type)]++;
         }

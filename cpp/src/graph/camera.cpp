@@ -10,6 +10,8 @@
 
 namespace da3 {
 
+namespace mk = schema::mk;  // metadata keys
+
 namespace {
 
 const float kCamEncLnEps = 1e-5f;  // nn.LayerNorm default in CameraEnc and its Blocks
@@ -86,9 +88,9 @@ void load_camera_encoder(const weight_map &wm, const std::string &prefix, camera
     e.fc2 = get_linear(wm, prefix + tn::kEncPoseFc2, hid, C);
     e.token_norm = get_norm(wm, prefix + tn::kEncTokenNorm, C);
     e.trunk_norm = get_norm(wm, prefix + tn::kEncTrunkNorm, C);
-    e.num_heads = (int)wm.get_int_or(prefix + "num_heads", 16, 1, C);
+    e.num_heads = (int)wm.get_int_or(prefix + mk::kNumHeads, 16, 1, C);
     if (e.num_heads <= 0 || C % e.num_heads != 0) {
-        wm.format_error(prefix + "num_heads " + std::to_string(e.num_heads) + " does not divide width " +
+        wm.format_error(prefix + mk::kNumHeads + " " + std::to_string(e.num_heads) + " does not divide width " +
                         std::to_string(C));
     }
     for (int i = 0;; ++i) {

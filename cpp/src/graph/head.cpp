@@ -9,6 +9,8 @@
 
 namespace da3 {
 
+namespace mk = schema::mk;  // metadata keys
+
 namespace {
 
 const float kHeadLnEps = 1e-5f;  // nn.LayerNorm default (head.norm, output_conv2_aux LN)
@@ -234,16 +236,16 @@ void load_head(const weight_map &wm, const std::string &prefix, const std::strin
     hp.has_sky = wm.has(s + tn::kSkyOut2a + ".weight");
     hp.dual = !hp.has_sky;
     hp.has_norm = wm.has(prefix + tn::kNorm + ".weight");
-    hp.pos_embed = wm.get_bool_or(meta_prefix + "pos_embed", hp.dual);
-    hp.patch_size = (int)wm.get_int_or("patch_size", 14, 14, 14);
+    hp.pos_embed = wm.get_bool_or(meta_prefix + mk::kPosEmbed, hp.dual);
+    hp.patch_size = (int)wm.get_int_or(schema::kKeyPatchSize, 14, 14, 14);
     // the head's output is (patches * patch_size / down_ratio) pixels per side, and the engine's
     // outputs are at the input size: 1 only, as in every DA3 model (the official code has no
     // down_ratio; a fuzzed 3 overflowed the output copy)
-    hp.down_ratio = (int)wm.get_int_or(meta_prefix + "down_ratio", 1, 1, 1);
-    hp.activation = wm.get_str_or(meta_prefix + "activation", "exp");
-    hp.conf_activation = wm.get_str_or(meta_prefix + "conf_activation", "expp1");
-    hp.sky_activation = wm.get_str_or(meta_prefix + "sky_activation", "relu");
-    for (const auto &kv : {std::make_pair("activation", &hp.activation), std::make_pair("conf_activation", &hp.conf_activation)}) {
+    hp.down_ratio = (int)wm.get_int_or(meta_prefix + mk::kDownRatio, 1, 1, 1);
+    hp.activation = wm.get_str_or(meta_prefix + mk::kActivation, "exp");
+    hp.conf_activation = wm.get_str_or(meta_prefix + mk::kConfActivation, "expp1");
+    hp.sky_activation = wm.get_str_or(meta_prefix + mk::kSkyActivation, "relu");
+    for (const auto &kv : {std::make_pair(mk::kActivation, &hp.activation), std::make_pair(mk::kConfActivation, &hp.conf_activation)}) {
         float probe = 0.0f;  // rejected here, not at the first inference
         try {
             apply_activation(&probe, 1, *kv.second);
@@ -253,9 +255,9 @@ void load_head(const weight_map &wm, const std::string &prefix, const std::strin
         }
     }
     // DualDPT normalizes the tokens (published files have no norm_type key): a missing norm is an error
-    const std::string norm_type = wm.get_str_or(meta_prefix + "norm_type", hp.dual || hp.has_norm ? "layer" : "idt");
+    const std::string norm_type = wm.get_str_or(meta_prefix + mk::kNormType, hp.dual || hp.has_norm ? "layer" : "idt");
     if (norm_type == "layer" && !hp.has_norm) {
-        wm.format_error(meta_prefix + "norm_type is 'layer' (DualDPT default) but " + prefix + "norm.weight is missing");
+        wm.format_error(meta_prefix + mk::kNormType + " is 'layer' (DualDPT default) but " + prefix + "norm.weight is missing");
     }
     const int F = hp.features, Din = hp.dim_in;
     if (F % 8 != 0) {

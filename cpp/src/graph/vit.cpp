@@ -11,6 +11,8 @@
 
 namespace da3 {
 
+namespace mk = schema::mk;  // metadata keys
+
 // Metadata bounds, far above the DA3 presets (giant: embed_dim 1536, depth 40, 37 x 37 grid).
 static constexpr int64_t kMaxEmbedDim = 8192, kMaxDepth = 256, kMaxPosEmbedGrid = 1024;
 
@@ -86,24 +88,24 @@ static void fold_scale_into_linear(ggml_tensor *&scale, linear &l) {
 void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
     vit_hparams &hp = m.hp;
     // every integer range-checked as int64 before narrowing; shapes then check the rest
-    hp.embed_dim = (int)wm.get_int(prefix + "embed_dim", 1, kMaxEmbedDim);
-    hp.depth = (int)wm.get_int(prefix + "depth", 1, kMaxDepth);
-    hp.num_heads = (int)wm.get_int(prefix + "num_heads", 1, kMaxEmbedDim);
-    hp.head_dim = (int)wm.get_int_or(prefix + "head_dim", 64, 64, 64);
-    hp.mlp_hidden = (int)wm.get_int_or(prefix + "mlp_hidden", 4 * (int64_t)hp.embed_dim, 1, 8 * kMaxEmbedDim);
-    hp.patch_size = (int)wm.get_int_or("patch_size", 14, 14, 14);
-    hp.alt_start = (int)wm.get_int_or(prefix + "alt_start", -1, -1, hp.depth - 1);
-    hp.rope_start = (int)wm.get_int_or(prefix + "rope_start", -1, -1, hp.depth - 1);
-    hp.qknorm_start = (int)wm.get_int_or(prefix + "qknorm_start", -1, -1, hp.depth - 1);
-    hp.rope_freq = wm.get_float_or(prefix + "rope_freq", 100.0f, 1.0f, 1e9f);
-    hp.ln_eps = wm.get_float_or(prefix + "ln_eps", 1e-6f, 1e-12f, 1.0f);
-    hp.interpolate_offset = wm.get_float_or(prefix + "interpolate_offset", 0.1f, 0.0f, 1.0f);
-    hp.pos_embed_grid = (int)wm.get_int_or(prefix + "pos_embed_grid", 37, 1, kMaxPosEmbedGrid);
-    hp.cat_token = wm.get_bool_or(prefix + "cat_token", hp.alt_start != -1);
-    const std::string ffn = wm.get_str_or(prefix + "ffn_type", "mlp");
-    if (ffn != "mlp" && ffn != "swiglu") wm.format_error(prefix + "ffn_type '" + printable(ffn) + "' is unknown (mlp or swiglu)");
+    hp.embed_dim = (int)wm.get_int(prefix + mk::kEmbedDim, 1, kMaxEmbedDim);
+    hp.depth = (int)wm.get_int(prefix + mk::kDepth, 1, kMaxDepth);
+    hp.num_heads = (int)wm.get_int(prefix + mk::kNumHeads, 1, kMaxEmbedDim);
+    hp.head_dim = (int)wm.get_int_or(prefix + mk::kHeadDim, 64, 64, 64);
+    hp.mlp_hidden = (int)wm.get_int_or(prefix + mk::kMlpHidden, 4 * (int64_t)hp.embed_dim, 1, 8 * kMaxEmbedDim);
+    hp.patch_size = (int)wm.get_int_or(schema::kKeyPatchSize, 14, 14, 14);
+    hp.alt_start = (int)wm.get_int_or(prefix + mk::kAltStart, -1, -1, hp.depth - 1);
+    hp.rope_start = (int)wm.get_int_or(prefix + mk::kRopeStart, -1, -1, hp.depth - 1);
+    hp.qknorm_start = (int)wm.get_int_or(prefix + mk::kQkNormStart, -1, -1, hp.depth - 1);
+    hp.rope_freq = wm.get_float_or(prefix + mk::kRopeFreq, 100.0f, 1.0f, 1e9f);
+    hp.ln_eps = wm.get_float_or(prefix + mk::kLnEps, 1e-6f, 1e-12f, 1.0f);
+    hp.interpolate_offset = wm.get_float_or(prefix + mk::kInterpolateOffset, 0.1f, 0.0f, 1.0f);
+    hp.pos_embed_grid = (int)wm.get_int_or(prefix + mk::kPosEmbedGrid, 37, 1, kMaxPosEmbedGrid);
+    hp.cat_token = wm.get_bool_or(prefix + mk::kCatToken, hp.alt_start != -1);
+    const std::string ffn = wm.get_str_or(prefix + mk::kFfnType, "mlp");
+    if (ffn != "mlp" && ffn != "swiglu") wm.format_error(prefix + mk::kFfnType + " '" + printable(ffn) + "' is unknown (mlp or swiglu)");
     hp.swiglu = ffn == "swiglu";
-    if (wm.get_int_or(prefix + "num_register_tokens", 0, 0, INT32_MAX) != 0) {
+    if (wm.get_int_or(prefix + mk::kNumRegisterTokens, 0, 0, INT32_MAX) != 0) {
         fail(DA3_ERR_UNSUPPORTED, wm.path() + ": register tokens are not supported");
     }
     // blocks past the depth would be silently ignored
@@ -123,14 +125,14 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
     auto check_start = [&](int v, const char *name) {
         if (v < -1 || v >= hp.depth) wm.format_error(prefix + name + " = " + std::to_string(v) + " is outside the backbone depth");
     };
-    check_start(hp.alt_start, "alt_start");
-    check_start(hp.rope_start, "rope_start");
-    check_start(hp.qknorm_start, "qknorm_start");
-    std::vector<int64_t> ol = wm.get_int_array(prefix + "out_layers");
-    if (ol.size() != 4) wm.format_error(prefix + "out_layers must have 4 entries");
+    check_start(hp.alt_start, mk::kAltStart);
+    check_start(hp.rope_start, mk::kRopeStart);
+    check_start(hp.qknorm_start, mk::kQkNormStart);
+    std::vector<int64_t> ol = wm.get_int_array(prefix + mk::kOutLayers);
+    if (ol.size() != 4) wm.format_error(prefix + mk::kOutLayers + " must have 4 entries");
     for (int k = 0; k < 4; ++k) {
         if (ol[k] < 0 || ol[k] >= hp.depth || (k > 0 && ol[k] <= ol[k - 1])) {
-            wm.format_error(prefix + "out_layers[" + std::to_string(k) + "] = " + std::to_string(ol[k]) +
+            wm.format_error(prefix + mk::kOutLayers + "[" + std::to_string(k) + "] = " + std::to_string(ol[k]) +
                             " is out of range for depth " + std::to_string(hp.depth));
         }
         hp.out_layers[k] = (int)ol[k];
@@ -157,7 +159,7 @@ void load_vit(const weight_map &wm, const std::string &prefix, vit_model &m) {
 
     const int F = hp.mlp_hidden;
     // the DINOv2 blocks' linears all have biases (proj_bias, ffn_bias); qkv's per the metadata
-    const bool qkv_bias = wm.get_bool_or(prefix + "qkv_bias", true);
+    const bool qkv_bias = wm.get_bool_or(prefix + mk::kQkvBias, true);
     m.blocks.resize(hp.depth);
     for (int i = 0; i < hp.depth; ++i) {
         vit_block &b = m.blocks[i];

@@ -19,10 +19,12 @@ static void load_metric_branch(const weight_map &wm, const std::string &vp, cons
 // outside any real normalization
 static constexpr float kMaxImageMean = 1000.0f, kMinImageStd = 1e-3f, kMaxImageStd = 1000.0f;
 static const std::vector<float> kImageMean = {0.485f, 0.456f, 0.406f}, kImageStd = {0.229f, 0.224f, 0.225f};
+static const std::string kMeanKey = std::string(schema::kImg) + schema::mk::kMean,
+                         kStdKey = std::string(schema::kImg) + schema::mk::kStd;
 
 static void load_normalization(const weight_map &wm, model &m) {
-    std::vector<float> mean = wm.get_float_array_or("img.mean", kImageMean);
-    std::vector<float> stdv = wm.get_float_array_or("img.std", kImageStd);
+    std::vector<float> mean = wm.get_float_array_or(kMeanKey, kImageMean);
+    std::vector<float> stdv = wm.get_float_array_or(kStdKey, kImageStd);
     if (mean.size() != 3 || stdv.size() != 3) wm.format_error("img.mean and img.std must have 3 entries");
     for (int c = 0; c < 3; ++c) {
         if (!(std::fabs(mean[c]) <= kMaxImageMean) || !(stdv[c] >= kMinImageStd && stdv[c] <= kMaxImageStd)) {
@@ -120,8 +122,8 @@ void load_model_pair(const weight_map &any, const weight_map &met, model &m) {
     load_model(any, m);
     load_metric_branch(met, schema::kVit, schema::kHead, m);
     if (m.m_vit.hp.alt_start != -1) met.format_error("the metric model of a nested pair must not have a camera token (vit.alt_start)");
-    std::vector<float> mean = met.get_float_array_or("img.mean", kImageMean);
-    std::vector<float> stdv = met.get_float_array_or("img.std", kImageStd);
+    std::vector<float> mean = met.get_float_array_or(kMeanKey, kImageMean);
+    std::vector<float> stdv = met.get_float_array_or(kStdKey, kImageStd);
     for (int c = 0; c < 3; ++c) {
         if (mean.size() != 3 || stdv.size() != 3 || mean[c] != m.mean[c] || stdv[c] != m.std[c]) {
             met.format_error("img.mean/img.std differ from those of '" + any.path() + "' (one input feeds both models)");
