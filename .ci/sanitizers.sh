@@ -71,7 +71,9 @@ ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:log_path=$reports/asan-ctest" \
 pkg="$B/py/depth_anything_cpp"
 rm -rf "$B/py"
 mkdir -p "$pkg"
-cp python/depth_anything_cpp/*.py "$pkg/"
+cp -r python/depth_anything_cpp/. "$pkg/"  # subpackages (cli, exports, server) and cpu_levels.json too
+find "$pkg" -name '*.so' -delete          # a developer tree's own modules: only the sanitized ones below
+find "$pkg" -name __pycache__ -prune -exec rm -rf {} +
 cp "$B"/_da3_"$VARIANT"*.so "$B"/_cpuprobe*.so "$pkg/"
 # the ASan runtime first; libstdc++ too, or ASan cannot intercept C++ throws from the module
 # (python itself does not link libstdc++)

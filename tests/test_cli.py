@@ -397,7 +397,8 @@ def test_ctrl_c_stops_batch_cleanly(tmp_path, sig, code, message):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (os.environ.get("PYTHONPATH", ""),
                                                                   str(Path(da3.__file__).parents[1])) if p))
     proc = subprocess.Popen([sys.executable, "-c", INTERRUPT_SCRIPT, "depth", str(imgs), "--out", str(out),
-                             "--model", str(GGUF), "--process-res", "280", "--threads", "1", "-q"],
+                             "--model", str(GGUF), "--process-res", "280", "--threads", "1", "-q",
+                             "--precision", "f32"],  # the timing below assumes f32 (bf16 engines are ~3x faster)
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline and not (out.is_dir() and any(out.glob("*.npz"))):

@@ -64,7 +64,7 @@ def test_facade_counts_views_before_decoding(model_path, tmp_path, monkeypatch):
         pytest.skip("compiled core not loadable")
     model = DepthAnything3.from_file(model_path, n_threads=1)
     decoded = []
-    monkeypatch.setattr(da3.api, "load_images", lambda *a, **k: decoded.append(1))
+    monkeypatch.setattr(da3.model, "load_images", lambda *a, **k: decoded.append(1))
     with pytest.raises(ValueError, match="300 views given, at most 256"):
         model.inference([str(tmp_path / f"{i}.png") for i in range(300)])  # none exists: never opened
     assert not decoded

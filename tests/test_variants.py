@@ -150,7 +150,7 @@ def test_variant_needing_missing_cpu_features_raises(monkeypatch):
     if "cpu_avx2" not in _variants.available_variants():
         pytest.skip("cpu_avx2 not in this build")
     # simulate an SSE2-only x86 CPU: the chooser must refuse AVX2 without importing it
-    monkeypatch.setattr(_variants, "_probe", lambda: ("x86", {"sse2": True}, "old cpu"))
+    monkeypatch.setattr(_variants, "_probe", lambda: ("x86_64", {"sse2": True}, "old cpu"))
     monkeypatch.setenv("DA3CPP_VARIANT", "cpu_avx2")
     with pytest.raises(VariantError, match="avx2"):
         _variants.choose_variant()

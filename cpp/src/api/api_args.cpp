@@ -4,6 +4,7 @@
 #include "models/model.h"
 
 #include <cmath>
+#include <cstring>
 #include <iterator>
 #include <string>
 
@@ -48,10 +49,15 @@ void check_view_count(int n_views) {
 
 // Enum fields of da3_infer_params (resize_method is checked by the preprocessing).
 void check_infer_params(const da3_infer_params &p) {
-    if (!da3_ref_view_strategy_name(p.ref_view)) {
+    // read as int: a C caller can store any value in the enum field, and loading an
+    // out-of-range enum value is undefined behaviour (UBSan -fsanitize=enum)
+    static_assert(sizeof(p.ref_view) == sizeof(int), "da3_ref_view_strategy is int-sized");
+    int ref_view = 0;
+    std::memcpy(&ref_view, &p.ref_view, sizeof ref_view);
+    if (!da3_ref_view_strategy_name(ref_view)) {
         std::string names;
         for (int v = 0; const char *name = da3_ref_view_strategy_name(v); ++v) names += (v ? ", '" : "'") + std::string(name) + "'";
-        fail(DA3_ERR_INVALID_ARGUMENT, "ref_view_strategy must be one of " + names + ", got " + std::to_string((int)p.ref_view));
+        fail(DA3_ERR_INVALID_ARGUMENT, "ref_view_strategy must be one of " + names + ", got " + std::to_string(ref_view));
     }
 }
 
