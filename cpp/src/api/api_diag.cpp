@@ -4,7 +4,6 @@
 #include "depth_anything.h"
 #include "kernels/cpu_gemm.h"
 #include "kernels/cpu_gemm_amx.h"
-#include "kernels/cpu_gemm_amx.h"
 #include "graph/graph.h"
 #include "host/ray_pose.h"
 #include "models/model.h"
