@@ -115,10 +115,9 @@ def precision(variant: str) -> int:
     import io
     sys.path.insert(0, str(REPO / "tests"))
     import test_precision as tp
-    from depth_anything_cpp import _variants
     buf = io.StringIO()
     argv0 = sys.argv
-    sys.argv = ["-c", _variants._VARIANTS[variant][0], "cpu", str(tp.K), str(tp.N)]
+    sys.argv = ["-c", variant, "cpu", str(tp.K), str(tp.N)]  # the child takes a variant name (load_core)
     try:
         with contextlib.redirect_stdout(buf):
             exec(compile(tp._CHILD, "test_precision._CHILD", "exec"), {"__name__": "__child__"})
